@@ -1,0 +1,56 @@
+# Nucleus build, install, test and benchmark entry points.
+PREFIX    ?= /usr/local
+GO        ?= go
+COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
+VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
+TAGS      := seccomp netgo osusergo
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static-pie
+GOFLAGS_B := -trimpath -buildmode=pie -tags "$(TAGS)"
+DEB_BUILD := libseccomp-dev pkg-config gcc make git
+DEB_TEST  := runc busybox-static util-linux procps
+
+.PHONY: all build install deps test unit integration bench demo fmt vet clean
+
+all: build
+
+build: bin/nucleus
+
+bin/nucleus: $(shell find cmd spec runtime policy nixbundle -name '*.go' 2>/dev/null) go.mod go.sum
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $@ ./cmd/nucleus
+
+# deps installs the Debian packages the build and the tests need.
+deps:
+	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+install: deps build
+	install -D -m 0755 bin/nucleus $(DESTDIR)$(PREFIX)/bin/nucleus
+
+# demo runs a busybox container with the installed nucleus.
+demo:
+	./scripts/demo.sh
+
+test: deps build
+	$(GO) vet -tags "$(TAGS)" ./...
+	NUCLEUS_BIN=$(CURDIR)/bin/nucleus $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m ./...
+
+unit:
+	$(GO) test -tags "$(TAGS)" -count=1 ./spec/... ./runtime/... ./policy/... ./nixbundle/...
+
+integration: build
+	NUCLEUS_BIN=$(CURDIR)/bin/nucleus $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...
+
+bench: deps build
+	./scripts/bench.sh
+
+fmt:
+	gofmt -w cmd spec runtime policy nixbundle integration
+
+vet:
+	$(GO) vet -tags "$(TAGS)" ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/spec"
+)
+
+// createFlags are shared by create and run.
+func createFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "path to the bundle directory (holds config.json)"},
+		&cli.StringFlag{Name: "console-socket", Usage: "AF_UNIX socket that receives the pty master when process.terminal is true"},
+		&cli.StringFlag{Name: "pidfd-socket", Usage: "AF_UNIX socket that receives a pidfd of the container's init"},
+		&cli.StringFlag{Name: "pid-file", Usage: "write the container init's host pid to this file"},
+		&cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot_root to jail the process (for ramfs roots)"},
+		&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container"},
+		&cli.IntFlag{Name: "preserve-fds", Usage: "pass N extra file descriptors (from fd 3 on) to the container"},
+	}
+}
+
+var createCommand = &cli.Command{
+	Name:      "create",
+	Usage:     "create a container whose process waits for 'start'",
+	ArgsUsage: "<container-id>",
+	Flags:     createFlags(),
+	Action: func(c *cli.Context) error {
+		if err := checkArgs(c, 1, exactArgs); err != nil {
+			return err
+		}
+		r, opts, err := createOptions(c)
+		if err != nil {
+			return err
+		}
+		return r.Create(opts)
+	},
+}
+
+func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, error) {
+	id := c.Args().First()
+	if err := spec.ValidateID(id); err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
+	r, err := newRuntime(c)
+	if err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
+	bundle := c.String("bundle")
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
+	return r, runtime.CreateOptions{
+		ID:            id,
+		Bundle:        bundle,
+		Spec:          s,
+		PidFile:       c.String("pid-file"),
+		ConsoleSocket: c.String("console-socket"),
+		PidfdSocket:   c.String("pidfd-socket"),
+		NoPivot:       c.Bool("no-pivot"),
+		NoNewKeyring:  c.Bool("no-new-keyring"),
+		PreserveFDs:   c.Int("preserve-fds"),
+	}, nil
+}

@@ -1,0 +1,160 @@
+// Command nucleus is a daemonless OCI container runtime with runc's command
+// line. This package only parses flags and calls the libraries.
+package main
+
+import (
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"strings"
+
+	_ "github.com/opencontainers/cgroups/devices" // lets the cgroup manager program device rules
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of `nucleus init`
+	"github.com/opencontainers/runc/libcontainer/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/nucleus-run/nucleus/runtime"
+)
+
+// version and gitCommit are set by the Makefile with -X.
+var (
+	version   = "0.1.0-dev"
+	gitCommit = ""
+)
+
+func init() {
+	// libcontainer re-executes this binary as `nucleus init` inside the new
+	// namespaces; nsenter's C constructor has already run by now.
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init()
+	}
+}
+
+func main() {
+	app := newApp()
+	if err := app.Run(os.Args); err != nil {
+		fatal(err)
+	}
+}
+
+func newApp() *cli.App {
+	cli.VersionPrinter = printVersion
+	app := &cli.App{
+		Name:    "nucleus",
+		Usage:   "daemonless OCI container runtime for sandboxes and services",
+		Version: version,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "debug", Usage: "enable debug logging"},
+			&cli.StringFlag{Name: "log", Usage: "write logs to this file (default: stderr)"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
+			&cli.StringFlag{Name: "root", Value: runtime.DefaultRoot, Usage: "directory for container state (should be on tmpfs)"},
+			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "manage cgroups through systemd (cgroupsPath is slice:prefix:name)"},
+			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors: true, false or auto"},
+		},
+		Before: configureLogging,
+		Commands: []*cli.Command{
+			createCommand,
+			deleteCommand,
+			execCommand,
+			featuresCommand,
+			killCommand,
+			listCommand,
+			pauseCommand,
+			psCommand,
+			resumeCommand,
+			runCommand,
+			specCommand,
+			startCommand,
+			stateCommand,
+		},
+		// Errors are printed once, by fatal, in the format --log-format asks.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	return app
+}
+
+func printVersion(c *cli.Context) {
+	w := c.App.Writer
+	fmt.Fprintln(w, "nucleus version", c.App.Version)
+	if gitCommit != "" {
+		fmt.Fprintln(w, "commit:", gitCommit)
+	}
+	fmt.Fprintln(w, "spec:", specs.Version)
+	fmt.Fprintln(w, "go:", goruntime.Version())
+	if major, minor, micro := seccomp.Version(); major+minor+micro > 0 {
+		fmt.Fprintf(w, "libseccomp: %d.%d.%d\n", major, minor, micro)
+	}
+}
+
+var logToStderr = true
+
+func configureLogging(c *cli.Context) error {
+	if c.Bool("debug") {
+		logrus.SetLevel(logrus.DebugLevel)
+	}
+	switch f := c.String("log-format"); f {
+	case "", "text":
+	case "json":
+		logrus.SetFormatter(new(logrus.JSONFormatter))
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", f)
+	}
+	if file := c.String("log"); file != "" {
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("--log %s: %w", file, err)
+		}
+		logrus.SetOutput(f)
+		logToStderr = false
+	}
+	return nil
+}
+
+// fatal reports err and exits 1.
+func fatal(err error) {
+	fatalWithCode(err, 1)
+}
+
+// fatalWithCode reports err once on stderr as a single line and, when a log
+// file or JSON logging is configured, as a log entry there too (containerd's
+// shim and conmon show the "msg" of the last JSON line to the user).
+func fatalWithCode(err error, code int) {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	_, isJSON := logrus.StandardLogger().Formatter.(*logrus.JSONFormatter)
+	if !logToStderr || isJSON {
+		logrus.Error(msg)
+	}
+	if !logToStderr || !isJSON {
+		fmt.Fprintln(os.Stderr, "nucleus: "+msg)
+	}
+	os.Exit(code)
+}
+
+// newRuntime builds the runtime from the global flags.
+func newRuntime(c *cli.Context) (*runtime.Runtime, error) {
+	return runtime.New(c.String("root"), c.Bool("systemd-cgroup"), c.String("rootless"))
+}
+
+const (
+	exactArgs = iota
+	minArgs
+	maxArgs
+)
+
+// checkArgs enforces a command's argument count with runc's wording.
+func checkArgs(c *cli.Context, expected, kind int) error {
+	n := c.NArg()
+	name := c.Command.Name
+	switch {
+	case kind == exactArgs && n != expected:
+		return fmt.Errorf("%q requires exactly %d argument(s), got %d (see 'nucleus %s --help')", name, expected, n, name)
+	case kind == minArgs && n < expected:
+		return fmt.Errorf("%q requires a minimum of %d argument(s), got %d (see 'nucleus %s --help')", name, expected, n, name)
+	case kind == maxArgs && n > expected:
+		return fmt.Errorf("%q requires a maximum of %d argument(s), got %d (see 'nucleus %s --help')", name, expected, n, name)
+	}
+	return nil
+}

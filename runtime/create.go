@@ -1,0 +1,289 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/spec"
+)
+
+// CreateOptions are the inputs of create and run, as runc's flags name them.
+type CreateOptions struct {
+	ID string
+	// Bundle is the bundle directory; Spec is its loaded config.
+	Bundle string
+	Spec   *specs.Spec
+
+	PidFile       string
+	ConsoleSocket string
+	PidfdSocket   string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFDs   int
+
+	// Run only: Detach returns once the process started; Keep leaves the
+	// stopped container's state for a later delete; NoSubreaper disables
+	// reaping the container's process ourselves.
+	Detach      bool
+	Keep        bool
+	NoSubreaper bool
+}
+
+type action int
+
+const (
+	actCreate action = iota
+	actRun
+)
+
+// Create sets up a container whose process waits for Start.
+func (r *Runtime) Create(o CreateOptions) error {
+	_, err := r.startContainer(o, actCreate)
+	return err
+}
+
+// Run creates and starts a container. Unless detached it streams stdio,
+// forwards signals, waits for the process and removes the container; the
+// returned status is the process's exit status (128+signal if killed).
+func (r *Runtime) Run(o CreateOptions) (int, error) {
+	return r.startContainer(o, actRun)
+}
+
+func (r *Runtime) startContainer(o CreateOptions, act action) (int, error) {
+	if err := spec.ValidateID(o.ID); err != nil {
+		return -1, err
+	}
+	if o.Spec == nil {
+		return -1, errors.New("no config given")
+	}
+	var err error
+	if o.PidFile, err = absPath(o.PidFile); err != nil {
+		return -1, fmt.Errorf("--pid-file: %w", err)
+	}
+	if o.ConsoleSocket, err = absPath(o.ConsoleSocket); err != nil {
+		return -1, fmt.Errorf("--console-socket: %w", err)
+	}
+	if o.PidfdSocket, err = absPath(o.PidfdSocket); err != nil {
+		return -1, fmt.Errorf("--pidfd-socket: %w", err)
+	}
+	detach := o.Detach || act == actCreate
+	if err := checkTerminal(o.Spec.Process.Terminal, detach, o.ConsoleSocket); err != nil {
+		return -1, err
+	}
+	container, err := r.newContainer(o)
+	if err != nil {
+		return -1, err
+	}
+	p := &processRunner{
+		container:       container,
+		init:            true,
+		detach:          detach,
+		enableSubreaper: !o.NoSubreaper,
+		shouldDestroy:   !o.Keep,
+		pidFile:         o.PidFile,
+		consoleSocket:   o.ConsoleSocket,
+		pidfdSocket:     o.PidfdSocket,
+		preserveFDs:     o.PreserveFDs,
+		listenFDs:       activation.Files(false),
+	}
+	if act == actCreate {
+		return p.run(o.Spec.Process, container.Start)
+	}
+	return p.run(o.Spec.Process, container.Run)
+}
+
+// newContainer turns the OCI config into libcontainer's and creates the
+// container's state directory. specconv resolves the rootfs and records the
+// bundle relative to the working directory, so we move into the bundle first
+// as runc does.
+func (r *Runtime) newContainer(o CreateOptions) (*libcontainer.Container, error) {
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
+	}
+	if err := os.Chdir(bundle); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
+	}
+	s := o.Spec
+	// An empty cgroupsPath would make libcontainer nest the container under
+	// whatever cgroup nucleus itself happens to run in; place it at /<id>
+	// in every hierarchy instead, like runc's documented default.
+	if !r.SystemdCgroup && s.Linux != nil && s.Linux.CgroupsPath == "" {
+		s.Linux.CgroupsPath = "/" + o.ID
+	}
+	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+		CgroupName:       o.ID,
+		UseSystemdCgroup: r.SystemdCgroup,
+		NoPivotRoot:      o.NoPivot,
+		NoNewKeyring:     o.NoNewKeyring,
+		Spec:             s,
+		RootlessEUID:     os.Geteuid() != 0,
+		RootlessCgroups:  r.rootlessCgroups(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, spec.ConfigName), err)
+	}
+	c, err := libcontainer.Create(r.Root, o.ID, config)
+	if err != nil {
+		if errors.Is(err, libcontainer.ErrExist) || errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s already exists under %s", o.ID, r.Root)
+		}
+		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
+	}
+	return c, nil
+}
+
+func checkTerminal(terminal, detach bool, consoleSocket string) error {
+	if detach && terminal && consoleSocket == "" {
+		return errors.New("process.terminal is true but nucleus detaches: pass --console-socket to receive the terminal")
+	}
+	if (!detach || !terminal) && consoleSocket != "" {
+		return errors.New("--console-socket needs process.terminal true and a detached container (create, run -d, exec -d)")
+	}
+	return nil
+}
+
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	return filepath.Abs(p)
+}
+
+// processRunner starts one process (a container's init or an exec'd one),
+// wires its stdio and, when attached, waits for it. It is runc's runner.
+type processRunner struct {
+	container       *libcontainer.Container
+	init            bool
+	detach          bool
+	enableSubreaper bool
+	shouldDestroy   bool
+	pidFile         string
+	consoleSocket   string
+	pidfdSocket     string
+	preserveFDs     int
+	listenFDs       []*os.File
+	subCgroupPaths  map[string]string
+}
+
+func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Process) error) (status int, retErr error) {
+	defer func() {
+		if retErr != nil {
+			p.destroy()
+		}
+	}()
+	process, err := newProcess(config)
+	if err != nil {
+		return -1, err
+	}
+	process.LogLevel = strconv.Itoa(int(logrus.GetLevel()))
+	process.Init = p.init
+	process.SubCgroupPaths = p.subCgroupPaths
+	if len(p.listenFDs) > 0 {
+		process.Env = append(process.Env, "LISTEN_FDS="+strconv.Itoa(len(p.listenFDs)), "LISTEN_PID=1")
+		process.ExtraFiles = append(process.ExtraFiles, p.listenFDs...)
+	}
+	baseFd := 3 + len(process.ExtraFiles)
+	for i := baseFd; i < baseFd+p.preserveFDs; i++ {
+		if _, err := unix.FcntlInt(uintptr(i), unix.F_GETFD, 0); err != nil {
+			return -1, fmt.Errorf("--preserve-fds: fd %d (preserved fd %d of %d) is not open: %w", i, i-baseFd+1, p.preserveFDs, err)
+		}
+		process.ExtraFiles = append(process.ExtraFiles, os.NewFile(uintptr(i), "PreserveFD:"+strconv.Itoa(i)))
+	}
+	var signals *signalHandler
+	if !p.detach {
+		signals = newSignalHandler(p.enableSubreaper)
+	}
+	io, err := setupIO(process, p.container, config.Terminal, p.detach, p.consoleSocket)
+	if err != nil {
+		return -1, err
+	}
+	defer io.Close()
+	if p.pidfdSocket != "" {
+		closeConn, err := setupPidfdSocket(process, p.pidfdSocket)
+		if err != nil {
+			return -1, err
+		}
+		defer closeConn()
+	}
+	if err := start(process); err != nil {
+		return -1, err
+	}
+	if err := io.waitConsole(); err != nil {
+		terminate(process)
+		return -1, err
+	}
+	io.closePostStart()
+	if p.pidFile != "" {
+		if err := writePidFile(p.pidFile, process); err != nil {
+			terminate(process)
+			return -1, err
+		}
+	}
+	if p.detach {
+		return 0, nil
+	}
+	status, err = signals.forward(process, io)
+	if err != nil {
+		terminate(process)
+		return -1, err
+	}
+	p.destroy()
+	return status, nil
+}
+
+func (p *processRunner) destroy() {
+	if p.shouldDestroy {
+		if err := p.container.Destroy(); err != nil {
+			logrus.Warnf("remove container %s: %v", p.container.ID(), err)
+		}
+	}
+}
+
+func terminate(p *libcontainer.Process) {
+	_ = p.Signal(unix.SIGKILL)
+	_, _ = p.Wait()
+}
+
+// writePidFile writes atomically (temp file + rename) so that a caller
+// polling for the file never reads a partial pid.
+func writePidFile(path string, process *libcontainer.Process) error {
+	pid, err := process.Pid()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return nil
+}
+
+func setupPidfdSocket(process *libcontainer.Process, sockpath string) (func(), error) {
+	conn, err := net.Dial("unix", sockpath)
+	if err != nil {
+		return nil, fmt.Errorf("--pidfd-socket %s: %w", sockpath, err)
+	}
+	socket, err := conn.(*net.UnixConn).File()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("--pidfd-socket %s: %w", sockpath, err)
+	}
+	process.PidfdSocket = socket
+	return func() { conn.Close(); socket.Close() }, nil
+}

@@ -1,0 +1,238 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+)
+
+// Start runs the user process of a created container.
+func (r *Runtime) Start(id string) error {
+	c, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	status, err := c.Status()
+	if err != nil {
+		return fmt.Errorf("status of %s: %w", id, err)
+	}
+	switch status {
+	case libcontainer.Created:
+		if err := c.Exec(); err != nil {
+			return fmt.Errorf("start %s: %w", id, err)
+		}
+		return nil
+	case libcontainer.Stopped:
+		return fmt.Errorf("cannot start container %s: it has stopped", id)
+	case libcontainer.Running:
+		return fmt.Errorf("cannot start container %s: it is already running", id)
+	default:
+		return fmt.Errorf("cannot start container %s in the %s state", id, status)
+	}
+}
+
+// ParseSignal accepts "KILL", "SIGKILL", "kill" and "9".
+func ParseSignal(raw string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(raw); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal %q: number out of range 1-64", raw)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(raw)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		return 0, fmt.Errorf("invalid signal %q: unknown name", raw)
+	}
+	return sig, nil
+}
+
+// Kill sends sig to the container's init; with all, to every process in
+// the container's cgroup.
+func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
+	c, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if all {
+		return r.killAll(c, sig)
+	}
+	if err := c.Signal(sig); err != nil {
+		if errors.Is(err, libcontainer.ErrNotRunning) {
+			return fmt.Errorf("kill %s: container is not running", id)
+		}
+		return fmt.Errorf("kill %s: %w", id, err)
+	}
+	return nil
+}
+
+// killAll signals every process in the container, like runc's old
+// `kill --all`, which containerd and podman still send.
+func (r *Runtime) killAll(c *libcontainer.Container, sig unix.Signal) error {
+	pids, err := c.Processes()
+	if err != nil || len(pids) == 0 {
+		// No cgroup or no processes: fall back to init, and a stopped
+		// container is not an error for --all, as in runc.
+		err := c.Signal(sig)
+		if err == nil || errors.Is(err, libcontainer.ErrNotRunning) {
+			return nil
+		}
+		return fmt.Errorf("kill %s: %w", c.ID(), err)
+	}
+	if sig == unix.SIGKILL {
+		// A frozen cgroup v1 task ignores SIGKILL until thawed.
+		if st, _ := c.Status(); st == libcontainer.Paused {
+			_ = c.Resume()
+		}
+	}
+	for _, pid := range pids {
+		if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("kill %s: pid %d: %w", c.ID(), pid, err)
+		}
+	}
+	return nil
+}
+
+// Delete removes a stopped (or, with force, any) container and all it holds:
+// processes, cgroups and state. A forced delete of an id that does not exist
+// succeeds, as containerd's cleanup expects.
+func (r *Runtime) Delete(id string, force bool) error {
+	unlock, err := r.lockContainer(id)
+	if err != nil {
+		if force && errors.Is(err, ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer unlock()
+	c, err := r.load(id)
+	if err != nil {
+		if errors.Is(err, ErrNotExist) {
+			// A directory without state.json: a crashed create. Clean it.
+			if rmErr := os.RemoveAll(r.stateDir(id)); rmErr != nil {
+				return fmt.Errorf("remove %s: %w", r.stateDir(id), rmErr)
+			}
+			if force {
+				return nil
+			}
+		}
+		return err
+	}
+	status, err := c.Status()
+	if err != nil {
+		return fmt.Errorf("status of %s: %w", id, err)
+	}
+	switch {
+	case status == libcontainer.Stopped:
+		return destroy(c)
+	case status == libcontainer.Created || force:
+		return killAndDestroy(c)
+	default:
+		return fmt.Errorf("cannot delete container %s: it is %s (stop it first or use --force)", id, status)
+	}
+}
+
+func destroy(c *libcontainer.Container) error {
+	if err := c.Destroy(); err != nil {
+		return fmt.Errorf("delete %s: %w", c.ID(), err)
+	}
+	return nil
+}
+
+// killAndDestroy SIGKILLs init and waits for it to be gone before removing
+// the container. It watches a pidfd rather than polling: the init may be an
+// orphan whose zombie the host's PID 1 reaps late, and a zombie is gone for
+// our purposes.
+func killAndDestroy(c *libcontainer.Container) error {
+	st, err := c.State()
+	if err != nil {
+		return fmt.Errorf("state of %s: %w", c.ID(), err)
+	}
+	pidfd := -1
+	if pid := st.InitProcessPid; pid > 0 {
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			pidfd = fd
+			defer unix.Close(fd)
+		}
+	}
+	if err := c.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+		return fmt.Errorf("kill %s: %w", c.ID(), err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if status, err := c.Status(); err == nil && status == libcontainer.Stopped {
+			return destroy(c)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("delete %s: init process still running 10s after SIGKILL", c.ID())
+		}
+		if pidfd >= 0 {
+			fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+			_, _ = unix.Poll(fds, 100)
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// Pause freezes every process of the container.
+func (r *Runtime) Pause(id string) error {
+	unlock, err := r.lockContainer(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if err := c.Pause(); err != nil {
+		if errors.Is(err, libcontainer.ErrNotRunning) {
+			return fmt.Errorf("pause %s: container is not running", id)
+		}
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	return nil
+}
+
+// Resume thaws a paused container.
+func (r *Runtime) Resume(id string) error {
+	unlock, err := r.lockContainer(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if err := c.Resume(); err != nil {
+		if errors.Is(err, libcontainer.ErrNotPaused) {
+			return fmt.Errorf("resume %s: container is not paused", id)
+		}
+		return fmt.Errorf("resume %s: %w", id, err)
+	}
+	return nil
+}
+
+// Processes lists the host pids of every process in the container.
+func (r *Runtime) Processes(id string) ([]int, error) {
+	c, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := c.Processes()
+	if err != nil {
+		return nil, fmt.Errorf("processes of %s: %w", id, err)
+	}
+	return pids, nil
+}

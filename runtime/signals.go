@@ -1,0 +1,82 @@
+package runtime
+
+import (
+	"os"
+	"os/signal"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/system"
+	"github.com/opencontainers/runc/libcontainer/utils"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// signalHandler forwards every signal nucleus receives to the container's
+// process and reaps exits, like runc's.
+type signalHandler struct {
+	signals chan os.Signal
+}
+
+func newSignalHandler(subreaper bool) *signalHandler {
+	if subreaper {
+		// The container's init is a grandchild (libcontainer double-forks);
+		// as a subreaper it is reparented to us and we reap it the moment it
+		// exits instead of waiting for the host's PID 1.
+		if err := system.SetSubreaper(1); err != nil {
+			logrus.Warnf("become subreaper: %v", err)
+		}
+	}
+	s := make(chan os.Signal, 2048)
+	signal.Notify(s)
+	return &signalHandler{signals: s}
+}
+
+// forward relays signals until the process exits and returns its status.
+func (h *signalHandler) forward(process *libcontainer.Process, io *stdio) (int, error) {
+	pid1, err := process.Pid()
+	if err != nil {
+		return -1, err
+	}
+	_ = io.resize()
+	// The process may have exited before signal.Notify saw its SIGCHLD
+	// being queued for us; check once before blocking.
+	if status, done := h.reapUntil(pid1, process); done {
+		return status, nil
+	}
+	for s := range h.signals {
+		switch s {
+		case unix.SIGWINCH:
+			_ = io.resize()
+		case unix.SIGCHLD:
+			if status, done := h.reapUntil(pid1, process); done {
+				return status, nil
+			}
+		case unix.SIGURG:
+			// Go's scheduler preempts with SIGURG; it is not for the container.
+		default:
+			us := s.(unix.Signal)
+			logrus.Debugf("forwarding signal %d (%s) to %d", int(us), unix.SignalName(us), pid1)
+			if err := process.Signal(s); err != nil {
+				logrus.Debugf("forward signal %s: %v", unix.SignalName(us), err)
+			}
+		}
+	}
+	return -1, nil
+}
+
+// reapUntil reaps every exited child and reports pid1's status once it has
+// exited.
+func (h *signalHandler) reapUntil(pid1 int, process *libcontainer.Process) (int, bool) {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err != nil || pid <= 0 {
+			return 0, false
+		}
+		if pid == pid1 {
+			// Wait lets libcontainer finish its own bookkeeping (pipes).
+			_, _ = process.Wait()
+			return utils.ExitStatus(ws), true
+		}
+	}
+}
