@@ -6,8 +6,7 @@ VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
 TAGS      := seccomp netgo osusergo
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static-pie
 GOFLAGS_B := -trimpath -buildmode=pie -tags "$(TAGS)"
-DEB_BUILD := libseccomp-dev pkg-config gcc make git
-DEB_TEST  := runc busybox-static util-linux procps
+DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
 
 .PHONY: all build install deps test unit integration bench demo fmt vet clean
 
@@ -20,7 +19,7 @@ bin/nucleus: $(shell find cmd spec runtime policy nixbundle -name '*.go' 2>/dev/
 
 # deps installs the Debian packages the build and the tests need.
 deps:
-	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

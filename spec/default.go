@@ -11,6 +11,7 @@ import (
 // and read-only paths), optionally turned into a rootless one.
 func Default(rootless bool) *specs.Spec {
 	s := specconv.Example()
+	s.Hostname = "nucleus"
 	if rootless {
 		specconv.ToRootless(s)
 	}

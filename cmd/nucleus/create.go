@@ -20,6 +20,8 @@ func createFlags() []cli.Flag {
 	}
 }
 
+func init() { register(createCommand) }
+
 var createCommand = &cli.Command{
 	Name:      "create",
 	Usage:     "create a container whose process waits for 'start'",

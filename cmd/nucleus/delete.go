@@ -2,6 +2,8 @@ package main
 
 import "github.com/urfave/cli/v2"
 
+func init() { register(deleteCommand) }
+
 var deleteCommand = &cli.Command{
 	Name:      "delete",
 	Usage:     "remove a stopped container and everything it holds",

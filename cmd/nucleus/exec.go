@@ -10,6 +10,8 @@ import (
 	"github.com/nucleus-run/nucleus/spec"
 )
 
+func init() { register(execCommand) }
+
 var execCommand = &cli.Command{
 	Name:      "exec",
 	Usage:     "run a new process inside a running container",

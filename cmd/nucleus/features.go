@@ -14,6 +14,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+func init() { register(featuresCommand) }
+
 var featuresCommand = &cli.Command{
 	Name:  "features",
 	Usage: "print the features this build supports, as runtime-spec features JSON",

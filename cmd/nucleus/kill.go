@@ -6,6 +6,8 @@ import (
 	"github.com/nucleus-run/nucleus/runtime"
 )
 
+func init() { register(killCommand) }
+
 var killCommand = &cli.Command{
 	Name:      "kill",
 	Usage:     "send a signal (default SIGTERM) to a container's init, or with --all to all its processes",

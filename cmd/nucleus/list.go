@@ -10,6 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+func init() { register(listCommand) }
+
 var listCommand = &cli.Command{
 	Name:  "list",
 	Usage: "list the containers under --root",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"sort"
 	"strings"
 
 	_ "github.com/opencontainers/cgroups/devices" // lets the cgroup manager program device rules
@@ -54,26 +55,23 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "manage cgroups through systemd (cgroupsPath is slice:prefix:name)"},
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors: true, false or auto"},
 		},
-		Before: configureLogging,
-		Commands: []*cli.Command{
-			createCommand,
-			deleteCommand,
-			execCommand,
-			featuresCommand,
-			killCommand,
-			listCommand,
-			pauseCommand,
-			psCommand,
-			resumeCommand,
-			runCommand,
-			specCommand,
-			startCommand,
-			stateCommand,
-		},
+		Before:   configureLogging,
+		Commands: sortedCommands(),
 		// Errors are printed once, by fatal, in the format --log-format asks.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	return app
+}
+
+// commands holds every subcommand; each command file registers its own in
+// an init function, so adding a command touches only its file.
+var commands []*cli.Command
+
+func register(c *cli.Command) { commands = append(commands, c) }
+
+func sortedCommands() []*cli.Command {
+	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
+	return commands
 }
 
 func printVersion(c *cli.Context) {

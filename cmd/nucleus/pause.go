@@ -2,6 +2,8 @@ package main
 
 import "github.com/urfave/cli/v2"
 
+func init() { register(pauseCommand) }
+
 var pauseCommand = &cli.Command{
 	Name:      "pause",
 	Usage:     "freeze every process of a container",

@@ -13,6 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+func init() { register(psCommand) }
+
 var psCommand = &cli.Command{
 	Name:      "ps",
 	Usage:     "show the processes running in a container",

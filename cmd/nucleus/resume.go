@@ -2,6 +2,8 @@ package main
 
 import "github.com/urfave/cli/v2"
 
+func init() { register(resumeCommand) }
+
 var resumeCommand = &cli.Command{
 	Name:      "resume",
 	Usage:     "thaw a paused container",

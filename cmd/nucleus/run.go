@@ -6,6 +6,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+func init() { register(runCommand) }
+
 var runCommand = &cli.Command{
 	Name:      "run",
 	Usage:     "create and start a container; exit with its process's status",

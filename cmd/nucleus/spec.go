@@ -13,6 +13,8 @@ import (
 	"github.com/nucleus-run/nucleus/spec"
 )
 
+func init() { register(specCommand) }
+
 var specCommand = &cli.Command{
 	Name:  "spec",
 	Usage: "write a starting config.json into a bundle directory",

@@ -2,6 +2,8 @@ package main
 
 import "github.com/urfave/cli/v2"
 
+func init() { register(startCommand) }
+
 var startCommand = &cli.Command{
 	Name:      "start",
 	Usage:     "start the process of a created container",

@@ -7,6 +7,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+func init() { register(stateCommand) }
+
 var stateCommand = &cli.Command{
 	Name:      "state",
 	Usage:     "print a container's state as JSON",
