@@ -1,6 +1,9 @@
 # Nucleus build, install, test and benchmark entry points.
 PREFIX    ?= /usr/local
 GO        ?= go
+# BIN is the binary the tests and benchmarks use; helpers working in
+# parallel point it elsewhere so they don't replace one another's binary.
+BIN       ?= bin/nucleus
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
 TAGS      := seccomp netgo osusergo
@@ -12,9 +15,9 @@ DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
 
 all: build
 
-build: bin/nucleus
+build: $(BIN)
 
-bin/nucleus: $(shell find cmd spec runtime policy nixbundle -name '*.go' 2>/dev/null) go.mod go.sum
+$(BIN): $(shell find cmd spec runtime policy nixbundle -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $@ ./cmd/nucleus
 
 # deps installs the Debian packages the build and the tests need.
@@ -26,7 +29,7 @@ deps:
 	fi
 
 install: deps build
-	install -D -m 0755 bin/nucleus $(DESTDIR)$(PREFIX)/bin/nucleus
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nucleus
 
 # demo runs a busybox container with the installed nucleus.
 demo:
@@ -34,16 +37,16 @@ demo:
 
 test: deps build
 	$(GO) vet -tags "$(TAGS)" ./...
-	NUCLEUS_BIN=$(CURDIR)/bin/nucleus $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m ./...
+	NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m ./...
 
 unit:
 	$(GO) test -tags "$(TAGS)" -count=1 ./spec/... ./runtime/... ./policy/... ./nixbundle/...
 
 integration: build
-	NUCLEUS_BIN=$(CURDIR)/bin/nucleus $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...
+	NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...
 
 bench: deps build
-	./scripts/bench.sh
+	BIN=$(BIN) ./scripts/bench.sh
 
 fmt:
 	gofmt -w cmd spec runtime policy nixbundle integration

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BENCH=${BENCH:-../shared/bench/lifecycle-bench.sh}
 N=${BENCH_PAIRS:-30}
 [ -x "$BENCH" ] || { echo "bench: $BENCH not found (the shared benchmark script)" >&2; exit 1; }
-NUCLEUS=$PWD/bin/nucleus
+NUCLEUS=$(readlink -f "${BIN:-bin/nucleus}")
 
 echo "== run /bin/true: nucleus vs runc"
 "$BENCH" -n "$N" "$NUCLEUS" runc
