@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -99,14 +100,20 @@ func decodeJSON(file string, data []byte, v any) error {
 		var typ *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &syn):
-			line, col := position(data, syn.Offset)
+			// Offset counts the bytes read through the offending one;
+			// at the end of the input it points just past the last byte.
+			at := syn.Offset - 1
+			if syn.Error() == "unexpected end of JSON input" {
+				at = syn.Offset
+			}
+			line, col := position(data, at)
 			return &FieldError{File: file, Msg: fmt.Sprintf("invalid JSON at line %d, column %d: %v", line, col, syn)}
 		case errors.As(err, &typ):
 			field := typ.Field
 			if field == "" {
 				field = "(top level)"
 			}
-			return &FieldError{File: file, Field: field, Msg: fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value)}
+			return &FieldError{File: file, Field: field, Msg: fmt.Sprintf("expected %s, got JSON %s", jsonType(typ.Type), typ.Value)}
 		default:
 			return &FieldError{File: file, Msg: "invalid JSON: " + err.Error()}
 		}
@@ -114,9 +121,40 @@ func decodeJSON(file string, data []byte, v any) error {
 	return nil
 }
 
+// jsonType names the JSON a Go type decodes from, as a config's author
+// thinks of it ("an array of strings", not "[]string").
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		if k := t.Elem().Kind(); k == reflect.Slice || k == reflect.Array {
+			return "an array of arrays"
+		}
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(jsonType(t.Elem()), "an "), "a ") + "s"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
+}
+
+// position gives the 1-based line and column of the byte at offset.
 func position(data []byte, offset int64) (line, col int) {
 	if offset > int64(len(data)) {
 		offset = int64(len(data))
+	}
+	if offset < 0 {
+		offset = 0
 	}
 	before := data[:offset]
 	line = bytes.Count(before, []byte("\n")) + 1
