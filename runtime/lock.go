@@ -7,13 +7,20 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/spec"
 )
 
 // lockContainer takes an exclusive flock on the container's state directory
 // so that two callers changing one container (two deletes, delete racing
 // pause) run one after the other. The second caller then finds the state
 // already gone and reports that instead of tripping over half-removed files.
+// The id is validated first: a malformed one ("../x", "a/b") must be
+// reported as such, never resolved to a path outside the root.
 func (r *Runtime) lockContainer(id string) (unlock func(), err error) {
+	if err := spec.ValidateID(id); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(r.stateDir(id))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
