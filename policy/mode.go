@@ -1,0 +1,382 @@
+// Package policy turns a plain OCI config into one that enforces a Nucleus
+// isolation mode. Apply is a pure function from spec to spec (no syscalls),
+// so every mode's rules live here and are testable without root; the few
+// pieces that must run inside the container (Landlock) are described by the
+// returned Plan and carried out by the runtime's pre-exec step.
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Mode is an isolation mode.
+type Mode string
+
+const (
+	// ModeNone leaves the bundle's config as it is, like runc.
+	ModeNone        Mode = ""
+	ModeAgent       Mode = "agent"
+	ModeStrictAgent Mode = "strict-agent"
+	ModeProduction  Mode = "production"
+)
+
+// ParseMode accepts the mode names of the command line.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeNone, ModeAgent, ModeStrictAgent, ModeProduction:
+		return m, nil
+	}
+	return "", fmt.Errorf("--mode %q: want agent, strict-agent or production", s)
+}
+
+// Strict reports whether a step that cannot be applied aborts the start.
+func (m Mode) Strict() bool { return m == ModeStrictAgent || m == ModeProduction }
+
+// WorkspaceKind is how a host directory is offered at /workspace.
+type WorkspaceKind string
+
+const (
+	WorkspaceBindRW    WorkspaceKind = "bind-rw"
+	WorkspaceBindRO    WorkspaceKind = "bind-ro"
+	WorkspaceCopyInOut WorkspaceKind = "copy-in-out"
+)
+
+// Workspace is the one host directory a sandbox may see.
+type Workspace struct {
+	// Source is the host directory bind-mounted (for copy-in-out: the
+	// private copy, prepared by the caller).
+	Source string
+	// Dest is the path in the container, /workspace by default.
+	Dest string
+	Kind WorkspaceKind
+	// Exec allows executing files from the workspace.
+	Exec bool
+}
+
+// ParseWorkspace parses HOST[:DEST][:KIND] as the sandbox command takes it.
+func ParseWorkspace(arg string) (*Workspace, error) {
+	parts := strings.Split(arg, ":")
+	w := &Workspace{Dest: "/workspace", Kind: WorkspaceBindRW}
+	w.Source = parts[0]
+	if w.Source == "" {
+		return nil, fmt.Errorf("--workspace %q: empty host path", arg)
+	}
+	for _, p := range parts[1:] {
+		switch {
+		case p == string(WorkspaceBindRW) || p == string(WorkspaceBindRO) || p == string(WorkspaceCopyInOut):
+			w.Kind = WorkspaceKind(p)
+		case strings.HasPrefix(p, "/"):
+			w.Dest = filepath.Clean(p)
+		default:
+			return nil, fmt.Errorf("--workspace %q: %q is neither a container path nor one of bind-rw, bind-ro, copy-in-out", arg, p)
+		}
+	}
+	if w.Dest == "/" {
+		return nil, fmt.Errorf("--workspace %q: cannot mount over /", arg)
+	}
+	return w, nil
+}
+
+// Options are the inputs of Apply: the mode, the user's flags, and facts
+// about the host that the caller measured (Apply makes no syscalls).
+type Options struct {
+	Mode      Mode
+	Workspace *Workspace
+	// Net is none (default), host or bridge.
+	Net string
+	// Seccomp replaces the built-in profile (a pinned per-service profile).
+	Seccomp *specs.LinuxSeccomp
+	// KeepCaps are the capabilities a production policy keeps.
+	KeepCaps []string
+	// MemoryLimit in bytes, Pids and CPUs (cores) limits; 0 = unset.
+	MemoryLimit int64
+	Pids        int64
+	CPUs        float64
+
+	// Host facts.
+	HostLandlockABI int  // 0: no Landlock
+	HostSeccomp     bool // the build and kernel can apply seccomp
+	HostUserNS      bool // user namespaces can be created
+}
+
+// Step records what Apply decided for one isolation step.
+type Step struct {
+	Name    string `json:"step"`
+	Applied bool   `json:"applied"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Plan is what Apply decided, for the audit log and for the parts the
+// runtime carries out itself.
+type Plan struct {
+	Mode            Mode          `json:"mode"`
+	SeccompSyscalls int           `json:"seccomp_syscalls"`
+	Landlock        *LandlockPlan `json:"landlock,omitempty"`
+	UserNS          bool          `json:"userns"`
+	Steps           []Step        `json:"steps"`
+	Warnings        []string      `json:"warnings,omitempty"`
+}
+
+// Posture is a one-word summary of the plan for audit events.
+func (p *Plan) Posture() string {
+	if p == nil || p.Mode == ModeNone {
+		return "oci"
+	}
+	if len(p.Warnings) > 0 {
+		return string(p.Mode) + "-degraded"
+	}
+	return string(p.Mode)
+}
+
+// HostUID is the first host uid a sandbox's user namespace maps to: far
+// from any real user's, so container root owns nothing on the host.
+const HostUID = 1 << 30
+
+// userNSSize is how many ids the sandbox's user namespace maps.
+const userNSSize = 65536
+
+// Apply returns a copy of s made to enforce o.Mode. With ModeNone it only
+// applies explicit options (limits, workspace) and leaves the config alone.
+func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
+	out, err := deepCopy(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan := &Plan{Mode: o.Mode}
+	if out.Process == nil {
+		return nil, nil, fmt.Errorf("config: process: must be set")
+	}
+	if out.Linux == nil {
+		out.Linux = &specs.Linux{}
+	}
+	if err := applyLimits(out, o); err != nil {
+		return nil, nil, err
+	}
+	if o.Mode == ModeNone {
+		if o.Workspace != nil {
+			addWorkspaceMount(out, o.Workspace)
+		}
+		plan.SeccompSyscalls = AllowedSyscallCount(out.Linux.Seccomp)
+		return out, plan, nil
+	}
+	if o.Net == "" {
+		o.Net = "none"
+	}
+	fail := func(step, why string) error {
+		if o.Mode.Strict() {
+			return fmt.Errorf("%s mode: %s: %s", o.Mode, step, why)
+		}
+		plan.Warnings = append(plan.Warnings, step+": "+why)
+		plan.Steps = append(plan.Steps, Step{Name: step, Applied: false, Detail: why})
+		return nil
+	}
+
+	// Production requirements first: refuse before changing anything.
+	if o.Mode == ModeProduction {
+		if o.MemoryLimit <= 0 && (out.Linux.Resources == nil || out.Linux.Resources.Memory == nil || out.Linux.Resources.Memory.Limit == nil) {
+			return nil, nil, fmt.Errorf("production mode: a memory limit is required (--memory)")
+		}
+		if o.Seccomp == nil {
+			return nil, nil, fmt.Errorf("production mode: a pinned seccomp profile is required (--seccomp-profile with --seccomp-profile-sha256)")
+		}
+		if o.Workspace != nil && o.Workspace.Kind != WorkspaceBindRO && o.Workspace.Exec {
+			return nil, nil, fmt.Errorf("production mode: a writable workspace with exec is refused (use bind-ro or drop --workspace-exec)")
+		}
+	}
+	if o.Net == "host" && o.Mode == ModeStrictAgent {
+		return nil, nil, fmt.Errorf("strict-agent mode: --net host is refused")
+	}
+
+	// Namespaces: all of them, user where available.
+	want := []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.CgroupNamespace}
+	switch o.Net {
+	case "none", "bridge":
+		want = append(want, specs.NetworkNamespace)
+	case "host":
+		out.Linux.Namespaces = slices.DeleteFunc(out.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
+	default:
+		return nil, nil, fmt.Errorf("--net %q: want none, host or bridge", o.Net)
+	}
+	if o.Net == "bridge" {
+		if err := fail("network", "bridge networking is not available yet; the sandbox gets an empty network namespace"); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, t := range want {
+		setNamespace(out, t)
+	}
+	if o.HostUserNS {
+		setNamespace(out, specs.UserNamespace)
+		out.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
+		out.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
+		plan.UserNS = true
+		plan.Steps = append(plan.Steps, Step{Name: "userns_mapped", Applied: true, Detail: fmt.Sprintf("0->%d size %d", HostUID, userNSSize)})
+	} else if err := fail("userns_mapped", "user namespaces are not available on this host"); err != nil {
+		return nil, nil, err
+	}
+
+	// Capabilities and no_new_privs.
+	p := out.Process
+	p.NoNewPrivileges = true
+	keep := []string{}
+	if o.Mode == ModeProduction {
+		keep = append(keep, o.KeepCaps...)
+	}
+	p.Capabilities = &specs.LinuxCapabilities{Bounding: keep, Effective: keep, Permitted: keep, Inheritable: []string{}, Ambient: []string{}}
+	plan.Steps = append(plan.Steps, Step{Name: "capabilities_dropped", Applied: true, Detail: fmt.Sprintf("kept %v", keep)})
+
+	// Filesystem: read-only root, masked paths.
+	if out.Root == nil {
+		return nil, nil, fmt.Errorf("config: root: must be set")
+	}
+	out.Root.Readonly = true
+	for _, m := range extraMaskedPaths {
+		if !slices.Contains(out.Linux.MaskedPaths, m) {
+			out.Linux.MaskedPaths = append(out.Linux.MaskedPaths, m)
+		}
+	}
+	for _, m := range defaultReadonlyPaths {
+		if !slices.Contains(out.Linux.ReadonlyPaths, m) {
+			out.Linux.ReadonlyPaths = append(out.Linux.ReadonlyPaths, m)
+		}
+	}
+	ensureTmp(out)
+	if o.Workspace != nil {
+		addWorkspaceMount(out, o.Workspace)
+	}
+
+	// Seccomp.
+	switch {
+	case !o.HostSeccomp:
+		if err := fail("seccomp_applied", "this build or kernel cannot apply seccomp"); err != nil {
+			return nil, nil, err
+		}
+		out.Linux.Seccomp = nil
+	case o.Seccomp != nil:
+		out.Linux.Seccomp = o.Seccomp
+	default:
+		out.Linux.Seccomp = BuiltinSeccomp(SeccompOptions{
+			DenyMemfd:         o.Mode == ModeStrictAgent,
+			AllowNetlinkRoute: o.Net != "none",
+		})
+	}
+	if out.Linux.Seccomp != nil {
+		plan.SeccompSyscalls = AllowedSyscallCount(out.Linux.Seccomp)
+		plan.Steps = append(plan.Steps, Step{Name: "seccomp_applied", Applied: true, Detail: fmt.Sprintf("%d syscalls allowed, default %s", plan.SeccompSyscalls, out.Linux.Seccomp.DefaultAction)})
+	}
+
+	// Landlock, carried out by the pre-exec step inside the container.
+	minABI := 1
+	if o.Mode == ModeProduction {
+		minABI = 3
+	}
+	switch {
+	case o.HostLandlockABI >= minABI:
+		plan.Landlock = landlockPlan(out, o, minABI)
+		plan.Steps = append(plan.Steps, Step{Name: "landlock_applied", Applied: true, Detail: fmt.Sprintf("host ABI %d", o.HostLandlockABI)})
+	case o.HostLandlockABI == 0:
+		if err := fail("landlock_applied", "Landlock is not available on this kernel"); err != nil {
+			return nil, nil, err
+		}
+	default:
+		if err := fail("landlock_applied", fmt.Sprintf("Landlock ABI %d is below the required %d", o.HostLandlockABI, minABI)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, plan, nil
+}
+
+// runc's defaults plus kernel symbol and firmware tables and key lists.
+var extraMaskedPaths = []string{
+	"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+	"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/kallsyms", "/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+var defaultReadonlyPaths = []string{
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+}
+
+func applyLimits(s *specs.Spec, o Options) error {
+	if o.MemoryLimit == 0 && o.Pids == 0 && o.CPUs == 0 {
+		return nil
+	}
+	if s.Linux.Resources == nil {
+		s.Linux.Resources = &specs.LinuxResources{}
+	}
+	r := s.Linux.Resources
+	if o.MemoryLimit < 0 || o.Pids < 0 || o.CPUs < 0 {
+		return fmt.Errorf("limits must not be negative")
+	}
+	if o.MemoryLimit > 0 {
+		if r.Memory == nil {
+			r.Memory = &specs.LinuxMemory{}
+		}
+		m := o.MemoryLimit
+		r.Memory.Limit = &m
+	}
+	if o.Pids > 0 {
+		p := o.Pids
+		r.Pids = &specs.LinuxPids{Limit: &p}
+	}
+	if o.CPUs > 0 {
+		period := uint64(100000)
+		quota := int64(o.CPUs * float64(period))
+		if r.CPU == nil {
+			r.CPU = &specs.LinuxCPU{}
+		}
+		r.CPU.Period, r.CPU.Quota = &period, &quota
+	}
+	return nil
+}
+
+func setNamespace(s *specs.Spec, t specs.LinuxNamespaceType) {
+	for i, n := range s.Linux.Namespaces {
+		if n.Type == t {
+			// A path would join a host namespace: a sandbox gets its own.
+			s.Linux.Namespaces[i].Path = ""
+			return
+		}
+	}
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t})
+}
+
+func ensureTmp(s *specs.Spec) {
+	for _, m := range s.Mounts {
+		if m.Destination == "/tmp" {
+			return
+		}
+	}
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs",
+		Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=256m"}})
+}
+
+func addWorkspaceMount(s *specs.Spec, w *Workspace) {
+	opts := []string{"rbind", "nosuid", "nodev"}
+	if !w.Exec {
+		opts = append(opts, "noexec")
+	}
+	if w.Kind == WorkspaceBindRO {
+		opts = append(opts, "ro")
+	} else {
+		opts = append(opts, "rw")
+	}
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: w.Dest, Type: "bind", Source: w.Source, Options: opts})
+}
+
+func deepCopy(s *specs.Spec) (*specs.Spec, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("copy config: %w", err)
+	}
+	var out specs.Spec
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("copy config: %w", err)
+	}
+	return &out, nil
+}
