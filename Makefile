@@ -6,7 +6,7 @@ GO        ?= go
 BIN       ?= bin/nucleus
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
-TAGS      := seccomp netgo osusergo
+TAGS      := seccomp netgo osusergo landlocktsync
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static-pie
 GOFLAGS_B := -trimpath -buildmode=pie -tags "$(TAGS)"
 DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
