@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nucleus-run/nucleus/nixbundle"
+)
+
+func init() { register(bundleCommand) }
+
+var bundleCommand = &cli.Command{
+	Name:      "bundle",
+	Usage:     "build a Nix flake output and write an OCI bundle of its closure",
+	ArgsUsage: "FLAKEREF#ATTR -o DIR [--entrypoint PATH] [-- ARGS...]",
+	Description: `Builds FLAKEREF#ATTR with Nix and writes DIR/config.json, DIR/rootfs (empty
+mount points; each store path of the closure is bind-mounted read-only at its
+/nix/store path), DIR/attestation.json and DIR/gcroot (a GC root). ARGS after
+-- are appended to the entrypoint. An unchanged local flake is bundled from
+the cache without running Nix (see README).`,
+	Flags: bundleFlags(),
+	Action: func(c *cli.Context) error {
+		o, err := parseBundleArgs(c)
+		if err != nil {
+			return err
+		}
+		res, err := nixbundle.Bundle(context.Background(), o)
+		if err != nil {
+			return err
+		}
+		how := "built with nix"
+		if res.CacheHit {
+			how = "cached"
+		}
+		fmt.Fprintf(c.App.Writer, "%s: %s (%d store paths, entrypoint %s, %s)\n",
+			res.Dir, res.Plan.Output, len(res.Plan.Closure), res.Plan.Entrypoint, how)
+		return nil
+	},
+}
+
+func bundleFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle directory to write (replaced atomically if it is a bundle)"},
+		&cli.StringFlag{Name: "entrypoint", Usage: "program to run: a path in the closure, or relative to the output (bin/sh)"},
+		&cli.BoolFlag{Name: "no-cache", Usage: "always run Nix (the cache is still refreshed)"},
+		&cli.StringFlag{Name: "cache-dir", Usage: "bundle cache directory (default $NUCLEUS_CACHE_DIR or /var/cache/nucleus/bundle)"},
+	}
+}
+
+// parseBundleArgs accepts bundle's flags before or after FLAKEREF#ATTR (the
+// documented form is `bundle REF -o DIR`); everything after -- is ARGS.
+func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
+	o := nixbundle.Options{
+		Dir:        c.String("output"),
+		Entrypoint: c.String("entrypoint"),
+		NoCache:    c.Bool("no-cache"),
+		CacheDir:   c.String("cache-dir"),
+	}
+	var pos []string
+	args := c.Args().Slice()
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			o.Args = append([]string{}, args[i+1:]...)
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		value := func() (string, error) {
+			if hasVal {
+				return val, nil
+			}
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("flag %s needs a value", a)
+			}
+			i++
+			return args[i], nil
+		}
+		var err error
+		switch name {
+		case "o", "output":
+			o.Dir, err = value()
+		case "entrypoint":
+			o.Entrypoint, err = value()
+		case "cache-dir":
+			o.CacheDir, err = value()
+		case "no-cache":
+			o.NoCache = true
+		default:
+			return o, fmt.Errorf("bundle: unknown flag %s (see 'nucleus bundle --help')", a)
+		}
+		if err != nil {
+			return o, err
+		}
+	}
+	if len(pos) != 1 {
+		return o, fmt.Errorf("\"bundle\" requires exactly 1 argument FLAKEREF#ATTR, got %d (see 'nucleus bundle --help')", len(pos))
+	}
+	o.Ref = pos[0]
+	if o.Dir == "" {
+		return o, errors.New("bundle: no output directory: pass -o DIR")
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = os.Getenv("NUCLEUS_CACHE_DIR")
+	}
+	return o, nil
+}
