@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/nixbundle"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/spec"
 )
@@ -17,6 +18,7 @@ func createFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot_root to jail the process (for ramfs roots)"},
 		&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container"},
 		&cli.IntFlag{Name: "preserve-fds", Usage: "pass N extra file descriptors (from fd 3 on) to the container"},
+		&cli.BoolFlag{Name: "verify-attestation", Usage: "refuse a bundle whose attestation.json (from 'nucleus bundle') does not match"},
 	}
 }
 
@@ -49,6 +51,11 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 		return nil, runtime.CreateOptions{}, err
 	}
 	bundle := c.String("bundle")
+	if c.Bool("verify-attestation") {
+		if _, err := nixbundle.Verify(bundle); err != nil {
+			return nil, runtime.CreateOptions{}, err
+		}
+	}
 	s, err := spec.Load(bundle)
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
