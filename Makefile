@@ -6,12 +6,12 @@ GO        ?= go
 BIN       ?= bin/nucleus
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
-TAGS      := seccomp netgo osusergo landlocktsync
+TAGS      := seccomp netgo osusergo
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static-pie
 GOFLAGS_B := -trimpath -buildmode=pie -tags "$(TAGS)"
 DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
 
-.PHONY: all build install deps test unit integration bench demo fmt vet clean
+.PHONY: all build install deps test unit integration bench demo fmt vet clean flake
 
 all: build
 
@@ -27,9 +27,18 @@ deps:
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	./scripts/setup-nix.sh
 
 install: deps build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nucleus
+
+# flake makes the repository's flake.nix usable offline: it copies Debian's
+# static busybox (the only builder, never committed) into nix/bb/ and a
+# standalone copy of the flake (outside git's view) into $(FLAKE_DIR), for
+# `nucleus bundle path:$(FLAKE_DIR)#agent-example -o DIR`.
+FLAKE_DIR ?= $(abspath build/flake)
+flake:
+	./scripts/nix-flake.sh $(FLAKE_DIR)
 
 # demo runs a busybox container with the installed nucleus.
 demo:

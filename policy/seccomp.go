@@ -10,37 +10,40 @@ import (
 // that reaches kernel attack surface an agent's code has no need for.
 // Syscalls that need argument checks are listed in filteredRules instead.
 var allowedSyscalls = []string{
-	// files and descriptors
-	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
-	"open", "openat", "close", "close_range", "lseek", "dup", "dup2", "dup3", "fcntl", "flock",
-	"stat", "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs",
-	"access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir",
-	"mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2",
-	"link", "linkat", "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "fchown", "fchownat", "lchown", "chown",
+	// files and descriptors (glibc and Go use the *at forms; most legacy
+	// x86_64 entry points are left out)
+	"read", "write", "readv", "writev", "pread64", "pwrite64",
+	"openat", "openat2", "close", "close_range", "lseek", "dup", "dup2", "dup3", "fcntl", "flock",
+	"fstat", "newfstatat", "statx", "statfs", "fstatfs",
+	"faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir",
+	"mkdirat", "unlinkat", "renameat", "renameat2", "linkat", "symlinkat",
+	// legacy entry points Debian's static busybox still calls
+	"access", "chmod", "link", "mkdir", "rename", "rmdir", "symlink", "unlink",
+	"fchmod", "fchmodat", "fchown", "fchownat",
 	"truncate", "ftruncate", "fallocate", "fsync", "fdatasync", "umask", "utimensat",
-	"pipe", "pipe2", "copy_file_range", "sendfile",
-	"poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2",
+	"pipe2", "copy_file_range", "sendfile",
+	"poll", "ppoll", "select", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2",
 	// memory
 	"mmap", "munmap", "mprotect", "mremap", "madvise", "brk",
 	// processes and threads (clone is filtered below)
-	"fork", "vfork", "execve", "exit", "exit_group", "wait4", "waitid", "kill", "tgkill",
+	"vfork", "execve", "exit", "exit_group", "wait4", "waitid", "kill", "tgkill",
 	"getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
-	"setsid", "setpgid", "getpgid", "getpgrp", "getsid",
+	"setsid", "setpgid", "getpgid", "getpgrp",
 	"arch_prctl", "set_tid_address", "set_robust_list", "rseq", "futex", "sched_yield", "sched_getaffinity",
-	"getpriority", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times", "uname", "sysinfo",
+	"getrlimit", "setrlimit", "prlimit64", "getrusage", "uname", "sysinfo",
 	"pidfd_open", "pidfd_send_signal",
 	// time
-	"nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "time",
-	"alarm", "setitimer", "getitimer",
+	"nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "alarm", "setitimer",
 	// signals
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "sigaltstack", "pause", "restart_syscall",
 	// randomness
 	"getrandom",
 	// sockets (socket itself is filtered below)
-	"socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
-	"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "setsockopt", "getsockopt", "shutdown",
-	// Landlock can only take rights away; the pre-exec step needs it.
-	"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+	"socketpair", "bind", "listen", "accept4", "connect", "getsockname", "getpeername",
+	"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "setsockopt", "getsockopt", "shutdown",
+	// Landlock and seccomp can only take rights away; the pre-exec step
+	// uses the first, libseccomp probes the second at start-up.
+	"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp",
 }
 
 // deniedWithEPERM are refused with an error instead of killing the process,

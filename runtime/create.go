@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -38,6 +39,14 @@ type CreateOptions struct {
 	Detach      bool
 	Keep        bool
 	NoSubreaper bool
+
+	// Policy is what policy.Apply decided for Spec (nil: a plain OCI
+	// bundle, run as runc would); Audit receives lifecycle events.
+	Policy *policy.Plan
+	Audit  *policy.Audit
+	// KillOnInterrupt turns SIGINT/SIGTERM/SIGHUP to nucleus into SIGKILL
+	// for the container (a one-shot sandbox must never outlive its caller).
+	KillOnInterrupt bool
 }
 
 type action int
@@ -96,6 +105,10 @@ func (r *Runtime) startContainer(o CreateOptions, act action) (int, error) {
 		pidfdSocket:     o.PidfdSocket,
 		preserveFDs:     o.PreserveFDs,
 		listenFDs:       activation.Files(false),
+		killOnInterrupt: o.KillOnInterrupt,
+	}
+	if o.Policy != nil && o.Policy.Mode != "" {
+		return r.runWithPolicy(p, o, act)
 	}
 	if act == actCreate {
 		return p.run(o.Spec.Process, container.Start)
@@ -175,6 +188,11 @@ type processRunner struct {
 	preserveFDs     int
 	listenFDs       []*os.File
 	subCgroupPaths  map[string]string
+	killOnInterrupt bool
+	// beforeStart, if set, adjusts the process after stdio and fds are
+	// set up (the policy pre-exec step); afterStart runs once it started.
+	beforeStart func(*libcontainer.Process) error
+	afterStart  func(*libcontainer.Process)
 }
 
 func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Process) error) (status int, retErr error) {
@@ -204,6 +222,7 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 	var signals *signalHandler
 	if !p.detach {
 		signals = newSignalHandler(p.enableSubreaper)
+		signals.killOnInterrupt = p.killOnInterrupt
 	}
 	io, err := setupIO(process, p.container, config.Terminal, p.detach, p.consoleSocket)
 	if err != nil {
@@ -217,8 +236,16 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 		}
 		defer closeConn()
 	}
+	if p.beforeStart != nil {
+		if err := p.beforeStart(process); err != nil {
+			return -1, err
+		}
+	}
 	if err := start(process); err != nil {
 		return -1, err
+	}
+	if p.afterStart != nil {
+		p.afterStart(process)
 	}
 	if err := io.waitConsole(); err != nil {
 		terminate(process)

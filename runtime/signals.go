@@ -14,7 +14,8 @@ import (
 // signalHandler forwards every signal nucleus receives to the container's
 // process and reaps exits, like runc's.
 type signalHandler struct {
-	signals chan os.Signal
+	signals         chan os.Signal
+	killOnInterrupt bool
 }
 
 func newSignalHandler(subreaper bool) *signalHandler {
@@ -53,15 +54,27 @@ func (h *signalHandler) forward(process *libcontainer.Process, io *stdio) (int, 
 			}
 		case unix.SIGURG:
 			// Go's scheduler preempts with SIGURG; it is not for the container.
-		default:
-			us := s.(unix.Signal)
-			logrus.Debugf("forwarding signal %d (%s) to %d", int(us), unix.SignalName(us), pid1)
-			if err := process.Signal(s); err != nil {
-				logrus.Debugf("forward signal %s: %v", unix.SignalName(us), err)
+		case unix.SIGINT, unix.SIGTERM, unix.SIGHUP:
+			if h.killOnInterrupt {
+				// A container's init ignores signals it has no handler
+				// for; a sandbox must end when its caller is told to.
+				_ = process.Signal(unix.SIGKILL)
+				continue
 			}
+			h.forwardSignal(process, s, pid1)
+		default:
+			h.forwardSignal(process, s, pid1)
 		}
 	}
 	return -1, nil
+}
+
+func (h *signalHandler) forwardSignal(process *libcontainer.Process, s os.Signal, pid1 int) {
+	us := s.(unix.Signal)
+	logrus.Debugf("forwarding signal %d (%s) to %d", int(us), unix.SignalName(us), pid1)
+	if err := process.Signal(s); err != nil {
+		logrus.Debugf("forward signal %s: %v", unix.SignalName(us), err)
+	}
 }
 
 // reapUntil reaps every exited child and reports pid1's status once it has

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"path/filepath"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/nucleus-run/nucleus/nixbundle"
+	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/spec"
 )
@@ -28,7 +32,7 @@ var createCommand = &cli.Command{
 	Name:      "create",
 	Usage:     "create a container whose process waits for 'start'",
 	ArgsUsage: "<container-id>",
-	Flags:     createFlags(),
+	Flags:     append(createFlags(), policyFlags("")...),
 	Action: func(c *cli.Context) error {
 		if err := checkArgs(c, 1, exactArgs); err != nil {
 			return err
@@ -60,10 +64,29 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}
+	var ws *policy.Workspace
+	if arg := c.String("workspace"); arg != "" {
+		if ws, err = policy.ParseWorkspace(arg); err != nil {
+			return nil, runtime.CreateOptions{}, err
+		}
+		if ws.Kind == policy.WorkspaceCopyInOut {
+			return nil, runtime.CreateOptions{}, fmt.Errorf("--workspace %s: copy-in-out needs a one-shot run: use 'nucleus sandbox'", arg)
+		}
+		if ws.Source, err = filepath.Abs(ws.Source); err != nil {
+			return nil, runtime.CreateOptions{}, err
+		}
+		ws.Exec = c.Bool("workspace-exec")
+	}
+	s, plan, audit, err := applyPolicy(c, id, s, ws)
+	if err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
 	return r, runtime.CreateOptions{
 		ID:            id,
 		Bundle:        bundle,
 		Spec:          s,
+		Policy:        plan,
+		Audit:         audit,
 		PidFile:       c.String("pid-file"),
 		ConsoleSocket: c.String("console-socket"),
 		PidfdSocket:   c.String("pidfd-socket"),

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
 )
 
@@ -31,6 +32,11 @@ func init() {
 	// namespaces; nsenter's C constructor has already run by now.
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init()
+	}
+	// The Landlock step of an isolation mode, run inside the container
+	// just before the workload (see policy.PreExec).
+	if len(os.Args) > 1 && os.Args[1] == policy.PreExecCommand {
+		policy.PreExec(os.Args[2:])
 	}
 }
 

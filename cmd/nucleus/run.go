@@ -12,7 +12,7 @@ var runCommand = &cli.Command{
 	Name:      "run",
 	Usage:     "create and start a container; exit with its process's status",
 	ArgsUsage: "<container-id>",
-	Flags: append(createFlags(),
+	Flags: append(append(createFlags(), policyFlags("")...),
 		&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "return once the process has started"},
 		&cli.BoolFlag{Name: "keep", Usage: "keep the stopped container's state (delete it later)"},
 		&cli.BoolFlag{Name: "no-subreaper", Usage: "do not reap the container's process as a subreaper"},

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime"
+)
+
+// policyFlags select an isolation mode and its inputs; shared by create,
+// run and sandbox.
+func policyFlags(defaultMode string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "mode", Value: defaultMode, Usage: "isolation mode: agent, strict-agent or production (empty: the bundle's config as is)"},
+		&cli.StringFlag{Name: "audit-log", Usage: "append JSON audit events to this file"},
+		&cli.StringFlag{Name: "seccomp-profile", Usage: "OCI seccomp profile (JSON) replacing the built-in allowlist"},
+		&cli.StringFlag{Name: "seccomp-profile-sha256", Usage: "refuse --seccomp-profile unless its SHA-256 is this"},
+		&cli.StringFlag{Name: "caps-policy", Usage: "capability policy (JSON {\"keep\": [...]}) for production mode"},
+		&cli.StringFlag{Name: "caps-policy-sha256", Usage: "refuse --caps-policy unless its SHA-256 is this"},
+		&cli.StringFlag{Name: "workspace", Usage: "HOST[:/workspace][:bind-rw|bind-ro|copy-in-out] directory to offer the sandbox"},
+		&cli.BoolFlag{Name: "workspace-exec", Usage: "allow executing files from the workspace"},
+		&cli.StringFlag{Name: "net", Value: "none", Usage: "network: none, host or bridge (modes only)"},
+		&cli.StringFlag{Name: "memory", Usage: "memory limit (e.g. 512M, 2G)"},
+		&cli.Int64Flag{Name: "pids", Usage: "maximum number of processes"},
+		&cli.Float64Flag{Name: "cpus", Usage: "CPU limit in cores (e.g. 1.5)"},
+	}
+}
+
+// applyPolicy runs policy.Apply on s with the command's flags. It returns
+// s unchanged (and a nil plan) when no mode and no policy flag is given, so
+// plain OCI bundles behave exactly as under runc.
+func applyPolicy(c *cli.Context, id string, s *specs.Spec, ws *policy.Workspace) (*specs.Spec, *policy.Plan, *policy.Audit, error) {
+	mode, err := policy.ParseMode(c.String("mode"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	o := policy.Options{Mode: mode, Net: c.String("net"), Workspace: ws, Pids: c.Int64("pids"), CPUs: c.Float64("cpus")}
+	if m := c.String("memory"); m != "" {
+		if o.MemoryLimit, err = parseBytes(m); err != nil {
+			return nil, nil, nil, fmt.Errorf("--memory %q: %w", m, err)
+		}
+	}
+	if f := c.String("seccomp-profile"); f != "" {
+		data, err := policy.ReadPinned("--seccomp-profile", f, c.String("seccomp-profile-sha256"))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if o.Seccomp, err = policy.ParseSeccompProfile(f, data); err != nil {
+			return nil, nil, nil, err
+		}
+	} else if c.String("seccomp-profile-sha256") != "" {
+		return nil, nil, nil, fmt.Errorf("--seccomp-profile-sha256 given without --seccomp-profile")
+	}
+	if f := c.String("caps-policy"); f != "" {
+		data, err := policy.ReadPinned("--caps-policy", f, c.String("caps-policy-sha256"))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cp, err := policy.ParseCapsPolicy(f, data)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if mode != policy.ModeProduction {
+			return nil, nil, nil, fmt.Errorf("--caps-policy %s: only production mode keeps capabilities", f)
+		}
+		o.KeepCaps = cp.Keep
+	}
+	plain := mode == policy.ModeNone && o.Seccomp == nil && ws == nil && o.MemoryLimit == 0 && o.Pids == 0 && o.CPUs == 0
+	if plain {
+		return s, nil, nil, nil
+	}
+	if mode == policy.ModeNone && o.Seccomp != nil {
+		s.Linux.Seccomp = o.Seccomp
+	}
+	o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = runtime.HostFacts()
+	out, plan, err := policy.Apply(s, o)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	audit, err := policy.OpenAudit(c.String("audit-log"), id, plan.Posture(), c.Bool("debug"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, w := range plan.Warnings {
+		logrus.Warnf("%s mode: isolation step not applied: %s", mode, w)
+	}
+	return out, plan, audit, nil
+}
+
+// parseBytes reads 512M, 2G, 1048576, 64k.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(strings.TrimSuffix(strings.ToUpper(s), "B")))
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K':
+			mult, s = 1<<10, s[:n-1]
+		case 'M':
+			mult, s = 1<<20, s[:n-1]
+		case 'G':
+			mult, s = 1<<30, s[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("want a positive size like 512M")
+	}
+	return v * mult, nil
+}
