@@ -1,0 +1,349 @@
+package integration
+
+// Helpers shared by the client tests (podman_test.go, containerd_test.go):
+// the table of runtimes the clients drive (nucleus, and Debian's runc as the
+// reference), a command runner with a time limit, busybox image tarballs
+// built on the fly, and a leftover check that also looks where the clients
+// put things.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clientRuntime is one OCI runtime the clients are pointed at. Bin is a
+// wrapper named after the runtime (podman picks JSON logging by the file
+// name) that logs every invocation to CallLog, then execs Real.
+type clientRuntime struct {
+	Name    string
+	Real    string
+	Bin     string
+	CallLog string
+}
+
+// clientRuntimes returns nucleus and, as the reference, Debian's runc.
+// Every client test runs once per runtime: nucleus must pass whatever runc
+// passes.
+func clientRuntimes(t *testing.T) []clientRuntime {
+	t.Helper()
+	requireRoot(t)
+	nuc := nucleusBin(t)
+	runc := requireCmd(t, "runc")
+	return []clientRuntime{{Name: "nucleus", Real: nuc}, {Name: "runc", Real: runc}}
+}
+
+// forEachRuntime runs f as a subtest per runtime, with the wrapper set up.
+func forEachRuntime(t *testing.T, f func(t *testing.T, rt clientRuntime)) {
+	for _, rt := range clientRuntimes(t) {
+		t.Run(rt.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			rt.Bin = filepath.Join(dir, rt.Name)
+			rt.CallLog = filepath.Join(dir, "calls.log")
+			script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", rt.CallLog, rt.Real)
+			if err := os.WriteFile(rt.Bin, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f(t, rt)
+		})
+	}
+}
+
+// calls returns the runtime invocations logged so far.
+func (rt clientRuntime) calls() []string {
+	data, _ := os.ReadFile(rt.CallLog)
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
+}
+
+// assertCalled fails unless some logged invocation contains every one of
+// the words, in order.
+func (rt clientRuntime) assertCalled(t testing.TB, words ...string) {
+	t.Helper()
+	for _, line := range rt.calls() {
+		rest, ok := line, true
+		for _, w := range words {
+			i := strings.Index(rest, w)
+			if i < 0 {
+				ok = false
+				break
+			}
+			rest = rest[i+len(w):]
+		}
+		if ok {
+			return
+		}
+	}
+	t.Errorf("%s was never called with %q; calls:\n%s", rt.Name, words, strings.Join(rt.calls(), "\n"))
+}
+
+// cmdResult is one finished client command.
+type cmdResult struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// runCmd runs a command with stdin in (may be nil), env added to ours, and
+// a time limit; a command still running at the limit fails the test.
+func runCmd(t testing.TB, limit time.Duration, env []string, in []byte, name string, args ...string) cmdResult {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if in != nil {
+		cmd.Stdin = bytes.NewReader(in)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s %s: still running after %s\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), limit, stdout.String(), stderr.String())
+	}
+	return cmdResult{Stdout: stdout.String(), Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}
+}
+
+// busyboxRootfs returns a busybox rootfs directory (from newBundle).
+func busyboxRootfs(t testing.TB) string {
+	t.Helper()
+	return newBundle(t).Rootfs
+}
+
+// tarDir writes dir as an uncompressed tar (root-owned entries, relative
+// names, symlinks kept).
+func tarDir(t testing.TB, dir string, w io.Writer) {
+	t.Helper()
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		if info.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(path); err != nil {
+				return err
+			}
+		}
+		hdr, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = rel
+		if d.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "root", "root"
+		hdr.ModTime = time.Unix(0, 0)
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(tw, f)
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err != nil {
+		t.Fatalf("tar %s: %v", dir, err)
+	}
+}
+
+// busyboxTarball writes a plain rootfs tarball (for `podman import`).
+func busyboxTarball(t testing.TB) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "busybox-rootfs.tar")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tarDir(t, busyboxRootfs(t), f)
+	return out
+}
+
+// busyboxOCIArchive writes an OCI image layout tarball holding one image,
+// ref, with a single gzip busybox layer, for `ctr image import`.
+func busyboxOCIArchive(t testing.TB, ref string) string {
+	t.Helper()
+	var layerTar bytes.Buffer
+	tarDir(t, busyboxRootfs(t), &layerTar)
+	var layerGz bytes.Buffer
+	gz := gzip.NewWriter(&layerGz)
+	gz.Write(layerTar.Bytes())
+	gz.Close()
+	digest := func(b []byte) string {
+		s := sha256.Sum256(b)
+		return "sha256:" + hex.EncodeToString(s[:])
+	}
+	mustJSON := func(v any) []byte {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	config := mustJSON(map[string]any{
+		"architecture": "amd64",
+		"os":           "linux",
+		"config":       map[string]any{"Cmd": []string{"/bin/sh"}, "Env": []string{"PATH=/bin"}},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{digest(layerTar.Bytes())}},
+	})
+	manifest := mustJSON(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config":        map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": len(config)},
+		"layers": []any{map[string]any{
+			"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest(layerGz.Bytes()), "size": layerGz.Len(),
+		}},
+	})
+	index := mustJSON(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests": []any{map[string]any{
+			"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(manifest), "size": len(manifest),
+			"platform":    map[string]string{"architecture": "amd64", "os": "linux"},
+			"annotations": map[string]string{"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": "latest"},
+		}},
+	})
+	out := filepath.Join(t.TempDir(), "busybox-oci.tar")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	add := func(name string, data []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	add("index.json", index)
+	for _, b := range [][]byte{config, manifest, layerGz.Bytes()} {
+		add("blobs/sha256/"+strings.TrimPrefix(digest(b), "sha256:"), b)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// assertNoClientLeftovers checks assertNoLeftovers for every id in the
+// runtime's state root, and, beyond it, that no cgroup anywhere in the v1
+// hierarchies or cgroup2 (the clients nest them: libpod_parent/libpod-ID,
+// NS/ID) and no process's command line mentions any of the ids.
+func assertNoClientLeftovers(t testing.TB, stateRoot string, ids []string, dirs ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		assertNoLeftovers(t, stateRoot, id, "")
+		for _, d := range dirs {
+			assertNoLeftovers(t, stateRoot, id, d)
+		}
+	}
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		roots = []string{"/sys/fs/cgroup"}
+	}
+	for _, root := range roots {
+		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if strings.Count(strings.TrimPrefix(path, root), "/") > 4 {
+				return filepath.SkipDir
+			}
+			for _, id := range ids {
+				if id != "" && strings.Contains(d.Name(), id) {
+					t.Errorf("leftover cgroup %s", path)
+					return filepath.SkipDir
+				}
+			}
+			return nil
+		})
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	self := fmt.Sprintf("/proc/%d/cmdline", os.Getpid())
+	for _, p := range procs {
+		if p == self {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		cmdline := strings.ReplaceAll(string(data), "\x00", " ")
+		for _, id := range ids {
+			if id != "" && strings.Contains(cmdline, id) {
+				t.Errorf("leftover process %s: %s", filepath.Dir(p), cmdline)
+			}
+		}
+	}
+}
+
+// clientWaitFor polls cond every 50 ms until it is true or limit passes.
+func clientWaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitNoProcesses gives the clients' helpers (conmon, the shim) up to 10 s
+// to exit after their container is removed.
+func waitNoProcesses(t testing.TB, ids []string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		left := false
+		for _, id := range ids {
+			if id != "" && len(findProcs(id)) > 0 {
+				left = true
+			}
+		}
+		if !left {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
