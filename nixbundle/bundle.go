@@ -76,6 +76,13 @@ func Bundle(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Local references become absolute, so Nix, the cache and the
+	// attestation all name the same directory wherever nucleus runs.
+	flakeRef = absRef(flakeRef)
+	opts.Ref = flakeRef
+	if attr != "" {
+		opts.Ref += "#" + attr
+	}
 	if opts.Dir == "" {
 		return nil, errors.New("no output directory: pass -o DIR")
 	}
@@ -131,6 +138,25 @@ func Bundle(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.Attestation = a
 	return res, nil
+}
+
+// absRef makes a local flake reference (a path, path:DIR, git+file:DIR)
+// absolute; others are returned unchanged.
+func absRef(ref string) string {
+	for _, scheme := range []string{"path:", "git+file://", ""} {
+		rest, ok := strings.CutPrefix(ref, scheme)
+		if !ok || strings.Contains(rest, "?") {
+			continue
+		}
+		if scheme == "" && !(strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, ".")) {
+			return ref
+		}
+		if abs, err := filepath.Abs(rest); err == nil {
+			return scheme + abs
+		}
+		return ref
+	}
+	return ref
 }
 
 // checkTarget refuses to overwrite anything but nothing, an empty

@@ -11,8 +11,9 @@ import (
 	"github.com/nucleus-run/nucleus/spec"
 )
 
-// StoreDir is the Nix store the closures live in.
-const StoreDir = "/nix/store"
+// StoreDir is the Nix store the closures live in (a variable only so unit
+// tests can use a fake store).
+var StoreDir = "/nix/store"
 
 // Annotations written into a bundle's config.json.
 const (
