@@ -160,7 +160,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	}
 	if o.Mode == ModeNone {
 		if o.Workspace != nil {
-			addWorkspaceMount(out, o.Workspace)
+			addWorkspaceMount(out, o.Workspace, false)
 		}
 		plan.SeccompSyscalls = AllowedSyscallCount(out.Linux.Seccomp)
 		return out, plan, nil
@@ -248,7 +248,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	}
 	ensureTmp(out)
 	if o.Workspace != nil {
-		addWorkspaceMount(out, o.Workspace)
+		addWorkspaceMount(out, o.Workspace, plan.UserNS)
 	}
 
 	// Seccomp.
@@ -356,7 +356,11 @@ func ensureTmp(s *specs.Spec) {
 		Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=256m"}})
 }
 
-func addWorkspaceMount(s *specs.Spec, w *Workspace) {
+// addWorkspaceMount binds the workspace nosuid,nodev (and noexec unless
+// allowed). Under the sandbox's user namespace the bind is idmapped with the
+// same mapping, so files keep their owners as the container sees them and
+// files it creates land on disk with the host owners they'd have without it.
+func addWorkspaceMount(s *specs.Spec, w *Workspace, userns bool) {
 	opts := []string{"rbind", "nosuid", "nodev"}
 	if !w.Exec {
 		opts = append(opts, "noexec")
@@ -366,7 +370,12 @@ func addWorkspaceMount(s *specs.Spec, w *Workspace) {
 	} else {
 		opts = append(opts, "rw")
 	}
-	s.Mounts = append(s.Mounts, specs.Mount{Destination: w.Dest, Type: "bind", Source: w.Source, Options: opts})
+	m := specs.Mount{Destination: w.Dest, Type: "bind", Source: w.Source, Options: opts}
+	if userns {
+		m.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
+		m.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
+	}
+	s.Mounts = append(s.Mounts, m)
 }
 
 func deepCopy(s *specs.Spec) (*specs.Spec, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -11,12 +12,16 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/exeseal"
 	"github.com/opencontainers/runc/libcontainer/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nucleus-run/nucleus/policy"
 )
 
 // HostFacts measures what this host can enforce, for policy.Apply.
+// NUCLEUS_DISABLE=landlock,seccomp,userns makes nucleus treat the host as
+// lacking those features, so operators (and tests) can see how a mode
+// degrades or refuses on such a host.
 func HostFacts() (landlockABI int, seccompOK, userNS bool) {
 	landlockABI = policy.LandlockABI()
 	seccompOK = seccomp.Enabled
@@ -24,6 +29,16 @@ func HostFacts() (landlockABI int, seccompOK, userNS bool) {
 		data, err := os.ReadFile("/proc/sys/user/max_user_namespaces")
 		n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
 		userNS = err == nil && n > 0
+	}
+	for _, f := range strings.Split(os.Getenv("NUCLEUS_DISABLE"), ",") {
+		switch strings.TrimSpace(f) {
+		case "landlock":
+			landlockABI = 0
+		case "seccomp":
+			seccompOK = false
+		case "userns":
+			userNS = false
+		}
 	}
 	return landlockABI, seccompOK, userNS
 }
@@ -35,6 +50,14 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 	c := p.container
 	plan, audit := o.Policy, o.Audit
 	started := time.Now()
+	if plan.UserNS {
+		// Container root cannot create mount points in a rootfs owned by
+		// host root; make the ones the mode adds, as host root, now.
+		if err := ensureMountpoints(c.Config().Rootfs, o.Spec); err != nil {
+			p.destroy()
+			return -1, err
+		}
+	}
 	var sealed *os.File
 	p.beforeStart = func(process *libcontainer.Process) error {
 		audit.Event("container_created", map[string]any{"bundle": o.Bundle, "mode": plan.Mode})
@@ -170,4 +193,23 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// ensureMountpoints creates missing directories for the config's mounts in
+// rootfs (not following symlinks out of it).
+func ensureMountpoints(rootfs string, s *specs.Spec) error {
+	for _, m := range s.Mounts {
+		dest := filepath.Join(rootfs, filepath.Clean("/"+m.Destination))
+		if _, err := os.Lstat(dest); err == nil {
+			continue
+		}
+		parent := filepath.Dir(dest)
+		if real, err := filepath.EvalSymlinks(parent); err != nil || !strings.HasPrefix(real+"/", rootfs+"/") {
+			continue // let libcontainer report it
+		}
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return fmt.Errorf("create mount point %s in %s: %w", m.Destination, rootfs, err)
+		}
+	}
+	return nil
 }

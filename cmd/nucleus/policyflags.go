@@ -46,30 +46,8 @@ func applyPolicy(c *cli.Context, id string, s *specs.Spec, ws *policy.Workspace)
 			return nil, nil, nil, fmt.Errorf("--memory %q: %w", m, err)
 		}
 	}
-	if f := c.String("seccomp-profile"); f != "" {
-		data, err := policy.ReadPinned("--seccomp-profile", f, c.String("seccomp-profile-sha256"))
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if o.Seccomp, err = policy.ParseSeccompProfile(f, data); err != nil {
-			return nil, nil, nil, err
-		}
-	} else if c.String("seccomp-profile-sha256") != "" {
-		return nil, nil, nil, fmt.Errorf("--seccomp-profile-sha256 given without --seccomp-profile")
-	}
-	if f := c.String("caps-policy"); f != "" {
-		data, err := policy.ReadPinned("--caps-policy", f, c.String("caps-policy-sha256"))
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		cp, err := policy.ParseCapsPolicy(f, data)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if mode != policy.ModeProduction {
-			return nil, nil, nil, fmt.Errorf("--caps-policy %s: only production mode keeps capabilities", f)
-		}
-		o.KeepCaps = cp.Keep
+	if o.Seccomp, o.KeepCaps, err = pinnedPolicies(c, mode); err != nil {
+		return nil, nil, nil, err
 	}
 	plain := mode == policy.ModeNone && o.Seccomp == nil && ws == nil && o.MemoryLimit == 0 && o.Pids == 0 && o.CPUs == 0
 	if plain {
@@ -112,4 +90,39 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("want a positive size like 512M")
 	}
 	return v * mult, nil
+}
+
+// pinnedPolicies reads --seccomp-profile and --caps-policy, each checked
+// against its pinned SHA-256 when one is given.
+func pinnedPolicies(c *cli.Context, mode policy.Mode) (*specs.LinuxSeccomp, []string, error) {
+	var sc *specs.LinuxSeccomp
+	var keep []string
+	if f := c.String("seccomp-profile"); f != "" {
+		data, err := policy.ReadPinned("--seccomp-profile", f, c.String("seccomp-profile-sha256"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if sc, err = policy.ParseSeccompProfile(f, data); err != nil {
+			return nil, nil, err
+		}
+	} else if c.String("seccomp-profile-sha256") != "" {
+		return nil, nil, fmt.Errorf("--seccomp-profile-sha256 given without --seccomp-profile")
+	}
+	if f := c.String("caps-policy"); f != "" {
+		data, err := policy.ReadPinned("--caps-policy", f, c.String("caps-policy-sha256"))
+		if err != nil {
+			return nil, nil, err
+		}
+		cp, err := policy.ParseCapsPolicy(f, data)
+		if err != nil {
+			return nil, nil, err
+		}
+		if mode != policy.ModeProduction {
+			return nil, nil, fmt.Errorf("--caps-policy %s: only production mode keeps capabilities", f)
+		}
+		keep = cp.Keep
+	} else if c.String("caps-policy-sha256") != "" {
+		return nil, nil, fmt.Errorf("--caps-policy-sha256 given without --caps-policy")
+	}
+	return sc, keep, nil
 }
