@@ -270,3 +270,10 @@ func execCommand(name string, args ...string) (string, error) {
 	out, _ := os.ReadFile(errF.Name())
 	return string(out), err
 }
+
+// coreFor is r for a subtest t: the same binary and root, failures go to t.
+func (r *Runner) coreFor(t testing.TB) *Runner {
+	c := *r
+	c.t = t
+	return &c
+}
