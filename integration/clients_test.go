@@ -98,8 +98,15 @@ type cmdResult struct {
 // a time limit; a command still running at the limit fails the test.
 func runCmd(t testing.TB, limit time.Duration, env []string, in []byte, name string, args ...string) cmdResult {
 	t.Helper()
+	return runCmdFiles(t, limit, env, in, nil, name, args...)
+}
+
+// runCmdFiles is runCmd passing extra open files as fd 3, 4, ...
+func runCmdFiles(t testing.TB, limit time.Duration, env []string, in []byte, extra []*os.File, name string, args ...string) cmdResult {
+	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.ExtraFiles = extra
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if in != nil {

@@ -88,9 +88,12 @@ network_config_dir = "%[1]s/net"
 // cmd runs podman with our configuration.
 func (p *podmanEnv) cmd(in []byte, args ...string) cmdResult {
 	p.t.Helper()
-	full := append([]string{"--root", p.storage, "--runroot", p.runroot, "--storage-driver", "vfs",
+	return runCmd(p.t, podmanTimeout, []string{"CONTAINERS_CONF=" + p.conf}, in, "podman", p.fullArgs(args...)...)
+}
+
+func (p *podmanEnv) fullArgs(args ...string) []string {
+	return append([]string{"--root", p.storage, "--runroot", p.runroot, "--storage-driver", "vfs",
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file"}, args...)
-	return runCmd(p.t, podmanTimeout, []string{"CONTAINERS_CONF=" + p.conf}, in, "podman", full...)
 }
 
 // ok runs podman and fails the test unless it exits 0.
@@ -150,6 +153,9 @@ func (p *podmanEnv) runtimeRoot() string {
 func (p *podmanEnv) finish() {
 	p.t.Helper()
 	p.finished = true
+	if os.Getenv("CLIENT_CALLS") != "" {
+		p.t.Logf("calls:\n%s", strings.Join(p.rt.calls(), "\n"))
+	}
 	p.cmd(nil, "rm", "--all", "--force", "--time", "0")
 	if out := strings.TrimSpace(p.ok("ps", "--all", "--quiet")); out != "" {
 		p.t.Errorf("podman still lists containers: %s", out)
@@ -205,8 +211,7 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 func (p *podmanEnv) underScript(args ...string) cmdResult {
 	p.t.Helper()
 	script := requireCmd(p.t, "script")
-	full := append([]string{"podman", "--root", p.storage, "--runroot", p.runroot, "--storage-driver", "vfs",
-		"--cgroup-manager", "cgroupfs", "--events-backend", "file"}, args...)
+	full := append([]string{"podman"}, p.fullArgs(args...)...)
 	var q []string
 	for _, a := range full {
 		q = append(q, shellQuote(a))
@@ -564,6 +569,51 @@ func TestPodmanRuntimeEventsStats(t *testing.T) {
 		if res.Code != 0 {
 			t.Errorf("delete --force of a missing container: exit %d: %s", res.Code, res.Stderr)
 		}
+		p.finish()
+	})
+}
+
+// TestPodmanPreserveFDsAndSocketActivation: --preserve-fds on run and exec,
+// and systemd socket activation (LISTEN_FDS) passed through to the
+// container's process.
+func TestPodmanPreserveFDsAndSocketActivation(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt clientRuntime) {
+		p := newPodman(t, rt, true)
+		file := filepath.Join(t.TempDir(), "fd3")
+		if err := os.WriteFile(file, []byte("through fd 3\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		open := func() []*os.File {
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			return []*os.File{f}
+		}
+		env := []string{"CONTAINERS_CONF=" + p.conf}
+		res := runCmdFiles(t, podmanTimeout, env, nil, open(), "podman",
+			p.fullArgs(append(p.runArgs("--rm", "--preserve-fds", "1", "--name", p.name("pfd")), "sh", "-c", "cat <&3")...)...)
+		if res.Code != 0 || res.Stdout != "through fd 3\n" {
+			t.Errorf("run --preserve-fds 1: exit %d, %q, %s", res.Code, res.Stdout, res.Stderr)
+		}
+		box := p.name("pfdbox")
+		p.ok(append(p.runArgs("-d", "--name", box), "sleep", "1000")...)
+		p.noteID(box)
+		res = runCmdFiles(t, podmanTimeout, env, nil, open(), "podman", p.fullArgs("exec", "--preserve-fds", "1", box, "sh", "-c", "cat <&3")...)
+		if res.Code != 0 || res.Stdout != "through fd 3\n" {
+			t.Errorf("exec --preserve-fds 1: exit %d, %q, %s", res.Code, res.Stdout, res.Stderr)
+		}
+		var q []string
+		for _, a := range append([]string{"podman"}, p.fullArgs(append(p.runArgs("--rm", "--name", p.name("listen")), "sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3")...)...) {
+			q = append(q, shellQuote(a))
+		}
+		res = runCmdFiles(t, podmanTimeout, env, nil, open(), "sh", "-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec "+strings.Join(q, " "))
+		if res.Code != 0 || res.Stdout != "1 1\nthrough fd 3\n" {
+			t.Errorf("socket activation: exit %d, %q, %s", res.Code, res.Stdout, res.Stderr)
+		}
+		rt.assertCalled(t, "create", "--preserve-fds")
+		rt.assertCalled(t, "exec", "--preserve-fds")
 		p.finish()
 	})
 }
