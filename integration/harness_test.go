@@ -84,6 +84,10 @@ func newBundle(t testing.TB, args ...string) *Bundle {
 	t.Helper()
 	bb := busyboxPath(t)
 	dir := t.TempDir()
+	// Sandboxes map container root to an unprivileged host uid, which must
+	// be able to reach the rootfs: t.TempDir makes 0700 directories.
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
 	rootfs := filepath.Join(dir, "rootfs")
 	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {

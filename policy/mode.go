@@ -103,6 +103,8 @@ type Options struct {
 	HostLandlockABI int  // 0: no Landlock
 	HostSeccomp     bool // the build and kernel can apply seccomp
 	HostUserNS      bool // user namespaces can be created
+	// UserNSBlocker, if set, is why this bundle can't use one.
+	UserNSBlocker string
 }
 
 // Step records what Apply decided for one isolation step.
@@ -211,14 +213,20 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	for _, t := range want {
 		setNamespace(out, t)
 	}
-	if o.HostUserNS {
+	if o.HostUserNS && o.UserNSBlocker == "" {
 		setNamespace(out, specs.UserNamespace)
 		out.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
 		out.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
 		plan.UserNS = true
 		plan.Steps = append(plan.Steps, Step{Name: "userns_mapped", Applied: true, Detail: fmt.Sprintf("0->%d size %d", HostUID, userNSSize)})
-	} else if err := fail("userns_mapped", "user namespaces are not available on this host"); err != nil {
-		return nil, nil, err
+	} else {
+		why := "user namespaces are not available on this host"
+		if o.HostUserNS {
+			why = o.UserNSBlocker
+		}
+		if err := fail("userns_mapped", why); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	// Capabilities and no_new_privs.

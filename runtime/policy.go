@@ -43,6 +43,28 @@ func HostFacts() (landlockABI int, seccompOK, userNS bool) {
 	return landlockABI, seccompOK, userNS
 }
 
+// UserNSBlocker explains why a user namespace can't be used for a bundle
+// ("" if it can): its unprivileged root must be able to reach the rootfs,
+// so every directory above it must be searchable by others.
+func UserNSBlocker(rootfs string) string {
+	abs, err := filepath.Abs(rootfs)
+	if err != nil {
+		return err.Error()
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return err.Error()
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Sprintf("the rootfs %s is not reachable by an unprivileged uid: %s is mode %04o (needs o+x)", abs, dir, st.Mode().Perm())
+		}
+		if dir == "/" {
+			return ""
+		}
+	}
+}
+
 // runWithPolicy starts a container under an isolation mode: the workload
 // runs behind the Landlock pre-exec step, mounts are read back and checked
 // before the workload runs, and each step goes to the audit log.

@@ -90,6 +90,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		s.Process.Cwd = ws.Dest
 	}
 	o.Policy.HostLandlockABI, o.Policy.HostSeccomp, o.Policy.HostUserNS = HostFacts()
+	o.Policy.UserNSBlocker = UserNSBlocker(rootfsPath(o.Bundle, s))
 	out, plan, err := policy.Apply(s, o.Policy)
 	if err != nil {
 		return -1, err
@@ -180,4 +181,14 @@ func syncWorkspaceBack(copyDir, orig string) error {
 		return fmt.Errorf("workspace copy-back to %s: %v: %s", orig, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+func rootfsPath(bundle string, s *specs.Spec) string {
+	if s.Root == nil || filepath.IsAbs(s.Root.Path) {
+		if s.Root == nil {
+			return bundle
+		}
+		return s.Root.Path
+	}
+	return filepath.Join(bundle, s.Root.Path)
 }

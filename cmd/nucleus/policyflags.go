@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -57,6 +58,11 @@ func applyPolicy(c *cli.Context, id string, s *specs.Spec, ws *policy.Workspace)
 		s.Linux.Seccomp = o.Seccomp
 	}
 	o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = runtime.HostFacts()
+	rootfs := s.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(c.String("bundle"), rootfs)
+	}
+	o.UserNSBlocker = runtime.UserNSBlocker(rootfs)
 	out, plan, err := policy.Apply(s, o)
 	if err != nil {
 		return nil, nil, nil, err

@@ -1,0 +1,147 @@
+// Command probe checks one isolation rule from inside a container and
+// prints what happened: "ALLOWED", "DENIED <errno name>", or a value.
+// integration tests build it statically and copy it into bundles.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+func result(err error) {
+	if err == nil {
+		fmt.Println("ALLOWED")
+		return
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		fmt.Println("DENIED", unix.ErrnoName(errno))
+		return
+	}
+	fmt.Println("DENIED", err)
+}
+
+func rawErr(_, _ uintptr, e syscall.Errno) error {
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: probe CHECK [ARGS]")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "mount":
+		os.MkdirAll("/tmp/m", 0o755)
+		result(unix.Mount("tmpfs", "/tmp/m", "tmpfs", 0, ""))
+	case "ptrace":
+		result(rawErr(unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_ATTACH, 1, 0, 0, 0, 0)))
+	case "keyctl":
+		result(rawErr(unix.Syscall6(unix.SYS_KEYCTL, unix.KEYCTL_GET_KEYRING_ID, uintptr(0xfffffffc), 0, 0, 0, 0)))
+	case "bpf":
+		result(rawErr(unix.Syscall(unix.SYS_BPF, 0, 0, 0)))
+	case "io_uring":
+		result(rawErr(unix.Syscall(unix.SYS_IO_URING_SETUP, 1, 0, 0)))
+	case "userfaultfd":
+		result(rawErr(unix.Syscall(unix.SYS_USERFAULTFD, 0, 0, 0)))
+	case "unshare":
+		result(unix.Unshare(unix.CLONE_NEWUSER))
+	case "perf":
+		result(rawErr(unix.Syscall6(unix.SYS_PERF_EVENT_OPEN, 0, 0, 0, 0, 0, 0)))
+	case "memfd":
+		_, err := unix.MemfdCreate("x", 0)
+		result(err)
+	case "clone-newuser":
+		// A namespace flag on clone is not in the allowlist: the
+		// default action (kill) applies.
+		_, _, e := unix.RawSyscall6(unix.SYS_CLONE, unix.CLONE_NEWUSER|uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+		if e == 0 {
+			os.Exit(0)
+		}
+		result(e)
+	case "status":
+		// Print the security-relevant lines of /proc/self/status.
+		data, _ := os.ReadFile("/proc/self/status")
+		for _, l := range strings.Split(string(data), "\n") {
+			for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp:", "Uid", "Gid"} {
+				if strings.HasPrefix(l, k) {
+					fmt.Println(strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+	case "write":
+		result(os.WriteFile(os.Args[2], []byte("x"), 0o644))
+	case "exec":
+		result(exec.Command(os.Args[2], os.Args[3:]...).Run())
+	case "copy-exec":
+		// Copy this binary to a path and try to run it from there.
+		self, err := os.ReadFile("/proc/self/exe")
+		if err == nil {
+			err = os.WriteFile(os.Args[2], self, 0o755)
+		}
+		if err != nil {
+			fmt.Println("COPY FAILED", err)
+			return
+		}
+		result(exec.Command(os.Args[2], "hello").Run())
+	case "hello":
+		fmt.Println("hello")
+	case "read":
+		data, err := os.ReadFile(os.Args[2])
+		if err != nil {
+			result(err)
+			return
+		}
+		fmt.Printf("READ %d bytes\n", len(data))
+	case "work":
+		// Ordinary Go work: threads, a loopback TCP echo, a subprocess.
+		var wg sync.WaitGroup
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = make([]byte, 1<<20) }()
+		}
+		wg.Wait()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println("listen:", err)
+			os.Exit(1)
+		}
+		go func() {
+			c, err := l.Accept()
+			if err == nil {
+				buf := make([]byte, 4)
+				n, _ := c.Read(buf)
+				c.Write(buf[:n])
+				c.Close()
+			}
+		}()
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			fmt.Println("dial:", err)
+			os.Exit(1)
+		}
+		c.Write([]byte("ping"))
+		buf := make([]byte, 4)
+		n, _ := c.Read(buf)
+		out, err := exec.Command("/proc/self/exe", "hello").Output()
+		if err != nil {
+			fmt.Println("subprocess:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("WORK OK %s %s", buf[:n], out)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown check", os.Args[1])
+		os.Exit(2)
+	}
+}
