@@ -319,3 +319,50 @@ if __name__ == "__main__":
 func specMount(src, dst string) specs.Mount {
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "ro", "nosuid", "nodev"}}
 }
+
+// TestPolicyTraceGenerate records what a workload uses, turns it into a
+// kill-by-default profile, runs the workload under it, and shows that a
+// syscall outside the trace kills the process.
+func TestPolicyTraceGenerate(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.json")
+	res := r.Run(nil, "policy", "trace", "--bundle", b.Dir, "-o", trace, "--", "probe", "hello")
+	if res.Code != 0 {
+		t.Fatalf("policy trace: exit %d: %s", res.Code, res.Stderr)
+	}
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		Syscalls []string `json:"syscalls"`
+		Status   int      `json:"status"`
+	}
+	if err := json.Unmarshal(data, &tr); err != nil {
+		t.Fatalf("trace is not JSON: %v", err)
+	}
+	has := map[string]bool{}
+	for _, s := range tr.Syscalls {
+		has[s] = true
+	}
+	for _, want := range []string{"execve", "write", "exit_group", "mmap"} {
+		if !has[want] {
+			t.Errorf("trace lacks %s: %v", want, tr.Syscalls)
+		}
+	}
+	if has["mkdirat"] || has["mkdir"] || has["bpf"] {
+		t.Errorf("trace records syscalls the workload never made: %v", tr.Syscalls)
+	}
+	profile := filepath.Join(dir, "profile.json")
+	r.OK("policy", "generate", "-o", profile, trace)
+	res = r.sandbox(b, "pol-gen-ok", []string{"--seccomp-profile", profile}, "probe", "hello")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "hello") {
+		t.Fatalf("traced workload under its generated profile: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	res = r.sandbox(b, "pol-gen-kill", []string{"--seccomp-profile", profile}, "probe", "bpf")
+	if res.Code != 128+31 {
+		t.Fatalf("untraced syscall under the generated profile: exit %d, want %d (killed)", res.Code, 128+31)
+	}
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/spec"
+)
+
+func init() { register(policyCommand) }
+
+var policyCommand = &cli.Command{
+	Name:  "policy",
+	Usage: "show, check, trace and generate isolation policies",
+	Subcommands: []*cli.Command{
+		{
+			Name:  "show",
+			Usage: "print the built-in seccomp allowlist of a mode and its syscall count",
+			Flags: []cli.Flag{&cli.StringFlag{Name: "mode", Value: "agent", Usage: "agent or strict-agent"}},
+			Action: func(c *cli.Context) error {
+				mode, err := policy.ParseMode(c.String("mode"))
+				if err != nil {
+					return err
+				}
+				p := policy.BuiltinSeccomp(policy.SeccompOptions{DenyMemfd: mode == policy.ModeStrictAgent})
+				fmt.Fprintf(os.Stderr, "%s: %d syscalls allowed, default action %s\n", mode, policy.AllowedSyscallCount(p), p.DefaultAction)
+				return writeJSON("", p)
+			},
+		},
+		{
+			Name:      "check",
+			Usage:     "check a policy file parses and matches its pinned SHA-256",
+			ArgsUsage: "FILE",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "sha256", Usage: "expected SHA-256 of FILE"},
+				&cli.StringFlag{Name: "kind", Value: "seccomp", Usage: "seccomp or caps"},
+			},
+			Action: func(c *cli.Context) error {
+				if err := checkArgs(c, 1, exactArgs); err != nil {
+					return err
+				}
+				file := c.Args().First()
+				data, err := policy.ReadPinned("policy", file, c.String("sha256"))
+				if err != nil {
+					return err
+				}
+				switch c.String("kind") {
+				case "seccomp":
+					p, err := policy.ParseSeccompProfile(file, data)
+					if err != nil {
+						return err
+					}
+					fmt.Printf("%s: seccomp profile, %d syscalls allowed, default %s\n", file, policy.AllowedSyscallCount(p), p.DefaultAction)
+				case "caps":
+					cp, err := policy.ParseCapsPolicy(file, data)
+					if err != nil {
+						return err
+					}
+					fmt.Printf("%s: capability policy keeping %v\n", file, cp.Keep)
+				default:
+					return fmt.Errorf("--kind %q: want seccomp or caps", c.String("kind"))
+				}
+				sum := sha256.Sum256(data)
+				fmt.Printf("sha256 %s\n", hex.EncodeToString(sum[:]))
+				return nil
+			},
+		},
+		{
+			Name:      "trace",
+			Usage:     "run a command in a sandbox and record exactly the syscalls it uses",
+			ArgsUsage: "--bundle DIR [-o FILE] -- CMD [ARGS...]",
+			Flags: append([]cli.Flag{
+				&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "OCI bundle whose rootfs to use"},
+				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the trace here (default stdout)"},
+			}, &cli.StringFlag{Name: "workspace", Usage: "HOST[:/workspace][:bind-rw|bind-ro|copy-in-out]"}),
+			Action: func(c *cli.Context) error {
+				args := c.Args().Slice()
+				if len(args) > 0 && args[0] == "--" {
+					args = args[1:]
+				}
+				if c.String("bundle") == "" || len(args) == 0 {
+					return errors.New("policy trace: want --bundle DIR -- CMD [ARGS...]")
+				}
+				r, err := newRuntime(c)
+				if err != nil {
+					return err
+				}
+				s, err := spec.Load(c.String("bundle"))
+				if err != nil {
+					return err
+				}
+				o := runtime.SandboxOptions{Bundle: c.String("bundle"), Spec: s, Args: args, Policy: policy.Options{Mode: policy.ModeAgent}}
+				if arg := c.String("workspace"); arg != "" {
+					if o.Policy.Workspace, err = policy.ParseWorkspace(arg); err != nil {
+						return err
+					}
+				}
+				status, names, err := r.Trace(o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "traced %d syscalls; the command exited %d\n", len(names), status)
+				return writeJSON(c.String("output"), policy.Trace{Command: args, Status: status, Syscalls: names})
+			},
+		},
+		{
+			Name:      "generate",
+			Usage:     "turn traces into a minimal seccomp allowlist (kill by default)",
+			ArgsUsage: "TRACE... [-o FILE]",
+			Flags:     []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the profile here (default stdout)"}},
+			Action: func(c *cli.Context) error {
+				if err := checkArgs(c, 1, minArgs); err != nil {
+					return err
+				}
+				var traces []*policy.Trace
+				for _, f := range c.Args().Slice() {
+					data, err := os.ReadFile(f)
+					if err != nil {
+						return fmt.Errorf("read trace %s: %w", f, err)
+					}
+					t, err := policy.ParseTrace(f, data)
+					if err != nil {
+						return err
+					}
+					traces = append(traces, t)
+				}
+				p := policy.GenerateProfile(traces)
+				fmt.Fprintf(os.Stderr, "profile allows %d syscalls\n", policy.AllowedSyscallCount(p))
+				return writeJSON(c.String("output"), p)
+			},
+		},
+	},
+}
+
+func writeJSON(file string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if file == "" {
+		_, err = os.Stdout.Write(data)
+		return err
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return nil
+}
