@@ -88,18 +88,7 @@ func (r *Runtime) killAll(c *libcontainer.Container, sig unix.Signal) error {
 		}
 		return fmt.Errorf("kill %s: %w", c.ID(), err)
 	}
-	if sig == unix.SIGKILL {
-		// A frozen cgroup v1 task ignores SIGKILL until thawed.
-		if st, _ := c.Status(); st == libcontainer.Paused {
-			_ = c.Resume()
-		}
-	}
-	for _, pid := range pids {
-		if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("kill %s: pid %d: %w", c.ID(), pid, err)
-		}
-	}
-	return nil
+	return signalAllFrozen(c, sig)
 }
 
 // Delete removes a stopped (or, with force, any) container and all it holds:

@@ -1,0 +1,52 @@
+package runtime
+
+import (
+	"fmt"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// signalAllFrozen signals every process in the container's cgroup with the
+// cgroup frozen, so that nothing forks between listing and signalling (as
+// runc 1.1's kill --all did), then thaws it again unless it was paused
+// before; SIGKILL always thaws, since a frozen cgroup v1 task ignores it.
+func signalAllFrozen(c *libcontainer.Container, sig unix.Signal) error {
+	st, err := c.State()
+	if err != nil {
+		return fmt.Errorf("kill %s: %w", c.ID(), err)
+	}
+	status, _ := c.Status()
+	wasPaused := status == libcontainer.Paused
+	m, err := manager.NewWithPaths(c.Config().Cgroups, st.CgroupPaths)
+	if err != nil {
+		return fmt.Errorf("kill %s: cgroup: %w", c.ID(), err)
+	}
+	if err := m.Freeze(cgroups.Frozen); err != nil {
+		logrus.Warnf("kill --all %s: freeze: %v", c.ID(), err)
+	}
+	thaw := func() {
+		if wasPaused && sig != unix.SIGKILL {
+			return
+		}
+		if err := m.Freeze(cgroups.Thawed); err != nil {
+			logrus.Warnf("kill --all %s: thaw: %v", c.ID(), err)
+		}
+	}
+	pids, err := m.GetAllPids()
+	if err != nil {
+		thaw()
+		return fmt.Errorf("kill %s: list processes: %w", c.ID(), err)
+	}
+	for _, pid := range pids {
+		if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
+			thaw()
+			return fmt.Errorf("kill %s: pid %d: %w", c.ID(), pid, err)
+		}
+	}
+	thaw()
+	return nil
+}
