@@ -97,6 +97,16 @@ func execProcess(c *libcontainer.Container, o ExecOptions) (*specs.Process, erro
 	if len(o.Args) == 0 {
 		return nil, errors.New("exec: no command given (pass a command after the container id, or --process FILE)")
 	}
+	// Flag values are checked here, so that their errors name the flag
+	// rather than the bundle's config.json they are merged into.
+	if o.Cwd != "" && !filepath.IsAbs(o.Cwd) {
+		return nil, fmt.Errorf("--cwd %q: not an absolute path", o.Cwd)
+	}
+	for _, e := range o.Env {
+		if !strings.Contains(e, "=") {
+			return nil, fmt.Errorf("--env %q: not KEY=VALUE", e)
+		}
+	}
 	bundle, ok := utils.SearchLabels(c.Config().Labels, "bundle")
 	if !ok {
 		return nil, fmt.Errorf("exec in %s: container state records no bundle", c.ID())
