@@ -19,9 +19,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nucleus-run/nucleus/spec"
 )
 
 // clientRuntime is one OCI runtime the clients are pointed at. Bin is a
@@ -353,4 +357,67 @@ func waitNoProcesses(t testing.TB, ids []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestPodmanRootlessRuntimeCLI runs the runtime as a non-root user with a
+// rootless config, as rootless podman invokes it (podman itself is not run
+// rootless here: that needs a login user with subordinate id ranges). The
+// kernel must allow unprivileged user namespaces.
+func TestPodmanRootlessRuntimeCLI(t *testing.T) {
+	if data, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(data)) == "0" {
+		need(t, false, "the kernel forbids unprivileged user namespaces (kernel.unprivileged_userns_clone=0)")
+	}
+	forEachRuntime(t, func(t *testing.T, rt clientRuntime) {
+		const nobody = 65534
+		b := newBundle(t)
+		b.Spec = spec.Default(true)
+		// ToRootless maps to the euid of its caller (root, here).
+		for i := range b.Spec.Linux.UIDMappings {
+			b.Spec.Linux.UIDMappings[i].HostID = nobody
+		}
+		for i := range b.Spec.Linux.GIDMappings {
+			b.Spec.Linux.GIDMappings[i].HostID = nobody
+		}
+		b.Spec.Process.Terminal = false
+		b.Spec.Root.Readonly = false
+		b.Spec.Process.Args = []string{"sh", "-c", "id -u; cat /proc/self/uid_map; echo written > /tmp/out; cat /tmp/out"}
+		b.Save(t)
+		state := filepath.Join(b.Dir, "state")
+		if err := os.Mkdir(state, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		// Everything from the temp dir down belongs to nobody, and the
+		// directories above it let nobody through.
+		for d := b.Dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+			os.Chmod(d, 0o755)
+		}
+		filepath.WalkDir(b.Dir, func(p string, _ fs.DirEntry, _ error) error { return os.Lchown(p, nobody, nobody) })
+		os.Chmod(rt.Bin, 0o755)
+		os.Chmod(filepath.Dir(rt.Bin), 0o777)
+		cmd := exec.Command(rt.Bin, "--root", state, "run", "--bundle", b.Dir, "ctd-rootless")
+		cmd.Dir = b.Dir
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + b.Dir, "XDG_RUNTIME_DIR=" + state}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("rootless run still running after 60s")
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("rootless run: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+		}
+		if f := strings.Fields(stdout.String()); len(f) != 5 || f[0] != "0" || f[1] != "0" || f[2] != strconv.Itoa(nobody) || f[3] != "1" || f[4] != "written" {
+			t.Errorf("rootless run: id, uid_map and a write: %q", stdout.String())
+		}
+		assertNoClientLeftovers(t, state, []string{"ctd-rootless"}, b.Dir)
+	})
 }

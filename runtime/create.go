@@ -131,8 +131,10 @@ func (r *Runtime) newContainer(o CreateOptions) (*libcontainer.Container, error)
 	s := o.Spec
 	// An empty cgroupsPath would make libcontainer nest the container under
 	// whatever cgroup nucleus itself happens to run in; place it at /<id>
-	// in every hierarchy instead, like runc's documented default.
-	if !r.SystemdCgroup && s.Linux != nil && s.Linux.CgroupsPath == "" {
+	// in every hierarchy instead, like runc's documented default. Not for
+	// rootless cgroups: libcontainer tolerates a cgroup it may not create
+	// only when no path was asked for, as in runc.
+	if !r.SystemdCgroup && !r.rootlessCgroups() && s.Linux != nil && s.Linux.CgroupsPath == "" {
 		s.Linux.CgroupsPath = "/" + o.ID
 	}
 	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
