@@ -11,7 +11,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extld
 GOFLAGS_B := -trimpath -buildmode=pie -tags "$(TAGS)"
 DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
 
-.PHONY: all build install deps test unit integration bench demo fmt vet clean flake
+.PHONY: all build install deps test unit integration bench demo fmt vet clean fuzz flake
 
 all: build
 
@@ -47,6 +47,15 @@ demo:
 test: deps build
 	$(GO) vet -tags "$(TAGS)" ./...
 	NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m ./...
+	$(MAKE) --no-print-directory fuzz
+
+# fuzz runs each policy-file parser's fuzz target briefly (seed corpus in
+# policy/testdata/fuzz); FUZZTIME=1m for a longer hunt.
+FUZZTIME ?= 5s
+fuzz:
+	for f in FuzzParseSeccompProfile FuzzParseWorkspace FuzzParseCapsPolicy FuzzParseTrace; do \
+		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./policy || exit 1; \
+	done
 
 unit:
 	$(GO) test -tags "$(TAGS)" -count=1 ./spec/... ./runtime/... ./policy/... ./nixbundle/...

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
+	"github.com/opencontainers/runc/libcontainer/capabilities"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -82,7 +84,7 @@ func ParseCapsPolicy(file string, data []byte) (*CapsPolicy, error) {
 		return nil, fmt.Errorf("%s: not a capability policy ({\"keep\": [...]}): %w", file, err)
 	}
 	for i, name := range c.Keep {
-		if !strings.HasPrefix(name, "CAP_") || strings.ToUpper(name) != name {
+		if !slices.Contains(capabilities.KnownCapabilities(), name) {
 			return nil, fmt.Errorf("%s: keep[%d]: %q is not a capability name like CAP_NET_BIND_SERVICE", file, i, name)
 		}
 	}

@@ -1,0 +1,188 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func baseSpec() *specs.Spec {
+	return &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: "rootfs"},
+		Hostname: "h",
+		Process: &specs.Process{Args: []string{"sh"}, Cwd: "/", Capabilities: &specs.LinuxCapabilities{
+			Bounding: []string{"CAP_SYS_ADMIN"}, Effective: []string{"CAP_SYS_ADMIN"}, Permitted: []string{"CAP_SYS_ADMIN"}}},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}}},
+	}
+}
+
+var allHost = Options{HostLandlockABI: 7, HostSeccomp: true, HostUserNS: true}
+
+func TestApplyNoneLeavesConfig(t *testing.T) {
+	s := baseSpec()
+	out, plan, err := Apply(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Linux.Seccomp != nil || out.Process.NoNewPrivileges || len(out.Process.Capabilities.Bounding) != 1 {
+		t.Fatalf("mode none changed the config: %+v", out.Process)
+	}
+	if plan.Landlock != nil || plan.UserNS {
+		t.Fatalf("mode none planned isolation: %+v", plan)
+	}
+}
+
+func TestApplyAgent(t *testing.T) {
+	s := baseSpec()
+	o := allHost
+	o.Mode = ModeAgent
+	o.Workspace = &Workspace{Source: "/w", Dest: "/workspace", Kind: WorkspaceBindRW}
+	out, plan, err := Apply(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Process.NoNewPrivileges || s.Linux.Seccomp != nil {
+		t.Fatal("Apply modified its input")
+	}
+	p := out.Process
+	if !p.NoNewPrivileges || len(p.Capabilities.Bounding)+len(p.Capabilities.Effective)+len(p.Capabilities.Permitted)+len(p.Capabilities.Inheritable)+len(p.Capabilities.Ambient) != 0 {
+		t.Errorf("caps/NNP not locked down: %+v", p.Capabilities)
+	}
+	if !out.Root.Readonly {
+		t.Error("root not read-only")
+	}
+	types := map[specs.LinuxNamespaceType]string{}
+	for _, n := range out.Linux.Namespaces {
+		types[n.Type] = n.Path
+	}
+	for _, want := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.NetworkNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.CgroupNamespace, specs.UserNamespace} {
+		path, ok := types[want]
+		if !ok || path != "" {
+			t.Errorf("namespace %s: present %v, path %q (want a fresh one)", want, ok, path)
+		}
+	}
+	if out.Linux.UIDMappings[0].HostID != HostUID || out.Linux.UIDMappings[0].ContainerID != 0 {
+		t.Errorf("uid mapping %+v", out.Linux.UIDMappings)
+	}
+	if out.Linux.Seccomp == nil || out.Linux.Seccomp.DefaultAction != specs.ActKillProcess {
+		t.Error("no kill-by-default seccomp profile")
+	}
+	for _, m := range []string{"/proc/keys", "/proc/kallsyms", "/sys/firmware"} {
+		if !slices.Contains(out.Linux.MaskedPaths, m) {
+			t.Errorf("%s not masked", m)
+		}
+	}
+	var ws *specs.Mount
+	for i := range out.Mounts {
+		if out.Mounts[i].Destination == "/workspace" {
+			ws = &out.Mounts[i]
+		}
+	}
+	if ws == nil {
+		t.Fatal("no workspace mount")
+	}
+	for _, o := range []string{"nosuid", "nodev", "noexec", "rw"} {
+		if !slices.Contains(ws.Options, o) {
+			t.Errorf("workspace mount lacks %s: %v", o, ws.Options)
+		}
+	}
+	if len(ws.UIDMappings) != 1 {
+		t.Errorf("workspace is not idmapped under userns: %+v", ws)
+	}
+	if plan.Landlock == nil || !slices.Contains(plan.Landlock.ExecRootExcept, "/workspace") || !slices.Contains(plan.Landlock.Write, "/workspace") {
+		t.Errorf("landlock plan %+v", plan.Landlock)
+	}
+	if plan.Posture() != "agent" {
+		t.Errorf("posture %q", plan.Posture())
+	}
+}
+
+func TestApplyAgentDegradesStrictRefuses(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"landlock", Options{HostSeccomp: true, HostUserNS: true}, "Landlock"},
+		{"seccomp", Options{HostLandlockABI: 7, HostUserNS: true}, "seccomp"},
+		{"userns", Options{HostLandlockABI: 7, HostSeccomp: true}, "user namespaces"},
+	} {
+		o := c.o
+		o.Mode = ModeAgent
+		_, plan, err := Apply(baseSpec(), o)
+		if err != nil {
+			t.Errorf("agent without %s: %v", c.name, err)
+		} else if len(plan.Warnings) != 1 || !strings.Contains(plan.Warnings[0], c.want) || plan.Posture() != "agent-degraded" {
+			t.Errorf("agent without %s: warnings %v posture %s", c.name, plan.Warnings, plan.Posture())
+		}
+		o.Mode = ModeStrictAgent
+		if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("strict-agent without %s: err %v", c.name, err)
+		}
+	}
+}
+
+func TestApplyProduction(t *testing.T) {
+	o := allHost
+	o.Mode = ModeProduction
+	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "memory") {
+		t.Errorf("production without memory limit: %v", err)
+	}
+	o.MemoryLimit = 1 << 28
+	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "seccomp") {
+		t.Errorf("production without pinned seccomp: %v", err)
+	}
+	o.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}
+	o.KeepCaps = []string{"CAP_NET_BIND_SERVICE"}
+	o.Workspace = &Workspace{Source: "/w", Dest: "/workspace", Kind: WorkspaceBindRW, Exec: true}
+	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "workspace") {
+		t.Errorf("production with writable exec workspace: %v", err)
+	}
+	o.Workspace.Exec = false
+	out, plan, err := Apply(baseSpec(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.Process.Capabilities.Bounding, []string{"CAP_NET_BIND_SERVICE"}) {
+		t.Errorf("production caps %v", out.Process.Capabilities.Bounding)
+	}
+	if *out.Linux.Resources.Memory.Limit != 1<<28 || plan.Landlock.MinABI != 3 {
+		t.Errorf("production limits/landlock: %+v %+v", out.Linux.Resources.Memory, plan.Landlock)
+	}
+}
+
+func TestApplyNetHostRefusedInStrict(t *testing.T) {
+	o := allHost
+	o.Mode, o.Net = ModeStrictAgent, "host"
+	if _, _, err := Apply(baseSpec(), o); err == nil {
+		t.Error("strict-agent accepted --net host")
+	}
+	o.Mode = ModeAgent
+	out, _, err := Apply(baseSpec(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range out.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace {
+			t.Error("agent --net host kept a network namespace")
+		}
+	}
+}
+
+func TestReadPinned(t *testing.T) {
+	f := t.TempDir() + "/p.json"
+	if err := writeFile(f, "abc"); err != nil {
+		t.Fatal(err)
+	}
+	good := "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	if _, err := ReadPinned("--x", f, good); err != nil {
+		t.Errorf("good pin refused: %v", err)
+	}
+	_, err := ReadPinned("--x", f, strings.Repeat("1", 64))
+	if err == nil || !strings.Contains(err.Error(), good) || !strings.Contains(err.Error(), strings.Repeat("1", 64)) || !strings.Contains(err.Error(), f) {
+		t.Errorf("bad pin: %v", err)
+	}
+}
