@@ -349,3 +349,43 @@ func TestCoreConcurrentCreateSameID(t *testing.T) {
 	r.OK("delete", "--force", id)
 	assertNoLeftovers(t, r.Root, id, b.Dir)
 }
+
+// TestCoreConcurrentStart: of several starts of one created container at
+// once, exactly one succeeds and the others report it running; none hangs.
+func TestCoreConcurrentStart(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sleep", "1000")
+	for round := range 3 {
+		id := coreID(t, r, fmt.Sprintf("start%d", round))
+		r.coreDetached("create", "--bundle", b.Dir, id)
+		const n = 3
+		results := make([]Result, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i], errs[i] = r.coreExec(nil, "start", id)
+			}()
+		}
+		wg.Wait()
+		wins := 0
+		for i := range n {
+			switch {
+			case errs[i] != nil:
+				t.Errorf("round %d: start #%d: %v", round, i, errs[i])
+			case results[i].Code == 0:
+				wins++
+			case strings.TrimSpace(results[i].Stderr) != "nucleus: cannot start container "+id+": it is already running":
+				t.Errorf("round %d: losing start #%d: stderr %q", round, i, results[i].Stderr)
+			}
+		}
+		if wins != 1 {
+			t.Errorf("round %d: %d of %d concurrent starts succeeded, want 1", round, wins, n)
+		}
+		r.WaitStatus(id, "running")
+		r.OK("delete", "--force", id)
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+	}
+}

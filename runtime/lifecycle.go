@@ -12,8 +12,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Start runs the user process of a created container.
+// Start runs the user process of a created container. It holds the
+// container's lock: two concurrent starts would both read the exec fifo,
+// and the one that finds it already drained would wait forever for a
+// writer that is gone.
 func (r *Runtime) Start(id string) error {
+	unlock, err := r.lockContainer(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	c, err := r.load(id)
 	if err != nil {
 		return err
