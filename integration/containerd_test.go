@@ -195,6 +195,14 @@ func TestContainerdRunRmExitCodeAndExec(t *testing.T) {
 		if res := e.cmd(nil, append(e.runArgs("--rm"), e.id("exit"), "sh", "-c", "exit 42")...); res.Code != 42 {
 			t.Errorf("ctr run exit 42: exit %d: %s", res.Code, res.Stderr)
 		}
+		// A create that fails: the runtime's message (the "msg" of its JSON
+		// log) reaches the user, and nothing is left.
+		missing := e.id("missing")
+		if res := e.cmd(nil, append(e.runArgs("--rm"), missing, "/no/such/binary")...); res.Code == 0 ||
+			!strings.Contains(res.Stderr, "/no/such/binary") || !strings.Contains(res.Stderr, "no such file or directory") {
+			t.Errorf("ctr run of a missing binary: exit %d, stderr %q", res.Code, res.Stderr)
+		}
+		e.cmd(nil, "container", "delete", missing)
 		// stdin and stdout piped straight through, a megabyte and a half.
 		in := bytes.Repeat([]byte("0123456789abcdef"), 100000)
 		if res := e.cmd(in, append(e.runArgs("--rm"), e.id("cat"), "cat")...); res.Stdout != string(in) {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -564,6 +565,43 @@ func TestPodmanRuntimeEventsStats(t *testing.T) {
 		if ev.Type != "stats" || ev.ID != id || ev.Data.Pids.Current != 3 || ev.Data.Pids.Limit != 50 ||
 			ev.Data.Memory.Usage.Limit != 64<<20 || ev.Data.Memory.Usage.Usage == 0 || ev.Data.CPU.Usage.Total == 0 {
 			t.Errorf("events --stats: %+v", ev)
+		}
+		// Streaming: an "oom" event when a process inside exceeds the
+		// limit, stats every interval, and the end once the container goes.
+		oomer := p.name("oom")
+		p.ok(append(p.runArgs("-d", "--memory", "16m", "--memory-swap", "16m", "--name", oomer), "sleep", "1000")...)
+		oomID := p.noteID(oomer)
+		var evOut bytes.Buffer
+		events := exec.Command(rt.Real, "--root", p.runtimeRoot(), "events", "--interval", "200ms", oomID)
+		events.Stdout = &evOut
+		if err := events.Start(); err != nil {
+			t.Fatal(err)
+		}
+		evDone := make(chan error, 1)
+		go func() { evDone <- events.Wait() }()
+		time.Sleep(500 * time.Millisecond)
+		p.cmd(nil, "exec", oomer, "sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' x); echo ${#x}")
+		time.Sleep(500 * time.Millisecond)
+		p.ok("rm", "--force", "--time", "0", oomer)
+		select {
+		case <-evDone:
+		case <-time.After(15 * time.Second):
+			events.Process.Kill()
+			<-evDone
+			t.Errorf("events did not end after the container was removed")
+		}
+		var sawOOM, sawStats bool
+		for _, line := range strings.Split(strings.TrimSpace(evOut.String()), "\n") {
+			var e struct{ Type, ID string }
+			if err := json.Unmarshal([]byte(line), &e); err != nil || e.ID != oomID {
+				t.Errorf("events: bad line %q", line)
+				continue
+			}
+			sawOOM = sawOOM || e.Type == "oom"
+			sawStats = sawStats || e.Type == "stats"
+		}
+		if !sawOOM || !sawStats {
+			t.Errorf("events: oom seen %v, stats seen %v:\n%s", sawOOM, sawStats, evOut.String())
 		}
 		res = runCmd(t, 30*time.Second, nil, nil, rt.Real, "--root", p.runtimeRoot(), "delete", "--force", "pod-never-existed")
 		if res.Code != 0 {

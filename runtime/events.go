@@ -24,7 +24,7 @@ func (r *Runtime) Stats(id string) (*types.Event, error) {
 
 // Events calls emit with a "stats" event every interval and an "oom" event
 // whenever the container's cgroup reports one, until the container stops
-// (its cgroup goes away) or emit returns an error.
+// or its cgroup goes away, or emit returns an error.
 func (r *Runtime) Events(id string, interval time.Duration, emit func(*types.Event) error) error {
 	if interval <= 0 {
 		return errors.New("duration interval must be greater than 0")
@@ -50,6 +50,9 @@ func (r *Runtime) Events(id string, interval time.Duration, emit func(*types.Eve
 				return err
 			}
 		case <-tick.C:
+			if st, err := c.Status(); err == nil && st == libcontainer.Stopped {
+				return nil
+			}
 			e, err := statsEvent(c)
 			if err != nil {
 				if st, _ := c.Status(); st == libcontainer.Stopped {
