@@ -13,6 +13,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// The bundles here run `true`, so even a create that wrongly succeeded
+// would not hold Runner.Fail's output pipes open for long.
 func TestCoreBadBundles(t *testing.T) {
 	r := newRunner(t)
 	for _, tc := range []struct {
@@ -92,7 +94,7 @@ func TestCoreBadBundles(t *testing.T) {
 			for _, cmd := range [][]string{{"create"}, {"run"}, {"run", "-d"}} {
 				id := coreID(t, r, "bad")
 				args := append(append(cmd, "--bundle", bundleArg), id)
-				r.coreFailDetached(wants, args...)
+				r.Fail(wants, args...)
 				assertNoLeftovers(t, r.Root, id, b.Dir)
 				r.Fail([]string{"container " + id, "does not exist"}, "state", id)
 			}
@@ -154,7 +156,7 @@ func TestCoreInvalidIDs(t *testing.T) {
 			{"state", tc.id}, {"start", tc.id}, {"kill", tc.id, "KILL"}, {"delete", tc.id}, {"delete", "--force", tc.id},
 			{"pause", tc.id}, {"resume", tc.id}, {"ps", tc.id}, {"exec", tc.id, "true"},
 		} {
-			res := r.coreFailDetached([]string{tc.want}, args...)
+			res := r.Fail([]string{tc.want}, args...)
 			if len(res.Stderr) > 200 {
 				t.Errorf("nucleus %s: the error repeats the whole id: %q", args[0], res.Stderr)
 			}
@@ -251,7 +253,7 @@ func TestCoreSystemdCgroupWithoutSystemd(t *testing.T) {
 	id := coreID(t, r, "systemd")
 	r.Global = []string{"--systemd-cgroup"}
 	for _, cmd := range [][]string{{"run", "--bundle", b.Dir, id}, {"create", "--bundle", b.Dir, id}, {"state", id}} {
-		r.coreFailDetached([]string{"--systemd-cgroup: systemd is not running on this host", "drop the flag"}, cmd...)
+		r.Fail([]string{"--systemd-cgroup: systemd is not running on this host", "drop the flag"}, cmd...)
 	}
 	assertNoLeftovers(t, r.Root, id, b.Dir)
 }
@@ -280,7 +282,7 @@ func TestCoreCreateExisting(t *testing.T) {
 		{"run", "--bundle", other.Dir, id},
 		{"run", "-d", "--bundle", other.Dir, id},
 	} {
-		r.coreFailDetached([]string{"container " + id + " already exists under " + r.Root}, cmd...)
+		r.Fail([]string{"container " + id + " already exists under " + r.Root}, cmd...)
 	}
 	after := r.State(id)
 	for _, k := range []string{"pid", "status", "bundle", "created"} {

@@ -91,35 +91,7 @@ func (r *Runner) coreDetached(args ...string) Result {
 	return res
 }
 
-// coreFailDetached is Runner.Fail for commands that would leave a container
-// holding the output pipes had they succeeded.
-func (r *Runner) coreFailDetached(wants []string, args ...string) Result {
-	r.t.Helper()
-	res, err := r.coreExec(nil, args...)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	checkFailure(r.t, res, args, wants)
-	return res
-}
-
-func checkFailure(t testing.TB, res Result, args []string, wants []string) {
-	t.Helper()
-	if res.Code == 0 {
-		t.Fatalf("nucleus %s: exit 0, want failure\nstdout: %s\nstderr: %s", strings.Join(args, " "), res.Stdout, res.Stderr)
-	}
-	msg := strings.TrimRight(res.Stderr, "\n")
-	if msg == "" || strings.Contains(msg, "\n") {
-		t.Errorf("nucleus %s: want one line on stderr, got:\n%s", strings.Join(args, " "), msg)
-	}
-	for _, w := range wants {
-		if !strings.Contains(msg, w) {
-			t.Errorf("nucleus %s: stderr %q does not contain %q", strings.Join(args, " "), msg, w)
-		}
-	}
-}
-
-// pid returns the init pid that `state` reports.
+// corePid returns the init pid that `state` reports.
 func (r *Runner) corePid(id string) int {
 	r.t.Helper()
 	st := r.State(id)

@@ -173,6 +173,9 @@ func (r *Runner) Run(in []byte, args ...string) Result {
 	cmd := r.Cmd(args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// A container that wrongly outlives the command (a create that should
+	// have failed) keeps the output pipes open; don't wait for it forever.
+	cmd.WaitDelay = 10 * time.Second
 	if in != nil {
 		cmd.Stdin = bytes.NewReader(in)
 	}
