@@ -566,6 +566,26 @@ func TestPodmanRuntimeEventsStats(t *testing.T) {
 			ev.Data.Memory.Usage.Limit != 64<<20 || ev.Data.Memory.Usage.Usage == 0 || ev.Data.CPU.Usage.Total == 0 {
 			t.Errorf("events --stats: %+v", ev)
 		}
+		// update from flags and from --resources on stdin, seen by stats.
+		rtCmd := func(in []byte, args ...string) cmdResult {
+			return runCmd(t, 30*time.Second, nil, in, rt.Real, append([]string{"--root", p.runtimeRoot()}, args...)...)
+		}
+		if res := rtCmd(nil, "update", "--pids-limit", "77", "--memory", "96m", id); res.Code != 0 {
+			t.Errorf("update flags: exit %d: %s", res.Code, res.Stderr)
+		}
+		if res := rtCmd([]byte(`{"pids":{"limit":88}}`), "update", "--resources", "-", id); res.Code != 0 {
+			t.Errorf("update --resources -: exit %d: %s", res.Code, res.Stderr)
+		}
+		if err := json.Unmarshal([]byte(rtCmd(nil, "events", "--stats", id).Stdout), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Data.Pids.Limit != 88 || ev.Data.Memory.Usage.Limit != 96<<20 {
+			t.Errorf("after update: pids limit %d (want 88), memory limit %d (want %d)", ev.Data.Pids.Limit, ev.Data.Memory.Usage.Limit, 96<<20)
+		}
+		if res := rtCmd(nil, "update", "--memory", "lots", id); res.Code == 0 || !strings.Contains(res.Stderr, "memory") {
+			t.Errorf("update --memory lots: exit %d, stderr %q", res.Code, res.Stderr)
+		}
+
 		// Streaming: an "oom" event when a process inside exceeds the
 		// limit, stats every interval, and the end once the container goes.
 		oomer := p.name("oom")
