@@ -366,3 +366,31 @@ func TestPolicyTraceGenerate(t *testing.T) {
 		t.Fatalf("untraced syscall under the generated profile: exit %d, want %d (killed)", res.Code, 128+31)
 	}
 }
+
+// TestPolicySandboxFlake runs a sandbox straight from a flake output: the
+// Nix closure is the rootfs, under agent mode with its user namespace.
+func TestPolicySandboxFlake(t *testing.T) {
+	r, cacheParent := nixEnv(t)
+	cache := filepath.Join(cacheParent, "bundle")
+	// The sandbox's unprivileged root must reach the bundle's rootfs.
+	os.Chmod(filepath.Dir(cacheParent), 0o755)
+	os.Chmod(cacheParent, 0o755)
+	flake := nixFlakeCopy(t)
+	id := "pol-flake"
+	cmd := r.Cmd("sandbox", "--flake", "path:"+flake+"#agent-example", "--id", id, "--",
+		"sh", "-c", "ls /nix/store | wc -l; cat /proc/self/uid_map; grep Seccomp: /proc/self/status; touch /nix/store/x 2>&1 || echo store-ro")
+	cmd.Env = append(os.Environ(), "NUCLEUS_CACHE_DIR="+cache)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sandbox --flake: %v\n%s", err, out)
+	}
+	for _, want := range []string{"1073741824", "Seccomp:\t2", "store-ro"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("sandbox --flake output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "not applied") {
+		t.Errorf("sandbox --flake degraded isolation:\n%s", out)
+	}
+	assertNoLeftovers(t, r.Root, id, "")
+}

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/nixbundle"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/spec"
@@ -20,6 +25,7 @@ var sandboxCommand = &cli.Command{
 	ArgsUsage: "[flags] -- CMD [ARGS...]",
 	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "OCI bundle whose rootfs to use"},
+		&cli.StringFlag{Name: "flake", Usage: "FLAKEREF#ATTR to bundle with Nix (cached) and run instead of --bundle"},
 		&cli.StringFlag{Name: "id", Usage: "container id (default: a random sbx-… id)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "kill the sandbox after this long (exit status 124)"},
 	}, policyFlags(string(policy.ModeAgent))...),
@@ -29,8 +35,17 @@ var sandboxCommand = &cli.Command{
 			args = args[1:]
 		}
 		bundle := c.String("bundle")
+		if ref := c.String("flake"); ref != "" {
+			if bundle != "" {
+				return errors.New("sandbox: give --flake or --bundle, not both")
+			}
+			var err error
+			if bundle, err = flakeBundle(ref); err != nil {
+				return err
+			}
+		}
 		if bundle == "" {
-			return errors.New("sandbox: --bundle DIR is required")
+			return errors.New("sandbox: --bundle DIR or --flake REF is required")
 		}
 		r, err := newRuntime(c)
 		if err != nil {
@@ -70,4 +85,27 @@ var sandboxCommand = &cli.Command{
 		os.Exit(status)
 		return nil
 	},
+}
+
+// flakeBundle keeps one bundle per flake reference beside the bundle cache
+// (sandbox/ next to $NUCLEUS_CACHE_DIR), so repeated sandboxes of an
+// unchanged flake skip Nix entirely. Its directories are searchable by
+// others: the sandbox's unprivileged root must reach the rootfs.
+func flakeBundle(ref string) (string, error) {
+	sandboxBundles := filepath.Join(filepath.Dir(nixbundle.DefaultCacheDir()), "sandbox")
+	sum := sha256.Sum256([]byte(ref))
+	dir := filepath.Join(sandboxBundles, hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(sandboxBundles, 0o711); err != nil {
+		return "", fmt.Errorf("--flake %s: %w", ref, err)
+	}
+	for _, d := range []string{filepath.Dir(sandboxBundles), sandboxBundles} {
+		_ = os.Chmod(d, 0o711)
+	}
+	if _, err := nixbundle.Bundle(context.Background(), nixbundle.Options{Ref: ref, Dir: dir}); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return "", fmt.Errorf("--flake %s: %w", ref, err)
+	}
+	return dir, nil
 }
