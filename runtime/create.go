@@ -134,7 +134,11 @@ func (r *Runtime) newContainer(o CreateOptions) (*libcontainer.Container, error)
 	// in every hierarchy instead, like runc's documented default. Not for
 	// rootless cgroups: libcontainer tolerates a cgroup it may not create
 	// only when no path was asked for, as in runc.
-	if !r.SystemdCgroup && !r.rootlessCgroups() && s.Linux != nil && s.Linux.CgroupsPath == "" {
+	if !r.SystemdCgroup && !r.rootlessCgroups() && (s.Linux == nil || s.Linux.CgroupsPath == "") {
+		// A config without a linux section is placed the same way.
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
 		s.Linux.CgroupsPath = "/" + o.ID
 	}
 	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{

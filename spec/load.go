@@ -226,7 +226,7 @@ func Validate(file, bundle string, s *specs.Spec) error {
 			}
 		}
 	}
-	if s.Hostname != "" && s.Linux != nil && !hasNamespace(s, specs.UTSNamespace) {
+	if s.Hostname != "" && !hasNamespace(s, specs.UTSNamespace) {
 		return fe("hostname", "set, but linux.namespaces has no uts namespace to set it in")
 	}
 	return nil

@@ -203,6 +203,7 @@ func TestValidateErrors(t *testing.T) {
 			}
 			s.Linux.Namespaces = kept
 		}, "hostname", []string{"no uts namespace"}},
+		{"hostname without a linux section", func(s *specs.Spec, _ string) { s.Linux = nil }, "hostname", []string{"no uts namespace"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := Default(false)
