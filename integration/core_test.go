@@ -754,3 +754,26 @@ func nestCgroups(t *testing.T, name string) []string {
 	}
 	return dirs
 }
+
+// TestCoreDeleteStoppedKillsStrays: without a pid namespace a child can
+// outlive init; delete of the stopped container kills it with the cgroup.
+func TestCoreDeleteStoppedKillsStrays(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "sleep 1777 >/dev/null 2>&1 & exit 0")
+	b.Spec.Linux.Namespaces = slices.DeleteFunc(b.Spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool {
+		return n.Type == specs.PIDNamespace
+	})
+	b.Save(t)
+	id := coreID(t, r, "stray")
+	r.coreDetached("run", "-d", "--bundle", b.Dir, id)
+	r.WaitStatus(id, "stopped")
+	pids := r.corePs(id)
+	if len(pids) != 1 || cmdline(pids[0]) != "sleep 1777" {
+		t.Fatalf("stopped container's cgroup holds %v, want the stray sleep", pids)
+	}
+	r.OK("delete", id)
+	if alive(pids[0]) {
+		t.Errorf("stray %d alive after delete", pids[0])
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
