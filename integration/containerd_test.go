@@ -104,6 +104,12 @@ func (e *containerdEnv) stop() {
 		_ = syscall.Unmount(mps[i], syscall.MNT_DETACH)
 	}
 	os.RemoveAll(e.dir)
+	// The namespace's parent cgroup, once empty.
+	parents, _ := filepath.Glob("/sys/fs/cgroup/*/ctd")
+	parents = append(parents, "/sys/fs/cgroup/ctd")
+	for _, d := range parents {
+		_ = syscall.Rmdir(d)
+	}
 	if e.t.Failed() {
 		e.t.Logf("containerd log:\n%s", e.logBuf.String())
 	}
