@@ -207,24 +207,31 @@ func TestCoreLogJSON(t *testing.T) {
 	r.Fail([]string{"process.args: must not be empty"}, "create", "--bundle", b.Dir, id)
 	r.Fail([]string{"container core-nope", "does not exist"}, "state", "core-nope")
 	assertNoLeftovers(t, r.Root, id, b.Dir)
+	// An error from inside the container's init is reported the same way.
+	b.Spec.Process.Args = []string{"/bin/no-such-program"}
+	b.Save(t)
+	r.Fail([]string{`"/bin/no-such-program"`}, "run", "--bundle", b.Dir, id)
+	assertNoLeftovers(t, r.Root, id, b.Dir)
 
 	data, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("log has %d lines, want 2: %q", len(lines), data)
+	if len(lines) != 3 {
+		t.Fatalf("log has %d lines, want 3: %q", len(lines), data)
 	}
 	for i, want := range []string{
 		filepath.Join(b.Dir, "config.json") + ": process.args: must not be empty",
 		"container core-nope: container does not exist",
+		`exec: "/bin/no-such-program": stat /bin/no-such-program: no such file or directory`,
 	} {
 		var entry map[string]any
 		if err := json.Unmarshal([]byte(lines[i]), &entry); err != nil {
 			t.Fatalf("log line %d is not JSON: %v: %q", i, err, lines[i])
 		}
-		if entry["level"] != "error" || entry["msg"] != want || entry["time"] == nil {
+		msg, _ := entry["msg"].(string)
+		if entry["level"] != "error" || !strings.HasSuffix(msg, want) || entry["time"] == nil {
 			t.Errorf("log line %d: %v, want level error, msg %q and a time", i, entry, want)
 		}
 	}
