@@ -421,3 +421,18 @@ func TestPodmanRootlessRuntimeCLI(t *testing.T) {
 		assertNoClientLeftovers(t, state, []string{"ctd-rootless"}, b.Dir)
 	})
 }
+
+// parentPid returns pid's parent, or 0.
+func parentPid(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}

@@ -217,6 +217,17 @@ func TestContainerdRunRmExitCodeAndExec(t *testing.T) {
 		box := e.id("exec")
 		e.ok(append(e.runArgs("-d"), box, "sleep", "1000")...)
 		e.waitStatus(box, "RUNNING")
+		// The container's init is the shim's child (the shim is a subreaper).
+		var pid int
+		for _, line := range strings.Split(e.ok("task", "ls"), "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == box {
+				fmt.Sscan(f[1], &pid)
+			}
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", parentPid(pid)))
+		if pid == 0 || !strings.HasPrefix(string(comm), "containerd-shim") {
+			t.Errorf("container init %d has parent %d (%q), want the shim", pid, parentPid(pid), strings.TrimSpace(string(comm)))
+		}
 		if out := e.ok("task", "exec", "--exec-id", "e1", box, "sh", "-c", "echo in exec"); out != "in exec\n" {
 			t.Errorf("task exec: %q", out)
 		}

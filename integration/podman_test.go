@@ -199,6 +199,10 @@ func TestPodmanRunEchoAndExitCodes(t *testing.T) {
 				t.Errorf("podman run %v: error message does not name the file: %q", c.args, res.Stderr)
 			}
 		}
+		// podman parses the runtime's --version.
+		if info := p.ok("info", "--format", "{{.Host.OCIRuntime.Name}}|{{.Host.OCIRuntime.Version}}"); !strings.HasPrefix(info, rt.Name+"|") || !strings.Contains(info, "version") {
+			t.Errorf("podman info on the runtime: %q", info)
+		}
 		rt.assertCalled(t, "--log-format=json", "create", "--bundle", "--pid-file")
 		rt.assertCalled(t, "delete", "--force")
 		p.finish()
@@ -257,6 +261,12 @@ func TestPodmanDetachExecKillWait(t *testing.T) {
 		sleeper := p.name("sleeper")
 		p.ok(append(p.runArgs("-d", "--name", sleeper), "sleep", "1000")...)
 		p.noteID(sleeper)
+		// The container's init is conmon's child (conmon is a subreaper).
+		var pid, conmon int
+		fmt.Sscan(p.ok("inspect", "--format", "{{.State.Pid}} {{.State.ConmonPid}}", sleeper), &pid, &conmon)
+		if ppid := parentPid(pid); pid == 0 || ppid != conmon {
+			t.Errorf("container init %d has parent %d, want conmon %d", pid, ppid, conmon)
+		}
 		if got := p.ok("exec", sleeper, "echo", "in exec"); got != "in exec\n" {
 			t.Errorf("exec stdout %q", got)
 		}
