@@ -534,6 +534,14 @@ func TestPodmanCheckpoint(t *testing.T) {
 			if strings.TrimSpace(res.Stderr) == "" {
 				t.Errorf("checkpoint failed without a message")
 			}
+			// restore fails as promptly, and leaves no container behind.
+			b := newBundle(t, "sleep", "1000")
+			root := t.TempDir()
+			rr := runCmd(t, 90*time.Second, nil, nil, rt.Real, "--root", root, "restore", "--detach", "--bundle", b.Dir, "--image-path", t.TempDir(), "pod-restore")
+			if rr.Code == 0 || strings.TrimSpace(rr.Stderr) == "" {
+				t.Errorf("restore without a usable CRIU: exit %d, stderr %q", rr.Code, rr.Stderr)
+			}
+			assertNoClientLeftovers(t, root, []string{"pod-restore"}, b.Dir)
 		}
 		if st := strings.TrimSpace(p.ok("inspect", "--format", "{{.State.Status}}", c)); st != "running" {
 			t.Errorf("status after checkpoint attempt: %q, want running", st)
