@@ -47,6 +47,8 @@ type CreateOptions struct {
 	// KillOnInterrupt turns SIGINT/SIGTERM/SIGHUP to nucleus into SIGKILL
 	// for the container (a one-shot sandbox must never outlive its caller).
 	KillOnInterrupt bool
+	// Engine runs the container: native (default) or gvisor (runsc).
+	Engine Engine
 }
 
 type action int
@@ -58,6 +60,10 @@ const (
 
 // Create sets up a container whose process waits for Start.
 func (r *Runtime) Create(o CreateOptions) error {
+	if o.Engine == EngineGvisor {
+		_, err := r.gvisorStart(o, actCreate)
+		return err
+	}
 	_, err := r.startContainer(o, actCreate)
 	return err
 }
@@ -66,6 +72,9 @@ func (r *Runtime) Create(o CreateOptions) error {
 // forwards signals, waits for the process and removes the container; the
 // returned status is the process's exit status (128+signal if killed).
 func (r *Runtime) Run(o CreateOptions) (int, error) {
+	if o.Engine == EngineGvisor {
+		return r.gvisorStart(o, actRun)
+	}
 	return r.startContainer(o, actRun)
 }
 

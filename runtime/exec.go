@@ -42,6 +42,9 @@ type ExecOptions struct {
 // Exec starts a process in a running container and, unless detached,
 // returns its exit status.
 func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
+	if r.isGvisor(id) {
+		return r.gvisorExec(id, o)
+	}
 	c, err := r.load(id)
 	if err != nil {
 		return -1, err

@@ -17,6 +17,9 @@ import (
 // and the one that finds it already drained would wait forever for a
 // writer that is gone.
 func (r *Runtime) Start(id string) error {
+	if r.isGvisor(id) {
+		return r.gvisorStartCreated(id)
+	}
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		return err
@@ -67,6 +70,9 @@ func ParseSignal(raw string) (unix.Signal, error) {
 // Kill sends sig to the container's init; with all, to every process in
 // the container's cgroup.
 func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
+	if r.isGvisor(id) {
+		return r.gvisorKill(id, sig, all)
+	}
 	c, err := r.load(id)
 	if err != nil {
 		return err
@@ -103,6 +109,9 @@ func (r *Runtime) killAll(c *libcontainer.Container, sig unix.Signal) error {
 // processes, cgroups and state. A forced delete of an id that does not exist
 // succeeds, as containerd's cleanup expects.
 func (r *Runtime) Delete(id string, force bool) error {
+	if r.isGvisor(id) {
+		return r.gvisorDelete(id, force)
+	}
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		if force && errors.Is(err, ErrNotExist) {
@@ -183,6 +192,9 @@ func killAndDestroy(c *libcontainer.Container) error {
 
 // Pause freezes every process of the container.
 func (r *Runtime) Pause(id string) error {
+	if r.isGvisor(id) {
+		return r.gvisorPause(id, true)
+	}
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		return err
@@ -203,6 +215,9 @@ func (r *Runtime) Pause(id string) error {
 
 // Resume thaws a paused container.
 func (r *Runtime) Resume(id string) error {
+	if r.isGvisor(id) {
+		return r.gvisorPause(id, false)
+	}
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		return err
@@ -223,6 +238,9 @@ func (r *Runtime) Resume(id string) error {
 
 // Processes lists the host pids of every process in the container.
 func (r *Runtime) Processes(id string) ([]int, error) {
+	if r.isGvisor(id) {
+		return nil, fmt.Errorf("processes of %s: a gvisor container's processes live in gVisor's kernel, not on the host (nucleus ps shows them)", id)
+	}
 	c, err := r.load(id)
 	if err != nil {
 		return nil, err

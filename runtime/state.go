@@ -30,6 +30,9 @@ type State struct {
 
 // State reports one container's state.
 func (r *Runtime) State(id string) (*State, error) {
+	if r.isGvisor(id) {
+		return r.gvisorState(id)
+	}
 	c, err := r.load(id)
 	if err != nil {
 		return nil, err
@@ -94,7 +97,7 @@ func (r *Runtime) List() ([]State, error) {
 		s.Owner = ownerName(info)
 		out = append(out, *s)
 	}
-	return out, nil
+	return append(out, r.gvisorList()...), nil
 }
 
 func ownerName(info fs.FileInfo) string {

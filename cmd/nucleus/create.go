@@ -22,6 +22,7 @@ func createFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot_root to jail the process (for ramfs roots)"},
 		&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container"},
 		&cli.IntFlag{Name: "preserve-fds", Usage: "pass N extra file descriptors (from fd 3 on) to the container"},
+		engineFlag(""),
 		&cli.BoolFlag{Name: "verify-attestation", Usage: "refuse a bundle whose attestation.json (from 'nucleus bundle') does not match"},
 	}
 }
@@ -48,6 +49,10 @@ var createCommand = &cli.Command{
 func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, error) {
 	id := c.Args().First()
 	if err := spec.ValidateID(id); err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
+	engine, err := engineOption(c)
+	if err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}
 	r, err := newRuntime(c)
@@ -93,5 +98,6 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 		NoPivot:       c.Bool("no-pivot"),
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   c.Int("preserve-fds"),
+		Engine:        engine,
 	}, nil
 }

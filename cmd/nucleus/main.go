@@ -60,6 +60,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "root", Value: runtime.DefaultRoot, Usage: "directory for container state (should be on tmpfs)"},
 			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "manage cgroups through systemd (cgroupsPath is slice:prefix:name)"},
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors: true, false or auto"},
+			engineFlag(runtime.EngineEnv),
 		},
 		Before:   configureLogging,
 		Commands: sortedCommands(),

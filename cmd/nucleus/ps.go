@@ -34,6 +34,9 @@ var psCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		if ok, err := r.GvisorPs(c.Args().First(), format, c.Args().Slice()[1:], os.Stdout); ok {
+			return err
+		}
 		pids, err := r.Processes(c.Args().First())
 		if err != nil {
 			return err
