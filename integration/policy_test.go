@@ -104,6 +104,9 @@ func TestPolicyAgentProbes(t *testing.T) {
 	// /dev is a tmpfs without noexec in the default config: only Landlock
 	// stands between the sandbox and running a file it wrote there.
 	expectLine(t, r.sandbox(b, "pol-xdev", flags, "probe", "copy-exec", "/dev/p"), "DENIED EACCES")
+	if res := r.sandbox(b, "pol-tiocsti", flags, "probe", "tiocsti"); strings.Count(res.Stdout, "DENIED EPERM") != 2 {
+		t.Errorf("TIOCSTI: want two EPERM refusals, got %q", res.Stdout)
+	}
 	expectLine(t, r.sandbox(b, "pol-keys", flags, "probe", "read", "/proc/keys"), "READ 0 bytes")
 	expectLine(t, r.sandbox(b, "pol-kallsyms", flags, "probe", "read", "/proc/kallsyms"), "READ 0 bytes")
 	expectLine(t, r.sandbox(b, "pol-work", flags, "probe", "work"), "WORK OK ping hello")

@@ -148,12 +148,54 @@ func BuiltinSeccomp(o SeccompOptions) *specs.LinuxSeccomp {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"personality"}, Action: specs.ActAllow,
 			Args: []specs.LinuxSeccompArg{{Index: 0, Value: p, Op: specs.OpEqualTo}}})
 	}
-	s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"ioctl"}, Action: specs.ActAllow})
 	for _, cmd := range deniedIoctls {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"ioctl"}, Action: specs.ActErrno, ErrnoRet: &eperm,
 			Args: []specs.LinuxSeccompArg{{Index: 1, Value: 0xffffffff, ValueTwo: cmd, Op: specs.OpMaskedEqual}}})
 	}
+	s.Syscalls = append(s.Syscalls, allowAllExcept("ioctl", 1, deniedIoctls)...)
 	return s
+}
+
+// allowAllExcept allows a syscall unless the low 32 bits of argument idx
+// are one of denied. libseccomp cannot say "not equal under a mask", and an
+// unconditional allow beside a conditional errno makes the allow win, so the
+// allowed set is written as a union of masked equalities: x is allowed if it
+// differs from the denied values in a bit where they all agree, or, agreeing
+// there, has a pattern of the remaining bits no denied value has.
+func allowAllExcept(name string, idx uint, denied []uint64) []specs.LinuxSyscall {
+	const low32 = 0xffffffff
+	var diff uint64
+	for _, d := range denied[1:] {
+		diff |= (d ^ denied[0]) & low32
+	}
+	common := denied[0] & low32 &^ diff
+	rule := func(mask, value uint64) specs.LinuxSyscall {
+		return specs.LinuxSyscall{Names: []string{name}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: idx, Value: mask, ValueTwo: value, Op: specs.OpMaskedEqual}}}
+	}
+	var rules []specs.LinuxSyscall
+	for bit := uint64(1); bit <= 1<<31; bit <<= 1 {
+		if diff&bit == 0 {
+			rules = append(rules, rule(bit, ^common&bit))
+		}
+	}
+	// Enumerate the patterns of the differing bits (submasks of diff).
+	for sub := diff; ; sub = (sub - 1) & diff {
+		v := common | sub
+		isDenied := false
+		for _, d := range denied {
+			if d&low32 == v {
+				isDenied = true
+			}
+		}
+		if !isDenied {
+			rules = append(rules, rule(low32, v))
+		}
+		if sub == 0 {
+			break
+		}
+	}
+	return rules
 }
 
 // AllowedSyscallCount is how many distinct syscalls a profile lets through

@@ -59,3 +59,36 @@ func TestBuiltinSeccompCloneFilter(t *testing.T) {
 	}
 	t.Fatal("no clone rule")
 }
+
+// TestAllowAllExcept checks the ioctl rules by evaluating them: every
+// command is allowed except the denied ones, whatever the upper 32 bits.
+func TestAllowAllExcept(t *testing.T) {
+	rules := allowAllExcept("ioctl", 1, deniedIoctls)
+	allowed := func(x uint64) bool {
+		for _, r := range rules {
+			a := r.Args[0]
+			if x&a.Value == a.ValueTwo {
+				return true
+			}
+		}
+		return false
+	}
+	for _, d := range deniedIoctls {
+		for _, hi := range []uint64{0, 1 << 32, 0xffffffff << 32} {
+			if allowed(d | hi) {
+				t.Errorf("%#x allowed", d|hi)
+			}
+		}
+	}
+	for _, x := range []uint64{0, 0x5401, 0x5413, 0x541b, 0x541d, 0x5410, 0x541a, 0x5416, 0x80045430, 0xffffffff, 1 << 32} {
+		if !allowed(x) {
+			t.Errorf("%#x refused", x)
+		}
+	}
+	for x := uint64(0x5400); x < 0x5500; x++ {
+		want := x != 0x5412 && x != 0x541c
+		if allowed(x) != want {
+			t.Errorf("%#x: allowed %v", x, allowed(x))
+		}
+	}
+}

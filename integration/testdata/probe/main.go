@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -59,6 +60,13 @@ func main() {
 		result(unix.Unshare(unix.CLONE_NEWUSER))
 	case "perf":
 		result(rawErr(unix.Syscall6(unix.SYS_PERF_EVENT_OPEN, 0, 0, 0, 0, 0, 0)))
+	case "tiocsti":
+		// Without the filter this fails with ENOTTY (stdin is not a
+		// terminal); the filter refuses it first, also with the upper 32
+		// bits of the command set, which the kernel ignores.
+		c := byte('x')
+		result(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, uintptr(unix.TIOCSTI), uintptr(unsafe.Pointer(&c)))))
+		result(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, uintptr(1<<32|unix.TIOCSTI), uintptr(unsafe.Pointer(&c)))))
 	case "memfd":
 		_, err := unix.MemfdCreate("x", 0)
 		result(err)
