@@ -6,9 +6,12 @@ GO        ?= go
 BIN       ?= bin/nucleus
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
-TAGS      := seccomp netgo osusergo
-LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static-pie
-GOFLAGS_B := -trimpath -buildmode=pie -tags "$(TAGS)"
+TAGS      := seccomp netgo osusergo urfave_cli_no_docs
+# A static, non-PIE binary: it starts ~1 ms faster per process than a
+# static-pie one (no self-relocation of Go's pointer-heavy data), and every
+# container start runs it two or three times (CLI, init, Landlock step).
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static
+GOFLAGS_B := -trimpath -tags "$(TAGS)"
 DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
 
 .PHONY: all build install deps test unit integration bench demo fmt vet clean fuzz flake
@@ -17,7 +20,7 @@ all: build
 
 build: $(BIN)
 
-$(BIN): $(shell find cmd spec runtime policy nixbundle -name '*.go' 2>/dev/null) go.mod go.sum
+$(BIN): $(shell find cmd spec runtime policy nixbundle -name '*.go' 2>/dev/null) go.mod go.sum Makefile
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $@ ./cmd/nucleus
 
 # deps installs the Debian packages the build and the tests need.

@@ -28,7 +28,11 @@ func newSignalHandler(subreaper bool) *signalHandler {
 		}
 	}
 	s := make(chan os.Signal, 2048)
-	signal.Notify(s)
+	// Registering for every signal costs ~65 sigaction calls; only SIGCHLD
+	// must be in place before the container starts, the rest can follow
+	// while it is being set up (as runc does).
+	signal.Notify(s, unix.SIGCHLD)
+	go signal.Notify(s)
 	return &signalHandler{signals: s}
 }
 

@@ -37,7 +37,7 @@ func policyFlags(defaultMode string) []cli.Flag {
 // s unchanged (and a nil plan) when no mode and no policy flag is given, so
 // plain OCI bundles behave exactly as under runc.
 func applyPolicy(c *cli.Context, id string, s *specs.Spec, ws *policy.Workspace) (*specs.Spec, *policy.Plan, *policy.Audit, error) {
-	mode, err := policy.ParseMode(c.String("mode"))
+	mode, err := policy.ParseMode(modeFlag(c))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -131,4 +131,16 @@ func pinnedPolicies(c *cli.Context, mode policy.Mode) (*specs.LinuxSeccomp, []st
 		return nil, nil, fmt.Errorf("--caps-policy-sha256 given without --caps-policy")
 	}
 	return sc, keep, nil
+}
+
+// modeFlag is --mode, or the global --default-mode ($NUCLEUS_MODE) when the
+// command was not given one.
+func modeFlag(c *cli.Context) string {
+	if c.IsSet("mode") {
+		return c.String("mode")
+	}
+	if m := c.String("default-mode"); m != "" {
+		return m
+	}
+	return c.String("mode")
 }

@@ -55,7 +55,7 @@ var sandboxCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		mode, err := policy.ParseMode(c.String("mode"))
+		mode, err := policy.ParseMode(modeFlag(c))
 		if err != nil {
 			return err
 		}
