@@ -133,7 +133,12 @@ func fatalWithCode(err error, code int) {
 	if !logToStderr || isJSON {
 		logrus.Error(msg)
 	}
-	if !logToStderr || !isJSON {
+	switch {
+	case !logToStderr:
+		// A supervisor (conmon, the containerd shim) passed --log and
+		// shows our stderr under its own "nucleus:" label.
+		fmt.Fprintln(os.Stderr, msg)
+	case !isJSON:
 		fmt.Fprintln(os.Stderr, "nucleus: "+msg)
 	}
 	os.Exit(code)
