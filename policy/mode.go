@@ -105,6 +105,10 @@ type Options struct {
 	HostUserNS      bool // user namespaces can be created
 	// UserNSBlocker, if set, is why this bundle can't use one.
 	UserNSBlocker string
+	// Gvisor says the config goes to runsc: gVisor's user-space kernel
+	// stands in for the host-kernel steps it cannot take (Landlock, user
+	// namespace), recorded as substitutions rather than failures.
+	Gvisor bool
 }
 
 // Step records what Apply decided for one isolation step.
@@ -213,7 +217,9 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	for _, t := range want {
 		setNamespace(out, t)
 	}
-	if o.HostUserNS && o.UserNSBlocker == "" {
+	if o.Gvisor {
+		plan.Steps = append(plan.Steps, Step{Name: "userns_mapped", Applied: false, Detail: "not applicable: gVisor runs the sandbox in its own user namespace and kernel"})
+	} else if o.HostUserNS && o.UserNSBlocker == "" {
 		setNamespace(out, specs.UserNamespace)
 		out.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
 		out.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
@@ -285,6 +291,9 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		minABI = 3
 	}
 	switch {
+	case o.Gvisor:
+		plan.Steps = append(plan.Steps, Step{Name: "landlock_applied", Applied: false,
+			Detail: "not applicable: gVisor's user-space kernel is the filesystem boundary (substituted, " + string(o.Mode) + ")"})
 	case o.HostLandlockABI >= minABI:
 		plan.Landlock = landlockPlan(out, o, minABI)
 		plan.Steps = append(plan.Steps, Step{Name: "landlock_applied", Applied: true, Detail: fmt.Sprintf("host ABI %d", o.HostLandlockABI)})

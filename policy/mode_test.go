@@ -186,3 +186,32 @@ func TestReadPinned(t *testing.T) {
 		t.Errorf("bad pin: %v", err)
 	}
 }
+
+func TestApplyGvisorSubstitutesKernelSteps(t *testing.T) {
+	for _, mode := range []Mode{ModeAgent, ModeStrictAgent} {
+		o := Options{Mode: mode, Gvisor: true, HostSeccomp: true}
+		out, plan, err := Apply(baseSpec(), o)
+		if err != nil {
+			t.Fatalf("%s under gVisor: %v", mode, err)
+		}
+		if plan.Landlock != nil || plan.UserNS || len(plan.Warnings) != 0 {
+			t.Errorf("%s under gVisor: plan %+v", mode, plan)
+		}
+		native, _, err := Apply(baseSpec(), Options{Mode: mode, HostSeccomp: true, HostLandlockABI: 7, HostUserNS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if AllowedSyscallCount(out.Linux.Seccomp) != AllowedSyscallCount(native.Linux.Seccomp) {
+			t.Errorf("%s: gVisor and native seccomp differ", mode)
+		}
+		var subst int
+		for _, st := range plan.Steps {
+			if !st.Applied && strings.Contains(st.Detail, "gVisor") {
+				subst++
+			}
+		}
+		if subst != 2 {
+			t.Errorf("%s: want landlock and userns recorded as gVisor substitutions: %+v", mode, plan.Steps)
+		}
+	}
+}
