@@ -27,6 +27,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -148,6 +150,9 @@ type gvisorRecord struct {
 	Bundle  string    `json:"bundle"`
 	Rootfs  string    `json:"rootfs"`
 	Created time.Time `json:"created"`
+	// OCIVersion is the config's, which `state` reports as the native
+	// engine does (runsc would report its own spec version).
+	OCIVersion string `json:"ociVersion"`
 
 	id  string
 	dir string
@@ -244,7 +249,7 @@ func (g *gvisorRecord) state() (*runscState, error) {
 
 func (g *gvisorRecord) toState(st *runscState) *State {
 	s := &State{
-		Version: specs.Version,
+		Version: g.OCIVersion,
 		ID:      g.id,
 		Status:  "stopped",
 		Bundle:  g.Bundle,
@@ -252,7 +257,7 @@ func (g *gvisorRecord) toState(st *runscState) *State {
 		Created: g.Created,
 	}
 	if st != nil {
-		s.Version, s.Status = st.Version, st.Status
+		s.Status = st.Status
 		if st.Status != "stopped" && st.Pid > 0 {
 			s.InitProcessPid = st.Pid
 		}
@@ -280,8 +285,11 @@ func (r *Runtime) gvisorStart(o CreateOptions, act action) (status int, retErr e
 	switch {
 	case os.Geteuid() != 0:
 		return -1, errors.New("--engine gvisor: needs root (nucleus does not drive rootless runsc)")
-	case o.Policy != nil && o.Policy.Mode != "":
-		return -1, fmt.Errorf("--engine gvisor: isolation mode %q is not supported yet (the config's own seccomp is enforced; Landlock has no gVisor equivalent); drop --mode", o.Policy.Mode)
+	case o.Policy != nil && (o.Policy.Landlock != nil || o.Policy.UserNS):
+		// A plan made for the native engine: its Landlock pre-exec step
+		// (the sealed nucleus binary as an extra fd) and user namespace
+		// mapping are never handed to runsc.
+		return -1, fmt.Errorf("--engine gvisor: the %s policy plan was made for the native engine (Landlock pre-exec step or user namespace); it must be made with policy.Options.Gvisor", o.Policy.Mode)
 	case o.PreserveFDs > 0:
 		return -1, errors.New("--engine gvisor: --preserve-fds is not supported (runsc gets only stdio)")
 	case o.PidfdSocket != "":
@@ -318,19 +326,22 @@ func (r *Runtime) gvisorStart(o CreateOptions, act action) (status int, retErr e
 		flags = append(flags, "--systemd-cgroup")
 	}
 	if o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
-		if err := r.runscHasFlag(runsc, "oci-seccomp"); err != nil {
+		if err := r.checkRunscSeccomp(runsc, o.Spec.Linux.Seccomp); err != nil {
 			return -1, err
 		}
 	}
-	rec := &gvisorRecord{Runsc: runsc, Flags: flags, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), id: o.ID, dir: r.stateDir(o.ID)}
+	started := time.Now()
+	rec := &gvisorRecord{Runsc: runsc, Flags: flags, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), OCIVersion: o.Spec.Version, id: o.ID, dir: r.stateDir(o.ID)}
 	if err := r.writeGvisorBundle(rec, config); err != nil {
 		return -1, err
 	}
 	defer func() {
 		if retErr != nil {
+			o.Audit.Event("container_failed", map[string]any{"error": retErr.Error(), "engine": string(EngineGvisor)})
 			rec.cleanup(true)
 		}
 	}()
+	auditPlan(o)
 	stdio, closeStdio, err := runscStdio(!detach)
 	if err != nil {
 		return -1, err
@@ -365,7 +376,28 @@ func (r *Runtime) gvisorStart(o CreateOptions, act action) (status int, retErr e
 		return -1, err
 	}
 	rec.cleanup(crashed)
+	o.Audit.Event("container_exited", map[string]any{"status": status, "duration_ms": time.Since(started).Milliseconds()})
 	return status, nil
+}
+
+// auditPlan writes the plan's steps to the audit log, as the native engine
+// does before the workload starts. Under gVisor, seccomp is enforced by
+// gVisor's kernel (--oci-seccomp); Landlock and the user namespace are
+// recorded by policy.Apply as substituted by gVisor's kernel boundary.
+func auditPlan(o CreateOptions) {
+	plan := o.Policy
+	if plan == nil || plan.Mode == "" {
+		return
+	}
+	o.Audit.Event("container_created", map[string]any{"bundle": o.Bundle, "mode": plan.Mode, "engine": string(EngineGvisor)})
+	for _, st := range plan.Steps {
+		fields := map[string]any{"applied": st.Applied, "detail": st.Detail}
+		if st.Name == "seccomp_applied" {
+			fields["syscalls"] = plan.SeccompSyscalls
+			fields["enforced_by"] = "gvisor (runsc --oci-seccomp)"
+		}
+		o.Audit.Event(st.Name, fields)
+	}
 }
 
 // writeGvisorBundle reserves R/ID (mkdir: the same reservation the native
@@ -543,51 +575,94 @@ func runscStdio(attached bool) ([3]*os.File, func(), error) {
 	return files, closeAll, nil
 }
 
-// runscHasFlag checks that runsc knows a global flag, through `runsc
-// flags`, cached under runsc's root per binary (path, size, mtime) so the
-// start path pays a stat and a small read, not a runsc run.
-func (r *Runtime) runscHasFlag(runsc, flag string) error {
+// runscFeatures is what nucleus needs to know about a runsc binary before
+// handing it a config that uses seccomp: its version and global flags.
+type runscFeatures struct {
+	Version string
+	Flags   []string
+}
+
+// runscInfo asks runsc for its version and flags (`runsc --version`,
+// `runsc flags`), cached under runsc's root per binary (path, size, mtime)
+// so a start pays a stat and a small read, not two runsc runs.
+func (r *Runtime) runscInfo(runsc string) (*runscFeatures, error) {
 	st, err := os.Stat(runsc)
 	if err != nil {
-		return fmt.Errorf("gvisor engine: runsc %s: %w", runsc, err)
+		return nil, fmt.Errorf("gvisor engine: runsc %s: %w", runsc, err)
 	}
 	key := fmt.Sprintf("%s %d %d", runsc, st.Size(), st.ModTime().UnixNano())
-	cache := filepath.Join(r.gvisorRoot(), "runsc-flags.cache")
-	var flags []string
+	cache := filepath.Join(r.gvisorRoot(), "runsc-features.cache")
 	if data, err := os.ReadFile(cache); err == nil {
-		if k, rest, ok := strings.Cut(string(data), "\n"); ok && k == key {
-			flags = strings.Fields(rest)
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(lines) >= 2 && lines[0] == key {
+			return &runscFeatures{Version: lines[1], Flags: lines[2:]}, nil
 		}
 	}
-	if flags == nil {
-		out, _ := exec.Command(runsc, "flags").CombinedOutput()
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if name, ok := strings.CutPrefix(line, "-"); ok {
-				if f := strings.Fields(name); len(f) > 0 {
-					flags = append(flags, f[0])
-				}
-			}
-		}
-		if len(flags) == 0 {
-			return fmt.Errorf("gvisor engine: %s flags: no flag list (is it runsc?)", runsc)
-		}
-		if os.MkdirAll(r.gvisorRoot(), 0o711) == nil {
-			tmp := cache + "." + strconv.Itoa(os.Getpid())
-			if os.WriteFile(tmp, []byte(key+"\n"+strings.Join(flags, "\n")+"\n"), 0o600) == nil {
-				if os.Rename(tmp, cache) != nil {
-					os.Remove(tmp)
-				}
+	f := &runscFeatures{}
+	out, _ := exec.Command(runsc, "--version").CombinedOutput()
+	f.Version, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	out, _ = exec.Command(runsc, "flags").CombinedOutput()
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if name, ok := strings.CutPrefix(line, "-"); ok {
+			if fl := strings.Fields(name); len(fl) > 0 {
+				f.Flags = append(f.Flags, fl[0])
 			}
 		}
 	}
-	for _, f := range flags {
-		if f == flag {
-			return nil
+	if len(f.Flags) == 0 {
+		return nil, fmt.Errorf("gvisor engine: %s flags: no flag list (is it runsc?)", runsc)
+	}
+	if os.MkdirAll(r.gvisorRoot(), 0o711) == nil {
+		tmp := cache + "." + strconv.Itoa(os.Getpid())
+		data := key + "\n" + strings.ReplaceAll(f.Version, "\n", " ") + "\n" + strings.Join(f.Flags, "\n") + "\n"
+		if os.WriteFile(tmp, []byte(data), 0o600) == nil {
+			if os.Rename(tmp, cache) != nil {
+				os.Remove(tmp)
+			}
 		}
 	}
-	return fmt.Errorf("gvisor engine: runsc at %s is too old: it has no --%s, which the config's linux.seccomp needs to be enforced inside gVisor (refusing to run without it)", runsc, flag)
+	return f, nil
+}
+
+// oldRunscSeccompActions are the only seccomp actions runsc releases up to
+// 20221219 (Debian 12's) can build a filter from; anything else
+// (KILL_PROCESS, KILL_THREAD, LOG, NOTIFY) makes the sandbox fail to start.
+var oldRunscSeccompActions = map[specs.LinuxSeccompAction]bool{
+	specs.ActAllow: true, specs.ActErrno: true, specs.ActKill: true, specs.ActTrap: true, specs.ActTrace: true,
+}
+
+var runscDate = regexp.MustCompile(`(20[0-9]{6})`)
+
+// checkRunscSeccomp refuses a config whose seccomp profile this runsc
+// cannot enforce, before anything is created: runsc ignores linux.seccomp
+// without --oci-seccomp, and an old runsc rejects newer actions only after
+// it has set up a sandbox.
+func (r *Runtime) checkRunscSeccomp(runsc string, sc *specs.LinuxSeccomp) error {
+	f, err := r.runscInfo(runsc)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(f.Flags, "oci-seccomp") {
+		return fmt.Errorf("gvisor engine: runsc at %s (%s) is too old: it has no --oci-seccomp, which the config's linux.seccomp needs to be enforced inside gVisor (refusing to run without it)", runsc, f.Version)
+	}
+	m := runscDate.FindString(f.Version)
+	if m == "" || m > "20221219" {
+		return nil // newer (or unknown): runsc reports what it can't do
+	}
+	bad := func(field string, a specs.LinuxSeccompAction) error {
+		return fmt.Errorf("gvisor engine: runsc at %s (%s) is too old for linux.seccomp.%s %s: it enforces only SCMP_ACT_ALLOW, ERRNO, KILL, TRAP and TRACE (refusing rather than running unfiltered)", runsc, f.Version, field, a)
+	}
+	if !oldRunscSeccompActions[sc.DefaultAction] {
+		return bad("defaultAction", sc.DefaultAction)
+	}
+	for i, rule := range sc.Syscalls {
+		if !oldRunscSeccompActions[rule.Action] {
+			return bad(fmt.Sprintf("syscalls[%d].action", i), rule.Action)
+		}
+	}
+	return nil
 }
 
 // ---- the id-based commands ----
@@ -912,6 +987,9 @@ type ExportOptions struct {
 // copy), and runsc.flags, the global flags nucleus would pass (one a
 // line; add --root). It returns those flags.
 func Export(o ExportOptions) ([]string, error) {
+	if o.Spec == nil {
+		return nil, errors.New("export: no config given")
+	}
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -33,6 +34,21 @@ func engineOption(c *cli.Context) (runtime.Engine, error) {
 	return runtime.EngineNative, nil
 }
 
+// gvisorPolicy tells policy.Apply that the config goes to runsc: only for
+// a command that takes --engine (create, run) and selected gvisor, so that
+// a command the native engine runs never gets a plan without Landlock.
+func gvisorPolicy(c *cli.Context) bool {
+	for _, f := range c.Command.Flags {
+		for _, name := range f.Names() {
+			if name == "engine" {
+				e, err := engineOption(c)
+				return err == nil && e == runtime.EngineGvisor
+			}
+		}
+	}
+	return false
+}
+
 func init() { register(exportCommand) }
 
 var exportCommand = &cli.Command{
@@ -60,7 +76,10 @@ var exportCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		out := c.String("output")
+		out, err := filepath.Abs(c.String("output"))
+		if err != nil {
+			return err
+		}
 		flags, err := runtime.Export(runtime.ExportOptions{Bundle: bundle, Spec: s, Dir: out, Copy: c.Bool("copy")})
 		if err != nil {
 			return err

@@ -41,7 +41,7 @@ func applyPolicy(c *cli.Context, id string, s *specs.Spec, ws *policy.Workspace)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	o := policy.Options{Mode: mode, Net: c.String("net"), Workspace: ws, Pids: c.Int64("pids"), CPUs: c.Float64("cpus")}
+	o := policy.Options{Mode: mode, Net: c.String("net"), Workspace: ws, Pids: c.Int64("pids"), CPUs: c.Float64("cpus"), Gvisor: gvisorPolicy(c)}
 	if m := c.String("memory"); m != "" {
 		if o.MemoryLimit, err = parseBytes(m); err != nil {
 			return nil, nil, nil, fmt.Errorf("--memory %q: %w", m, err)
