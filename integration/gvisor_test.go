@@ -471,3 +471,25 @@ func TestGvisorPolicyMode(t *testing.T) {
 	}
 	assertNoGvisorLeftovers(t, r, "gv-pinned", b2.Dir)
 }
+
+// TestGvisorNixBundle: a bundle from `nucleus bundle` (read-only binds of
+// its closure's store paths) runs under gVisor as under the native engine.
+func TestGvisorNixBundle(t *testing.T) {
+	r, cache := nixEnv(t)
+	requireCmd(t, "runsc")
+	flake := nixFlakeCopy(t)
+	dir, _ := nixBundle(t, r, cache, flake+"#agent-example", "--", "sh", "-c", nixProbe)
+	res := r.Run(nil, "run", "--engine", "gvisor", "--verify-attestation", "--bundle", dir, "gv-nix")
+	if res.Code != 0 {
+		t.Fatalf("nix bundle under gVisor: exit %d\nstdout: %s\nstderr: %s", res.Code, res.Stdout, res.Stderr)
+	}
+	if !strings.HasPrefix(res.Stdout, "agent-example:") {
+		t.Errorf("entrypoint did not greet: %q", res.Stdout)
+	}
+	for _, w := range []string{"store-ro", "root-ro", "tmp-rw"} {
+		if !strings.Contains(res.Stdout, w+"\n") {
+			t.Errorf("output %q lacks %q", res.Stdout, w)
+		}
+	}
+	assertNoGvisorLeftovers(t, r, "gv-nix", dir)
+}
