@@ -397,3 +397,27 @@ func TestPolicySandboxFlake(t *testing.T) {
 	}
 	assertNoLeftovers(t, r.Root, id, "")
 }
+
+// TestPolicyGvisorParity runs agent mode under gVisor: the same allowlist
+// is enforced inside gVisor (keyctl refused by the filter with EPERM, where
+// gVisor alone answers EACCES), and Landlock and userns are recorded as
+// substituted by gVisor's kernel, not as failures.
+func TestPolicyGvisorParity(t *testing.T) {
+	requireCmd(t, "runsc")
+	r := newRunner(t)
+	b := probeBundle(t)
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	expectLine(t, r.sandbox(b, "pol-gv-agent", []string{"--engine", "gvisor", "--audit-log", log}, "probe", "keyctl"), "DENIED EPERM")
+	expectLine(t, r.sandbox(b, "pol-gv-none", []string{"--engine", "gvisor", "--mode", ""}, "probe", "keyctl"), "DENIED EACCES")
+	res := r.sandbox(b, "pol-gv-strict", []string{"--engine", "gvisor", "--mode", "strict-agent"}, "probe", "memfd")
+	expectLine(t, res, "DENIED EPERM")
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"event":"landlock_applied"`, `gVisor's user-space kernel`, `"event":"seccomp_applied"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("gVisor audit log lacks %s:\n%s", want, data)
+		}
+	}
+}

@@ -279,6 +279,11 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 			DenyMemfd:         o.Mode == ModeStrictAgent,
 			AllowNetlinkRoute: o.Net != "none",
 		})
+		if o.Gvisor {
+			// gVisor's seccomp knows KILL (the thread) but not
+			// KILL_PROCESS; the allowlist itself is the same.
+			out.Linux.Seccomp.DefaultAction = specs.ActKill
+		}
 	}
 	if out.Linux.Seccomp != nil {
 		plan.SeccompSyscalls = AllowedSyscallCount(out.Linux.Seccomp)

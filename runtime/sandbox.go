@@ -35,6 +35,8 @@ type SandboxOptions struct {
 	Args    []string
 	Policy  policy.Options
 	Timeout time.Duration
+	// Engine runs the sandbox: native (default) or gvisor.
+	Engine Engine
 	// AuditLog is a file to append audit events to; Debug mirrors them
 	// on stderr.
 	AuditLog string
@@ -90,6 +92,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		s.Process.Cwd = ws.Dest
 	}
 	o.Policy.HostLandlockABI, o.Policy.HostSeccomp, o.Policy.HostUserNS = HostFacts()
+	o.Policy.Gvisor = o.Engine == EngineGvisor
 	o.Policy.UserNSBlocker = UserNSBlocker(rootfsPath(o.Bundle, s))
 	out, plan, err := policy.Apply(s, o.Policy)
 	if err != nil {
@@ -118,7 +121,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		defer timer.Stop()
 	}
 	status, err := r.Run(CreateOptions{
-		ID: o.ID, Bundle: o.Bundle, Spec: out, Policy: plan, Audit: audit, KillOnInterrupt: true,
+		ID: o.ID, Bundle: o.Bundle, Spec: out, Policy: plan, Audit: audit, KillOnInterrupt: true, Engine: o.Engine,
 	})
 	if err != nil {
 		return -1, err

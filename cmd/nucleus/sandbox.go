@@ -28,6 +28,7 @@ var sandboxCommand = &cli.Command{
 		&cli.StringFlag{Name: "flake", Usage: "FLAKEREF#ATTR to bundle with Nix (cached) and run instead of --bundle"},
 		&cli.StringFlag{Name: "id", Usage: "container id (default: a random sbx-… id)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "kill the sandbox after this long (exit status 124)"},
+		engineFlag(""),
 	}, policyFlags(string(policy.ModeAgent))...),
 	Action: func(c *cli.Context) error {
 		args := c.Args().Slice()
@@ -59,8 +60,13 @@ var sandboxCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		engine, err := engineOption(c)
+		if err != nil {
+			return err
+		}
 		o := runtime.SandboxOptions{
-			ID: c.String("id"), Bundle: bundle, Spec: s, Args: args, Timeout: c.Duration("timeout"),
+			Engine: engine,
+			ID:     c.String("id"), Bundle: bundle, Spec: s, Args: args, Timeout: c.Duration("timeout"),
 			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"),
 			Policy: policy.Options{Mode: mode, Net: c.String("net"), Pids: c.Int64("pids"), CPUs: c.Float64("cpus")},
 		}
