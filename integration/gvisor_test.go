@@ -430,37 +430,27 @@ func TestGvisorStdoutFileNotClobbered(t *testing.T) {
 
 // TestGvisorPolicyMode: an isolation mode under gVisor gets the plan made
 // for gVisor (Landlock and the user namespace recorded as substituted by
-// gVisor's kernel, the same seccomp profile), and a runsc too old for the
-// profile's actions is refused with a clear error, nothing left behind.
+// gVisor's kernel, the same seccomp allowlist with gVisor's KILL as the
+// default action), nothing left behind.
 func TestGvisorPolicyMode(t *testing.T) {
 	r := gvisorRunner(t)
-	runsc := requireCmd(t, "runsc")
+	requireCmd(t, "runsc")
 	b := gvisorBundle(t, "sh", "-c", "echo in-agent; exit 6")
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
-	version, _ := exec.Command(runsc, "--version").CombinedOutput()
 	res := r.Run(nil, "run", "--mode", "agent", "--audit-log", audit, "--bundle", b.Dir, "gv-agent")
-	if strings.Contains(string(version), "20221219") {
-		// Debian 12's runsc builds filters only from ALLOW/ERRNO/KILL/TRAP/TRACE;
-		// the agent profile kills the process by default.
-		if res.Code == 0 || !strings.Contains(res.Stderr, "too old") || !strings.Contains(res.Stderr, "SCMP_ACT_KILL_PROCESS") {
-			t.Errorf("agent mode on runsc 20221219: exit %d stderr %q; want a too-old refusal naming SCMP_ACT_KILL_PROCESS", res.Code, res.Stderr)
-		}
-		assertNoGvisorLeftovers(t, r, "gv-agent", b.Dir)
-	} else {
-		if res.Code != 6 || !strings.Contains(res.Stdout, "in-agent") {
-			t.Fatalf("agent mode under gVisor: exit %d stdout %q stderr %q", res.Code, res.Stdout, res.Stderr)
-		}
-		data, _ := os.ReadFile(audit)
-		if !strings.Contains(string(data), "gVisor") || !strings.Contains(string(data), `"seccomp_applied"`) {
-			t.Errorf("audit log %s: want seccomp_applied and the gVisor substitutions", data)
-		}
-		assertNoGvisorLeftovers(t, r, "gv-agent", b.Dir)
+	if res.Code != 6 || !strings.Contains(res.Stdout, "in-agent") {
+		t.Fatalf("agent mode under gVisor: exit %d stdout %q stderr %q", res.Code, res.Stdout, res.Stderr)
 	}
+	data, _ := os.ReadFile(audit)
+	if !strings.Contains(string(data), "gVisor") || !strings.Contains(string(data), `"seccomp_applied"`) {
+		t.Errorf("audit log %s: want seccomp_applied and the gVisor substitutions", data)
+	}
+	assertNoGvisorLeftovers(t, r, "gv-agent", b.Dir)
 
 	// A pinned profile this runsc can enforce goes through the policy path
 	// and is enforced inside gVisor.
 	prof := filepath.Join(t.TempDir(), "profile.json")
-	data, _ := json.Marshal(seccompDenyMkdir())
+	data, _ = json.Marshal(seccompDenyMkdir())
 	os.WriteFile(prof, data, 0o644)
 	b2 := gvisorBundle(t, "sh", "-c", "mkdir /tmp/x && echo MADE")
 	b2.Spec.Root.Readonly = false

@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -538,10 +539,12 @@ var forwardedSignals = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.
 func runscStdio(attached bool) ([3]*os.File, func(), error) {
 	files := [3]*os.File{os.Stdin, os.Stdout, os.Stderr}
 	var toClose []*os.File
+	var copiers sync.WaitGroup
 	closeAll := func() {
 		for _, f := range toClose {
 			f.Close()
 		}
+		copiers.Wait()
 	}
 	for i := 1; i <= 2; i++ {
 		var st unix.Stat_t
@@ -550,6 +553,27 @@ func runscStdio(attached bool) ([3]*os.File, func(), error) {
 		}
 		fl, err := unix.FcntlInt(uintptr(i), unix.F_GETFL, 0)
 		if err != nil || fl&unix.O_APPEND != 0 {
+			continue
+		}
+		// runsc writes a regular file from offset 0. Attached, relay
+		// through a pipe into our own descriptor, so the output lands at
+		// the caller's offset, shared with whatever else writes there.
+		// Detached (nobody stays to relay), hand runsc an O_APPEND copy.
+		if attached {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				closeAll()
+				return files, nil, err
+			}
+			dst := files[i]
+			copiers.Add(1)
+			go func() {
+				defer copiers.Done()
+				_, _ = io.Copy(dst, pr)
+				pr.Close()
+			}()
+			files[i] = pw
+			toClose = append(toClose, pw)
 			continue
 		}
 		f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(i), os.O_WRONLY|os.O_APPEND, 0)
