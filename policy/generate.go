@@ -32,10 +32,25 @@ func ParseTrace(file string, data []byte) (*Trace, error) {
 	return &t, nil
 }
 
+// runtimeBaseline are syscalls a program makes at moments no trace can pin
+// down: returning from a signal handler, the kernel restarting a syscall,
+// and language runtimes' preemption and scheduling (Go preempts threads
+// with tgkill, parks them on futexes, returns memory with madvise). A
+// trace may or may not catch them; a profile without them kills the same
+// program at random.
+var runtimeBaseline = []string{
+	"rt_sigreturn", "restart_syscall", "tgkill", "getpid", "gettid", "sched_yield",
+	"futex", "nanosleep", "madvise", "mmap", "munmap", "exit", "exit_group",
+}
+
 // GenerateProfile turns the union of traces into a minimal allowlist
-// profile: exactly the traced syscalls, everything else kills the process.
+// profile: the traced syscalls plus runtimeBaseline; everything else kills
+// the process.
 func GenerateProfile(traces []*Trace) *specs.LinuxSeccomp {
 	set := map[string]bool{}
+	for _, s := range runtimeBaseline {
+		set[s] = true
+	}
 	for _, t := range traces {
 		for _, s := range t.Syscalls {
 			set[s] = true

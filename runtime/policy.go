@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -112,12 +111,8 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 		}
 		lp := *plan.Landlock
 		lp.ContainerID, lp.Posture = o.ID, plan.Posture()
-		planJSON, err := json.Marshal(lp)
-		if err != nil {
-			return err
-		}
-		process.Args = append([]string{"/proc/self/fd/" + strconv.Itoa(selfFd), policy.PreExecCommand,
-			string(planJSON), strconv.Itoa(selfFd), strconv.Itoa(auditFd), "--"}, process.Args...)
+		args := append([]string{"/proc/self/fd/" + strconv.Itoa(selfFd)}, lp.Args(selfFd, auditFd)...)
+		process.Args = append(args, process.Args...)
 		return nil
 	}
 	p.afterStart = func(process *libcontainer.Process) {

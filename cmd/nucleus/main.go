@@ -33,10 +33,12 @@ func init() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init()
 	}
-	// The Landlock step of an isolation mode, run inside the container
-	// just before the workload (see policy.PreExec).
+	// The Landlock step of an isolation mode runs from a C constructor
+	// (policy/preexec.c) and never reaches Go; getting here means it was
+	// not linked in, and the workload must not run unconfined.
 	if len(os.Args) > 1 && os.Args[1] == policy.PreExecCommand {
-		policy.PreExec(os.Args[2:])
+		fmt.Fprintln(os.Stderr, "nucleus: landlock-exec: this binary was built without its pre-exec step (cgo); refusing to run the workload")
+		os.Exit(126)
 	}
 }
 
