@@ -381,7 +381,7 @@ func TestPolicySandboxFlake(t *testing.T) {
 	flake := nixFlakeCopy(t)
 	id := "pol-flake"
 	cmd := r.Cmd("sandbox", "--flake", "path:"+flake+"#agent-example", "--id", id, "--",
-		"sh", "-c", "ls /nix/store | wc -l; cat /proc/self/uid_map; grep Seccomp: /proc/self/status; touch /nix/store/x 2>&1 || echo store-ro")
+		"sh", "-c", "ls /nix/store | wc -l; cat /proc/self/uid_map; grep Seccomp: /proc/self/status; touch /nix/store/x 2>&1 || echo store-ro; cat /proc/self/mountinfo")
 	cmd.Env = append(os.Environ(), "NUCLEUS_CACHE_DIR="+cache)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -391,6 +391,11 @@ func TestPolicySandboxFlake(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("sandbox --flake output lacks %q:\n%s", want, out)
 		}
+	}
+	// The bundle (under the cache dir) must not show in mountinfo: the
+	// rootfs of mount points is rebuilt under the state dir.
+	if strings.Contains(string(out), cacheParent) {
+		t.Errorf("mountinfo leaks the bundle's host path %s:\n%s", cacheParent, out)
 	}
 	if strings.Contains(string(out), "not applied") {
 		t.Errorf("sandbox --flake degraded isolation:\n%s", out)
