@@ -6,13 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // buildProbe compiles the static in-container probe (testdata/probe).
@@ -425,4 +429,71 @@ func TestPolicyGvisorParity(t *testing.T) {
 			t.Errorf("gVisor audit log lacks %s:\n%s", want, data)
 		}
 	}
+}
+
+// TestPolicySandboxInterrupted: SIGTERM or SIGINT to nucleus ends the
+// sandbox (its init would ignore the signal) and removes every trace.
+func TestPolicySandboxInterrupted(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	ws := t.TempDir()
+	os.WriteFile(filepath.Join(ws, "f"), []byte("x"), 0o644)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		id := "pol-int-" + strings.ToLower(strings.TrimPrefix(unix.SignalName(sig), "SIG"))
+		cmd := r.Cmd("sandbox", "--bundle", b.Dir, "--id", id, "--workspace", ws+":copy-in-out", "--", "sh", "-c", "echo started; exec sleep 30")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line := make([]byte, 8)
+		if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "started\n" {
+			t.Fatalf("sandbox did not start: %q %v", line, err)
+		}
+		cmd.Process.Signal(sig)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%s: nucleus sandbox still running 10s after the signal", unix.SignalName(sig))
+		}
+		if cmd.ProcessState.ExitCode() == 0 {
+			t.Errorf("%s: sandbox exited 0", unix.SignalName(sig))
+		}
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "nucleus-workspace-*")); len(left) > 0 {
+		t.Errorf("workspace copies left behind: %v", left)
+	}
+}
+
+// TestPolicySetuidGainsNothing: a setuid-root binary run by an unprivileged
+// user in an agent sandbox keeps the user's ids (no_new_privs).
+func TestPolicySetuidGainsNothing(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	probe := filepath.Join(b.Rootfs, "bin", "probe")
+	if err := os.Chmod(probe, 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	b.Spec.Process.User.UID, b.Spec.Process.User.GID = 1000, 1000
+	b.Save(t)
+	// Without a user namespace the file's owner is the real root, so only
+	// no_new_privs stands between the caller and euid 0 (under userns the
+	// kernel would already ignore the bit of an unmapped owner).
+	cmd := r.Cmd("sandbox", "--bundle", b.Dir, "--id", "pol-setuid", "--", "probe", "status")
+	cmd.Env = append(os.Environ(), "NUCLEUS_DISABLE=userns")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sandbox: %v", err)
+	}
+	res := Result{Stdout: string(out)}
+	expectLine(t, res, "Uid: 1000 1000 1000 1000")
+	expectLine(t, res, "NoNewPrivs: 1")
+	expectLine(t, res, "CapEff: 0000000000000000")
+	assertNoLeftovers(t, r.Root, "pol-setuid", b.Dir)
 }
