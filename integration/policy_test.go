@@ -497,3 +497,34 @@ func TestPolicySetuidGainsNothing(t *testing.T) {
 	expectLine(t, res, "CapEff: 0000000000000000")
 	assertNoLeftovers(t, r.Root, "pol-setuid", b.Dir)
 }
+
+// TestPolicyExecConfined: a process exec'd into a container started in
+// agent mode gets the container's confinement, not the bundle's defaults:
+// no capabilities, no_new_privs, the seccomp filter and the Landlock rules.
+func TestPolicyExecConfined(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	b.Spec.Process.Args = []string{"sleep", "30"}
+	b.Save(t)
+	id := "pol-exec"
+	r.coreDetached("create", "--mode", "agent", "--bundle", b.Dir, id)
+	defer r.Run(nil, "delete", "--force", id)
+	r.coreDetached("start", id)
+	res, err := r.coreExec(nil, "exec", id, "probe", "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CapEff: 0000000000000000", "CapBnd: 0000000000000000", "NoNewPrivs: 1", "Seccomp: 2"} {
+		expectLine(t, res, want)
+	}
+	res, _ = r.coreExec(nil, "exec", id, "probe", "copy-exec", "/dev/p2")
+	expectLine(t, res, "DENIED EACCES")
+	res, _ = r.coreExec(nil, "exec", id, "probe", "keyctl")
+	expectLine(t, res, "DENIED EPERM")
+	res, _ = r.coreExec(nil, "exec", "--cap", "CAP_SYS_ADMIN", id, "true")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "agent mode") {
+		t.Errorf("exec --cap into an agent container: exit %d, stderr %q", res.Code, res.Stderr)
+	}
+	r.OK("delete", "--force", id)
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}

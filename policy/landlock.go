@@ -72,12 +72,13 @@ func LandlockABI() int {
 }
 
 // Args is the command line of the pre-exec step (preexec.c) for this plan,
-// ahead of the workload's own argv.
-func (lp *LandlockPlan) Args(selfFd, auditFd int) []string {
+// ahead of the workload's own argv; an fd of -1 is "none".
+func (lp *LandlockPlan) Args(selfFd, auditFd, seccompFd int) []string {
 	args := []string{PreExecCommand,
 		"--min-abi=" + strconv.Itoa(lp.MinABI),
 		"--self-fd=" + strconv.Itoa(selfFd),
 		"--audit-fd=" + strconv.Itoa(auditFd),
+		"--seccomp-fd=" + strconv.Itoa(seccompFd),
 		"--id=" + lp.ContainerID,
 		"--posture=" + lp.Posture,
 	}

@@ -1,14 +1,15 @@
 // The Landlock pre-exec step, in C so that it runs from an ELF constructor
-// before the Go runtime starts: the step sits on every sandbox's start path,
-// and booting a Go runtime only to make three syscalls and exec cost more
-// than the rest of the isolation setup (see scripts/bench.d/policy.sh).
+// before the Go runtime starts: the step sits on every sandbox's start path
+// and booting a Go runtime only to make a few syscalls and exec costs ~2 ms.
 //
 // Invoked by the runtime as
 //   /proc/self/fd/N landlock-exec [--min-abi=K] [--strict] --self-fd=N
-//       --audit-fd=M --id=ID --posture=P [--read=PATH]... [--write=PATH]...
-//       [--dev=PATH]... [--exec=PATH]... [--no-exec-root=PATH]... -- ARGV...
-// it restricts itself, writes a landlock_applied audit line to fd M, and
-// execs ARGV in place, so the container's init pid stays the workload's.
+//       --audit-fd=M [--seccomp-fd=S] --id=ID --posture=P [--read=PATH]...
+//       [--write=PATH]... [--dev=PATH]... [--exec=PATH]... [--no-exec-root=PATH]...
+//       -- ARGV...
+// it restricts itself, writes a landlock_applied audit line to fd M, loads
+// the seccomp BPF program in fd S (when given), and execs ARGV in place,
+// so the container's init pid stays the workload's.
 // Every top-level entry of / except the --no-exec-root ones gets read and
 // execute; --read gets read, --write read and write, --dev also device
 // ioctls, --exec read and execute. A failure is fatal with --strict and a
@@ -22,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -241,6 +244,35 @@ static void audit(int fd, const char *id, const char *posture, int abi, const ch
 		(void)!write(fd, buf, n);
 }
 
+// load_seccomp installs the classic-BPF program read from fd (compiled
+// and cached by the runtime). Failing here is always fatal: the runtime
+// moved the filter out of libcontainer's hands on the promise that this
+// step applies it.
+static void load_seccomp(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) != 0 ||
+	    st.st_size > 4096 * (off_t)sizeof(struct sock_filter))
+		fail(126, "seccomp: fd %d holds no BPF program", fd);
+	struct sock_filter *insns = malloc(st.st_size);
+	if (!insns)
+		fail(126, "seccomp: out of memory");
+	ssize_t got = 0;
+	while (got < st.st_size) {
+		ssize_t n = pread(fd, (char *)insns + got, st.st_size - got, got);
+		if (n <= 0)
+			fail(126, "seccomp: read program: %s", n < 0 ? strerror(errno) : "short read");
+		got += n;
+	}
+	close(fd);
+	struct sock_fprog prog = {.len = (unsigned short)(st.st_size / sizeof(struct sock_filter)), .filter = insns};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(126, "seccomp: no_new_privs: %s", strerror(errno));
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		fail(126, "seccomp: load filter: %s", strerror(errno));
+	free(insns);
+}
+
 static const char *flag(const char *arg, const char *name)
 {
 	size_t n = strlen(name);
@@ -253,7 +285,7 @@ __attribute__((constructor)) static void nucleus_landlock_exec(int argc, char **
 	if (argc < 2 || strcmp(argv[1], "landlock-exec") != 0)
 		return;
 	struct paths rd = {0}, wr = {0}, dev = {0}, ex = {0}, noexec = {0};
-	int min_abi = 1, strict = 0, self_fd = -1, audit_fd = -1, i;
+	int min_abi = 1, strict = 0, self_fd = -1, audit_fd = -1, seccomp_fd = -1, i;
 	const char *id = "", *posture = "", *v;
 	for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		const char *a = argv[i];
@@ -273,6 +305,8 @@ __attribute__((constructor)) static void nucleus_landlock_exec(int argc, char **
 			self_fd = atoi(v);
 		else if ((v = flag(a, "--audit-fd=")))
 			audit_fd = atoi(v);
+		else if ((v = flag(a, "--seccomp-fd=")))
+			seccomp_fd = atoi(v);
 		else if ((v = flag(a, "--id=")))
 			id = v;
 		else if ((v = flag(a, "--posture=")))
@@ -308,6 +342,9 @@ __attribute__((constructor)) static void nucleus_landlock_exec(int argc, char **
 	}
 	if (self_fd > 2)
 		fcntl(self_fd, F_SETFD, FD_CLOEXEC);
+	// Last, so that nothing above runs under the workload's filter.
+	if (seccomp_fd > 2)
+		load_seccomp(seccomp_fd);
 	execvp(cmd[0], cmd);
 	int e = errno;
 	if (e == ENOENT)

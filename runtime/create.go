@@ -47,6 +47,10 @@ type CreateOptions struct {
 	// KillOnInterrupt turns SIGINT/SIGTERM/SIGHUP to nucleus into SIGKILL
 	// for the container (a one-shot sandbox must never outlive its caller).
 	KillOnInterrupt bool
+
+	// seccompBPF is the compiled filter the pre-exec step loads, when it
+	// was taken out of the config handed to libcontainer.
+	seccompBPF string
 	// Engine runs the container: native (default) or gvisor (runsc).
 	Engine Engine
 }
@@ -98,6 +102,16 @@ func (r *Runtime) startContainer(o CreateOptions, act action) (int, error) {
 	detach := o.Detach || act == actCreate
 	if err := checkTerminal(o.Spec.Process.Terminal, detach, o.ConsoleSocket); err != nil {
 		return -1, err
+	}
+	if o.Policy != nil && o.Policy.Landlock != nil && o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
+		path, err := r.compiledSeccomp(o.Spec.Linux.Seccomp)
+		switch {
+		case err == nil:
+			o.seccompBPF = path
+			o.Spec = withoutSeccomp(o.Spec)
+		case !errors.Is(err, errNotPrecompilable):
+			return -1, err
+		}
 	}
 	container, err := r.newContainer(o)
 	if err != nil {

@@ -90,6 +90,9 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 		preserveFDs:     o.PreserveFDs,
 		subCgroupPaths:  subCgroups,
 	}
+	if err := r.confineExec(id, p, o, runner); err != nil {
+		return -1, err
+	}
 	return runner.run(p, c.Run)
 }
 

@@ -1,7 +1,10 @@
 package runtime
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +45,79 @@ func HostFacts() (landlockABI int, seccompOK, userNS bool) {
 	return landlockABI, seccompOK, userNS
 }
 
+// preExecRecord is what the pre-exec step needs, kept in the container's
+// state dir so that processes exec'd later get the same confinement.
+type preExecRecord struct {
+	Mode policy.Mode `json:"mode"`
+	// Landlock is nil when the mode runs without the pre-exec step.
+	Landlock *policy.LandlockPlan `json:"landlock,omitempty"`
+	// Seccomp is the compiled filter to load ("" when libcontainer
+	// applies the config's profile itself).
+	Seccomp string `json:"seccomp,omitempty"`
+}
+
+const preExecRecordName = "nucleus-preexec.json"
+
+func (rec preExecRecord) save(stateDir string) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(stateDir, preExecRecordName), data, 0o600); err != nil {
+		return fmt.Errorf("record pre-exec step: %w", err)
+	}
+	return nil
+}
+
+// loadPreExecRecord returns the container's record, or nil for a
+// container started without an isolation mode.
+func loadPreExecRecord(stateDir string) (*preExecRecord, error) {
+	data, err := os.ReadFile(filepath.Join(stateDir, preExecRecordName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pre-exec record: %w", err)
+	}
+	var rec preExecRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("read pre-exec record: %w", err)
+	}
+	return &rec, nil
+}
+
+// wrapPreExec makes process start through the pre-exec step: this very
+// binary as a sealed read-only copy (never a path the container can reach
+// or write), plus the audit log and compiled filter as descriptors. It
+// returns the descriptors to close once the process has started.
+func (r *Runtime) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, auditFile *os.File) ([]*os.File, error) {
+	self, err := exeseal.CloneSelfExe(r.stateDir(id))
+	if err != nil {
+		return nil, fmt.Errorf("seal nucleus binary for the Landlock step: %w", err)
+	}
+	closers := []*os.File{self}
+	process.ExtraFiles = append(process.ExtraFiles, self)
+	selfFd := 2 + len(process.ExtraFiles)
+	auditFd, seccompFd := -1, -1
+	if auditFile != nil {
+		process.ExtraFiles = append(process.ExtraFiles, auditFile)
+		auditFd = 2 + len(process.ExtraFiles)
+	}
+	if rec.Seccomp != "" {
+		f, err := os.Open(rec.Seccomp)
+		if err != nil {
+			self.Close()
+			return nil, fmt.Errorf("compiled seccomp filter: %w", err)
+		}
+		closers = append(closers, f)
+		process.ExtraFiles = append(process.ExtraFiles, f)
+		seccompFd = 2 + len(process.ExtraFiles)
+	}
+	args := append([]string{"/proc/self/fd/" + strconv.Itoa(selfFd)}, rec.Landlock.Args(selfFd, auditFd, seccompFd)...)
+	process.Args = append(args, process.Args...)
+	return closers, nil
+}
+
 // UserNSBlocker explains why a user namespace can't be used for a bundle
 // ("" if it can): its unprivileged root must be able to reach the rootfs,
 // so every directory above it must be searchable by others.
@@ -79,7 +155,7 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 			return -1, err
 		}
 	}
-	var sealed *os.File
+	var closers []*os.File
 	p.beforeStart = func(process *libcontainer.Process) error {
 		audit.Event("container_created", map[string]any{"bundle": o.Bundle, "mode": plan.Mode})
 		for _, st := range plan.Steps {
@@ -92,32 +168,23 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 			}
 			audit.Event(st.Name, fields)
 		}
-		if plan.Landlock == nil {
-			return nil
+		// Processes exec'd into this container later get the same
+		// confinement from this record.
+		rec := preExecRecord{Mode: plan.Mode, Seccomp: o.seccompBPF}
+		if plan.Landlock != nil {
+			lp := *plan.Landlock
+			lp.ContainerID, lp.Posture = o.ID, plan.Posture()
+			rec.Landlock = &lp
+			var err error
+			if closers, err = r.wrapPreExec(process, o.ID, rec, audit.File()); err != nil {
+				return err
+			}
 		}
-		// The pre-exec step is this very binary, as a sealed read-only
-		// copy the container cannot write to or reach by path.
-		self, err := exeseal.CloneSelfExe(r.stateDir(o.ID))
-		if err != nil {
-			return fmt.Errorf("seal nucleus binary for the Landlock step: %w", err)
-		}
-		sealed = self
-		process.ExtraFiles = append(process.ExtraFiles, self)
-		selfFd := 2 + len(process.ExtraFiles)
-		auditFd := -1
-		if f := audit.File(); f != nil {
-			process.ExtraFiles = append(process.ExtraFiles, f)
-			auditFd = 2 + len(process.ExtraFiles)
-		}
-		lp := *plan.Landlock
-		lp.ContainerID, lp.Posture = o.ID, plan.Posture()
-		args := append([]string{"/proc/self/fd/" + strconv.Itoa(selfFd)}, lp.Args(selfFd, auditFd)...)
-		process.Args = append(args, process.Args...)
-		return nil
+		return rec.save(r.stateDir(o.ID))
 	}
 	p.afterStart = func(process *libcontainer.Process) {
-		if sealed != nil {
-			sealed.Close()
+		for _, c := range closers {
+			c.Close()
 		}
 	}
 	start := func(process *libcontainer.Process) error {
@@ -226,6 +293,37 @@ func ensureMountpoints(rootfs string, s *specs.Spec) error {
 		}
 		if err := os.MkdirAll(dest, 0o755); err != nil {
 			return fmt.Errorf("create mount point %s in %s: %w", m.Destination, rootfs, err)
+		}
+	}
+	return nil
+}
+
+// confineExec gives a process exec'd into a container started under an
+// isolation mode the container's own confinement: its (empty or policy-kept)
+// capabilities instead of the bundle's, no_new_privs, and the pre-exec step
+// with the same Landlock rules and seccomp filter.
+func (r *Runtime) confineExec(id string, p *specs.Process, o ExecOptions, runner *processRunner) error {
+	rec, err := loadPreExecRecord(r.stateDir(id))
+	if err != nil || rec == nil {
+		return err
+	}
+	if len(o.Caps) > 0 {
+		return fmt.Errorf("exec --cap: container %s runs in %s mode, which grants no capabilities to exec'd processes", id, rec.Mode)
+	}
+	p.Capabilities = nil // libcontainer then uses the container's own
+	p.NoNewPrivileges = true
+	if rec.Landlock == nil {
+		return nil
+	}
+	var closers []*os.File
+	runner.beforeStart = func(process *libcontainer.Process) error {
+		var err error
+		closers, err = r.wrapPreExec(process, id, *rec, nil)
+		return err
+	}
+	runner.afterStart = func(*libcontainer.Process) {
+		for _, c := range closers {
+			c.Close()
 		}
 	}
 	return nil

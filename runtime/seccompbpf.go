@@ -1,0 +1,232 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+)
+
+// An isolation mode's seccomp filter is compiled once per profile and
+// cached as classic BPF under the state root; the Landlock pre-exec step
+// loads it with one syscall just before the workload's exec. Left to
+// libcontainer, the same filter is compiled by libseccomp inside every
+// container's init, which costs ~2 ms on each start for the built-in
+// allowlist's argument checks. The bundle's config.json keeps the profile,
+// so any other runtime enforces the same thing.
+
+// errNotPrecompilable marks profiles that only libcontainer can apply
+// (user notification needs its listener hand-off; flags change loading).
+var errNotPrecompilable = errors.New("profile needs libcontainer")
+
+func seccompCacheDir(root string) string { return filepath.Join(root, ".seccomp") }
+
+// compiledSeccomp returns the path of a file holding the BPF program of
+// s, compiling and caching it on first use.
+func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (string, error) {
+	if s.ListenerPath != "" || len(s.Flags) > 0 {
+		return "", errNotPrecompilable
+	}
+	for _, sc := range s.Syscalls {
+		if sc.Action == specs.ActNotify {
+			return "", errNotPrecompilable
+		}
+	}
+	key, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	major, minor, micro := libseccomp.GetLibraryVersion()
+	sum := sha256.Sum256(append(key, fmt.Sprintf("libseccomp %d.%d.%d", major, minor, micro)...))
+	dir := seccompCacheDir(r.Root)
+	path := filepath.Join(dir, hex.EncodeToString(sum[:16])+".bpf")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	prog, err := compileSeccomp(s)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("seccomp cache: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".bpf-")
+	if err != nil {
+		return "", fmt.Errorf("seccomp cache: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(prog); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("seccomp cache: %w", err)
+	}
+	tmp.Close()
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("seccomp cache: %w", err)
+	}
+	return path, nil
+}
+
+// withoutSeccomp is s minus its seccomp section, for libcontainer when the
+// pre-exec step loads the compiled filter instead.
+func withoutSeccomp(s *specs.Spec) *specs.Spec {
+	out := *s
+	linux := *s.Linux
+	linux.Seccomp = nil
+	out.Linux = &linux
+	return &out
+}
+
+// compileSeccomp builds the filter as libcontainer's InitSeccomp does (same
+// actions, operators, optimisation and per-argument rule splitting) and
+// exports it instead of loading it. Syscalls this libseccomp doesn't know
+// are skipped, as libcontainer does.
+func compileSeccomp(s *specs.LinuxSeccomp) ([]byte, error) {
+	cfg, err := specconv.SetupSeccomp(s)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp profile: %w", err)
+	}
+	defAct, err := scmpAction(cfg.DefaultAction, cfg.DefaultErrnoRet)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := libseccomp.NewFilter(defAct)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp filter: %w", err)
+	}
+	defer filter.Release()
+	for _, arch := range cfg.Architectures {
+		a, err := libseccomp.GetArchFromString(arch)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp architecture %s: %w", arch, err)
+		}
+		if err := filter.AddArch(a); err != nil {
+			return nil, fmt.Errorf("seccomp architecture %s: %w", arch, err)
+		}
+	}
+	if len(cfg.Syscalls) > 32 {
+		_ = filter.SetOptimize(2)
+	}
+	if err := filter.SetNoNewPrivsBit(false); err != nil {
+		return nil, err
+	}
+	for _, call := range cfg.Syscalls {
+		act, err := scmpAction(call.Action, call.ErrnoRet)
+		if err != nil {
+			return nil, err
+		}
+		if act == defAct {
+			continue
+		}
+		nr, err := libseccomp.GetSyscallFromName(call.Name)
+		if err != nil {
+			continue
+		}
+		if len(call.Args) == 0 {
+			if err := filter.AddRule(nr, act); err != nil {
+				return nil, fmt.Errorf("seccomp rule %s: %w", call.Name, err)
+			}
+			continue
+		}
+		var conds []libseccomp.ScmpCondition
+		perArg := map[uint]int{}
+		for _, a := range call.Args {
+			c, err := scmpCondition(a)
+			if err != nil {
+				return nil, fmt.Errorf("seccomp rule %s: %w", call.Name, err)
+			}
+			conds = append(conds, c)
+			perArg[a.Index]++
+		}
+		split := false
+		for _, n := range perArg {
+			split = split || n > 1
+		}
+		if split {
+			// Two checks on one argument can't be one rule: each becomes
+			// its own (or-ed) rule, as in libcontainer.
+			for _, c := range conds {
+				if err := filter.AddRuleConditional(nr, act, []libseccomp.ScmpCondition{c}); err != nil {
+					return nil, fmt.Errorf("seccomp rule %s: %w", call.Name, err)
+				}
+			}
+		} else if err := filter.AddRuleConditional(nr, act, conds); err != nil {
+			return nil, fmt.Errorf("seccomp rule %s: %w", call.Name, err)
+		}
+	}
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	done := make(chan []byte, 1)
+	go func() {
+		var out []byte
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := rd.Read(buf)
+			out = append(out, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		done <- out
+	}()
+	err = filter.ExportBPF(wr)
+	wr.Close()
+	prog := <-done
+	if err != nil {
+		return nil, fmt.Errorf("seccomp export: %w", err)
+	}
+	if len(prog) == 0 || len(prog)%8 != 0 {
+		return nil, fmt.Errorf("seccomp export: %d bytes is not a BPF program", len(prog))
+	}
+	return prog, nil
+}
+
+func scmpAction(act configs.Action, errnoRet *uint) (libseccomp.ScmpAction, error) {
+	switch act {
+	case configs.Kill, configs.KillThread:
+		return libseccomp.ActKillThread, nil
+	case configs.KillProcess:
+		return libseccomp.ActKillProcess, nil
+	case configs.Errno:
+		if errnoRet != nil {
+			return libseccomp.ActErrno.SetReturnCode(int16(*errnoRet)), nil
+		}
+		return libseccomp.ActErrno.SetReturnCode(int16(1)), nil // EPERM, as runc
+	case configs.Trap:
+		return libseccomp.ActTrap, nil
+	case configs.Allow:
+		return libseccomp.ActAllow, nil
+	case configs.Trace:
+		if errnoRet != nil {
+			return libseccomp.ActTrace.SetReturnCode(int16(*errnoRet)), nil
+		}
+		return libseccomp.ActTrace.SetReturnCode(int16(1)), nil
+	case configs.Log:
+		return libseccomp.ActLog, nil
+	}
+	return libseccomp.ActInvalid, errNotPrecompilable
+}
+
+func scmpCondition(a *configs.Arg) (libseccomp.ScmpCondition, error) {
+	ops := map[configs.Operator]libseccomp.ScmpCompareOp{
+		configs.EqualTo: libseccomp.CompareEqual, configs.NotEqualTo: libseccomp.CompareNotEqual,
+		configs.GreaterThan: libseccomp.CompareGreater, configs.GreaterThanOrEqualTo: libseccomp.CompareGreaterEqual,
+		configs.LessThan: libseccomp.CompareLess, configs.LessThanOrEqualTo: libseccomp.CompareLessOrEqual,
+		configs.MaskEqualTo: libseccomp.CompareMaskedEqual,
+	}
+	op, ok := ops[a.Op]
+	if !ok {
+		return libseccomp.ScmpCondition{}, fmt.Errorf("unknown operator %v", a.Op)
+	}
+	return libseccomp.MakeCondition(a.Index, op, a.Value, a.ValueTwo)
+}
