@@ -117,9 +117,15 @@ func execProcess(c *libcontainer.Container, o ExecOptions) (*specs.Process, erro
 	if !ok {
 		return nil, fmt.Errorf("exec in %s: container state records no bundle", c.ID())
 	}
+	return processFromBundle(c.ID(), bundle, o)
+}
+
+// processFromBundle is the bundle's own process with the exec flags laid
+// over it (both engines take an exec'd process this way).
+func processFromBundle(id, bundle string, o ExecOptions) (*specs.Process, error) {
 	s, err := spec.Load(bundle)
 	if err != nil {
-		return nil, fmt.Errorf("exec in %s: %w", c.ID(), err)
+		return nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	p := s.Process
 	p.Args = o.Args

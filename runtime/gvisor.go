@@ -888,43 +888,7 @@ func gvisorExecProcess(rec *gvisorRecord, o ExecOptions) (*specs.Process, error)
 	if len(o.Args) == 0 {
 		return nil, errors.New("exec: no command given (pass a command after the container id, or --process FILE)")
 	}
-	s, err := spec.Load(rec.dir)
-	if err != nil {
-		return nil, fmt.Errorf("exec in %s: %w", rec.id, err)
-	}
-	p := s.Process
-	p.Args = o.Args
-	if o.Cwd != "" {
-		p.Cwd = o.Cwd
-	}
-	p.Env = append(p.Env, o.Env...)
-	p.Terminal = o.Tty
-	if o.NoNewPrivs != nil {
-		p.NoNewPrivileges = *o.NoNewPrivs
-	}
-	for _, cp := range o.Caps {
-		if p.Capabilities == nil {
-			p.Capabilities = &specs.LinuxCapabilities{}
-		}
-		p.Capabilities.Bounding = append(p.Capabilities.Bounding, cp)
-		p.Capabilities.Effective = append(p.Capabilities.Effective, cp)
-		p.Capabilities.Permitted = append(p.Capabilities.Permitted, cp)
-	}
-	if o.User != "" {
-		uid, gid, err := ParseUser(o.User)
-		if err != nil {
-			return nil, err
-		}
-		p.User.UID = uid
-		if gid != nil {
-			p.User.GID = *gid
-		}
-	}
-	p.User.AdditionalGids = append(p.User.AdditionalGids, o.AdditionalGids...)
-	if err := spec.ValidateProcess(filepath.Join(rec.dir, spec.ConfigName), "exec: process.", p); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return processFromBundle(rec.id, rec.dir, o)
 }
 
 // gvisorList lists the gVisor containers under the root, with one `runsc
