@@ -9,4 +9,4 @@ cp "$(command -v busybox)" "$dir/rootfs/bin/busybox"
 for a in $("$dir/rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$dir/rootfs/bin/$a"; done
 "$NUCLEUS" spec --bundle "$dir"
 sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"sh", "-c", "echo hello from nucleus in $(hostname); uname -r"/' "$dir/config.json"
-exec "$NUCLEUS" run --bundle "$dir" "demo-$$"
+"$NUCLEUS" run --bundle "$dir" "demo-$$"
