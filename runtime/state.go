@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,7 +79,9 @@ func (r *Runtime) List() ([]State, error) {
 	}
 	var out []State
 	for _, e := range entries {
-		if !e.IsDir() {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || strings.HasPrefix(e.Name(), "@") {
+			// Not a container: nucleus's own caches and private rootfs
+			// dirs start with '.', the gVisor engine's root with '@'.
 			continue
 		}
 		info, err := e.Info()
