@@ -79,9 +79,7 @@ func (r *Runtime) List() ([]State, error) {
 	}
 	var out []State
 	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || strings.HasPrefix(e.Name(), "@") {
-			// Not a container: nucleus's own caches and private rootfs
-			// dirs start with '.', the gVisor engine's root with '@'.
+		if !e.IsDir() || isRuntimeDir(e.Name()) {
 			continue
 		}
 		info, err := e.Info()
@@ -113,4 +111,11 @@ func ownerName(info fs.FileInfo) string {
 		return u.Username
 	}
 	return "#" + uid
+}
+
+// isRuntimeDir tells nucleus's own directories under the root (the seccomp
+// cache, sandboxes' private rootfs dirs, the gVisor engine's root) from
+// containers' state dirs.
+func isRuntimeDir(name string) bool {
+	return name == ".seccomp" || name == gvisorRootName || strings.HasPrefix(name, ".rootfs-")
 }
