@@ -244,7 +244,7 @@ func (r *Runtime) privateSkeletonRoot(id, rootfs string) (string, error) {
 	if err := os.Chmod(r.Root, 0o711); err != nil {
 		return "", fmt.Errorf("state dir %s: %w", r.Root, err)
 	}
-	dst := filepath.Join(r.Root, ".rootfs-"+id)
+	dst := filepath.Join(r.Root, privateRootfsPrefix+id)
 	for _, p := range entries {
 		rel, _ := filepath.Rel(rootfs, p)
 		target := filepath.Join(dst, rel)
@@ -267,3 +267,6 @@ func (r *Runtime) privateSkeletonRoot(id, rootfs string) (string, error) {
 }
 
 var errNotSkeleton = errors.New("rootfs has content")
+
+// privateRootfsPrefix names sandboxes' private rootfs dirs under the root.
+const privateRootfsPrefix = ".rootfs-"

@@ -27,7 +27,10 @@ import (
 // (user notification needs its listener hand-off; flags change loading).
 var errNotPrecompilable = errors.New("profile needs libcontainer")
 
-func seccompCacheDir(root string) string { return filepath.Join(root, ".seccomp") }
+// seccompCacheName is the cache's directory under the state root.
+const seccompCacheName = ".seccomp"
+
+func seccompCacheDir(root string) string { return filepath.Join(root, seccompCacheName) }
 
 // compiledSeccomp returns the path of a file holding the BPF program of
 // s, compiling and caching it on first use.

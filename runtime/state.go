@@ -117,5 +117,5 @@ func ownerName(info fs.FileInfo) string {
 // cache, sandboxes' private rootfs dirs, the gVisor engine's root) from
 // containers' state dirs.
 func isRuntimeDir(name string) bool {
-	return name == ".seccomp" || name == gvisorRootName || strings.HasPrefix(name, ".rootfs-")
+	return name == seccompCacheName || name == gvisorRootName || strings.HasPrefix(name, privateRootfsPrefix)
 }
