@@ -16,7 +16,7 @@ import (
 )
 
 // An isolation mode's seccomp filter is compiled once per profile and
-// cached as classic BPF under the state root; the Landlock pre-exec step
+// cached as classic BPF (seccompCacheDir); the Landlock pre-exec step
 // loads it with one syscall just before the workload's exec. Left to
 // libcontainer, the same filter is compiled by libseccomp inside every
 // container's init, which costs ~2 ms on each start for the built-in
@@ -27,10 +27,16 @@ import (
 // (user notification needs its listener hand-off; flags change loading).
 var errNotPrecompilable = errors.New("profile needs libcontainer")
 
-// seccompCacheName is the cache's directory under the state root.
-const seccompCacheName = ".seccomp"
-
-func seccompCacheDir(root string) string { return filepath.Join(root, seccompCacheName) }
+// seccompCacheDir holds compiled filters: a cache beside the bundle cache,
+// not under the state root, which holds containers only.
+func seccompCacheDir() string {
+	if os.Geteuid() != 0 {
+		if d, err := os.UserCacheDir(); err == nil {
+			return filepath.Join(d, "nucleus", "seccomp")
+		}
+	}
+	return "/var/cache/nucleus/seccomp"
+}
 
 // compiledSeccomp returns the path of a file holding the BPF program of
 // s, compiling and caching it on first use.
@@ -49,7 +55,7 @@ func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (string, error) {
 	}
 	major, minor, micro := libseccomp.GetLibraryVersion()
 	sum := sha256.Sum256(append(key, fmt.Sprintf("libseccomp %d.%d.%d", major, minor, micro)...))
-	dir := seccompCacheDir(r.Root)
+	dir := seccompCacheDir()
 	path := filepath.Join(dir, hex.EncodeToString(sum[:16])+".bpf")
 	if _, err := os.Stat(path); err == nil {
 		return path, nil

@@ -113,9 +113,9 @@ func ownerName(info fs.FileInfo) string {
 	return "#" + uid
 }
 
-// isRuntimeDir tells nucleus's own directories under the root (the seccomp
-// cache, sandboxes' private rootfs dirs, the gVisor engine's root) from
-// containers' state dirs.
+// isRuntimeDir tells nucleus's own directories under the root (sandboxes'
+// private rootfs dirs, the gVisor engine's root) from containers' state
+// dirs.
 func isRuntimeDir(name string) bool {
-	return name == seccompCacheName || name == gvisorRootName || strings.HasPrefix(name, privateRootfsPrefix)
+	return name == gvisorRootName || strings.HasPrefix(name, privateRootfsPrefix)
 }
