@@ -449,6 +449,11 @@ func (g *gvisorRecord) cleanup(runscDelete bool) {
 	if err := os.RemoveAll(g.dir); err != nil {
 		logrus.Warnf("remove %s: %v", g.dir, err)
 	}
+	// runsc's root goes with its last container (a no-op while others
+	// remain: the directory isn't empty then).
+	if root := g.runscRoot(); root != "" {
+		_ = os.Remove(root)
+	}
 }
 
 // runscRoot is runsc's --root as recorded.
@@ -607,7 +612,7 @@ type runscFeatures struct {
 }
 
 // runscInfo asks runsc for its version and flags (`runsc --version`,
-// `runsc flags`), cached under runsc's root per binary (path, size, mtime)
+// `runsc flags`), cached in nucleus's cache dir per binary (path, size, mtime)
 // so a start pays a stat and a small read, not two runsc runs.
 func (r *Runtime) runscInfo(runsc string) (*runscFeatures, error) {
 	st, err := os.Stat(runsc)
@@ -615,7 +620,7 @@ func (r *Runtime) runscInfo(runsc string) (*runscFeatures, error) {
 		return nil, fmt.Errorf("gvisor engine: runsc %s: %w", runsc, err)
 	}
 	key := fmt.Sprintf("%s %d %d", runsc, st.Size(), st.ModTime().UnixNano())
-	cache := filepath.Join(r.gvisorRoot(), "runsc-features.cache")
+	cache := filepath.Join(cacheDir(), "runsc-features.cache")
 	if data, err := os.ReadFile(cache); err == nil {
 		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 		if len(lines) >= 2 && lines[0] == key {
@@ -638,7 +643,7 @@ func (r *Runtime) runscInfo(runsc string) (*runscFeatures, error) {
 	if len(f.Flags) == 0 {
 		return nil, fmt.Errorf("gvisor engine: %s flags: no flag list (is it runsc?)", runsc)
 	}
-	if os.MkdirAll(r.gvisorRoot(), 0o711) == nil {
+	if os.MkdirAll(cacheDir(), 0o700) == nil {
 		tmp := cache + "." + strconv.Itoa(os.Getpid())
 		data := key + "\n" + strings.ReplaceAll(f.Version, "\n", " ") + "\n" + strings.Join(f.Flags, "\n") + "\n"
 		if os.WriteFile(tmp, []byte(data), 0o600) == nil {

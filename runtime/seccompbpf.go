@@ -27,16 +27,19 @@ import (
 // (user notification needs its listener hand-off; flags change loading).
 var errNotPrecompilable = errors.New("profile needs libcontainer")
 
-// seccompCacheDir holds compiled filters: a cache beside the bundle cache,
-// not under the state root, which holds containers only.
-func seccompCacheDir() string {
+// cacheDir holds what nucleus computes once and reuses (compiled seccomp
+// filters, runsc's feature list), beside the bundle cache and apart from
+// the state root, which holds containers only.
+func cacheDir() string {
 	if os.Geteuid() != 0 {
 		if d, err := os.UserCacheDir(); err == nil {
-			return filepath.Join(d, "nucleus", "seccomp")
+			return filepath.Join(d, "nucleus")
 		}
 	}
-	return "/var/cache/nucleus/seccomp"
+	return "/var/cache/nucleus"
 }
+
+func seccompCacheDir() string { return filepath.Join(cacheDir(), "seccomp") }
 
 // compiledSeccomp returns the path of a file holding the BPF program of
 // s, compiling and caching it on first use.
