@@ -3,9 +3,8 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
 
+	"github.com/docker/go-units"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
@@ -77,25 +76,13 @@ func applyPolicy(c *cli.Context, id string, s *specs.Spec, ws *policy.Workspace)
 	return out, plan, audit, nil
 }
 
-// parseBytes reads 512M, 2G, 1048576, 64k.
+// parseBytes reads a positive size such as 512M or 2GiB (binary units).
 func parseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(strings.TrimSuffix(strings.ToUpper(s), "B")))
-	mult := int64(1)
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'K':
-			mult, s = 1<<10, s[:n-1]
-		case 'M':
-			mult, s = 1<<20, s[:n-1]
-		case 'G':
-			mult, s = 1<<30, s[:n-1]
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
+	v, err := units.RAMInBytes(s)
 	if err != nil || v <= 0 {
 		return 0, fmt.Errorf("want a positive size like 512M")
 	}
-	return v * mult, nil
+	return v, nil
 }
 
 // pinnedPolicies reads --seccomp-profile and --caps-policy, each checked

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
+	"github.com/docker/go-units"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
@@ -135,7 +135,7 @@ func updateFlags(c *cli.Context, res *specs.LinuxResources) error {
 			n := int64(-1)
 			if v != "-1" {
 				var err error
-				if n, err = ramInBytes(v); err != nil {
+				if n, err = units.RAMInBytes(v); err != nil {
 					return fmt.Errorf("invalid value for %s: %w", m.opt, err)
 				}
 			}
@@ -147,43 +147,4 @@ func updateFlags(c *cli.Context, res *specs.LinuxResources) error {
 		res.Pids.Limit = &n
 	}
 	return nil
-}
-
-// ramInBytes parses sizes such as "64m", "1.5GiB" or "1024" with binary
-// multipliers, as docker/go-units' RAMInBytes, which runc uses.
-func ramInBytes(s string) (int64, error) {
-	sep := strings.LastIndexAny(s, "0123456789. ")
-	if sep == -1 {
-		return -1, fmt.Errorf("invalid size: '%s'", s)
-	}
-	num, sfx := s[:sep+1], s[sep+1:]
-	if s[sep] == ' ' {
-		num = s[:sep]
-	}
-	size, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return -1, err
-	}
-	if size < 0 {
-		return -1, fmt.Errorf("invalid size: '%s'", s)
-	}
-	if sfx == "" {
-		return int64(size), nil
-	}
-	sfx = strings.ToLower(sfx)
-	bad := fmt.Errorf("invalid suffix: '%s'", sfx)
-	if len(sfx) > 3 {
-		return -1, bad
-	}
-	if sfx[0] == 'b' {
-		if len(sfx) > 1 {
-			return -1, bad
-		}
-		return int64(size), nil
-	}
-	i := strings.IndexByte("kmgtp", sfx[0])
-	if i < 0 || (len(sfx) == 2 && sfx[1] != 'b') || (len(sfx) == 3 && sfx[1:] != "ib") {
-		return -1, bad
-	}
-	return int64(size * float64(int64(1)<<(10*(i+1)))), nil
 }
