@@ -468,7 +468,10 @@ func TestGvisorNixBundle(t *testing.T) {
 	r, cache := nixEnv(t)
 	requireCmd(t, "runsc")
 	flake := nixFlakeCopy(t)
-	dir, _ := nixBundle(t, r, cache, flake+"#agent-example", "--", "sh", "-c", nixProbe)
+	// A plain bundle: this runsc cannot enforce the agent profile's
+	// kill-process default, which the engine refuses rather than weaken
+	// (TestGvisorPolicyMode covers modes under gVisor).
+	dir, _ := nixBundle(t, r, cache, flake+"#agent-example", "--mode", "", "--", "sh", "-c", nixProbe)
 	res := r.Run(nil, "run", "--engine", "gvisor", "--verify-attestation", "--bundle", dir, "gv-nix")
 	if res.Code != 0 {
 		t.Fatalf("nix bundle under gVisor: exit %d\nstdout: %s\nstderr: %s", res.Code, res.Stdout, res.Stderr)

@@ -528,3 +528,42 @@ func TestPolicyExecConfined(t *testing.T) {
 	r.OK("delete", "--force", id)
 	assertNoLeftovers(t, r.Root, id, b.Dir)
 }
+
+// TestPolicyBundleMode: `nucleus bundle` writes agent mode into config.json
+// by default (so any runtime running the bundle enforces it), and a plain
+// config with --mode "".
+func TestPolicyBundleMode(t *testing.T) {
+	r, cache := nixEnv(t)
+	flake := nixFlakeCopy(t)
+	agent, _ := nixBundle(t, r, cache, "path:"+flake+"#agent-example")
+	plain, _ := nixBundle(t, r, cache, "path:"+flake+"#agent-example", "--mode", "")
+	read := func(dir string) specs.Spec {
+		var s specs.Spec
+		data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, p := read(agent), read(plain)
+	if a.Linux.Seccomp == nil || a.Linux.Seccomp.DefaultAction != specs.ActKillProcess || !a.Process.NoNewPrivileges ||
+		len(a.Process.Capabilities.Bounding) != 0 {
+		t.Errorf("agent bundle config is not locked down: seccomp %v nnp %v caps %v", a.Linux.Seccomp != nil, a.Process.NoNewPrivileges, a.Process.Capabilities)
+	}
+	if p.Linux.Seccomp != nil {
+		t.Errorf("--mode \"\" bundle has a seccomp profile")
+	}
+	// The agent bundle still verifies and runs, under nucleus and runc.
+	r.OK("verify", agent)
+	res := r.Run(nil, "run", "--bundle", agent, "pol-bundle-agent")
+	if res.Code != 0 {
+		t.Fatalf("agent bundle under nucleus: exit %d: %s", res.Code, res.Stderr)
+	}
+	if res := runcRun(t, agent, "pol-bundle-runc"); res.Code != 0 {
+		t.Fatalf("agent bundle under runc: exit %d: %s", res.Code, res.Stderr)
+	}
+	r.Fail([]string{"production"}, "bundle", "path:"+flake+"#agent-example", "-o", filepath.Join(t.TempDir(), "b"), "--mode", "production", "--cache-dir", cache)
+}

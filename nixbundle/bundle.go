@@ -9,6 +9,7 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -46,6 +47,10 @@ type Options struct {
 	Nix string
 	// NixStateDir is where GC roots go (/nix/var/nix if empty).
 	NixStateDir string
+	// Transform, if set, rewrites the generated config before it is
+	// written and attested (an isolation mode's policy.Apply). It gets the
+	// bundle's final rootfs path.
+	Transform func(s *specs.Spec, rootfs string) (*specs.Spec, error)
 }
 
 // Result of Bundle.
@@ -132,7 +137,7 @@ func Bundle(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	res.Plan = plan
-	a, err := writeBundle(dir, plan, opts.NixStateDir)
+	a, err := writeBundle(dir, plan, opts.NixStateDir, opts.Transform)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +316,7 @@ func pname(storePath string) string {
 
 // writeBundle writes config.json, rootfs/, attestation.json and the GC root
 // link into a temporary sibling of dir, then moves it into place.
-func writeBundle(dir string, p *Plan, stateDir string) (a *Attestation, err error) {
+func writeBundle(dir string, p *Plan, stateDir string, transform func(*specs.Spec, string) (*specs.Spec, error)) (a *Attestation, err error) {
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", dir, err)
@@ -325,6 +330,11 @@ func writeBundle(dir string, p *Plan, stateDir string) (a *Attestation, err erro
 		return nil, err
 	}
 	s := Config(p)
+	if transform != nil {
+		if s, err = transform(s, filepath.Join(dir, s.Root.Path)); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := spec.Marshal(s)
 	if err != nil {
 		return nil, err

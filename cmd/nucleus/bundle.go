@@ -7,9 +7,13 @@ import (
 	"os"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/nucleus-run/nucleus/nixbundle"
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime"
 )
 
 func init() { register(bundleCommand) }
@@ -49,6 +53,7 @@ func bundleFlags() []cli.Flag {
 		&cli.StringFlag{Name: "entrypoint", Usage: "program to run: a path in the closure, or relative to the output (bin/sh)"},
 		&cli.BoolFlag{Name: "no-cache", Usage: "always run Nix (the cache is still refreshed)"},
 		&cli.StringFlag{Name: "cache-dir", Usage: "bundle cache directory (default $NUCLEUS_CACHE_DIR or /var/cache/nucleus/bundle)"},
+		&cli.StringFlag{Name: "mode", Value: string(policy.ModeAgent), Usage: "isolation mode written into config.json: agent, strict-agent, or \"\" for a plain config"},
 	}
 }
 
@@ -61,6 +66,7 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 		NoCache:    c.Bool("no-cache"),
 		CacheDir:   c.String("cache-dir"),
 	}
+	mode := c.String("mode")
 	var pos []string
 	args := c.Args().Slice()
 	for i := 0; i < len(args); i++ {
@@ -94,6 +100,8 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 			o.CacheDir, err = value()
 		case "no-cache":
 			o.NoCache = true
+		case "mode":
+			mode, err = value()
 		default:
 			return o, fmt.Errorf("bundle: unknown flag %s (see 'nucleus bundle --help')", a)
 		}
@@ -105,6 +113,10 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 		return o, fmt.Errorf("\"bundle\" requires exactly 1 argument FLAKEREF#ATTR, got %d (see 'nucleus bundle --help')", len(pos))
 	}
 	o.Ref = pos[0]
+	var err error
+	if o.Transform, err = bundleMode(mode); err != nil {
+		return o, err
+	}
 	if o.Dir == "" {
 		return o, errors.New("bundle: no output directory: pass -o DIR")
 	}
@@ -112,4 +124,35 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 		o.CacheDir = os.Getenv("NUCLEUS_CACHE_DIR")
 	}
 	return o, nil
+}
+
+// bundleMode returns the transform that writes an isolation mode's config
+// into the bundle, so runc and runsc running it enforce the same seccomp,
+// capabilities, namespaces and masks (Landlock is nucleus's own step at
+// run time). Production needs pinned profiles and limits given at run time,
+// so it is not a bundle mode.
+func bundleMode(name string) (func(*specs.Spec, string) (*specs.Spec, error), error) {
+	mode, err := policy.ParseMode(name)
+	if err != nil {
+		return nil, err
+	}
+	switch mode {
+	case policy.ModeNone:
+		return nil, nil
+	case policy.ModeProduction:
+		return nil, errors.New("bundle --mode production: production needs pinned profiles and limits at run time; bundle with agent or strict-agent and run with --mode production")
+	}
+	return func(s *specs.Spec, rootfs string) (*specs.Spec, error) {
+		o := policy.Options{Mode: mode}
+		o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = runtime.HostFacts()
+		o.UserNSBlocker = runtime.UserNSBlocker(rootfs)
+		out, plan, err := policy.Apply(s, o)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range plan.Warnings {
+			logrus.Warnf("bundle %s mode: not in the config: %s", mode, w)
+		}
+		return out, nil
+	}, nil
 }
