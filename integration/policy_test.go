@@ -429,6 +429,22 @@ func TestPolicyGvisorParity(t *testing.T) {
 			t.Errorf("gVisor audit log lacks %s:\n%s", want, data)
 		}
 	}
+
+	// export --mode agent writes that same config; plain runsc enforces it.
+	b.Spec.Process.Args = []string{"probe", "keyctl"}
+	b.Save(t)
+	out := filepath.Join(t.TempDir(), "export")
+	r.OK("export", "--mode", "agent", "-o", out, b.Dir)
+	flags, err := os.ReadFile(filepath.Join(out, "runsc.flags"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--root", t.TempDir()}, strings.Fields(string(flags))...)
+	cmd := exec.Command("runsc", append(args, "run", "--bundle", out, "pol-gv-export")...)
+	got, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(got), "DENIED EPERM") {
+		t.Errorf("exported agent bundle under plain runsc: %q, want the filter's EPERM", got)
+	}
 }
 
 // TestPolicySandboxInterrupted: SIGTERM or SIGINT to nucleus ends the

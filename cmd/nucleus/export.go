@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/spec"
 )
@@ -59,6 +61,7 @@ var exportCommand = &cli.Command{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "directory to write (must not exist or be empty)"},
 		&cli.StringFlag{Name: "engine", Value: "gvisor", Usage: "engine the bundle is for (only gvisor has anything to export)"},
 		&cli.BoolFlag{Name: "copy", Usage: "copy the rootfs (cp -a) instead of symlinking it"},
+		&cli.StringFlag{Name: "mode", Usage: "isolation mode to apply for gVisor: agent or strict-agent (empty: the bundle's config as is)"},
 	},
 	Action: func(c *cli.Context) error {
 		if err := checkArgs(c, 1, exactArgs); err != nil {
@@ -76,6 +79,9 @@ var exportCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		if s, err = exportMode(c.String("mode"), s); err != nil {
+			return err
+		}
 		out, err := filepath.Abs(c.String("output"))
 		if err != nil {
 			return err
@@ -87,4 +93,20 @@ var exportCommand = &cli.Command{
 		fmt.Fprintf(os.Stdout, "runsc --root /run/runsc %s run --bundle %s <container-id>\n", strings.Join(flags, " "), out)
 		return nil
 	},
+}
+
+// exportMode applies an isolation mode as the gvisor engine would: the same
+// allowlist, Landlock and user namespace recorded as gVisor's own.
+func exportMode(name string, s *specs.Spec) (*specs.Spec, error) {
+	mode, err := policy.ParseMode(name)
+	if err != nil || mode == policy.ModeNone {
+		return s, err
+	}
+	if mode == policy.ModeProduction {
+		return nil, fmt.Errorf("export --mode production: needs pinned profiles and limits; run it with 'nucleus run --engine gvisor --mode production'")
+	}
+	o := policy.Options{Mode: mode, Gvisor: true}
+	o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = runtime.HostFacts()
+	out, _, err := policy.Apply(s, o)
+	return out, err
 }
