@@ -486,3 +486,31 @@ func TestGvisorNixBundle(t *testing.T) {
 	}
 	assertNoGvisorLeftovers(t, r, "gv-nix", dir)
 }
+
+// TestGvisorEventsStats: `events --stats` of a gVisor container is runsc's
+// stats in runc's event shape; `update` is refused clearly; delete leaves
+// no runsc root behind.
+func TestGvisorEventsStats(t *testing.T) {
+	r := gvisorRunner(t)
+	b := gvisorBundle(t, "sleep", "30")
+	r.coreDetached("run", "--engine", "gvisor", "-d", "--bundle", b.Dir, "gv-events")
+	res := r.OK("events", "--stats", "gv-events")
+	var e struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Data struct {
+			Pids struct {
+				Current uint64 `json:"current"`
+			} `json:"pids"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &e); err != nil || e.Type != "stats" || e.ID != "gv-events" || e.Data.Pids.Current < 1 {
+		t.Errorf("events --stats: %v %+v from %q", err, e, res.Stdout)
+	}
+	r.Fail([]string{"gvisor engine"}, "update", "--memory", "100M", "gv-events")
+	r.OK("delete", "--force", "gv-events")
+	assertNoGvisorLeftovers(t, r, "gv-events", b.Dir)
+	if _, err := os.Stat(filepath.Join(r.Root, "@gvisor")); err == nil {
+		t.Errorf("runsc root left behind after the last gVisor container")
+	}
+}

@@ -53,6 +53,9 @@ const criuTimeout = 2 * time.Minute
 // Checkpoint dumps a running container with CRIU into o.ImagePath and,
 // unless it is left running (or this is a pre-dump), removes it.
 func (r *Runtime) Checkpoint(id string, o CheckpointOptions) error {
+	if r.isGvisor(id) {
+		return fmt.Errorf("checkpoint %s: not supported by the gvisor engine yet (runsc's own checkpoint is experimental)", id)
+	}
 	c, err := r.load(id)
 	if err != nil {
 		return err

@@ -15,6 +15,9 @@ import (
 // Stats returns one "stats" event for a container, read from its cgroup,
 // in the JSON shape runc's `events --stats` prints.
 func (r *Runtime) Stats(id string) (*types.Event, error) {
+	if r.isGvisor(id) {
+		return r.gvisorStats(id)
+	}
 	c, err := r.loadLive(id)
 	if err != nil {
 		return nil, err
@@ -28,6 +31,9 @@ func (r *Runtime) Stats(id string) (*types.Event, error) {
 func (r *Runtime) Events(id string, interval time.Duration, emit func(*types.Event) error) error {
 	if interval <= 0 {
 		return errors.New("duration interval must be greater than 0")
+	}
+	if r.isGvisor(id) {
+		return r.gvisorEvents(id, interval, emit)
 	}
 	c, err := r.loadLive(id)
 	if err != nil {

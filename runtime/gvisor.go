@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/runc/types"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -444,8 +445,8 @@ func (g *gvisorRecord) cleanup(runscDelete bool) {
 		if _, err := g.output("delete", "--force", g.id); err != nil {
 			logrus.Warnf("remove gvisor container %s: %v", g.id, err)
 		}
-		g.removeRunscFiles()
 	}
+	g.removeRunscFiles()
 	if err := os.RemoveAll(g.dir); err != nil {
 		logrus.Warnf("remove %s: %v", g.dir, err)
 	}
@@ -779,10 +780,7 @@ func (r *Runtime) gvisorDelete(id string, force bool) error {
 		}
 	}
 	waitGone(sandboxPid)
-	rec.removeRunscFiles()
-	if err := os.RemoveAll(rec.dir); err != nil {
-		return fmt.Errorf("remove %s: %w", rec.dir, err)
-	}
+	rec.cleanup(false)
 	return nil
 }
 
@@ -1017,4 +1015,42 @@ func Export(o ExportOptions) ([]string, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	return flags, nil
+}
+
+// gvisorStats is runsc's own `events --stats`, which prints runc's event
+// shape from the sandbox's cgroup.
+func (r *Runtime) gvisorStats(id string) (*types.Event, error) {
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	out, err := rec.output("events", "--stats", id)
+	if err != nil {
+		return nil, err
+	}
+	var e types.Event
+	if err := json.Unmarshal(out, &e); err != nil {
+		return nil, fmt.Errorf("gvisor engine: runsc events --stats %s: %w", id, err)
+	}
+	return &e, nil
+}
+
+// gvisorEvents emits a stats event every interval until the container
+// stops (runsc's OOM notifications are not relayed).
+func (r *Runtime) gvisorEvents(id string, interval time.Duration, emit func(*types.Event) error) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for range tick.C {
+		if st, err := r.gvisorState(id); err != nil || st.Status == "stopped" {
+			return nil
+		}
+		e, err := r.gvisorStats(id)
+		if err != nil {
+			return err
+		}
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -35,6 +35,9 @@ func NewUpdateResources() *specs.LinuxResources {
 // container's live cgroup and records them in its state, with runc's
 // semantics for which fields change (see runc's update.go).
 func (r *Runtime) Update(id string, res *specs.LinuxResources, o UpdateOptions) error {
+	if r.isGvisor(id) {
+		return fmt.Errorf("update %s: not supported by the gvisor engine (runsc has no update)", id)
+	}
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		return err
