@@ -111,6 +111,10 @@ func runCmdFiles(t testing.TB, limit time.Duration, env []string, in []byte, ext
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.ExtraFiles = extra
+	// Clients may drop files in their working directory (conmon writes an
+	// "oom" file there when a container hits its memory limit): keep them
+	// out of the source tree.
+	cmd.Dir = t.TempDir()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if in != nil {
