@@ -23,6 +23,10 @@ import (
 // allowlist's argument checks. The bundle's config.json keeps the profile,
 // so any other runtime enforces the same thing.
 
+// compilerVersion is part of every cache key: bump it when compileSeccomp
+// changes what it emits, so no stale program is ever loaded.
+const compilerVersion = 1
+
 // errNotPrecompilable marks profiles that only libcontainer can apply
 // (user notification needs its listener hand-off; flags change loading).
 var errNotPrecompilable = errors.New("profile needs libcontainer")
@@ -57,7 +61,7 @@ func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (string, error) {
 		return "", err
 	}
 	major, minor, micro := libseccomp.GetLibraryVersion()
-	sum := sha256.Sum256(append(key, fmt.Sprintf("libseccomp %d.%d.%d", major, minor, micro)...))
+	sum := sha256.Sum256(append(key, fmt.Sprintf("compiler %d libseccomp %d.%d.%d", compilerVersion, major, minor, micro)...))
 	dir := seccompCacheDir()
 	path := filepath.Join(dir, hex.EncodeToString(sum[:16])+".bpf")
 	if _, err := os.Stat(path); err == nil {
