@@ -583,3 +583,30 @@ func TestPolicyBundleMode(t *testing.T) {
 	}
 	r.Fail([]string{"production"}, "bundle", "path:"+flake+"#agent-example", "-o", filepath.Join(t.TempDir(), "b"), "--mode", "production", "--cache-dir", cache)
 }
+
+// TestPolicyWorkspaceOwnedByUser: a workspace owned by an ordinary host
+// user is the workload's own inside (idmapped under the user namespace), so
+// the capability-less root can write it, and its files land on the host
+// with the user's ids.
+func TestPolicyWorkspaceOwnedByUser(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	ws := t.TempDir()
+	os.Chmod(filepath.Dir(ws), 0o755)
+	os.WriteFile(filepath.Join(ws, "old"), []byte("x"), 0o644)
+	for _, p := range []string{ws, filepath.Join(ws, "old")} {
+		if err := os.Chown(p, 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := r.sandbox(b, "pol-wsuser", []string{"--workspace", ws}, "sh", "-c", "ls -ln old && echo new > new && echo wrote")
+	expectLine(t, res, "wrote")
+	expectLine(t, res, " 0        0 ")
+	st, err := os.Stat(filepath.Join(ws, "new"))
+	if err != nil {
+		t.Fatalf("file written in the workspace is not on the host: %v", err)
+	}
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 1000 || sys.Gid != 1000 {
+		t.Errorf("new file owned by %d:%d on the host, want 1000:1000", sys.Uid, sys.Gid)
+	}
+}

@@ -57,6 +57,10 @@ type Workspace struct {
 	Kind WorkspaceKind
 	// Exec allows executing files from the workspace.
 	Exec bool
+	// OwnerUID and OwnerGID own Source on the host (filled in by the
+	// caller): under the sandbox's user namespace the bind is idmapped so
+	// that they are the workload's own ids inside.
+	OwnerUID, OwnerGID uint32
 }
 
 // ParseWorkspace parses HOST[:DEST][:KIND] as the sandbox command takes it.
@@ -394,10 +398,24 @@ func addWorkspaceMount(s *specs.Spec, w *Workspace, userns bool) {
 	}
 	m := specs.Mount{Destination: w.Dest, Type: "bind", Source: w.Source, Options: opts}
 	if userns {
-		m.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
-		m.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
+		m.UIDMappings = workspaceIDMap(w.OwnerUID, s.Process.User.UID)
+		m.GIDMappings = workspaceIDMap(w.OwnerGID, s.Process.User.GID)
 	}
 	s.Mounts = append(s.Mounts, m)
+}
+
+// workspaceIDMap maps the workspace owner's on-disk id to the workload's id
+// inside the container (whose user namespace maps container id i to host
+// HostUID+i). When they are the same id, every id maps straight through;
+// otherwise only the owner does (other owners show as nobody), and files
+// the workload creates land on disk as the owner's. Without this a
+// workspace owned by, say, uid 1000 would not be writable by a workload
+// running as container root, which has no capabilities to override it.
+func workspaceIDMap(owner, workload uint32) []specs.LinuxIDMapping {
+	if owner == workload {
+		return []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
+	}
+	return []specs.LinuxIDMapping{{ContainerID: owner, HostID: HostUID + workload, Size: 1}}
 }
 
 func deepCopy(s *specs.Spec) (*specs.Spec, error) {

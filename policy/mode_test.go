@@ -215,3 +215,18 @@ func TestApplyGvisorSubstitutesKernelSteps(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkspaceIDMap(t *testing.T) {
+	same := workspaceIDMap(0, 0)
+	if len(same) != 1 || same[0].ContainerID != 0 || same[0].HostID != HostUID || same[0].Size != userNSSize {
+		t.Errorf("root-owned workspace: %+v", same)
+	}
+	user := workspaceIDMap(1000, 0)
+	if len(user) != 1 || user[0].ContainerID != 1000 || user[0].HostID != HostUID || user[0].Size != 1 {
+		t.Errorf("user-owned workspace, root workload: %+v", user)
+	}
+	other := workspaceIDMap(1000, 7)
+	if other[0].HostID != HostUID+7 {
+		t.Errorf("workload uid 7: %+v", other)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -73,14 +74,12 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 	ws := o.Policy.Workspace
 	var copyDir, origDir string
 	if ws != nil {
-		abs, err := filepath.Abs(ws.Source)
-		if err != nil {
-			return -1, fmt.Errorf("--workspace %s: %w", ws.Source, err)
+		if err := PrepareWorkspace(ws); err != nil {
+			return -1, err
 		}
-		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-			return -1, fmt.Errorf("--workspace %s: not a directory", abs)
-		}
-		ws.Source, origDir = abs, abs
+		abs := ws.Source
+		origDir = abs
+		var err error
 		if ws.Kind == policy.WorkspaceCopyInOut {
 			copyDir, err = copyWorkspaceIn(abs)
 			if err != nil {
@@ -149,6 +148,24 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		}
 	}
 	return status, nil
+}
+
+// PrepareWorkspace makes the workspace's host path absolute, checks it is
+// a directory and records its owner for the idmapped bind.
+func PrepareWorkspace(ws *policy.Workspace) error {
+	abs, err := filepath.Abs(ws.Source)
+	if err != nil {
+		return fmt.Errorf("--workspace %s: %w", ws.Source, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil || !st.IsDir() {
+		return fmt.Errorf("--workspace %s: not a directory", abs)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ws.OwnerUID, ws.OwnerGID = sys.Uid, sys.Gid
+	}
+	ws.Source = abs
+	return nil
 }
 
 // copyWorkspaceIn makes the private copy a copy-in-out sandbox works on.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -77,7 +76,7 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 		if ws.Kind == policy.WorkspaceCopyInOut {
 			return nil, runtime.CreateOptions{}, fmt.Errorf("--workspace %s: copy-in-out needs a one-shot run: use 'nucleus sandbox'", arg)
 		}
-		if ws.Source, err = filepath.Abs(ws.Source); err != nil {
+		if err := runtime.PrepareWorkspace(ws); err != nil {
 			return nil, runtime.CreateOptions{}, err
 		}
 		ws.Exec = c.Bool("workspace-exec")
