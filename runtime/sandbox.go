@@ -123,11 +123,23 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 	}
 
 	var timedOut atomic.Bool
+	finished := make(chan struct{})
 	if o.Timeout > 0 {
 		timer := time.AfterFunc(o.Timeout, func() {
 			timedOut.Store(true)
-			if err := r.Kill(o.ID, unix.SIGKILL, true); err != nil {
+			// The container may still be starting: keep trying until it
+			// is killed or the run is over.
+			for {
+				err := r.Kill(o.ID, unix.SIGKILL, true)
+				if err == nil {
+					return
+				}
 				logrus.Debugf("timeout kill %s: %v", o.ID, err)
+				select {
+				case <-finished:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
 			}
 		})
 		defer timer.Stop()
@@ -135,6 +147,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 	status, err := r.Run(CreateOptions{
 		ID: o.ID, Bundle: o.Bundle, Spec: out, Policy: plan, Audit: audit, KillOnInterrupt: true, Engine: o.Engine,
 	})
+	close(finished)
 	if err != nil {
 		return -1, err
 	}
