@@ -1,6 +1,6 @@
 # Nucleus build, install, test and benchmark entry points.
 PREFIX    ?= /usr/local
-GO        ?= go
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # BIN is the binary the tests and benchmarks use; helpers working in
 # parallel point it elsewhere so they don't replace one another's binary.
 BIN       ?= bin/nucleus
