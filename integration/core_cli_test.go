@@ -389,3 +389,22 @@ func TestCoreConcurrentStart(t *testing.T) {
 		assertNoLeftovers(t, r.Root, id, b.Dir)
 	}
 }
+
+// TestCoreExecMixedFlagForms: runc takes `exec -e A=1 --env B=2`; so must
+// nucleus (urfave/cli alone refuses two forms of one flag).
+func TestCoreExecMixedFlagForms(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sleep", "30")
+	id := "core-mixed"
+	r.coreDetached("run", "-d", "--bundle", b.Dir, id)
+	defer r.Run(nil, "delete", "--force", id)
+	res, err := r.coreExec(nil, "exec", "-e", "A=1", "--env", "B=2", "-u", "65534", "--cwd", "/tmp", id, "sh", "-c", "echo $A$B $(id -u) $(pwd)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(res.Stdout) != "12 65534 /tmp" {
+		t.Fatalf("exec with mixed flag forms: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	r.OK("delete", "--force", id)
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}

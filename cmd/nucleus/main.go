@@ -44,9 +44,74 @@ func init() {
 
 func main() {
 	app := newApp()
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(canonicalFlags(app, os.Args)); err != nil {
 		fatal(err)
 	}
+}
+
+// canonicalFlags rewrites a command's short flag aliases (-e, -u, -t, ...)
+// to their long names in the flags before the first argument. runc takes
+// `exec -e A=1 --env B=2`; urfave/cli refuses two forms of one flag.
+func canonicalFlags(app *cli.App, args []string) []string {
+	out := append([]string(nil), args...)
+	// Skip the global flags (and their values) to find the command.
+	i := 1
+	for i < len(out) && strings.HasPrefix(out[i], "-") {
+		name := strings.TrimLeft(out[i], "-")
+		i++
+		if !strings.Contains(name, "=") && !isBoolFlag(app.Flags, name) && i < len(out) {
+			i++ // the global flag's value
+		}
+	}
+	if i >= len(out) {
+		return out
+	}
+	var cmd *cli.Command
+	for _, c := range app.Commands {
+		if c.HasName(out[i]) {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		return out
+	}
+	long := map[string]string{}
+	for _, f := range cmd.Flags {
+		names := f.Names()
+		for _, alias := range names[1:] {
+			long[alias] = names[0]
+		}
+	}
+	for j := i + 1; j < len(out); j++ {
+		a := out[j]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break // flags end at the first argument, as urfave/cli parses them
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if l, ok := long[name]; ok {
+			out[j] = "--" + l
+			if hasValue {
+				out[j] += "=" + value
+			}
+			name = l
+		}
+		if !hasValue && !isBoolFlag(cmd.Flags, name) {
+			j++ // skip the flag's value
+		}
+	}
+	return out
+}
+
+func isBoolFlag(flags []cli.Flag, name string) bool {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, ok := f.(*cli.BoolFlag)
+				return ok
+			}
+		}
+	}
+	return false
 }
 
 func newApp() *cli.App {
