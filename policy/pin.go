@@ -25,7 +25,7 @@ func ReadPinned(flag, file, want string) ([]byte, error) {
 	}
 	want = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(want), "sha256:"))
 	if len(want) != 64 {
-		return nil, fmt.Errorf("%s-sha256 %q: want 64 hex digits", flag, want)
+		return nil, fmt.Errorf("%s %s: pinned sha256 %q: want 64 hex digits", flag, file, want)
 	}
 	sum := sha256.Sum256(data)
 	got := hex.EncodeToString(sum[:])

@@ -223,9 +223,20 @@ const (
 )
 
 // checkArgs enforces a command's argument count with runc's wording.
+// commandPath is the command as typed, e.g. "policy check".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" && ctx.Command.Name != c.App.Name {
+			names = append([]string{ctx.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
 func checkArgs(c *cli.Context, expected, kind int) error {
 	n := c.NArg()
-	name := c.Command.Name
+	name := commandPath(c)
 	switch {
 	case kind == exactArgs && n != expected:
 		return fmt.Errorf("%q requires exactly %d argument(s), got %d (see 'nucleus %s --help')", name, expected, n, name)
