@@ -56,7 +56,7 @@ test: deps build
 # policy/testdata/fuzz); FUZZTIME=1m for a longer hunt.
 FUZZTIME ?= 5s
 fuzz:
-	for f in FuzzParseSeccompProfile FuzzParseWorkspace FuzzParseCapsPolicy FuzzParseTrace; do \
+	for f in FuzzParseSeccompProfile FuzzParseWorkspace FuzzParseCapsPolicy FuzzParseTrace FuzzParseLandlockRules; do \
 		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./policy || exit 1; \
 	done
 

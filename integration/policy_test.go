@@ -610,3 +610,26 @@ func TestPolicyWorkspaceOwnedByUser(t *testing.T) {
 		t.Errorf("new file owned by %d:%d on the host, want 1000:1000", sys.Uid, sys.Gid)
 	}
 }
+
+// TestPolicyLandlockPolicyFile: a pinned --landlock-policy adds rules to the
+// mode's (here: execution from /dev, which the base rules deny), a
+// mismatching pin is refused, and so is a policy without a mode.
+func TestPolicyLandlockPolicyFile(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	file := filepath.Join(t.TempDir(), "landlock.json")
+	body := `{"exec":["/dev"]}`
+	os.WriteFile(file, []byte(body), 0o644)
+	sum := sha256.Sum256([]byte(body))
+	pin := hex.EncodeToString(sum[:])
+	res := r.sandbox(b, "pol-llfile", []string{"--landlock-policy", file, "--landlock-policy-sha256", pin}, "probe", "copy-exec", "/dev/p")
+	expectLine(t, res, "ALLOWED")
+	r.Fail([]string{file, "mismatch"}, "sandbox", "--bundle", b.Dir, "--id", "pol-llfile2", "--landlock-policy", file,
+		"--landlock-policy-sha256", strings.Repeat("a", 64), "--", "true")
+	assertNoLeftovers(t, r.Root, "pol-llfile2", b.Dir)
+	r.Fail([]string{"needs an isolation mode"}, "run", "--landlock-policy", file, "--bundle", b.Dir, "pol-llfile3")
+	assertNoLeftovers(t, r.Root, "pol-llfile3", b.Dir)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"write":["tmp"]}`), 0o644)
+	r.Fail([]string{bad, "write[0]"}, "sandbox", "--bundle", b.Dir, "--id", "pol-llfile4", "--landlock-policy", bad, "--", "true")
+}

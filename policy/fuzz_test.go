@@ -75,3 +75,22 @@ func FuzzParseTrace(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseLandlockRules(f *testing.F) {
+	f.Add([]byte(`{"read":["/srv"],"write":["/var/lib/app"],"exec":["/opt/app"],"no_exec_root":["/home"]}`))
+	f.Add([]byte(`{"write":["relative"]}`))
+	f.Add([]byte(`{"no_exec_root":["/a/b"]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseLandlockRules("fuzz.json", data)
+		if err != nil {
+			return
+		}
+		for _, group := range [][]string{r.Read, r.Write, r.Exec, r.NoExecRoot} {
+			for _, p := range group {
+				if p == "" || p[0] != '/' {
+					t.Fatalf("accepted path %q", p)
+				}
+			}
+		}
+	})
+}

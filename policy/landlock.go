@@ -1,7 +1,11 @@
 package policy
 
 import (
+	"encoding/json"
+	"fmt"
+	"path"
 	"strconv"
+	"strings"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -47,6 +51,14 @@ func landlockPlan(s *specs.Spec, o Options, minABI int) *LandlockPlan {
 	}
 	if s.Hostname != "" {
 		lp.ContainerID = s.Hostname
+	}
+	if r := o.LandlockRules; r != nil {
+		// A service's own rules add to the base: more paths to read,
+		// write or run from, and top-level dirs to keep exec out of.
+		lp.Read = append(lp.Read, r.Read...)
+		lp.Write = append(lp.Write, r.Write...)
+		lp.Exec = append(lp.Exec, r.Exec...)
+		lp.ExecRootExcept = append(lp.ExecRootExcept, r.NoExecRoot...)
 	}
 	if w := o.Workspace; w != nil {
 		lp.ExecRootExcept = append(lp.ExecRootExcept, w.Dest)
@@ -94,4 +106,34 @@ func (lp *LandlockPlan) Args(selfFd, auditFd, seccompFd int) []string {
 		}
 	}
 	return append(args, "--")
+}
+
+// LandlockRules is a Landlock policy file (--landlock-policy): container
+// paths added to the mode's rules.
+type LandlockRules struct {
+	Read       []string `json:"read,omitempty"`
+	Write      []string `json:"write,omitempty"`
+	Exec       []string `json:"exec,omitempty"`
+	NoExecRoot []string `json:"no_exec_root,omitempty"`
+}
+
+// ParseLandlockRules parses and checks a Landlock policy file.
+func ParseLandlockRules(file string, data []byte) (*LandlockRules, error) {
+	var r LandlockRules
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%s: not a Landlock policy ({\"read\", \"write\", \"exec\", \"no_exec_root\": [paths]}): %w", file, err)
+	}
+	for field, paths := range map[string][]string{"read": r.Read, "write": r.Write, "exec": r.Exec, "no_exec_root": r.NoExecRoot} {
+		for i, p := range paths {
+			if !path.IsAbs(p) || path.Clean(p) != p || strings.ContainsAny(p, "\x00\n") {
+				return nil, fmt.Errorf("%s: %s[%d]: %q is not a clean absolute container path", file, field, i, p)
+			}
+			if field == "no_exec_root" && (p == "/" || path.Dir(p) != "/") {
+				return nil, fmt.Errorf("%s: %s[%d]: %q is not a top-level directory", file, field, i, p)
+			}
+		}
+	}
+	return &r, nil
 }

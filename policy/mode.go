@@ -98,6 +98,8 @@ type Options struct {
 	Seccomp *specs.LinuxSeccomp
 	// KeepCaps are the capabilities a production policy keeps.
 	KeepCaps []string
+	// LandlockRules add to the mode's Landlock rules (--landlock-policy).
+	LandlockRules *LandlockRules
 	// MemoryLimit in bytes, Pids and CPUs (cores) limits; 0 = unset.
 	MemoryLimit int64
 	Pids        int64

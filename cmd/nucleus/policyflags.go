@@ -23,6 +23,8 @@ func policyFlags(defaultMode string) []cli.Flag {
 		&cli.StringFlag{Name: "seccomp-profile-sha256", Usage: "refuse --seccomp-profile unless its SHA-256 is this"},
 		&cli.StringFlag{Name: "caps-policy", Usage: "capability policy (JSON {\"keep\": [...]}) for production mode"},
 		&cli.StringFlag{Name: "caps-policy-sha256", Usage: "refuse --caps-policy unless its SHA-256 is this"},
+		&cli.StringFlag{Name: "landlock-policy", Usage: "Landlock rules (JSON: read, write, exec, no_exec_root paths) added to the mode's"},
+		&cli.StringFlag{Name: "landlock-policy-sha256", Usage: "refuse --landlock-policy unless its SHA-256 is this"},
 		&cli.StringFlag{Name: "workspace", Usage: "HOST[:/workspace][:bind-rw|bind-ro|copy-in-out] directory to offer the sandbox"},
 		&cli.BoolFlag{Name: "workspace-exec", Usage: "allow executing files from the workspace"},
 		&cli.StringFlag{Name: "net", Value: "none", Usage: "network: none, host or bridge (modes only)"},
@@ -46,8 +48,11 @@ func applyPolicy(c *cli.Context, id string, s *specs.Spec, ws *policy.Workspace)
 			return nil, nil, nil, fmt.Errorf("--memory %q: %w", m, err)
 		}
 	}
-	if o.Seccomp, o.KeepCaps, err = pinnedPolicies(c, mode); err != nil {
+	if o.Seccomp, o.KeepCaps, o.LandlockRules, err = pinnedPolicies(c, mode); err != nil {
 		return nil, nil, nil, err
+	}
+	if o.LandlockRules != nil && mode == policy.ModeNone {
+		return nil, nil, nil, fmt.Errorf("--landlock-policy needs an isolation mode (--mode agent, strict-agent or production)")
 	}
 	plain := mode == policy.ModeNone && o.Seccomp == nil && ws == nil && o.MemoryLimit == 0 && o.Pids == 0 && o.CPUs == 0
 	if plain {
@@ -85,39 +90,54 @@ func parseBytes(s string) (int64, error) {
 	return v, nil
 }
 
-// pinnedPolicies reads --seccomp-profile and --caps-policy, each checked
-// against its pinned SHA-256 when one is given.
-func pinnedPolicies(c *cli.Context, mode policy.Mode) (*specs.LinuxSeccomp, []string, error) {
+// pinnedPolicies reads --seccomp-profile, --caps-policy and
+// --landlock-policy, each checked against its pinned SHA-256 when given.
+func pinnedPolicies(c *cli.Context, mode policy.Mode) (*specs.LinuxSeccomp, []string, *policy.LandlockRules, error) {
 	var sc *specs.LinuxSeccomp
 	var keep []string
-	if f := c.String("seccomp-profile"); f != "" {
-		data, err := policy.ReadPinned("--seccomp-profile", f, c.String("seccomp-profile-sha256"))
-		if err != nil {
-			return nil, nil, err
+	var ll *policy.LandlockRules
+	read := func(name string) ([]byte, string, error) {
+		f := c.String(name)
+		if f == "" {
+			if c.String(name+"-sha256") != "" {
+				return nil, "", fmt.Errorf("--%s-sha256 given without --%s", name, name)
+			}
+			return nil, "", nil
 		}
-		if sc, err = policy.ParseSeccompProfile(f, data); err != nil {
-			return nil, nil, err
-		}
-	} else if c.String("seccomp-profile-sha256") != "" {
-		return nil, nil, fmt.Errorf("--seccomp-profile-sha256 given without --seccomp-profile")
+		data, err := policy.ReadPinned("--"+name, f, c.String(name+"-sha256"))
+		return data, f, err
 	}
-	if f := c.String("caps-policy"); f != "" {
-		data, err := policy.ReadPinned("--caps-policy", f, c.String("caps-policy-sha256"))
-		if err != nil {
-			return nil, nil, err
+	data, f, err := read("seccomp-profile")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if data != nil {
+		if sc, err = policy.ParseSeccompProfile(f, data); err != nil {
+			return nil, nil, nil, err
 		}
+	}
+	if data, f, err = read("caps-policy"); err != nil {
+		return nil, nil, nil, err
+	}
+	if data != nil {
 		cp, err := policy.ParseCapsPolicy(f, data)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if mode != policy.ModeProduction {
-			return nil, nil, fmt.Errorf("--caps-policy %s: only production mode keeps capabilities", f)
+			return nil, nil, nil, fmt.Errorf("--caps-policy %s: only production mode keeps capabilities", f)
 		}
 		keep = cp.Keep
-	} else if c.String("caps-policy-sha256") != "" {
-		return nil, nil, fmt.Errorf("--caps-policy-sha256 given without --caps-policy")
 	}
-	return sc, keep, nil
+	if data, f, err = read("landlock-policy"); err != nil {
+		return nil, nil, nil, err
+	}
+	if data != nil {
+		if ll, err = policy.ParseLandlockRules(f, data); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return sc, keep, ll, nil
 }
 
 // modeFlag is --mode, or the global --default-mode ($NUCLEUS_MODE) when the

@@ -81,7 +81,7 @@ var sandboxCommand = &cli.Command{
 				return fmt.Errorf("--memory %q: %w", m, err)
 			}
 		}
-		if o.Policy.Seccomp, o.Policy.KeepCaps, err = pinnedPolicies(c, mode); err != nil {
+		if o.Policy.Seccomp, o.Policy.KeepCaps, o.Policy.LandlockRules, err = pinnedPolicies(c, mode); err != nil {
 			return err
 		}
 		status, err := r.Sandbox(o)
