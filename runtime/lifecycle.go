@@ -20,32 +20,25 @@ func (r *Runtime) Start(id string) error {
 	if r.isGvisor(id) {
 		return r.gvisorStartCreated(id)
 	}
-	unlock, err := r.lockContainer(id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	c, err := r.load(id)
-	if err != nil {
-		return err
-	}
-	status, err := c.Status()
-	if err != nil {
-		return fmt.Errorf("status of %s: %w", id, err)
-	}
-	switch status {
-	case libcontainer.Created:
-		if err := c.Exec(); err != nil {
-			return fmt.Errorf("start %s: %w", id, err)
+	return r.withLocked(id, func(c *libcontainer.Container) error {
+		status, err := c.Status()
+		if err != nil {
+			return fmt.Errorf("status of %s: %w", id, err)
 		}
-		return nil
-	case libcontainer.Stopped:
-		return fmt.Errorf("cannot start container %s: it has stopped", id)
-	case libcontainer.Running:
-		return fmt.Errorf("cannot start container %s: it is already running", id)
-	default:
-		return fmt.Errorf("cannot start container %s in the %s state", id, status)
-	}
+		switch status {
+		case libcontainer.Created:
+			if err := c.Exec(); err != nil {
+				return fmt.Errorf("start %s: %w", id, err)
+			}
+			return nil
+		case libcontainer.Stopped:
+			return fmt.Errorf("cannot start container %s: it has stopped", id)
+		case libcontainer.Running:
+			return fmt.Errorf("cannot start container %s: it is already running", id)
+		default:
+			return fmt.Errorf("cannot start container %s in the %s state", id, status)
+		}
+	})
 }
 
 // ParseSignal accepts "KILL", "SIGKILL", "kill" and "9".
@@ -195,22 +188,15 @@ func (r *Runtime) Pause(id string) error {
 	if r.isGvisor(id) {
 		return r.gvisorPause(id, true)
 	}
-	unlock, err := r.lockContainer(id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	c, err := r.load(id)
-	if err != nil {
-		return err
-	}
-	if err := c.Pause(); err != nil {
-		if errors.Is(err, libcontainer.ErrNotRunning) {
-			return fmt.Errorf("pause %s: container is not running", id)
+	return r.withLocked(id, func(c *libcontainer.Container) error {
+		if err := c.Pause(); err != nil {
+			if errors.Is(err, libcontainer.ErrNotRunning) {
+				return fmt.Errorf("pause %s: container is not running", id)
+			}
+			return fmt.Errorf("pause %s: %w", id, err)
 		}
-		return fmt.Errorf("pause %s: %w", id, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // Resume thaws a paused container.
@@ -218,22 +204,15 @@ func (r *Runtime) Resume(id string) error {
 	if r.isGvisor(id) {
 		return r.gvisorPause(id, false)
 	}
-	unlock, err := r.lockContainer(id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	c, err := r.load(id)
-	if err != nil {
-		return err
-	}
-	if err := c.Resume(); err != nil {
-		if errors.Is(err, libcontainer.ErrNotPaused) {
-			return fmt.Errorf("resume %s: container is not paused", id)
+	return r.withLocked(id, func(c *libcontainer.Container) error {
+		if err := c.Resume(); err != nil {
+			if errors.Is(err, libcontainer.ErrNotPaused) {
+				return fmt.Errorf("resume %s: container is not paused", id)
+			}
+			return fmt.Errorf("resume %s: %w", id, err)
 		}
-		return fmt.Errorf("resume %s: %w", id, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // Processes lists the host pids of every process in the container.

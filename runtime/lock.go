@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"github.com/opencontainers/runc/libcontainer"
 	"io/fs"
 	"os"
 
@@ -39,4 +40,18 @@ func (r *Runtime) lockContainer(id string) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock container %s: %w", id, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// withLocked runs fn on the loaded container while holding its lock.
+func (r *Runtime) withLocked(id string, fn func(*libcontainer.Container) error) error {
+	unlock, err := r.lockContainer(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	return fn(c)
 }

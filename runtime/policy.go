@@ -20,6 +20,13 @@ import (
 	"github.com/nucleus-run/nucleus/policy"
 )
 
+// SetHostFacts fills in what policy.Apply needs to know about this host,
+// and whether the bundle's rootfs can be used under a user namespace.
+func SetHostFacts(o *policy.Options, rootfs string) {
+	o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = HostFacts()
+	o.UserNSBlocker = UserNSBlocker(rootfs)
+}
+
 // HostFacts measures what this host can enforce, for policy.Apply.
 // NUCLEUS_DISABLE=landlock,seccomp,userns makes nucleus treat the host as
 // lacking those features, so operators (and tests) can see how a mode

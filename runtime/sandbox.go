@@ -103,9 +103,8 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 			s.Root.Path = private
 		}
 	}
-	o.Policy.HostLandlockABI, o.Policy.HostSeccomp, o.Policy.HostUserNS = HostFacts()
+	SetHostFacts(&o.Policy, rootfsPath(o.Bundle, s))
 	o.Policy.Gvisor = o.Engine == EngineGvisor
-	o.Policy.UserNSBlocker = UserNSBlocker(rootfsPath(o.Bundle, s))
 	out, plan, err := policy.Apply(s, o.Policy)
 	if err != nil {
 		return -1, err

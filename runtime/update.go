@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/intelrdt"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -38,15 +39,11 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources, o UpdateOptions) 
 	if r.isGvisor(id) {
 		return fmt.Errorf("update %s: not supported by the gvisor engine (runsc has no update)", id)
 	}
-	unlock, err := r.lockContainer(id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	c, err := r.load(id)
-	if err != nil {
-		return err
-	}
+	return r.withLocked(id, func(c *libcontainer.Container) error { return applyUpdate(c, id, res, o) })
+}
+
+// applyUpdate lays res and o over the container's cgroup config and sets it.
+func applyUpdate(c *libcontainer.Container, id string, res *specs.LinuxResources, o UpdateOptions) error {
 	if res == nil {
 		res = NewUpdateResources()
 	}

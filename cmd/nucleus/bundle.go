@@ -144,8 +144,7 @@ func bundleMode(name string) (func(*specs.Spec, string) (*specs.Spec, error), er
 	}
 	return func(s *specs.Spec, rootfs string) (*specs.Spec, error) {
 		o := policy.Options{Mode: mode}
-		o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = runtime.HostFacts()
-		o.UserNSBlocker = runtime.UserNSBlocker(rootfs)
+		runtime.SetHostFacts(&o, rootfs)
 		out, plan, err := policy.Apply(s, o)
 		if err != nil {
 			return nil, err

@@ -68,20 +68,19 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}
-	var ws *policy.Workspace
-	if arg := c.String("workspace"); arg != "" {
-		if ws, err = policy.ParseWorkspace(arg); err != nil {
-			return nil, runtime.CreateOptions{}, err
-		}
+	po, err := policyOptions(c)
+	if err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
+	if ws := po.Workspace; ws != nil {
 		if ws.Kind == policy.WorkspaceCopyInOut {
-			return nil, runtime.CreateOptions{}, fmt.Errorf("--workspace %s: copy-in-out needs a one-shot run: use 'nucleus sandbox'", arg)
+			return nil, runtime.CreateOptions{}, fmt.Errorf("--workspace %s: copy-in-out needs a one-shot run: use 'nucleus sandbox'", c.String("workspace"))
 		}
 		if err := runtime.PrepareWorkspace(ws); err != nil {
 			return nil, runtime.CreateOptions{}, err
 		}
-		ws.Exec = c.Bool("workspace-exec")
 	}
-	s, plan, audit, err := applyPolicy(c, id, s, ws)
+	s, plan, audit, err := applyPolicy(c, id, s, po)
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}

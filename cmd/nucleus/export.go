@@ -106,7 +106,8 @@ func exportMode(name string, s *specs.Spec) (*specs.Spec, error) {
 		return nil, fmt.Errorf("export --mode production: needs pinned profiles and limits; run it with 'nucleus run --engine gvisor --mode production'")
 	}
 	o := policy.Options{Mode: mode, Gvisor: true}
-	o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = runtime.HostFacts()
+	// gVisor runs its own user namespace: the rootfs's reachability is moot.
+	runtime.SetHostFacts(&o, "/")
 	out, _, err := policy.Apply(s, o)
 	return out, err
 }

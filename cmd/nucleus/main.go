@@ -223,6 +223,25 @@ const (
 )
 
 // checkArgs enforces a command's argument count with runc's wording.
+// idCommand is a command that takes exactly one container id and calls fn.
+func idCommand(name, usage string, fn func(*runtime.Runtime, string) error) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "<container-id>",
+		Action: func(c *cli.Context) error {
+			if err := checkArgs(c, 1, exactArgs); err != nil {
+				return err
+			}
+			r, err := newRuntime(c)
+			if err != nil {
+				return err
+			}
+			return fn(r, c.Args().First())
+		},
+	}
+}
+
 // commandPath is the command as typed, e.g. "policy check".
 func commandPath(c *cli.Context) string {
 	var names []string

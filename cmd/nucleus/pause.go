@@ -1,21 +1,7 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import "github.com/nucleus-run/nucleus/runtime"
 
 func init() { register(pauseCommand) }
 
-var pauseCommand = &cli.Command{
-	Name:      "pause",
-	Usage:     "freeze every process of a container",
-	ArgsUsage: "<container-id>",
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, exactArgs); err != nil {
-			return err
-		}
-		r, err := newRuntime(c)
-		if err != nil {
-			return err
-		}
-		return r.Pause(c.Args().First())
-	},
-}
+var pauseCommand = idCommand("pause", "freeze every process of a container", (*runtime.Runtime).Pause)

@@ -34,39 +34,51 @@ func policyFlags(defaultMode string) []cli.Flag {
 	}
 }
 
-// applyPolicy runs policy.Apply on s with the command's flags. It returns
-// s unchanged (and a nil plan) when no mode and no policy flag is given, so
-// plain OCI bundles behave exactly as under runc.
-func applyPolicy(c *cli.Context, id string, s *specs.Spec, ws *policy.Workspace) (*specs.Spec, *policy.Plan, *policy.Audit, error) {
+// policyOptions reads the policy flags of create, run and sandbox.
+func policyOptions(c *cli.Context) (policy.Options, error) {
 	mode, err := policy.ParseMode(modeFlag(c))
 	if err != nil {
-		return nil, nil, nil, err
+		return policy.Options{}, err
 	}
-	o := policy.Options{Mode: mode, Net: c.String("net"), Workspace: ws, Pids: c.Int64("pids"), CPUs: c.Float64("cpus"), Gvisor: gvisorPolicy(c)}
+	o := policy.Options{Mode: mode, Net: c.String("net"), Pids: c.Int64("pids"), CPUs: c.Float64("cpus")}
+	if arg := c.String("workspace"); arg != "" {
+		if o.Workspace, err = policy.ParseWorkspace(arg); err != nil {
+			return o, err
+		}
+		o.Workspace.Exec = c.Bool("workspace-exec")
+	}
 	if m := c.String("memory"); m != "" {
 		if o.MemoryLimit, err = parseBytes(m); err != nil {
-			return nil, nil, nil, fmt.Errorf("--memory %q: %w", m, err)
+			return o, fmt.Errorf("--memory %q: %w", m, err)
 		}
 	}
 	if o.Seccomp, o.KeepCaps, o.LandlockRules, err = pinnedPolicies(c, mode); err != nil {
-		return nil, nil, nil, err
+		return o, err
 	}
 	if o.LandlockRules != nil && mode == policy.ModeNone {
-		return nil, nil, nil, fmt.Errorf("--landlock-policy needs an isolation mode (--mode agent, strict-agent or production)")
+		return o, fmt.Errorf("--landlock-policy needs an isolation mode (--mode agent, strict-agent or production)")
 	}
-	plain := mode == policy.ModeNone && o.Seccomp == nil && ws == nil && o.MemoryLimit == 0 && o.Pids == 0 && o.CPUs == 0
+	return o, nil
+}
+
+// applyPolicy runs policy.Apply on s with options o. It returns s unchanged
+// (and a nil plan) when no mode and no policy flag is given, so plain OCI
+// bundles behave exactly as under runc.
+func applyPolicy(c *cli.Context, id string, s *specs.Spec, o policy.Options) (*specs.Spec, *policy.Plan, *policy.Audit, error) {
+	o.Gvisor = gvisorPolicy(c)
+	mode := o.Mode
+	plain := mode == policy.ModeNone && o.Seccomp == nil && o.Workspace == nil && o.MemoryLimit == 0 && o.Pids == 0 && o.CPUs == 0
 	if plain {
 		return s, nil, nil, nil
 	}
 	if mode == policy.ModeNone && o.Seccomp != nil {
 		s.Linux.Seccomp = o.Seccomp
 	}
-	o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = runtime.HostFacts()
 	rootfs := s.Root.Path
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(c.String("bundle"), rootfs)
 	}
-	o.UserNSBlocker = runtime.UserNSBlocker(rootfs)
+	runtime.SetHostFacts(&o, rootfs)
 	out, plan, err := policy.Apply(s, o)
 	if err != nil {
 		return nil, nil, nil, err

@@ -1,21 +1,7 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import "github.com/nucleus-run/nucleus/runtime"
 
 func init() { register(resumeCommand) }
 
-var resumeCommand = &cli.Command{
-	Name:      "resume",
-	Usage:     "thaw a paused container",
-	ArgsUsage: "<container-id>",
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, exactArgs); err != nil {
-			return err
-		}
-		r, err := newRuntime(c)
-		if err != nil {
-			return err
-		}
-		return r.Resume(c.Args().First())
-	},
-}
+var resumeCommand = idCommand("resume", "thaw a paused container", (*runtime.Runtime).Resume)

@@ -56,7 +56,7 @@ var sandboxCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		mode, err := policy.ParseMode(modeFlag(c))
+		po, err := policyOptions(c)
 		if err != nil {
 			return err
 		}
@@ -67,22 +67,7 @@ var sandboxCommand = &cli.Command{
 		o := runtime.SandboxOptions{
 			Engine: engine,
 			ID:     c.String("id"), Bundle: bundle, Spec: s, Args: args, Timeout: c.Duration("timeout"),
-			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"),
-			Policy: policy.Options{Mode: mode, Net: c.String("net"), Pids: c.Int64("pids"), CPUs: c.Float64("cpus")},
-		}
-		if arg := c.String("workspace"); arg != "" {
-			if o.Policy.Workspace, err = policy.ParseWorkspace(arg); err != nil {
-				return err
-			}
-			o.Policy.Workspace.Exec = c.Bool("workspace-exec")
-		}
-		if m := c.String("memory"); m != "" {
-			if o.Policy.MemoryLimit, err = parseBytes(m); err != nil {
-				return fmt.Errorf("--memory %q: %w", m, err)
-			}
-		}
-		if o.Policy.Seccomp, o.Policy.KeepCaps, o.Policy.LandlockRules, err = pinnedPolicies(c, mode); err != nil {
-			return err
+			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: po,
 		}
 		status, err := r.Sandbox(o)
 		if err != nil {
