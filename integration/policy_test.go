@@ -201,8 +201,14 @@ func TestPolicyProductionRequirements(t *testing.T) {
 	r.Fail([]string{"workspace"}, "sandbox", "--mode", "production", "--memory", "256M", "--seccomp-profile", prof,
 		"--seccomp-profile-sha256", hex.EncodeToString(sum[:]), "--workspace", t.TempDir(), "--workspace-exec",
 		"--bundle", b.Dir, "--id", "pol-prod2", "--", "true")
-	res := r.sandbox(b, "pol-prod3", []string{"--mode", "production", "--memory", "256M", "--seccomp-profile", prof,
-		"--seccomp-profile-sha256", hex.EncodeToString(sum[:])}, "probe", "status")
+	// Production refuses an allow-all profile even pinned; the built-in
+	// allowlist, pinned, runs.
+	r.Fail([]string{"defaultAction"}, "sandbox", "--mode", "production", "--memory", "256M", "--seccomp-profile", prof,
+		"--seccomp-profile-sha256", hex.EncodeToString(sum[:]), "--bundle", b.Dir, "--id", "pol-prod4", "--", "true")
+	assertNoLeftovers(t, r.Root, "pol-prod4", b.Dir)
+	agentProf, agentSum := builtinProfile(t, r)
+	res := r.sandbox(b, "pol-prod3", []string{"--mode", "production", "--memory", "256M", "--seccomp-profile", agentProf,
+		"--seccomp-profile-sha256", agentSum}, "probe", "status")
 	expectLine(t, res, "NoNewPrivs: 1")
 	assertNoLeftovers(t, r.Root, "pol-prod1", b.Dir)
 	assertNoLeftovers(t, r.Root, "pol-prod2", b.Dir)

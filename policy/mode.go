@@ -96,11 +96,15 @@ type Options struct {
 	Net string
 	// Seccomp replaces the built-in profile (a pinned per-service profile).
 	Seccomp *specs.LinuxSeccomp
+	// SeccompSHA256 is the pin Seccomp was checked against ("" when the
+	// profile was not pinned). Production runs only pinned profiles.
+	SeccompSHA256 string
 	// KeepCaps are the capabilities a production policy keeps.
 	KeepCaps []string
 	// LandlockRules add to the mode's Landlock rules (--landlock-policy).
 	LandlockRules *LandlockRules
-	// MemoryLimit in bytes, Pids and CPUs (cores) limits; 0 = unset.
+	// MemoryLimit in bytes, Pids and CPUs (cores) limits; 0 = unset (the
+	// mode's default applies), Unlimited = explicitly no limit.
 	MemoryLimit int64
 	Pids        int64
 	CPUs        float64
@@ -153,6 +157,19 @@ const HostUID = 1 << 30
 // userNSSize is how many ids the sandbox's user namespace maps.
 const userNSSize = 65536
 
+// Unlimited, as a limit in Options, asks for no limit at all (where the
+// mode allows it) instead of the mode's default.
+const Unlimited = -1
+
+// AgentLimits are the limits agent modes apply when neither a flag nor the
+// bundle sets one: room for a compiler, a test suite or a small server,
+// but not for a fork bomb or a memory hog to take the host.
+var AgentLimits = struct {
+	Memory int64
+	Pids   int64
+	CPUs   float64
+}{Memory: 1 << 30, Pids: 512, CPUs: 1}
+
 // Apply returns a copy of s made to enforce o.Mode. With ModeNone it only
 // applies explicit options (limits, workspace) and leaves the config alone.
 func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
@@ -166,6 +183,12 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	}
 	if out.Linux == nil {
 		out.Linux = &specs.Linux{}
+	}
+	var limits string
+	if o.Mode == ModeAgent || o.Mode == ModeStrictAgent {
+		if limits, err = agentLimits(out, &o); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := applyLimits(out, o); err != nil {
 		return nil, nil, err
@@ -194,11 +217,15 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		if o.MemoryLimit <= 0 && (out.Linux.Resources == nil || out.Linux.Resources.Memory == nil || out.Linux.Resources.Memory.Limit == nil) {
 			return nil, nil, fmt.Errorf("production mode: a memory limit is required (--memory)")
 		}
-		if o.Seccomp == nil {
+		if o.Seccomp == nil || o.SeccompSHA256 == "" {
 			return nil, nil, fmt.Errorf("production mode: a pinned seccomp profile is required (--seccomp-profile with --seccomp-profile-sha256)")
 		}
 		if o.Workspace != nil && o.Workspace.Kind != WorkspaceBindRO && o.Workspace.Exec {
 			return nil, nil, fmt.Errorf("production mode: a writable workspace with exec is refused (use bind-ro or drop --workspace-exec)")
+		}
+		switch o.Seccomp.DefaultAction {
+		case specs.ActAllow, specs.ActLog, specs.ActTrace, specs.ActNotify:
+			return nil, nil, fmt.Errorf("production mode: the seccomp profile's defaultAction %s lets unlisted syscalls run; use SCMP_ACT_ERRNO or SCMP_ACT_KILL_PROCESS", o.Seccomp.DefaultAction)
 		}
 	}
 	if o.Net == "host" && o.Mode == ModeStrictAgent {
@@ -239,6 +266,10 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		if err := fail("userns_mapped", why); err != nil {
 			return nil, nil, err
 		}
+	}
+
+	if limits != "" {
+		plan.Steps = append(plan.Steps, Step{Name: "limits_applied", Applied: true, Detail: limits})
 	}
 
 	// Capabilities and no_new_privs.
@@ -320,27 +351,82 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	return out, plan, nil
 }
 
-// runc's defaults plus kernel symbol and firmware tables and key lists.
+// runc's defaults plus kernel symbol and firmware tables, key lists and
+// the kernel's own facts.
 var extraMaskedPaths = []string{
 	"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
 	"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/kallsyms", "/sys/firmware", "/sys/devices/virtual/powercap",
+	// The kernel's command line, build config, modules and their
+	// parameters, crash-dump layout, build notes and BTF: a map for
+	// choosing a kernel exploit, and nothing a workload needs.
+	"/proc/cmdline", "/proc/config.gz", "/proc/modules", "/sys/kernel", "/sys/module",
 }
 
 var defaultReadonlyPaths = []string{
 	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 }
 
+// agentLimits fills in the agent modes' default for every limit that
+// neither a flag nor the bundle sets, refuses "unlimited" in strict-agent,
+// and describes the result for the audit log.
+func agentLimits(s *specs.Spec, o *Options) (string, error) {
+	r := s.Linux.Resources
+	if r == nil {
+		r = &specs.LinuxResources{}
+	}
+	bundleMemory := r.Memory != nil && r.Memory.Limit != nil && *r.Memory.Limit > 0
+	bundlePids := r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0
+	bundleCPU := r.CPU != nil && r.CPU.Quota != nil && *r.CPU.Quota > 0
+	var unlimited []string
+	pick := func(name string, v *int64, bundle bool, def int64) {
+		switch {
+		case *v == Unlimited:
+			unlimited = append(unlimited, name)
+		case *v == 0 && !bundle:
+			*v = def
+		}
+	}
+	pick("--memory", &o.MemoryLimit, bundleMemory, AgentLimits.Memory)
+	pick("--pids", &o.Pids, bundlePids, AgentLimits.Pids)
+	switch {
+	case o.CPUs == Unlimited:
+		unlimited = append(unlimited, "--cpus")
+	case o.CPUs == 0 && !bundleCPU:
+		o.CPUs = AgentLimits.CPUs
+	}
+	if len(unlimited) > 0 && o.Mode == ModeStrictAgent {
+		return "", fmt.Errorf("strict-agent mode: %s unlimited is refused; give a limit", strings.Join(unlimited, ", "))
+	}
+	describe := func(v int64, bundle bool, format func(int64) string) string {
+		switch {
+		case v > 0:
+			return format(v)
+		case bundle:
+			return "bundle's"
+		}
+		return "unlimited"
+	}
+	bytes := func(v int64) string { return fmt.Sprintf("%d", v) }
+	cpus := "unlimited"
+	if o.CPUs > 0 {
+		cpus = fmt.Sprintf("%g", o.CPUs)
+	} else if bundleCPU {
+		cpus = "bundle's"
+	}
+	return fmt.Sprintf("memory=%s pids=%s cpus=%s", describe(o.MemoryLimit, bundleMemory, bytes), describe(o.Pids, bundlePids, bytes), cpus), nil
+}
+
 func applyLimits(s *specs.Spec, o Options) error {
-	if o.MemoryLimit == 0 && o.Pids == 0 && o.CPUs == 0 {
+	if o.MemoryLimit < Unlimited || o.Pids < Unlimited || (o.CPUs < 0 && o.CPUs != Unlimited) {
+		return fmt.Errorf("limits must not be negative")
+	}
+	if o.MemoryLimit <= 0 && o.Pids <= 0 && o.CPUs <= 0 {
 		return nil
 	}
 	if s.Linux.Resources == nil {
 		s.Linux.Resources = &specs.LinuxResources{}
 	}
 	r := s.Linux.Resources
-	if o.MemoryLimit < 0 || o.Pids < 0 || o.CPUs < 0 {
-		return fmt.Errorf("limits must not be negative")
-	}
 	if o.MemoryLimit > 0 {
 		if r.Memory == nil {
 			r.Memory = &specs.LinuxMemory{}

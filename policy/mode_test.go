@@ -136,6 +136,17 @@ func TestApplyProduction(t *testing.T) {
 		t.Errorf("production without pinned seccomp: %v", err)
 	}
 	o.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}
+	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "pinned") {
+		t.Errorf("production with an unpinned seccomp profile: %v", err)
+	}
+	o.SeccompSHA256 = strings.Repeat("a", 64)
+	for _, act := range []specs.LinuxSeccompAction{specs.ActAllow, specs.ActLog, specs.ActTrace, specs.ActNotify} {
+		o.Seccomp = &specs.LinuxSeccomp{DefaultAction: act}
+		if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "defaultAction") {
+			t.Errorf("production with defaultAction %s: %v", act, err)
+		}
+	}
+	o.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}
 	o.KeepCaps = []string{"CAP_NET_BIND_SERVICE"}
 	o.Workspace = &Workspace{Source: "/w", Dest: "/workspace", Kind: WorkspaceBindRW, Exec: true}
 	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "workspace") {
@@ -151,6 +162,47 @@ func TestApplyProduction(t *testing.T) {
 	}
 	if *out.Linux.Resources.Memory.Limit != 1<<28 || plan.Landlock.MinABI != 3 {
 		t.Errorf("production limits/landlock: %+v %+v", out.Linux.Resources.Memory, plan.Landlock)
+	}
+}
+
+func TestApplyAgentDefaultLimits(t *testing.T) {
+	o := allHost
+	o.Mode = ModeAgent
+	out, plan, err := Apply(baseSpec(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.Linux.Resources
+	if *r.Memory.Limit != AgentLimits.Memory || *r.Pids.Limit != AgentLimits.Pids || *r.CPU.Quota != int64(AgentLimits.CPUs*100000) {
+		t.Errorf("agent defaults: memory %v pids %v cpu %v", *r.Memory.Limit, *r.Pids.Limit, *r.CPU.Quota)
+	}
+	if !slices.ContainsFunc(plan.Steps, func(s Step) bool { return s.Name == "limits_applied" && strings.Contains(s.Detail, "pids=512") }) {
+		t.Errorf("no limits_applied step in %+v", plan.Steps)
+	}
+	o.Pids, o.MemoryLimit = 64, Unlimited
+	out, _, err = Apply(baseSpec(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.Linux.Resources; *r.Pids.Limit != 64 || r.Memory != nil {
+		t.Errorf("agent overrides: pids %v memory %+v", *r.Pids.Limit, r.Memory)
+	}
+	o.Mode = ModeStrictAgent
+	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "--memory unlimited") {
+		t.Errorf("strict-agent with unlimited memory: %v", err)
+	}
+	// A limit the bundle sets itself stands.
+	s := baseSpec()
+	bundlePids := int64(7)
+	s.Linux = &specs.Linux{Resources: &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &bundlePids}}}
+	o = allHost
+	o.Mode = ModeAgent
+	out, _, err = Apply(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *out.Linux.Resources.Pids.Limit != 7 {
+		t.Errorf("bundle's pids limit replaced: %v", *out.Linux.Resources.Pids.Limit)
 	}
 }
 

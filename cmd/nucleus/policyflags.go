@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/docker/go-units"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -28,9 +30,9 @@ func policyFlags(defaultMode string) []cli.Flag {
 		&cli.StringFlag{Name: "workspace", Usage: "HOST[:/workspace][:bind-rw|bind-ro|copy-in-out] directory to offer the sandbox"},
 		&cli.BoolFlag{Name: "workspace-exec", Usage: "allow executing files from the workspace"},
 		&cli.StringFlag{Name: "net", Value: "none", Usage: "network: none, host or bridge (modes only)"},
-		&cli.StringFlag{Name: "memory", Usage: "memory limit (e.g. 512M, 2G)"},
-		&cli.Int64Flag{Name: "pids", Usage: "maximum number of processes"},
-		&cli.Float64Flag{Name: "cpus", Usage: "CPU limit in cores (e.g. 1.5)"},
+		&cli.StringFlag{Name: "memory", Usage: "memory limit (e.g. 512M, 2G; max: none); agent modes default to 1G"},
+		&cli.StringFlag{Name: "pids", Usage: "maximum number of processes (max: none); agent modes default to 512"},
+		&cli.StringFlag{Name: "cpus", Usage: "CPU limit in cores (e.g. 1.5; max: none); agent modes default to 1"},
 	}
 }
 
@@ -40,20 +42,29 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 	if err != nil {
 		return policy.Options{}, err
 	}
-	o := policy.Options{Mode: mode, Net: c.String("net"), Pids: c.Int64("pids"), CPUs: c.Float64("cpus")}
+	o := policy.Options{Mode: mode, Net: c.String("net")}
+	if o.Pids, err = parseLimit(c, "pids", func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }); err != nil {
+		return o, err
+	}
+	cpus, err := parseLimit(c, "cpus", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
+	if err != nil {
+		return o, err
+	}
+	o.CPUs = cpus
 	if arg := c.String("workspace"); arg != "" {
 		if o.Workspace, err = policy.ParseWorkspace(arg); err != nil {
 			return o, err
 		}
 		o.Workspace.Exec = c.Bool("workspace-exec")
 	}
-	if m := c.String("memory"); m != "" {
-		if o.MemoryLimit, err = parseBytes(m); err != nil {
-			return o, fmt.Errorf("--memory %q: %w", m, err)
-		}
+	if o.MemoryLimit, err = parseLimit(c, "memory", parseBytes); err != nil {
+		return o, err
 	}
 	if o.Seccomp, o.KeepCaps, o.LandlockRules, err = pinnedPolicies(c, mode); err != nil {
 		return o, err
+	}
+	if o.Seccomp != nil {
+		o.SeccompSHA256 = c.String("seccomp-profile-sha256")
 	}
 	if o.LandlockRules != nil && mode == policy.ModeNone {
 		return o, fmt.Errorf("--landlock-policy needs an isolation mode (--mode agent, strict-agent or production)")
@@ -67,7 +78,7 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 func applyPolicy(c *cli.Context, id string, s *specs.Spec, o policy.Options) (*specs.Spec, *policy.Plan, *policy.Audit, error) {
 	o.Gvisor = gvisorPolicy(c)
 	mode := o.Mode
-	plain := mode == policy.ModeNone && o.Seccomp == nil && o.Workspace == nil && o.MemoryLimit == 0 && o.Pids == 0 && o.CPUs == 0
+	plain := mode == policy.ModeNone && o.Seccomp == nil && o.Workspace == nil && o.MemoryLimit <= 0 && o.Pids <= 0 && o.CPUs <= 0
 	if plain {
 		return s, nil, nil, nil
 	}
@@ -93,14 +104,26 @@ func applyPolicy(c *cli.Context, id string, s *specs.Spec, o policy.Options) (*s
 	return out, plan, audit, nil
 }
 
-// parseBytes reads a positive size such as 512M or 2GiB (binary units).
-func parseBytes(s string) (int64, error) {
-	v, err := units.RAMInBytes(s)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("want a positive size like 512M")
+// parseLimit reads a limit flag: unset is 0 (the mode's default),
+// "max", "unlimited" or -1 is policy.Unlimited, anything else must parse
+// as a positive number.
+func parseLimit[T int64 | float64](c *cli.Context, name string, parse func(string) (T, error)) (T, error) {
+	v := strings.TrimSpace(c.String(name))
+	switch v {
+	case "":
+		return 0, nil
+	case "max", "unlimited", "-1":
+		return policy.Unlimited, nil
 	}
-	return v, nil
+	n, err := parse(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("--%s %q: want a positive value, or max for no limit", name, v)
+	}
+	return n, nil
 }
+
+// parseBytes reads a size such as 512M or 2GiB (binary units, as runc).
+func parseBytes(s string) (int64, error) { return units.RAMInBytes(s) }
 
 // pinnedPolicies reads --seccomp-profile, --caps-policy and
 // --landlock-policy, each checked against its pinned SHA-256 when given.

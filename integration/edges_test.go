@@ -1,0 +1,146 @@
+package integration
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Attacks on the edges of a sandbox: each test does what a workload (or a
+// careless operator) would do, and failed on the code before its fix.
+
+// TestEdgeKernelFactsMasked: the kernel's command line, build config,
+// modules and /sys/kernel (vmcoreinfo, notes, BTF) are a map for choosing
+// a kernel exploit. Before the fix an agent sandbox read them all.
+func TestEdgeKernelFactsMasked(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	res := r.sandbox(b, "edge-kfacts", nil, "sh", "-c",
+		`echo "cmdline=$(cat /proc/cmdline 2>/dev/null | wc -c)"; `+
+			`echo "config=$(cat /proc/config.gz 2>/dev/null | wc -c)"; `+
+			`echo "modules=$(cat /proc/modules 2>/dev/null | wc -c)"; `+
+			`echo "syskernel=$(ls -A /sys/kernel 2>/dev/null | wc -l)"; `+
+			`echo "vmcoreinfo=$(cat /sys/kernel/vmcoreinfo 2>/dev/null | wc -c)"; `+
+			`echo "notes=$(cat /sys/kernel/notes 2>/dev/null | wc -c)"; `+
+			`echo "sysmodule=$(ls -A /sys/module 2>/dev/null | wc -l)"; `+
+			`echo "params=$(cat /sys/module/*/parameters/* 2>/dev/null | wc -c)"`)
+	if res.Code != 0 {
+		t.Fatalf("exit %d: %s", res.Code, res.Stderr)
+	}
+	for _, want := range []string{"cmdline=0", "config=0", "modules=0", "syskernel=0", "vmcoreinfo=0", "notes=0", "sysmodule=0", "params=0"} {
+		expectLine(t, res, want+"\n")
+	}
+}
+
+// TestEdgeAgentDefaultLimits: without flags an agent sandbox had pids.max
+// "max" and no memory limit, so a fork bomb or a memory hog took the host.
+func TestEdgeAgentDefaultLimits(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	// A bounded fork bomb: 700 sleepers, then count the live processes
+	// (with builtins only: at the limit the shell cannot fork, and a failed
+	// fork ends the subshell that tried).
+	res := r.sandbox(b, "edge-forks", []string{"--audit-log", log, "--timeout", "30s"}, "sh", "-c",
+		`(i=0; while [ $i -lt 700 ]; do sleep 20 & i=$((i+1)); done) 2>/dev/null; `+
+			`set -- /proc/[0-9]*; echo "procs=$#"; kill -9 -1`)
+	line := ""
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		if strings.HasPrefix(l, "procs=") {
+			line = l
+		}
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(line, "procs="))
+	if err != nil || n > 512 {
+		t.Errorf("fork bomb: %q live processes (want at most the default 512); stderr %q", line, res.Stderr)
+	}
+	limits := auditEvent(t, log, "limits_applied")
+	if d, _ := limits["detail"].(string); !strings.Contains(d, "memory=1073741824") || !strings.Contains(d, "pids=512") || !strings.Contains(d, "cpus=1") {
+		t.Errorf("limits_applied = %v", limits)
+	}
+	// A memory hog: a 1.5 GiB buffer filled from /dev/zero.
+	res = r.sandbox(b, "edge-memhog", nil, "dd", "if=/dev/zero", "of=/dev/null", "bs=1536M", "count=1")
+	if res.Code != 137 {
+		t.Errorf("memory hog: exit %d, want 137 (OOM-killed at the default 1G); stderr %q", res.Code, res.Stderr)
+	}
+	// The defaults are overridable, and in agent mode "max" lifts one.
+	res = r.sandbox(b, "edge-pids64", []string{"--pids", "64", "--memory", "max"}, "cat", "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+	if f := strings.Fields(res.Stdout); len(f) != 2 || f[0] != "64" || len(f[1]) < 15 {
+		t.Errorf("--pids 64 --memory max: got %q (stderr %q)", res.Stdout, res.Stderr)
+	}
+	// strict-agent refuses "unlimited".
+	r.Fail([]string{"strict-agent", "--pids unlimited"}, "sandbox", "--mode", "strict-agent", "--pids", "max", "--bundle", b.Dir, "--id", "edge-strict-max", "--", "true")
+	assertNoLeftovers(t, r.Root, "edge-strict-max", b.Dir)
+	r.Fail([]string{"--pids", "positive"}, "sandbox", "--pids", "-5", "--bundle", b.Dir, "--id", "edge-pids-neg", "--", "true")
+}
+
+// TestEdgeProductionNeedsPinnedProfile: production mode took an unpinned,
+// allow-all seccomp profile, so a "production" service ran unfiltered.
+func TestEdgeProductionNeedsPinnedProfile(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	dir := t.TempDir()
+	allowAll := filepath.Join(dir, "allow.json")
+	os.WriteFile(allowAll, []byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`), 0o644)
+	common := []string{"--mode", "production", "--memory", "256M", "--bundle", b.Dir}
+	r.Fail([]string{"pinned", "--seccomp-profile-sha256"}, append(append([]string{"sandbox"}, common...), "--seccomp-profile", allowAll, "--id", "edge-prod-unpinned", "--", "true")...)
+	for _, act := range []string{"SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"} {
+		body := `{"defaultAction":"` + act + `"}`
+		f := filepath.Join(dir, act+".json")
+		os.WriteFile(f, []byte(body), 0o644)
+		sum := sha256.Sum256([]byte(body))
+		r.Fail([]string{"defaultAction", act}, append(append([]string{"sandbox"}, common...), "--seccomp-profile", f,
+			"--seccomp-profile-sha256", hex.EncodeToString(sum[:]), "--id", "edge-prod-"+strings.ToLower(act[9:]), "--", "true")...)
+		assertNoLeftovers(t, r.Root, "edge-prod-"+strings.ToLower(act[9:]), b.Dir)
+	}
+	assertNoLeftovers(t, r.Root, "edge-prod-unpinned", b.Dir)
+	// A pinned kill-by-default profile runs.
+	prof, sum := builtinProfile(t, r)
+	res := r.sandbox(b, "edge-prod-ok", append(common[:len(common)-2], "--seccomp-profile", prof, "--seccomp-profile-sha256", sum), "sh", "-c", "echo served")
+	expectLine(t, res, "served")
+}
+
+// builtinProfile writes the agent allowlist (`nucleus policy show`) to a
+// file and returns it with its SHA-256: a kill-by-default profile that
+// ordinary busybox commands run under.
+func builtinProfile(t *testing.T, r *Runner) (string, string) {
+	t.Helper()
+	out := r.OK("policy", "show").Stdout
+	f := filepath.Join(t.TempDir(), "agent-profile.json")
+	if err := os.WriteFile(f, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(out))
+	return f, hex.EncodeToString(sum[:])
+}
+
+// auditEvent returns the last event of that name in an audit log.
+func auditEvent(t *testing.T, log, name string) map[string]any {
+	t.Helper()
+	f, err := os.Open(log)
+	if err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	defer f.Close()
+	var found map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("audit line is not JSON: %q", sc.Text())
+		}
+		if e["event"] == name {
+			found = e
+		}
+	}
+	if found == nil {
+		t.Errorf("no %s event in %s", name, log)
+	}
+	return found
+}
