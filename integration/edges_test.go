@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Attacks on the edges of a sandbox: each test does what a workload (or a
@@ -143,4 +145,119 @@ func auditEvent(t *testing.T, log, name string) map[string]any {
 		t.Errorf("no %s event in %s", name, log)
 	}
 	return found
+}
+
+// TestEdgeRootfsStaged: a bundle under a 0700 directory (what mktemp -d
+// makes) ran in agent mode *without* its user namespace (a warning only),
+// strict-agent refused it, and every sandbox's mountinfo showed where the
+// host keeps the bundle. The runtime also created mount points inside the
+// user's bundle. Now every rootfs in a mode is staged under the state dir.
+func TestEdgeRootfsStaged(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	hidden := filepath.Join(t.TempDir(), "private")
+	if err := os.Mkdir(hidden, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(hidden, "bundle")
+	if err := os.Rename(b.Dir, dir); err != nil {
+		t.Fatal(err)
+	}
+	b.Dir, b.Rootfs = dir, filepath.Join(dir, "rootfs")
+	ws := t.TempDir()
+	os.Chown(ws, 1000, 1000)
+	for _, mode := range []string{"agent", "strict-agent"} {
+		id := "edge-staged-" + mode
+		res := r.sandbox(b, id, []string{"--mode", mode, "--workspace", ws + ":/work/space"}, "sh", "-c", "cat /proc/self/uid_map; cat /proc/self/mountinfo")
+		if res.Code != 0 {
+			t.Fatalf("%s: exit %d: %s", mode, res.Code, res.Stderr)
+		}
+		if strings.Contains(res.Stdout, hidden) {
+			t.Errorf("%s: the container's mountinfo shows the bundle's host path %s:\n%s", mode, hidden, res.Stdout)
+		}
+		if f := strings.Fields(res.Stdout); len(f) < 3 || f[0] != "0" || f[1] != "1073741824" {
+			t.Errorf("%s: no user namespace (uid_map %q); stderr %q", mode, strings.Join(f[:min(3, len(f))], " "), res.Stderr)
+		}
+		if strings.Contains(res.Stderr, "userns") {
+			t.Errorf("%s: %s", mode, res.Stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(b.Rootfs, "work")); err == nil {
+		t.Errorf("the runtime created a mount point in the user's bundle: %s", filepath.Join(b.Rootfs, "work"))
+	}
+	// create/start/delete in a mode: the staged rootfs goes with delete,
+	// also after a kill -9 and a forced delete.
+	r.coreDetached("create", "--mode", "agent", "--bundle", b.Dir, "edge-staged-c")
+	if _, err := os.Stat(filepath.Join(r.Root, ".rootfs-edge-staged-c", "merged", "bin", "busybox")); err != nil {
+		t.Errorf("created container has no staged rootfs: %v", err)
+	}
+	r.OK("kill", "edge-staged-c", "KILL")
+	r.OK("delete", "--force", "edge-staged-c")
+	assertNoLeftovers(t, r.Root, "edge-staged-c", b.Dir)
+	// A create that fails after staging leaves nothing staged.
+	r.Fail([]string{"does-not-exist"}, "create", "--mode", "agent", "--bundle", b.Dir, "--pid-file", "/does-not-exist/pid", "edge-staged-fail")
+	assertNoLeftovers(t, r.Root, "edge-staged-fail", b.Dir)
+}
+
+// TestEdgeVerifyAttestationSameBytes: --verify-attestation read config.json
+// twice, once to check it and once to run it, so a config swapped in
+// between ran unchecked. A FIFO stands in for the swap: each open of it
+// gets the next version.
+func TestEdgeVerifyAttestationSameBytes(t *testing.T) {
+	r, cache := nixEnv(t)
+	dir, _ := nixBundle(t, r, cache, nixFlakeCopy(t)+"#agent-example", "--", "echo", "attested")
+	cfg := filepath.Join(dir, "config.json")
+	good, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := strings.Replace(string(good), `"attested"`, `"swapped"`, 1)
+	if evil == string(good) {
+		t.Fatalf("config.json has no \"attested\" argument to swap:\n%s", good)
+	}
+	os.Remove(cfg)
+	if err := unix.Mkfifo(cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The writer hands out the next version only once the reader of the
+	// previous one has closed the FIFO.
+	in, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	if _, err := unix.InotifyAddWatch(in, cfg, unix.IN_CLOSE_NOWRITE); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, body := range []string{string(good), evil} {
+			f, err := os.OpenFile(cfg, os.O_WRONLY, 0)
+			if err != nil {
+				return
+			}
+			f.WriteString(body)
+			f.Close()
+			fds := []unix.PollFd{{Fd: int32(in), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(fds, 20000); n != 1 {
+				return
+			}
+			var buf [4096]byte
+			unix.Read(in, buf[:])
+		}
+	}()
+	res := r.Run(nil, "run", "--verify-attestation", "--bundle", dir, "edge-attest")
+	// Unblock the writer if the config was (rightly) read only once.
+	if f, err := os.OpenFile(cfg, os.O_RDONLY|unix.O_NONBLOCK, 0); err == nil {
+		f.Close()
+		<-done
+	}
+	if strings.Contains(res.Stdout, "swapped") {
+		t.Errorf("ran a config.json other than the one verified: stdout %q", res.Stdout)
+	}
+	if res.Code != 0 || !strings.Contains(res.Stdout, "attested") {
+		t.Errorf("verified run: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	assertNoLeftovers(t, r.Root, "edge-attest", dir)
 }

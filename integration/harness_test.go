@@ -256,8 +256,10 @@ func (r *Runner) WaitStatus(id, want string) {
 // the bundle or mentioning the id, no process rooted in the bundle.
 func assertNoLeftovers(t testing.TB, root, id, bundleDir string) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(root, id)); err == nil {
-		t.Errorf("leftover state dir %s", filepath.Join(root, id))
+	for _, dir := range []string{filepath.Join(root, id), filepath.Join(root, ".rootfs-"+id)} {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("leftover state dir %s", dir)
+		}
 	}
 	for _, cg := range cgroupDirsFor(id) {
 		if _, err := os.Stat(cg); err == nil {
@@ -271,7 +273,7 @@ func assertNoLeftovers(t testing.TB, root, id, bundleDir string) {
 			continue
 		}
 		mp := f[4]
-		if (bundleDir != "" && strings.HasPrefix(mp, bundleDir)) || strings.Contains(mp, "/"+id+"/") {
+		if (bundleDir != "" && strings.HasPrefix(mp, bundleDir)) || strings.Contains(mp, "/"+id+"/") || strings.Contains(mp, "/.rootfs-"+id+"/") {
 			t.Errorf("leftover mount %s", mp)
 		}
 	}

@@ -96,63 +96,79 @@ func (e *VerifyError) Error() string {
 // nothing but empty mount points. The first mismatch is returned as a
 // *VerifyError.
 func Verify(dir string) (*Attestation, error) {
+	a, _, err := VerifyConfig(dir)
+	return a, err
+}
+
+// VerifyConfig is Verify that also returns the config.json bytes it
+// verified, for the caller to load instead of reading the file again (a
+// config swapped between the check and a second read would run unchecked).
+func VerifyConfig(dir string) (*Attestation, []byte, error) {
+	a, cdata, err := verify(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, cdata, nil
+}
+
+func verify(dir string) (*Attestation, []byte, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	afile := filepath.Join(abs, AttestationName)
 	data, err := os.ReadFile(afile)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &VerifyError{File: afile, Msg: "no such file (bundles written by `nucleus bundle` have one)"}
+			return nil, nil, &VerifyError{File: afile, Msg: "no such file (bundles written by `nucleus bundle` have one)"}
 		}
-		return nil, &VerifyError{File: afile, Msg: err.Error()}
+		return nil, nil, &VerifyError{File: afile, Msg: err.Error()}
 	}
 	var a Attestation
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&a); err != nil {
-		return nil, &VerifyError{File: afile, Msg: "invalid JSON: " + err.Error()}
+		return nil, nil, &VerifyError{File: afile, Msg: "invalid JSON: " + err.Error()}
 	}
 	if a.Version != AttestationVersion {
-		return nil, &VerifyError{File: afile, Field: "version", Msg: fmt.Sprintf("unsupported version %d, want %d", a.Version, AttestationVersion)}
+		return nil, nil, &VerifyError{File: afile, Field: "version", Msg: fmt.Sprintf("unsupported version %d, want %d", a.Version, AttestationVersion)}
 	}
 	if a.Config.File != "config.json" {
-		return nil, &VerifyError{File: afile, Field: "config.file", Msg: fmt.Sprintf("%q, want \"config.json\"", a.Config.File)}
+		return nil, nil, &VerifyError{File: afile, Field: "config.file", Msg: fmt.Sprintf("%q, want \"config.json\"", a.Config.File)}
 	}
 	if len(a.StorePaths) == 0 {
-		return nil, &VerifyError{File: afile, Field: "storePaths", Msg: "empty"}
+		return nil, nil, &VerifyError{File: afile, Field: "storePaths", Msg: "empty"}
 	}
 
 	cfile := filepath.Join(abs, "config.json")
 	cdata, err := os.ReadFile(cfile)
 	if err != nil {
-		return nil, &VerifyError{File: cfile, Msg: err.Error()}
+		return nil, nil, &VerifyError{File: cfile, Msg: err.Error()}
 	}
 	sum := sha256.Sum256(cdata)
 	if got := hex.EncodeToString(sum[:]); got != a.Config.SHA256 {
-		return nil, &VerifyError{File: cfile, Msg: fmt.Sprintf("sha256 %s does not match %s config.sha256 %s", got, AttestationName, a.Config.SHA256)}
+		return nil, nil, &VerifyError{File: cfile, Msg: fmt.Sprintf("sha256 %s does not match %s config.sha256 %s", got, AttestationName, a.Config.SHA256)}
 	}
 
 	attested := map[string]bool{}
 	for i, sp := range a.StorePaths {
 		if !isStorePath(sp.Path) {
-			return nil, &VerifyError{File: afile, Field: fmt.Sprintf("storePaths[%d].path", i), Msg: fmt.Sprintf("%q is not a store path", sp.Path)}
+			return nil, nil, &VerifyError{File: afile, Field: fmt.Sprintf("storePaths[%d].path", i), Msg: fmt.Sprintf("%q is not a store path", sp.Path)}
 		}
 		attested[sp.Path] = true
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(cdata, &s); err != nil {
-		return nil, &VerifyError{File: cfile, Msg: "invalid JSON: " + err.Error()}
+		return nil, nil, &VerifyError{File: cfile, Msg: "invalid JSON: " + err.Error()}
 	}
 	for i, m := range s.Mounts {
 		if strings.HasPrefix(m.Source, StoreDir+"/") && !attested[storePathOf(m.Source)] {
-			return nil, &VerifyError{File: cfile, Field: fmt.Sprintf("mounts[%d].source", i), Msg: fmt.Sprintf("%s is not in %s", m.Source, AttestationName)}
+			return nil, nil, &VerifyError{File: cfile, Field: fmt.Sprintf("mounts[%d].source", i), Msg: fmt.Sprintf("%s is not in %s", m.Source, AttestationName)}
 		}
 	}
 	if s.Root != nil {
 		if err := checkEmptyRootfs(filepath.Join(abs, s.Root.Path)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
@@ -182,10 +198,10 @@ func Verify(dir string) (*Attestation, error) {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return &a, nil
+	return &a, cdata, nil
 }
 
 // sameHash compares NAR hashes; only the SRI form (sha256-<base64>) that

@@ -78,8 +78,8 @@ func (r *Runtime) Checkpoint(id string, o CheckpointOptions) error {
 		return fmt.Errorf("checkpoint %s: %w", id, criuError(err, opts))
 	}
 	if !opts.LeaveRunning && !opts.PreDump {
-		if err := c.Destroy(); err != nil {
-			logrus.Warnf("remove checkpointed container %s: %v", id, err)
+		if err := destroy(c); err != nil {
+			logrus.Warn(err)
 		}
 	}
 	return nil

@@ -82,14 +82,25 @@ func (r *Runtime) Run(o CreateOptions) (int, error) {
 	return r.startContainer(o, actRun)
 }
 
-func (r *Runtime) startContainer(o CreateOptions, act action) (int, error) {
+func (r *Runtime) startContainer(o CreateOptions, act action) (status int, err error) {
 	if err := spec.ValidateID(o.ID); err != nil {
 		return -1, err
 	}
 	if o.Spec == nil {
 		return -1, errors.New("no config given")
 	}
-	var err error
+	if o.Policy != nil && o.Policy.Mode != "" && o.Spec.Root != nil {
+		staged, release, stageErr := r.StageRootfs(o.ID, rootfsPath(o.Bundle, o.Spec))
+		if stageErr != nil {
+			return -1, stageErr
+		}
+		defer func() {
+			if err != nil {
+				release()
+			}
+		}()
+		o.Spec.Root.Path = staged
+	}
 	if o.PidFile, err = absPath(o.PidFile); err != nil {
 		return -1, fmt.Errorf("--pid-file: %w", err)
 	}
@@ -301,8 +312,8 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 
 func (p *processRunner) destroy() {
 	if p.shouldDestroy {
-		if err := p.container.Destroy(); err != nil {
-			logrus.Warnf("remove container %s: %v", p.container.ID(), err)
+		if err := destroy(p.container); err != nil {
+			logrus.Warn(err)
 		}
 	}
 }

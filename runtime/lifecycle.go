@@ -108,7 +108,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		if force && errors.Is(err, ErrNotExist) {
-			return nil
+			return r.unstageRootfs(id)
 		}
 		return err
 	}
@@ -119,6 +119,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 			// A directory without state.json: a crashed create. Clean it.
 			if rmErr := os.RemoveAll(r.stateDir(id)); rmErr != nil {
 				return fmt.Errorf("remove %s: %w", r.stateDir(id), rmErr)
+			}
+			if rmErr := r.unstageRootfs(id); rmErr != nil {
+				return rmErr
 			}
 			if force {
 				return nil
@@ -144,6 +147,7 @@ func destroy(c *libcontainer.Container) error {
 	if err := c.Destroy(); err != nil {
 		return fmt.Errorf("delete %s: %w", c.ID(), err)
 	}
+	releaseStaged(c.ID(), c.Config().Rootfs)
 	return nil
 }
 

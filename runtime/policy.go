@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/exeseal"
 	"github.com/opencontainers/runc/libcontainer/seccomp"
@@ -135,6 +136,11 @@ func UserNSBlocker(rootfs string) string {
 	}
 	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
 		st, err := os.Stat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Not made yet: the state dirs a staged rootfs lives in are
+			// created searchable.
+			continue
+		}
 		if err != nil {
 			return err.Error()
 		}
@@ -287,18 +293,14 @@ func contains(list []string, s string) bool {
 }
 
 // ensureMountpoints creates missing directories for the config's mounts in
-// rootfs (not following symlinks out of it).
+// the (staged) rootfs, resolving every component inside it.
 func ensureMountpoints(rootfs string, s *specs.Spec) error {
 	for _, m := range s.Mounts {
-		dest := filepath.Join(rootfs, filepath.Clean("/"+m.Destination))
-		if _, err := os.Lstat(dest); err == nil {
+		dest := filepath.Clean("/" + m.Destination)
+		if _, err := os.Lstat(filepath.Join(rootfs, dest)); err == nil {
 			continue
 		}
-		parent := filepath.Dir(dest)
-		if real, err := filepath.EvalSymlinks(parent); err != nil || !strings.HasPrefix(real+"/", rootfs+"/") {
-			continue // let libcontainer report it
-		}
-		if err := os.MkdirAll(dest, 0o755); err != nil {
+		if err := pathrs.MkdirAll(rootfs, dest, 0o755); err != nil {
 			return fmt.Errorf("create mount point %s in %s: %w", m.Destination, rootfs, err)
 		}
 	}

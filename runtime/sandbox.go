@@ -90,20 +90,11 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		}
 		s.Process.Cwd = ws.Dest
 	}
-	if o.Engine != EngineGvisor {
-		// A rootfs of bare mount points (a Nix bundle's) is rebuilt under
-		// the state dir, so the container's mountinfo shows that path for
-		// its root, not where the user keeps the bundle.
-		private, err := r.privateSkeletonRoot(o.ID, rootfsPath(o.Bundle, s))
-		if err != nil {
-			return -1, err
-		}
-		if private != "" {
-			defer os.RemoveAll(private)
-			s.Root.Path = private
-		}
+	rootfs, err := r.PolicyRootfs(o.ID, rootfsPath(o.Bundle, s), o.Policy.Mode, o.Engine)
+	if err != nil {
+		return -1, err
 	}
-	SetHostFacts(&o.Policy, rootfsPath(o.Bundle, s))
+	SetHostFacts(&o.Policy, rootfs)
 	o.Policy.Gvisor = o.Engine == EngineGvisor
 	out, plan, err := policy.Apply(s, o.Policy)
 	if err != nil {
@@ -237,65 +228,3 @@ func rootfsPath(bundle string, s *specs.Spec) string {
 	}
 	return filepath.Join(bundle, s.Root.Path)
 }
-
-// privateSkeletonRoot copies a rootfs that holds only directories and empty
-// files (mount points) to <root>/.rootfs-<id> and returns that path, or ""
-// for a rootfs with real content, which stays where it is.
-func (r *Runtime) privateSkeletonRoot(id, rootfs string) (string, error) {
-	const maxEntries = 4096
-	var entries []string
-	err := filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if len(entries) > maxEntries {
-			return fs.SkipAll
-		}
-		if !d.IsDir() {
-			info, err := d.Info()
-			if err != nil || !info.Mode().IsRegular() || info.Size() != 0 {
-				return errNotSkeleton
-			}
-		}
-		entries = append(entries, p)
-		return nil
-	})
-	if errors.Is(err, errNotSkeleton) || len(entries) > maxEntries {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("rootfs %s: %w", rootfs, err)
-	}
-	// The sandbox's unprivileged root must be able to reach its rootfs.
-	if err := os.MkdirAll(r.Root, 0o711); err != nil {
-		return "", fmt.Errorf("state dir %s: %w", r.Root, err)
-	}
-	if err := os.Chmod(r.Root, 0o711); err != nil {
-		return "", fmt.Errorf("state dir %s: %w", r.Root, err)
-	}
-	dst := filepath.Join(r.Root, privateRootfsPrefix+id)
-	for _, p := range entries {
-		rel, _ := filepath.Rel(rootfs, p)
-		target := filepath.Join(dst, rel)
-		st, err := os.Stat(p)
-		if err != nil {
-			os.RemoveAll(dst)
-			return "", fmt.Errorf("rootfs %s: %w", rootfs, err)
-		}
-		if st.IsDir() {
-			err = os.Mkdir(target, st.Mode().Perm())
-		} else {
-			err = os.WriteFile(target, nil, st.Mode().Perm())
-		}
-		if err != nil {
-			os.RemoveAll(dst)
-			return "", fmt.Errorf("private rootfs %s: %w", dst, err)
-		}
-	}
-	return dst, nil
-}
-
-var errNotSkeleton = errors.New("rootfs has content")
-
-// privateRootfsPrefix names sandboxes' private rootfs dirs under the root.
-const privateRootfsPrefix = ".rootfs-"

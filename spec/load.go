@@ -34,21 +34,10 @@ func (e *FieldError) Error() string {
 // Load reads and validates bundle/config.json. bundle may be relative; the
 // returned error names the absolute path of the config file.
 func Load(bundle string) (*specs.Spec, error) {
-	abs, err := filepath.Abs(bundle)
+	abs, file, err := bundleConfig(bundle)
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
+		return nil, err
 	}
-	st, err := os.Stat(abs)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("bundle %s: no such directory", abs)
-		}
-		return nil, fmt.Errorf("bundle %s: %w", abs, err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("bundle %s: not a directory", abs)
-	}
-	file := filepath.Join(abs, ConfigName)
 	data, err := os.ReadFile(file)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -56,6 +45,39 @@ func Load(bundle string) (*specs.Spec, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
+	return load(abs, file, data)
+}
+
+// LoadData parses and validates config.json bytes the caller already read
+// from bundle (and checked, as --verify-attestation does), so what runs is
+// exactly what was checked: the file is not read again.
+func LoadData(bundle string, data []byte) (*specs.Spec, error) {
+	abs, file, err := bundleConfig(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return load(abs, file, data)
+}
+
+func bundleConfig(bundle string) (abs, file string, err error) {
+	abs, err = filepath.Abs(bundle)
+	if err != nil {
+		return "", "", fmt.Errorf("bundle %s: %w", bundle, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", "", fmt.Errorf("bundle %s: no such directory", abs)
+		}
+		return "", "", fmt.Errorf("bundle %s: %w", abs, err)
+	}
+	if !st.IsDir() {
+		return "", "", fmt.Errorf("bundle %s: not a directory", abs)
+	}
+	return abs, filepath.Join(abs, ConfigName), nil
+}
+
+func load(abs, file string, data []byte) (*specs.Spec, error) {
 	s, err := Parse(file, data)
 	if err != nil {
 		return nil, err

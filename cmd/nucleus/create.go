@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
 	"github.com/nucleus-run/nucleus/nixbundle"
@@ -59,13 +60,18 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 		return nil, runtime.CreateOptions{}, err
 	}
 	bundle := c.String("bundle")
+	var s *specs.Spec
 	if c.Bool("verify-attestation") {
-		if _, err := nixbundle.Verify(bundle); err != nil {
+		// Run exactly the bytes that were verified.
+		_, config, err := nixbundle.VerifyConfig(bundle)
+		if err != nil {
 			return nil, runtime.CreateOptions{}, err
 		}
-	}
-	s, err := spec.Load(bundle)
-	if err != nil {
+		s, err = spec.LoadData(bundle, config)
+		if err != nil {
+			return nil, runtime.CreateOptions{}, err
+		}
+	} else if s, err = spec.Load(bundle); err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}
 	po, err := policyOptions(c)
@@ -80,7 +86,7 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 			return nil, runtime.CreateOptions{}, err
 		}
 	}
-	s, plan, audit, err := applyPolicy(c, id, s, po)
+	s, plan, audit, err := applyPolicy(c, r, id, s, po, engine)
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}

@@ -75,7 +75,7 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 // applyPolicy runs policy.Apply on s with options o. It returns s unchanged
 // (and a nil plan) when no mode and no policy flag is given, so plain OCI
 // bundles behave exactly as under runc.
-func applyPolicy(c *cli.Context, id string, s *specs.Spec, o policy.Options) (*specs.Spec, *policy.Plan, *policy.Audit, error) {
+func applyPolicy(c *cli.Context, r *runtime.Runtime, id string, s *specs.Spec, o policy.Options, engine runtime.Engine) (*specs.Spec, *policy.Plan, *policy.Audit, error) {
 	o.Gvisor = gvisorPolicy(c)
 	mode := o.Mode
 	plain := mode == policy.ModeNone && o.Seccomp == nil && o.Workspace == nil && o.MemoryLimit <= 0 && o.Pids <= 0 && o.CPUs <= 0
@@ -85,9 +85,13 @@ func applyPolicy(c *cli.Context, id string, s *specs.Spec, o policy.Options) (*s
 	if mode == policy.ModeNone && o.Seccomp != nil {
 		s.Linux.Seccomp = o.Seccomp
 	}
+	var err error
 	rootfs := s.Root.Path
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(c.String("bundle"), rootfs)
+	}
+	if rootfs, err = r.PolicyRootfs(id, rootfs, mode, engine); err != nil {
+		return nil, nil, nil, err
 	}
 	runtime.SetHostFacts(&o, rootfs)
 	out, plan, err := policy.Apply(s, o)

@@ -1,0 +1,154 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/spec"
+)
+
+// privateRootfsPrefix names the staged rootfs dirs under the root.
+const privateRootfsPrefix = ".rootfs-"
+
+// StageRootfs gives a container in an isolation mode its own view of the
+// bundle's rootfs under the state dir: a read-only-lower overlay at
+// <root>/.rootfs-<id>/merged whose lower layer is named by a file
+// descriptor. So
+//   - the container's mountinfo shows /proc/self/fd/N and state-dir paths,
+//     never where the user keeps the bundle;
+//   - the overlay reads the bundle with the credentials of whoever mounted
+//     it (root), so a bundle under a 0700 directory (what mktemp -d makes)
+//     still runs with a user namespace;
+//   - mount points the runtime has to create land in the upper layer on
+//     the state dir, never in the user's bundle.
+//
+// It returns the path to use as the rootfs and a release function for the
+// caller's error paths; deleting the container releases it too.
+func (r *Runtime) StageRootfs(id, rootfs string) (string, func(), error) {
+	if err := spec.ValidateID(id); err != nil {
+		return "", nil, err
+	}
+	if _, err := os.Lstat(r.stateDir(id)); err == nil {
+		return "", nil, fmt.Errorf("container %s already exists under %s", id, r.Root)
+	}
+	st, err := os.Stat(rootfs)
+	if err != nil {
+		return "", nil, fmt.Errorf("rootfs %s: %w", rootfs, err)
+	}
+	if !st.IsDir() {
+		return "", nil, fmt.Errorf("rootfs %s: not a directory", rootfs)
+	}
+	if err := r.searchableRoot(); err != nil {
+		return "", nil, err
+	}
+	dir := r.stagingDir(id)
+	if err := os.Mkdir(dir, 0o711); errors.Is(err, fs.ErrExist) {
+		// Left by a create that crashed before its state existed.
+		if err := r.unstageRootfs(id); err != nil {
+			return "", nil, err
+		}
+		err = os.Mkdir(dir, 0o711)
+		if err != nil {
+			return "", nil, fmt.Errorf("stage rootfs: %w", err)
+		}
+	} else if err != nil {
+		return "", nil, fmt.Errorf("stage rootfs: %w", err)
+	}
+	release := func() { _ = r.unstageRootfs(id) }
+	upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			release()
+			return "", nil, fmt.Errorf("stage rootfs: %w", err)
+		}
+	}
+	// The overlay's root directory takes the upper layer's owner and mode:
+	// make them the bundle rootfs's own.
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		if err := os.Chown(upper, int(sys.Uid), int(sys.Gid)); err != nil {
+			release()
+			return "", nil, fmt.Errorf("stage rootfs: %w", err)
+		}
+	}
+	if err := os.Chmod(upper, st.Mode().Perm()); err != nil {
+		release()
+		return "", nil, fmt.Errorf("stage rootfs: %w", err)
+	}
+	lower, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		release()
+		return "", nil, fmt.Errorf("rootfs %s: %w", rootfs, err)
+	}
+	defer unix.Close(lower)
+	data := fmt.Sprintf("lowerdir=/proc/self/fd/%d,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		release()
+		return "", nil, fmt.Errorf("stage rootfs %s at %s: overlay: %w", rootfs, merged, err)
+	}
+	return merged, release, nil
+}
+
+// PolicyRootfs is where a container's rootfs will be once started: staged
+// for a native container in an isolation mode (policy.Apply's host facts
+// are about that path), the bundle's own otherwise. It makes the state root
+// searchable, as staging needs.
+func (r *Runtime) PolicyRootfs(id, bundleRootfs string, mode policy.Mode, engine Engine) (string, error) {
+	if mode == policy.ModeNone || engine == EngineGvisor {
+		return bundleRootfs, nil
+	}
+	if err := r.searchableRoot(); err != nil {
+		return "", err
+	}
+	return filepath.Join(r.stagingDir(id), "merged"), nil
+}
+
+// searchableRoot creates the state root, mode 0711: a container's
+// unprivileged root must be able to reach its staged rootfs below it,
+// though not to list the root.
+func (r *Runtime) searchableRoot() error {
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return fmt.Errorf("state dir %s: %w", r.Root, err)
+	}
+	if err := os.Chmod(r.Root, 0o711); err != nil {
+		return fmt.Errorf("state dir %s: %w", r.Root, err)
+	}
+	return nil
+}
+
+func (r *Runtime) stagingDir(id string) string {
+	return filepath.Join(r.Root, privateRootfsPrefix+id)
+}
+
+// unstageRootfs unmounts and removes a container's staged rootfs, if any.
+func (r *Runtime) unstageRootfs(id string) error {
+	dir := r.stagingDir(id)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	merged := filepath.Join(dir, "merged")
+	if err := unix.Unmount(merged, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount staged rootfs %s: %w", merged, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove staged rootfs %s: %w", dir, err)
+	}
+	return nil
+}
+
+// releaseStaged removes the staged rootfs of a container being destroyed,
+// recognised by its path (<root>/.rootfs-<id>/merged).
+func releaseStaged(id, rootfs string) {
+	dir := filepath.Dir(rootfs)
+	if filepath.Base(rootfs) != "merged" || filepath.Base(dir) != privateRootfsPrefix+id {
+		return
+	}
+	r := &Runtime{Root: filepath.Dir(dir)}
+	_ = r.unstageRootfs(id)
+}
