@@ -119,6 +119,14 @@ func main() {
 				}
 			}
 		}
+	case "nnp":
+		// gVisor's /proc/self/status has no NoNewPrivs line: ask prctl.
+		v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+		if err != nil {
+			result(err)
+			return
+		}
+		fmt.Println("NoNewPrivs:", v)
 	case "write":
 		result(os.WriteFile(os.Args[2], []byte("x"), 0o644))
 	case "exec":
