@@ -315,12 +315,8 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		out.Linux.Seccomp = BuiltinSeccomp(SeccompOptions{
 			DenyMemfd:         o.Mode == ModeStrictAgent,
 			AllowNetlinkRoute: o.Net != "none",
+			Gvisor:            o.Gvisor,
 		})
-		if o.Gvisor {
-			// gVisor's seccomp knows KILL (the thread) but not
-			// KILL_PROCESS; the allowlist itself is the same.
-			out.Linux.Seccomp.DefaultAction = specs.ActKill
-		}
 	}
 	if out.Linux.Seccomp != nil {
 		plan.SeccompSyscalls = AllowedSyscallCount(out.Linux.Seccomp)

@@ -22,7 +22,7 @@ var allowedSyscalls = []string{
 	"fchmod", "fchmodat", "fchown", "fchownat",
 	"truncate", "ftruncate", "fallocate", "fsync", "fdatasync", "umask", "utimensat",
 	"pipe2", "copy_file_range", "sendfile",
-	"poll", "ppoll", "select", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2",
+	"poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2",
 	// memory
 	"mmap", "munmap", "mprotect", "mremap", "madvise", "brk",
 	// processes and threads (clone is filtered below)
@@ -80,11 +80,6 @@ var allowedPrctl = []uint64{
 // personality values a workload may set: Linux and the "query" value.
 var allowedPersonality = []uint64{0x0, 0x0008, 0x20000, 0x20008, 0xffffffff}
 
-// Terminal ioctls that inject input into or reprogram the controlling
-// terminal (TIOCSTI, TIOCLINUX). The kernel compares only the low 32 bits of
-// the command, so the filter masks them too.
-var deniedIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX}
-
 // SeccompOptions tune the built-in profile for a mode.
 type SeccompOptions struct {
 	// DenyMemfd refuses memfd_create (strict-agent): no executable
@@ -93,6 +88,14 @@ type SeccompOptions struct {
 	// AllowNetlinkRoute permits AF_NETLINK/NETLINK_ROUTE sockets, which a
 	// network other than "none" needs for address lookups.
 	AllowNetlinkRoute bool
+	// Gvisor writes the profile for runsc: KILL (gVisor's seccomp knows no
+	// KILL_PROCESS) as the default action, and clone3's ENOSYS as
+	// SCMP_ACT_TRACE, because runsc up to 20221219 ignores errnoRet and
+	// answers every SCMP_ACT_ERRNO with EPERM, on which glibc's
+	// pthread_create fails instead of falling back to clone. With no tracer
+	// attached, TRACE fails the call with ENOSYS in both Linux and gVisor,
+	// and none can attach: ptrace is refused.
+	Gvisor bool
 }
 
 // BuiltinSeccomp returns the built-in allowlist profile in OCI form.
@@ -121,10 +124,9 @@ func BuiltinSeccomp(o SeccompOptions) *specs.LinuxSeccomp {
 	} else {
 		s.Syscalls[0].Names = append(s.Syscalls[0].Names, "memfd_create")
 	}
-	for _, fam := range []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6} {
-		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow,
-			Args: []specs.LinuxSeccompArg{{Index: 0, Value: fam, Op: specs.OpEqualTo}}})
-	}
+	s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow,
+		Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpEqualTo}}})
+	s.Syscalls = append(s.Syscalls, inetSocketRules()...)
 	if o.AllowNetlinkRoute {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow,
 			Args: []specs.LinuxSeccompArg{
@@ -148,54 +150,16 @@ func BuiltinSeccomp(o SeccompOptions) *specs.LinuxSeccomp {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"personality"}, Action: specs.ActAllow,
 			Args: []specs.LinuxSeccompArg{{Index: 0, Value: p, Op: specs.OpEqualTo}}})
 	}
-	for _, cmd := range deniedIoctls {
-		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"ioctl"}, Action: specs.ActErrno, ErrnoRet: &eperm,
-			Args: []specs.LinuxSeccompArg{{Index: 1, Value: 0xffffffff, ValueTwo: cmd, Op: specs.OpMaskedEqual}}})
-	}
-	s.Syscalls = append(s.Syscalls, allowAllExcept("ioctl", 1, deniedIoctls)...)
-	return s
-}
-
-// allowAllExcept allows a syscall unless the low 32 bits of argument idx
-// are one of denied. libseccomp cannot say "not equal under a mask", and an
-// unconditional allow beside a conditional errno makes the allow win, so the
-// allowed set is written as a union of masked equalities: x is allowed if it
-// differs from the denied values in a bit where they all agree, or, agreeing
-// there, has a pattern of the remaining bits no denied value has.
-func allowAllExcept(name string, idx uint, denied []uint64) []specs.LinuxSyscall {
-	const low32 = 0xffffffff
-	var diff uint64
-	for _, d := range denied[1:] {
-		diff |= (d ^ denied[0]) & low32
-	}
-	common := denied[0] & low32 &^ diff
-	rule := func(mask, value uint64) specs.LinuxSyscall {
-		return specs.LinuxSyscall{Names: []string{name}, Action: specs.ActAllow,
-			Args: []specs.LinuxSeccompArg{{Index: idx, Value: mask, ValueTwo: value, Op: specs.OpMaskedEqual}}}
-	}
-	var rules []specs.LinuxSyscall
-	for bit := uint64(1); bit <= 1<<31; bit <<= 1 {
-		if diff&bit == 0 {
-			rules = append(rules, rule(bit, ^common&bit))
-		}
-	}
-	// Enumerate the patterns of the differing bits (submasks of diff).
-	for sub := diff; ; sub = (sub - 1) & diff {
-		v := common | sub
-		isDenied := false
-		for _, d := range denied {
-			if d&low32 == v {
-				isDenied = true
+	s.Syscalls = append(s.Syscalls, ioctlRules()...)
+	if o.Gvisor {
+		s.DefaultAction = specs.ActKill
+		for i := range s.Syscalls {
+			if s.Syscalls[i].Names[0] == "clone3" {
+				s.Syscalls[i].Action = specs.ActTrace
 			}
 		}
-		if !isDenied {
-			rules = append(rules, rule(low32, v))
-		}
-		if sub == 0 {
-			break
-		}
 	}
-	return rules
+	return s
 }
 
 // AllowedSyscallCount is how many distinct syscalls a profile lets through
@@ -214,4 +178,65 @@ func AllowedSyscallCount(s *specs.LinuxSeccomp) int {
 		}
 	}
 	return len(seen)
+}
+
+// Internet sockets are limited to TCP and UDP: SOCK_STREAM or SOCK_DGRAM
+// (SOCK_NONBLOCK and SOCK_CLOEXEC may be or-ed in) with protocol 0,
+// IPPROTO_TCP or IPPROTO_UDP. Any other protocol reaches code an agent has
+// no use for, and on a modular kernel makes it load the module (SCTP, DCCP,
+// ...) for the caller.
+var (
+	inetFamilies  = []uint64{unix.AF_INET, unix.AF_INET6}
+	inetTypes     = []uint64{unix.SOCK_STREAM, unix.SOCK_DGRAM}
+	inetProtocols = []uint64{0, unix.IPPROTO_TCP, unix.IPPROTO_UDP}
+	// Refused with EPERM rather than killed, because programs probe them
+	// and fall back: raw sockets (ping, traceroute; the kernel says EPERM
+	// too without CAP_NET_RAW), the other socket types, ICMP datagrams
+	// (ping), MPTCP (Go listeners try it first), SCTP, DCCP and UDP-Lite.
+	// Anything else is left to the default action.
+	refusedInetTypes     = []uint64{unix.SOCK_RAW, unix.SOCK_RDM, unix.SOCK_SEQPACKET, unix.SOCK_DCCP, unix.SOCK_PACKET}
+	refusedInetProtocols = []uint64{unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6, unix.IPPROTO_MPTCP, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP, unix.IPPROTO_UDPLITE}
+)
+
+// socketTypeMask drops the two flags from the type argument. It keeps the
+// upper 32 bits, so a type with any of them set matches no rule.
+const socketTypeMask = ^uint64(unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC)
+
+// inetSocketRules writes the limits above as rules. The arguments of one
+// rule are and-ed (family, type and protocol all match); the rules of a
+// syscall are or-ed. Allowed and refused combinations are disjoint, so
+// their order does not matter.
+func inetSocketRules() []specs.LinuxSyscall {
+	eperm := uint(unix.EPERM)
+	family := func(f uint64) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: 0, Value: f, Op: specs.OpEqualTo}
+	}
+	typ := func(t uint64) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: 1, Value: socketTypeMask, ValueTwo: t, Op: specs.OpMaskedEqual}
+	}
+	proto := func(p uint64) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: 2, Value: p, Op: specs.OpEqualTo}
+	}
+	var rules []specs.LinuxSyscall
+	add := func(act specs.LinuxSeccompAction, args ...specs.LinuxSeccompArg) {
+		r := specs.LinuxSyscall{Names: []string{"socket"}, Action: act, Args: args}
+		if act == specs.ActErrno {
+			r.ErrnoRet = &eperm
+		}
+		rules = append(rules, r)
+	}
+	for _, f := range inetFamilies {
+		for _, t := range inetTypes {
+			for _, p := range inetProtocols {
+				add(specs.ActAllow, family(f), typ(t), proto(p))
+			}
+			for _, p := range refusedInetProtocols {
+				add(specs.ActErrno, family(f), typ(t), proto(p))
+			}
+		}
+		for _, t := range refusedInetTypes {
+			add(specs.ActErrno, family(f), typ(t))
+		}
+	}
+	return rules
 }

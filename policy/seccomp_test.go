@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestBuiltinSeccompSize(t *testing.T) {
@@ -60,35 +61,161 @@ func TestBuiltinSeccompCloneFilter(t *testing.T) {
 	t.Fatal("no clone rule")
 }
 
-// TestAllowAllExcept checks the ioctl rules by evaluating them: every
-// command is allowed except the denied ones, whatever the upper 32 bits.
-func TestAllowAllExcept(t *testing.T) {
-	rules := allowAllExcept("ioctl", 1, deniedIoctls)
-	allowed := func(x uint64) bool {
-		for _, r := range rules {
-			a := r.Args[0]
-			if x&a.Value == a.ValueTwo {
-				return true
+// evalArgs is the action a profile's rules for one syscall give the
+// arguments args, evaluated as the kernel filter does (the arguments of a
+// rule and-ed, a masked equality comparing x&mask with the value), with
+// every matching rule reported so that overlaps show.
+func evalArgs(s *specs.LinuxSeccomp, name string, args ...uint64) []specs.LinuxSeccompAction {
+	var acts []specs.LinuxSeccompAction
+	for _, r := range s.Syscalls {
+		if len(r.Names) != 1 || r.Names[0] != name || len(r.Args) == 0 {
+			continue
+		}
+		match := true
+		for _, a := range r.Args {
+			x := args[a.Index]
+			switch a.Op {
+			case specs.OpMaskedEqual:
+				match = match && x&a.Value == a.ValueTwo
+			case specs.OpEqualTo:
+				match = match && x == a.Value
+			default:
+				panic("operator not modelled: " + string(a.Op))
 			}
 		}
-		return false
+		if match {
+			acts = append(acts, r.Action)
+		}
 	}
-	for _, d := range deniedIoctls {
+	return acts
+}
+
+// TestIoctlAllowlist checks the ioctl rules by evaluating them: exactly the
+// listed commands are allowed, whatever the upper 32 bits (which the kernel
+// ignores); every other command matches exactly one EPERM rule (refused,
+// never killed); TIOCSTI and TIOCLINUX are refused.
+func TestIoctlAllowlist(t *testing.T) {
+	s := BuiltinSeccomp(SeccompOptions{})
+	allowed := map[uint64]bool{}
+	for _, c := range allowedIoctls {
+		allowed[c] = true
+	}
+	for _, c := range neverIoctls {
+		if allowed[c] {
+			t.Fatalf("%#x is in the allowlist", c)
+		}
+	}
+	check := func(x uint64) {
+		acts := evalArgs(s, "ioctl", 0, x)
+		want := specs.ActErrno
+		if allowed[x&0xffffffff] {
+			want = specs.ActAllow
+		}
+		if len(acts) != 1 || acts[0] != want {
+			t.Errorf("ioctl %#x: rules %v, want exactly one %s", x, acts, want)
+		}
+	}
+	var samples []uint64
+	for x := uint64(0); x < 0x10000; x++ {
+		samples = append(samples, x)
+	}
+	for _, c := range append(append([]uint64{}, allowedIoctls...), neverIoctls...) {
+		for d := uint64(0); d < 4; d++ {
+			samples = append(samples, c+d, c-d, c^0x80000000, c|0x40000000)
+		}
+	}
+	samples = append(samples, 0x80045430, 0x40049409, 0xc020660b, 0xffffffff, 0x7fffffff)
+	for _, x := range samples {
 		for _, hi := range []uint64{0, 1 << 32, 0xffffffff << 32} {
-			if allowed(d | hi) {
-				t.Errorf("%#x allowed", d|hi)
+			check(x | hi)
+		}
+	}
+	for _, rule := range s.Syscalls {
+		if rule.Names[0] == "ioctl" && rule.Action == specs.ActErrno && (rule.ErrnoRet == nil || *rule.ErrnoRet != 1) {
+			t.Errorf("ioctl refusal %+v is not EPERM", rule)
+		}
+	}
+	t.Logf("%d ioctl commands allowed, %d refusal rules", len(allowedIoctls), len(complementCubes(allowedIoctls)))
+}
+
+// TestComplementCubes: the cubes cover exactly the complement, disjointly,
+// for small sets where every 16-bit value can be checked.
+func TestComplementCubes(t *testing.T) {
+	for _, set := range [][]uint64{{0}, {0xffff}, {1, 2, 3}, {0x5401, 0x5402, 0x8912, 0x1234}, {7, 7}} {
+		cubes := complementCubes(set)
+		in := map[uint64]bool{}
+		for _, v := range set {
+			in[v] = true
+		}
+		for x := uint64(0); x < 0x10000; x++ {
+			n := 0
+			for _, c := range cubes {
+				if x&c.mask == c.value {
+					n++
+				}
+			}
+			if want := map[bool]int{true: 0, false: 1}[in[x]]; n != want {
+				t.Fatalf("set %#x: %#x is in %d cubes, want %d", set, x, n, want)
 			}
 		}
 	}
-	for _, x := range []uint64{0, 0x5401, 0x5413, 0x541b, 0x541d, 0x5410, 0x541a, 0x5416, 0x80045430, 0xffffffff, 1 << 32} {
-		if !allowed(x) {
-			t.Errorf("%#x refused", x)
+}
+
+// TestInetSocketRules: TCP and UDP pass, with the type flags; SCTP, DCCP,
+// raw, MPTCP and ICMP sockets are refused with EPERM; the two never overlap.
+func TestInetSocketRules(t *testing.T) {
+	s := BuiltinSeccomp(SeccompOptions{})
+	const nb, cx = unix.SOCK_NONBLOCK, unix.SOCK_CLOEXEC
+	cases := []struct {
+		fam, typ, proto uint64
+		want            specs.LinuxSeccompAction
+	}{
+		{unix.AF_INET, unix.SOCK_STREAM, 0, specs.ActAllow},
+		{unix.AF_INET, unix.SOCK_STREAM | nb | cx, unix.IPPROTO_TCP, specs.ActAllow},
+		{unix.AF_INET6, unix.SOCK_DGRAM | cx, unix.IPPROTO_UDP, specs.ActAllow},
+		{unix.AF_INET6, unix.SOCK_DGRAM, 0, specs.ActAllow},
+		{unix.AF_UNIX, unix.SOCK_SEQPACKET, 0, specs.ActAllow},
+		{unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_SCTP, specs.ActErrno},
+		{unix.AF_INET, unix.SOCK_SEQPACKET, unix.IPPROTO_SCTP, specs.ActErrno},
+		{unix.AF_INET6, unix.SOCK_DCCP, 0, specs.ActErrno},
+		{unix.AF_INET, unix.SOCK_DCCP | nb, unix.IPPROTO_DCCP, specs.ActErrno},
+		{unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP, specs.ActErrno},
+		{unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP, specs.ActErrno},
+		{unix.AF_INET6, unix.SOCK_STREAM | cx, unix.IPPROTO_MPTCP, specs.ActErrno},
+		{unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE, specs.ActErrno},
+	}
+	for _, c := range cases {
+		acts := evalArgs(s, "socket", c.fam, c.typ, c.proto)
+		if len(acts) != 1 || acts[0] != c.want {
+			t.Errorf("socket(%d, %#x, %d): rules %v, want exactly one %s", c.fam, c.typ, c.proto, acts, c.want)
 		}
 	}
-	for x := uint64(0x5400); x < 0x5500; x++ {
-		want := x != 0x5412 && x != 0x541c
-		if allowed(x) != want {
-			t.Errorf("%#x: allowed %v", x, allowed(x))
+	// An upper-half bit in the type, or an unknown protocol: no rule, so
+	// the default action (kill) applies; never an allow.
+	for _, args := range [][3]uint64{{unix.AF_INET, 1<<32 | unix.SOCK_STREAM, 0}, {unix.AF_INET, unix.SOCK_STREAM, 99}} {
+		if acts := evalArgs(s, "socket", args[0], args[1], args[2]); len(acts) != 0 {
+			t.Errorf("socket%v: rules %v, want none", args, acts)
 		}
+	}
+}
+
+// TestGvisorClone3: the gVisor profile reports clone3 missing through
+// TRACE (which runsc honours, unlike errnoRet) and kills by default.
+func TestGvisorClone3(t *testing.T) {
+	s := BuiltinSeccomp(SeccompOptions{Gvisor: true})
+	if s.DefaultAction != specs.ActKill {
+		t.Errorf("gVisor default %s, want %s", s.DefaultAction, specs.ActKill)
+	}
+	found := false
+	for _, r := range s.Syscalls {
+		if r.Names[0] == "clone3" {
+			found = true
+			if r.Action != specs.ActTrace || r.ErrnoRet == nil || *r.ErrnoRet != uint(unix.ENOSYS) {
+				t.Errorf("gVisor clone3 rule %+v, want SCMP_ACT_TRACE with ENOSYS", r)
+			}
+		}
+	}
+	if !found {
+		t.Error("no clone3 rule")
 	}
 }

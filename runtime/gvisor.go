@@ -9,6 +9,8 @@ package runtime
 //	                   the user's bundle, the creation time
 //	R/ID/config.json   the config handed to runsc (what `nucleus export` writes)
 //	R/ID/rootfs        symlink to the bundle's rootfs
+//	R/ID/exec-seccomp.bpf  in a mode: the compiled filter that processes
+//	                   exec'd into the container load (see package confine)
 //	R/@gvisor/         runsc --root: runsc's own state and locks
 //
 // runsc is found through $NUCLEUS_RUNSC (a path) or else "runsc" on PATH.
@@ -40,6 +42,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime/confine"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -155,6 +159,14 @@ type gvisorRecord struct {
 	// OCIVersion is the config's, which `state` reports as the native
 	// engine does (runsc would report its own spec version).
 	OCIVersion string `json:"ociVersion"`
+	// Mode is the isolation mode the container was created in ("": none).
+	Mode policy.Mode `json:"mode,omitempty"`
+	// ExecConfined says processes exec'd into a mode's container start
+	// through the confinement helper mounted at create; ExecFilter is the
+	// filter it loads (a path in the container; "" when the mode runs
+	// without seccomp). A mode's container without it refuses exec.
+	ExecConfined bool   `json:"execConfined,omitempty"`
+	ExecFilter   string `json:"execFilter,omitempty"`
 
 	id  string
 	dir string
@@ -319,7 +331,11 @@ func (r *Runtime) gvisorStart(o CreateOptions, act action) (status int, retErr e
 	if err != nil {
 		return -1, fmt.Errorf("bundle %s: %w", o.Bundle, err)
 	}
-	config, rootfs, err := GvisorConfig(bundle, o.Spec)
+	cfg, confinement, err := r.gvisorExecConfinement(o)
+	if err != nil {
+		return -1, err
+	}
+	config, rootfs, err := GvisorConfig(bundle, cfg)
 	if err != nil {
 		return -1, err
 	}
@@ -334,6 +350,12 @@ func (r *Runtime) gvisorStart(o CreateOptions, act action) (status int, retErr e
 	}
 	started := time.Now()
 	rec := &gvisorRecord{Runsc: runsc, Flags: flags, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), OCIVersion: o.Spec.Version, id: o.ID, dir: r.stateDir(o.ID)}
+	if confinement != nil {
+		rec.Mode, rec.ExecConfined = o.Policy.Mode, true
+		if confinement.filter != nil {
+			rec.ExecFilter = confine.Filter
+		}
+	}
 	if err := r.writeGvisorBundle(rec, config); err != nil {
 		return -1, err
 	}
@@ -343,7 +365,13 @@ func (r *Runtime) gvisorStart(o CreateOptions, act action) (status int, retErr e
 			rec.cleanup(true)
 		}
 	}()
-	auditPlan(o)
+	if confinement != nil && confinement.filter != nil {
+		// The mount's source; written before runsc runs, removed with R/ID.
+		if err := os.WriteFile(filepath.Join(rec.dir, execFilterName), confinement.filter, 0o444); err != nil {
+			return -1, fmt.Errorf("create %s: exec filter: %w", o.ID, err)
+		}
+	}
+	auditPlan(o, rec)
 	stdio, closeStdio, err := runscStdio(!detach)
 	if err != nil {
 		return -1, err
@@ -386,7 +414,7 @@ func (r *Runtime) gvisorStart(o CreateOptions, act action) (status int, retErr e
 // does before the workload starts. Under gVisor, seccomp is enforced by
 // gVisor's kernel (--oci-seccomp); Landlock and the user namespace are
 // recorded by policy.Apply as substituted by gVisor's kernel boundary.
-func auditPlan(o CreateOptions) {
+func auditPlan(o CreateOptions, rec *gvisorRecord) {
 	plan := o.Policy
 	if plan == nil || plan.Mode == "" {
 		return
@@ -397,6 +425,11 @@ func auditPlan(o CreateOptions) {
 		if st.Name == "seccomp_applied" {
 			fields["syscalls"] = plan.SeccompSyscalls
 			fields["enforced_by"] = "gvisor (runsc --oci-seccomp)"
+			// runsc applies the profile to the container's process only;
+			// say how exec'd processes get it.
+			if rec.ExecFilter != "" {
+				fields["exec"] = "exec'd processes load the same filter, with no_new_privs and no added capabilities, through nucleus " + confine.Command + " inside gVisor"
+			}
 		}
 		o.Audit.Event(st.Name, fields)
 	}
@@ -828,6 +861,9 @@ func (r *Runtime) gvisorExec(id string, o ExecOptions) (status int, retErr error
 			return -1, err
 		}
 	}
+	if err := rec.confineExec(p, o); err != nil {
+		return -1, err
+	}
 	if o.PidFile, err = absPath(o.PidFile); err != nil {
 		return -1, fmt.Errorf("--pid-file: %w", err)
 	}
@@ -883,6 +919,74 @@ func (r *Runtime) gvisorExec(id string, o ExecOptions) (status int, retErr error
 		return []string{"kill", "--pid", strings.TrimSpace(string(data)), id, strconv.Itoa(int(sig))}
 	})
 	return status, err
+}
+
+// execFilterName is the compiled filter's file in R/ID.
+const execFilterName = "exec-seccomp.bpf"
+
+// execConfinement is what a mode's gVisor container carries for the
+// processes exec'd into it later: the filter they load (nil: the mode runs
+// without seccomp).
+type execConfinement struct {
+	filter []byte
+}
+
+// gvisorExecConfinement returns the config runsc gets and, for a container
+// in an isolation mode, how exec'd processes will be confined. runsc exec
+// cannot give a process a seccomp filter or no_new_privs, so the config
+// gains two read-only binds: this nucleus binary (the helper) and the
+// container's filter compiled to BPF, which the helper loads in gVisor
+// before it execs the command. A profile that cannot be compiled here is
+// refused: the container's processes would otherwise run unconfined.
+func (r *Runtime) gvisorExecConfinement(o CreateOptions) (*specs.Spec, *execConfinement, error) {
+	if o.Policy == nil || o.Policy.Mode == "" {
+		return o.Spec, nil, nil
+	}
+	self, err := os.Executable()
+	if err == nil {
+		self, err = filepath.EvalSymlinks(self)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("--engine gvisor: the %s mode's exec confinement needs this nucleus binary's path: %w", o.Policy.Mode, err)
+	}
+	c := &execConfinement{}
+	ro := []string{"bind", "ro", "nosuid", "nodev"}
+	mounts := []specs.Mount{{Destination: confine.Helper, Type: "bind", Source: self, Options: ro}}
+	if o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
+		sc := o.Spec.Linux.Seccomp
+		if c.filter, err = compileSeccomp(sc); err != nil {
+			return nil, nil, fmt.Errorf("--engine gvisor: the %s mode's seccomp profile cannot be compiled for processes exec'd into the container: %w", o.Policy.Mode, err)
+		}
+		mounts = append(mounts, specs.Mount{Destination: confine.Filter, Type: "bind", Source: filepath.Join(r.stateDir(o.ID), execFilterName), Options: ro})
+	}
+	s := *o.Spec
+	s.Mounts = append(append([]specs.Mount{}, o.Spec.Mounts...), mounts...)
+	return &s, c, nil
+}
+
+// confineExec gives a process exec'd into a mode's container the
+// container's confinement, as the native engine's confineExec does: --cap
+// refused, the container's own capabilities whatever the process asks for,
+// no_new_privs and the seccomp filter, the last two set by the helper
+// inside gVisor because runsc exec cannot.
+func (g *gvisorRecord) confineExec(p *specs.Process, o ExecOptions) error {
+	if g.Mode == "" {
+		return nil
+	}
+	if len(o.Caps) > 0 {
+		return fmt.Errorf("exec --cap: container %s runs in %s mode, which grants no capabilities to exec'd processes", g.id, g.Mode)
+	}
+	if !g.ExecConfined {
+		return fmt.Errorf("cannot exec in container %s: it runs in %s mode but was created without the exec confinement helper (by an older nucleus); refusing to run a process unconfined", g.id, g.Mode)
+	}
+	s, err := spec.Load(g.dir)
+	if err != nil {
+		return fmt.Errorf("exec in %s: %w", g.id, err)
+	}
+	p.Capabilities = s.Process.Capabilities
+	p.NoNewPrivileges = true
+	p.Args = confine.Args(g.ExecFilter, p.Args)
+	return nil
 }
 
 // gvisorExecProcess is the container's own process (from the config runsc

@@ -2,9 +2,16 @@ package runtime
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nucleus-run/nucleus/runtime/confine"
+	"github.com/nucleus-run/nucleus/spec"
 )
 
 func TestGvisorNetwork(t *testing.T) {
@@ -83,5 +90,40 @@ func TestParseEngine(t *testing.T) {
 	}
 	if _, err := ParseEngine("kvm"); err == nil {
 		t.Error("ParseEngine(kvm): no error")
+	}
+}
+
+// TestGvisorConfineExec: in a mode, --cap and a record without the helper
+// are refused (never run unconfined); otherwise the command runs through
+// the helper with the container's capabilities and no_new_privs.
+func TestGvisorConfineExec(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "rootfs"), 0o755)
+	cfg := spec.Default(false)
+	cfg.Process.Capabilities = &specs.LinuxCapabilities{}
+	data, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec := &gvisorRecord{Mode: "agent", ExecConfined: true, ExecFilter: confine.Filter, id: "c", dir: dir}
+	p := &specs.Process{Args: []string{"id", "-u"}, Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN"}}}
+	if err := rec.confineExec(p, ExecOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{confine.Helper, confine.Command, "--seccomp", confine.Filter, "--", "id", "-u"}
+	if !slices.Equal(p.Args, want) || !p.NoNewPrivileges || len(p.Capabilities.Bounding) != 0 {
+		t.Errorf("confined process: args %q nnp %v caps %v", p.Args, p.NoNewPrivileges, p.Capabilities)
+	}
+	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, ExecOptions{Caps: []string{"CAP_SYS_ADMIN"}}); err == nil || !strings.Contains(err.Error(), "exec --cap") {
+		t.Errorf("--cap: %v", err)
+	}
+	rec.ExecConfined = false
+	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, ExecOptions{}); err == nil || !strings.Contains(err.Error(), "unconfined") {
+		t.Errorf("record without the helper: %v", err)
+	}
+	plain := &gvisorRecord{id: "p", dir: dir}
+	p = &specs.Process{Args: []string{"true"}}
+	if err := plain.confineExec(p, ExecOptions{Caps: []string{"CAP_SYS_ADMIN"}}); err != nil || p.Args[0] != "true" {
+		t.Errorf("plain container: %v %q", err, p.Args)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/runtime/confine"
 )
 
 // version and gitCommit are set by the Makefile with -X.
@@ -32,6 +33,11 @@ func init() {
 	// namespaces; nsenter's C constructor has already run by now.
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init()
+	}
+	// A process exec'd into a gVisor container in a mode starts as this
+	// binary inside the sandbox, which confines it and execs the command.
+	if len(os.Args) > 1 && os.Args[1] == confine.Command {
+		confine.Main(os.Args[2:])
 	}
 	// The Landlock step of an isolation mode runs from a C constructor
 	// (policy/preexec.c) and never reaches Go; getting here means it was

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +36,16 @@ func rawErr(_, _ uintptr, e syscall.Errno) error {
 		return e
 	}
 	return nil
+}
+
+// num parses a number argument (decimal or 0x hex) for a raw syscall.
+func num(s string) uintptr {
+	n, err := strconv.ParseUint(s, 0, 64)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "not a number:", s)
+		os.Exit(2)
+	}
+	return uintptr(n)
 }
 
 func main() {
@@ -67,6 +78,26 @@ func main() {
 		c := byte('x')
 		result(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, uintptr(unix.TIOCSTI), uintptr(unsafe.Pointer(&c)))))
 		result(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, uintptr(1<<32|unix.TIOCSTI), uintptr(unsafe.Pointer(&c)))))
+	case "socket":
+		// socket FAMILY TYPE PROTOCOL, numbers (0x... allowed).
+		fd, _, e := unix.RawSyscall(unix.SYS_SOCKET, num(os.Args[2]), num(os.Args[3]), num(os.Args[4]))
+		if e == 0 {
+			unix.Close(int(fd))
+		}
+		result(rawErr(0, 0, e))
+	case "ioctl":
+		// ioctl PATH CMD: the command on PATH ("-" is stdin) with a
+		// zeroed buffer as its argument.
+		fd := 0
+		if os.Args[2] != "-" {
+			var err error
+			if fd, err = unix.Open(os.Args[2], unix.O_RDWR|unix.O_NOCTTY, 0); err != nil {
+				fmt.Println("OPEN FAILED", err)
+				return
+			}
+		}
+		var buf [256]byte
+		result(rawErr(unix.Syscall(unix.SYS_IOCTL, uintptr(fd), num(os.Args[3]), uintptr(unsafe.Pointer(&buf[0])))))
 	case "memfd":
 		_, err := unix.MemfdCreate("x", 0)
 		result(err)
@@ -88,6 +119,14 @@ func main() {
 				}
 			}
 		}
+	case "nnp":
+		// gVisor's /proc/self/status has no NoNewPrivs line: ask prctl.
+		v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+		if err != nil {
+			result(err)
+			return
+		}
+		fmt.Println("NoNewPrivs:", v)
 	case "write":
 		result(os.WriteFile(os.Args[2], []byte("x"), 0o644))
 	case "exec":
