@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,12 +34,19 @@ type LandlockPlan struct {
 	Exec []string `json:"exec,omitempty"`
 	// Write is writable (create, remove, write, truncate) beneath each path.
 	Write []string `json:"write"`
-	// Devices may take device ioctls (terminals).
+	// Devices are writable and may take device ioctls (terminals).
 	Devices []string `json:"devices"`
 	// Audit identifies the container in the audit event the step writes.
 	ContainerID string `json:"id,omitempty"`
 	Posture     string `json:"posture,omitempty"`
 }
+
+// devNodes are what a workload may write in /dev (besides /dev/shm): the
+// standard nodes, the console when there is one, and /dev/pts, which also
+// covers /dev/ptmx (a symlink to pts/ptmx, and the step grants nothing
+// through symlinks). Anything else in /dev, including new files, is read
+// only. Missing ones are skipped by the step.
+var devNodes = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/console", "/dev/pts"}
 
 func landlockPlan(s *specs.Spec, o Options, minABI int) *LandlockPlan {
 	lp := &LandlockPlan{
@@ -46,8 +54,8 @@ func landlockPlan(s *specs.Spec, o Options, minABI int) *LandlockPlan {
 		Strict:         o.Mode.Strict(),
 		Read:           []string{"/"},
 		ExecRootExcept: []string{"/tmp", "/proc", "/sys", "/dev", "/run"},
-		Write:          []string{"/tmp", "/dev"},
-		Devices:        []string{"/dev"},
+		Write:          []string{"/tmp", "/dev/shm"},
+		Devices:        slices.Clone(devNodes),
 	}
 	if s.Hostname != "" {
 		lp.ContainerID = s.Hostname

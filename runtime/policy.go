@@ -258,6 +258,10 @@ func auditMounts(pid int, o CreateOptions, audit *policy.Audit) error {
 		want("/", "ro")
 	}
 	for _, m := range o.Spec.Mounts {
+		if m.Type == "tmpfs" && (m.Destination == "/dev" || m.Destination == "/dev/shm") && contains(m.Options, "noexec") {
+			want(m.Destination, "noexec")
+			continue
+		}
 		if m.Type != "bind" || !contains(m.Options, "nosuid") {
 			continue
 		}
