@@ -141,10 +141,14 @@ func (p *Plan) Posture() string {
 		return "oci"
 	}
 	if len(p.Warnings) > 0 {
-		return string(p.Mode) + "-degraded"
+		return p.Mode.DegradedPosture()
 	}
 	return string(p.Mode)
 }
+
+// DegradedPosture is the posture of a container of mode m once a step of
+// the mode could not be applied.
+func (m Mode) DegradedPosture() string { return string(m) + "-degraded" }
 
 // HostUID is the first host uid a sandbox's user namespace maps to: far
 // from any real user's, so container root owns nothing on the host.
