@@ -140,6 +140,15 @@ func TestPreexecTopLevelSymlinkGrantsNoExec(t *testing.T) {
 		res := r.sandbox(b, "px-scrlink-"+mode, append([]string{"--mode", mode}, flags...), "probe", "copy-exec", "/scratch/p")
 		expectLine(t, res, "DENIED EACCES")
 	}
+	// A rule path through a symlink grants nothing either: it is skipped,
+	// and the audit log says so.
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	flags = landlockPolicy(t, `{"write":["/scratch"],"no_exec_root":["/scratch"],"exec":["/scratchlink"]}`)
+	res := r.sandbox(b, "px-scrlink-rule", append([]string{"--audit-log", log}, flags...), "probe", "copy-exec", "/scratch/p")
+	expectLine(t, res, "DENIED EACCES")
+	if e := auditEvent(readAudit(t, log), "landlock_rule_skipped"); e == nil || e["path"] != "/scratchlink" {
+		t.Errorf("landlock_rule_skipped = %v, want one for /scratchlink", e)
+	}
 }
 
 // Item 8: an entry of / that can't be opened is skipped (and logged); the
