@@ -20,7 +20,11 @@ all: build
 
 build: $(BIN)
 
-$(BIN): $(shell find cmd spec runtime policy nixbundle -name '*.go' 2>/dev/null) go.mod go.sum Makefile
+# Every Go, C and header file of the packages: the pre-exec step is C
+# (preexec/*.c), and a change there must rebuild the binary too.
+SOURCES   := $(shell find cmd spec runtime policy preexec nixbundle -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null)
+
+$(BIN): $(SOURCES) go.mod go.sum Makefile
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $@ ./cmd/nucleus
 
 # deps installs the Debian packages the build and the tests need.
@@ -61,7 +65,7 @@ fuzz:
 	done
 
 unit:
-	$(GO) test -tags "$(TAGS)" -count=1 ./spec/... ./runtime/... ./policy/... ./nixbundle/...
+	$(GO) test -tags "$(TAGS)" -count=1 ./spec/... ./runtime/... ./policy/... ./preexec/... ./nixbundle/...
 
 integration: build
 	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...
@@ -70,7 +74,7 @@ bench: deps build
 	BIN=$(BIN) ./scripts/bench.sh
 
 fmt:
-	gofmt -w cmd spec runtime policy nixbundle integration
+	gofmt -w cmd spec runtime policy preexec nixbundle integration
 
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...

@@ -105,9 +105,10 @@ func TestPolicyAgentProbes(t *testing.T) {
 	}
 	expectLine(t, r.sandbox(b, "pol-xws", flags, "probe", "copy-exec", "/workspace/p"), "DENIED EACCES")
 	expectLine(t, r.sandbox(b, "pol-xtmp", flags, "probe", "copy-exec", "/tmp/p"), "DENIED EACCES")
-	// /dev is a tmpfs without noexec in the default config: only Landlock
-	// stands between the sandbox and running a file it wrote there.
-	expectLine(t, r.sandbox(b, "pol-xdev", flags, "probe", "copy-exec", "/dev/p"), "DENIED EACCES")
+	// /dev is read-only but for its standard nodes, /dev/shm and /dev/pts
+	// (Landlock), and noexec (the mount).
+	expectLine(t, r.sandbox(b, "pol-xdev", flags, "probe", "copy-exec", "/dev/p"), "COPY FAILED")
+	expectLine(t, r.sandbox(b, "pol-xshm", flags, "probe", "copy-exec", "/dev/shm/p"), "DENIED EACCES")
 	if res := r.sandbox(b, "pol-tiocsti", flags, "probe", "tiocsti"); strings.Count(res.Stdout, "DENIED EPERM") != 2 {
 		t.Errorf("TIOCSTI: want two EPERM refusals, got %q", res.Stdout)
 	}
@@ -117,17 +118,26 @@ func TestPolicyAgentProbes(t *testing.T) {
 	expectLine(t, r.sandbox(b, "pol-sh", flags, "sh", "-c", "cd /tmp && mkdir d && echo x > d/f && mv d/f d/g && ln -s g d/h && chmod 600 d/g && ls d | tr '\\n' ' ' && rm -r d && echo shell-ok"), "g h shell-ok")
 }
 
-func TestPolicyLandlockIsWhatStopsDevExec(t *testing.T) {
+// TestPolicyLandlockIsWhatStopsScratchExec: on a mount that allows exec,
+// Landlock alone keeps a written file from running; without Landlock it
+// runs (so the denial is Landlock's). /dev itself is noexec in every mode
+// (see TestPreexecDevNoexecAndReadOnly), so it can't show this any more.
+func TestPolicyLandlockIsWhatStopsScratchExec(t *testing.T) {
 	r := newRunner(t)
 	b := probeBundle(t)
-	cmd := r.Cmd("sandbox", "--bundle", b.Dir, "--id", "pol-noll", "--", "probe", "copy-exec", "/dev/p")
+	scratchMount(b)
+	b.Save(t)
+	flags := landlockPolicy(t, `{"write":["/scratch"],"no_exec_root":["/scratch"]}`)
+	expectLine(t, r.sandbox(b, "pol-ll-scratch", flags, "probe", "copy-exec", "/scratch/p"), "DENIED EACCES")
+	args := append(append([]string{"sandbox", "--bundle", b.Dir, "--id", "pol-noll"}, flags...), "--", "probe", "copy-exec", "/scratch/p")
+	cmd := r.Cmd(args...)
 	cmd.Env = append(os.Environ(), "NUCLEUS_DISABLE=landlock")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("agent mode without Landlock should warn and run: %v", err)
 	}
 	if !strings.Contains(string(out), "ALLOWED") {
-		t.Fatalf("without Landlock, exec from /dev should work (so the denial above is Landlock's): %q", out)
+		t.Fatalf("without Landlock, exec from /scratch should work (so the denial above is Landlock's): %q", out)
 	}
 	assertNoLeftovers(t, r.Root, "pol-noll", b.Dir)
 }
@@ -540,6 +550,8 @@ func TestPolicyExecConfined(t *testing.T) {
 		expectLine(t, res, want)
 	}
 	res, _ = r.coreExec(nil, "exec", id, "probe", "copy-exec", "/dev/p2")
+	expectLine(t, res, "COPY FAILED")
+	res, _ = r.coreExec(nil, "exec", id, "probe", "copy-exec", "/dev/shm/p2")
 	expectLine(t, res, "DENIED EACCES")
 	res, _ = r.coreExec(nil, "exec", id, "probe", "keyctl")
 	expectLine(t, res, "DENIED EPERM")
@@ -618,17 +630,21 @@ func TestPolicyWorkspaceOwnedByUser(t *testing.T) {
 }
 
 // TestPolicyLandlockPolicyFile: a pinned --landlock-policy adds rules to the
-// mode's (here: execution from /dev, which the base rules deny), a
-// mismatching pin is refused, and so is a policy without a mode.
+// mode's (here: writing to /scratch, an exec-capable mount the base rules
+// keep read-only), a mismatching pin is refused, and so is a policy
+// without a mode.
 func TestPolicyLandlockPolicyFile(t *testing.T) {
 	r := newRunner(t)
 	b := probeBundle(t)
+	scratchMount(b)
+	b.Save(t)
+	expectLine(t, r.sandbox(b, "pol-llfile0", nil, "probe", "copy-exec", "/scratch/p"), "COPY FAILED")
 	file := filepath.Join(t.TempDir(), "landlock.json")
-	body := `{"exec":["/dev"]}`
+	body := `{"write":["/scratch"]}`
 	os.WriteFile(file, []byte(body), 0o644)
 	sum := sha256.Sum256([]byte(body))
 	pin := hex.EncodeToString(sum[:])
-	res := r.sandbox(b, "pol-llfile", []string{"--landlock-policy", file, "--landlock-policy-sha256", pin}, "probe", "copy-exec", "/dev/p")
+	res := r.sandbox(b, "pol-llfile", []string{"--landlock-policy", file, "--landlock-policy-sha256", pin}, "probe", "copy-exec", "/scratch/p")
 	expectLine(t, res, "ALLOWED")
 	r.Fail([]string{file, "mismatch"}, "sandbox", "--bundle", b.Dir, "--id", "pol-llfile2", "--landlock-policy", file,
 		"--landlock-policy-sha256", strings.Repeat("a", 64), "--", "true")

@@ -4,21 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"strconv"
+	"slices"
 	"strings"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// PreExecCommand is the hidden argv[1] with which the runtime runs the
-// sealed copy of its own binary inside the container, ahead of the
-// workload, to apply Landlock (libcontainer has no hook between mount setup
-// and the workload's exec). preexec.c handles it before Go starts.
-const PreExecCommand = "landlock-exec"
-
-// LandlockPlan is the filesystem policy the pre-exec step enforces, in
-// container paths.
+// LandlockPlan is the filesystem policy the pre-exec step (package
+// preexec) enforces, in container paths.
 type LandlockPlan struct {
 	// MinABI below which the step fails (strict modes) or warns.
 	MinABI int  `json:"min_abi"`
@@ -33,12 +27,19 @@ type LandlockPlan struct {
 	Exec []string `json:"exec,omitempty"`
 	// Write is writable (create, remove, write, truncate) beneath each path.
 	Write []string `json:"write"`
-	// Devices may take device ioctls (terminals).
+	// Devices are writable and may take device ioctls (terminals).
 	Devices []string `json:"devices"`
 	// Audit identifies the container in the audit event the step writes.
 	ContainerID string `json:"id,omitempty"`
 	Posture     string `json:"posture,omitempty"`
 }
+
+// devNodes are what a workload may write in /dev (besides /dev/shm): the
+// standard nodes, the console when there is one, and /dev/pts, which also
+// covers /dev/ptmx (a symlink to pts/ptmx, and the step grants nothing
+// through symlinks). Anything else in /dev, including new files, is read
+// only. Missing ones are skipped by the step.
+var devNodes = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/console", "/dev/pts"}
 
 func landlockPlan(s *specs.Spec, o Options, minABI int) *LandlockPlan {
 	lp := &LandlockPlan{
@@ -46,8 +47,8 @@ func landlockPlan(s *specs.Spec, o Options, minABI int) *LandlockPlan {
 		Strict:         o.Mode.Strict(),
 		Read:           []string{"/"},
 		ExecRootExcept: []string{"/tmp", "/proc", "/sys", "/dev", "/run"},
-		Write:          []string{"/tmp", "/dev"},
-		Devices:        []string{"/dev"},
+		Write:          []string{"/tmp", "/dev/shm"},
+		Devices:        slices.Clone(devNodes),
 	}
 	if s.Hostname != "" {
 		lp.ContainerID = s.Hostname
@@ -81,31 +82,6 @@ func LandlockABI() int {
 		return 0
 	}
 	return v
-}
-
-// Args is the command line of the pre-exec step (preexec.c) for this plan,
-// ahead of the workload's own argv; an fd of -1 is "none".
-func (lp *LandlockPlan) Args(selfFd, auditFd, seccompFd int) []string {
-	args := []string{PreExecCommand,
-		"--min-abi=" + strconv.Itoa(lp.MinABI),
-		"--self-fd=" + strconv.Itoa(selfFd),
-		"--audit-fd=" + strconv.Itoa(auditFd),
-		"--seccomp-fd=" + strconv.Itoa(seccompFd),
-		"--id=" + lp.ContainerID,
-		"--posture=" + lp.Posture,
-	}
-	if lp.Strict {
-		args = append(args, "--strict")
-	}
-	for _, group := range []struct {
-		flag  string
-		paths []string
-	}{{"--read=", lp.Read}, {"--write=", lp.Write}, {"--dev=", lp.Devices}, {"--exec=", lp.Exec}, {"--no-exec-root=", lp.ExecRootExcept}} {
-		for _, p := range group.paths {
-			args = append(args, group.flag+p)
-		}
-	}
-	return append(args, "--")
 }
 
 // LandlockRules is a Landlock policy file (--landlock-policy): container

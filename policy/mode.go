@@ -145,10 +145,14 @@ func (p *Plan) Posture() string {
 		return "oci"
 	}
 	if len(p.Warnings) > 0 {
-		return string(p.Mode) + "-degraded"
+		return p.Mode.DegradedPosture()
 	}
 	return string(p.Mode)
 }
+
+// DegradedPosture is the posture of a container of mode m once a step of
+// the mode could not be applied.
+func (m Mode) DegradedPosture() string { return string(m) + "-degraded" }
 
 // HostUID is the first host uid a sandbox's user namespace maps to: far
 // from any real user's, so container root owns nothing on the host.
@@ -298,6 +302,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		}
 	}
 	ensureTmp(out)
+	hardenDev(out)
 	if o.Workspace != nil {
 		addWorkspaceMount(out, o.Workspace, plan.UserNS)
 	}
@@ -464,6 +469,19 @@ func ensureTmp(s *specs.Spec) {
 	}
 	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs",
 		Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=256m"}})
+}
+
+// hardenDev makes the config's /dev and /dev/shm tmpfs mounts noexec:
+// both are writable in part (Landlock grants /dev/shm and the standard
+// nodes), so a binary written there must not run even where Landlock is
+// missing. Device nodes still work: noexec only stops execve and mmap
+// PROT_EXEC of files on the mount.
+func hardenDev(s *specs.Spec) {
+	for i, m := range s.Mounts {
+		if (m.Destination == "/dev" || m.Destination == "/dev/shm") && m.Type == "tmpfs" && !slices.Contains(m.Options, "noexec") {
+			s.Mounts[i].Options = append(slices.Clone(m.Options), "noexec")
+		}
+	}
 }
 
 // addWorkspaceMount binds the workspace nosuid,nodev (and noexec unless

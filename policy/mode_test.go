@@ -89,6 +89,14 @@ func TestApplyAgent(t *testing.T) {
 			t.Errorf("workspace mount lacks %s: %v", o, ws.Options)
 		}
 	}
+	for _, m := range out.Mounts {
+		if (m.Destination == "/dev" || m.Destination == "/dev/shm") && !slices.Contains(m.Options, "noexec") {
+			t.Errorf("%s is not noexec: %v", m.Destination, m.Options)
+		}
+	}
+	if plan.Landlock != nil && (slices.Contains(plan.Landlock.Write, "/dev") || slices.Contains(plan.Landlock.Devices, "/dev")) {
+		t.Errorf("landlock plan grants writes to the whole of /dev: %+v", plan.Landlock)
+	}
 	if len(ws.UIDMappings) != 1 {
 		t.Errorf("workspace is not idmapped under userns: %+v", ws)
 	}

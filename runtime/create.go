@@ -50,7 +50,7 @@ type CreateOptions struct {
 
 	// seccompBPF is the compiled filter the pre-exec step loads, when it
 	// was taken out of the config handed to libcontainer.
-	seccompBPF string
+	seccompBPF compiledProgram
 	// Engine runs the container: native (default) or gvisor (runsc).
 	Engine Engine
 }
@@ -115,10 +115,10 @@ func (r *Runtime) startContainer(o CreateOptions, act action) (status int, err e
 		return -1, err
 	}
 	if o.Policy != nil && o.Policy.Landlock != nil && o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
-		path, err := r.compiledSeccomp(o.Spec.Linux.Seccomp)
+		prog, err := r.compiledSeccomp(o.Spec.Linux.Seccomp)
 		switch {
 		case err == nil:
-			o.seccompBPF = path
+			o.seccompBPF = prog
 			o.Spec = withoutSeccomp(o.Spec)
 		case !errors.Is(err, errNotPrecompilable):
 			return -1, err

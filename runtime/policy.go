@@ -1,9 +1,12 @@
 package runtime
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/preexec"
 )
 
 // SetHostFacts fills in what policy.Apply needs to know about this host,
@@ -60,8 +64,11 @@ type preExecRecord struct {
 	// Landlock is nil when the mode runs without the pre-exec step.
 	Landlock *policy.LandlockPlan `json:"landlock,omitempty"`
 	// Seccomp is the compiled filter to load ("" when libcontainer
-	// applies the config's profile itself).
-	Seccomp string `json:"seccomp,omitempty"`
+	// applies the config's profile itself), SeccompSHA256 its digest
+	// when compiled: exec'd processes get the very program the
+	// container started with, or none.
+	Seccomp       string `json:"seccomp,omitempty"`
+	SeccompSHA256 string `json:"seccomp_sha256,omitempty"`
 }
 
 const preExecRecordName = "nucleus-preexec.json"
@@ -96,34 +103,75 @@ func loadPreExecRecord(stateDir string) (*preExecRecord, error) {
 
 // wrapPreExec makes process start through the pre-exec step: this very
 // binary as a sealed read-only copy (never a path the container can reach
-// or write), plus the audit log and compiled filter as descriptors. It
-// returns the descriptors to close once the process has started.
-func (r *Runtime) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, auditFile *os.File) ([]*os.File, error) {
+// or write), handed one record (package preexec) that names the other
+// descriptors: the audit log, the compiled filter and, when given, the
+// write end of a status pipe. It returns the descriptors to close once
+// the process has started.
+func (r *Runtime) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, auditFile, status *os.File) (closers []*os.File, err error) {
+	lp := rec.Landlock
+	pr := &preexec.Record{
+		Strict: lp.Strict, MinABI: lp.MinABI, SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1,
+		ID: lp.ContainerID, Posture: lp.Posture, DegradedPosture: rec.Mode.DegradedPosture(),
+		Read: lp.Read, Write: lp.Write, Devices: lp.Devices, Exec: lp.Exec, ExecRootExcept: lp.ExecRootExcept,
+	}
+	// Refuse an oversized policy before anything is opened.
+	if err := pr.Check(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				c.Close()
+			}
+			closers = nil
+		}
+	}()
+	add := func(f *os.File) int {
+		process.ExtraFiles = append(process.ExtraFiles, f)
+		return 2 + len(process.ExtraFiles)
+	}
 	self, err := exeseal.CloneSelfExe(r.stateDir(id))
 	if err != nil {
 		return nil, fmt.Errorf("seal nucleus binary for the Landlock step: %w", err)
 	}
-	closers := []*os.File{self}
-	process.ExtraFiles = append(process.ExtraFiles, self)
-	selfFd := 2 + len(process.ExtraFiles)
-	auditFd, seccompFd := -1, -1
+	closers = append(closers, self)
+	pr.SelfFd = add(self)
 	if auditFile != nil {
-		process.ExtraFiles = append(process.ExtraFiles, auditFile)
-		auditFd = 2 + len(process.ExtraFiles)
+		pr.AuditFd = add(auditFile)
 	}
 	if rec.Seccomp != "" {
-		f, err := os.Open(rec.Seccomp)
+		if _, err := hex.Decode(pr.SeccompSHA256[:], []byte(rec.SeccompSHA256)); err != nil || len(rec.SeccompSHA256) != 64 {
+			return closers, fmt.Errorf("pre-exec record: compiled seccomp filter %s has no valid SHA-256", rec.Seccomp)
+		}
+		f, err := openNoFollow(rec.Seccomp)
 		if err != nil {
-			self.Close()
-			return nil, fmt.Errorf("compiled seccomp filter: %w", err)
+			return closers, fmt.Errorf("compiled seccomp filter: %w", err)
 		}
 		closers = append(closers, f)
-		process.ExtraFiles = append(process.ExtraFiles, f)
-		seccompFd = 2 + len(process.ExtraFiles)
+		pr.SeccompFd = add(f)
 	}
-	args := append([]string{"/proc/self/fd/" + strconv.Itoa(selfFd)}, rec.Landlock.Args(selfFd, auditFd, seccompFd)...)
-	process.Args = append(args, process.Args...)
+	if status != nil {
+		pr.StatusFd = add(status)
+	}
+	recFile, err := pr.File()
+	if err != nil {
+		return closers, err
+	}
+	closers = append(closers, recFile)
+	recFd := add(recFile)
+	process.Args = append([]string{"/proc/self/fd/" + strconv.Itoa(pr.SelfFd), preexec.Command,
+		preexec.RecordFlag + strconv.Itoa(recFd), "--"}, process.Args...)
 	return closers, nil
+}
+
+// stepStatus reads what the pre-exec step reported on the status pipe:
+// true if it went on degraded. The step writes one byte and closes its
+// end before the workload's exec; a step that died wrote nothing.
+func stepStatus(rd *os.File) bool {
+	defer rd.Close()
+	_ = rd.SetReadDeadline(time.Now().Add(2 * time.Second))
+	b, _ := io.ReadAll(rd)
+	return bytes.Contains(b, []byte{'D'})
 }
 
 // UserNSBlocker explains why a user namespace can't be used for a bundle
@@ -169,6 +217,20 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 		}
 	}
 	var closers []*os.File
+	// The pre-exec step reports on a pipe whether it lost Landlock, so
+	// that the events logged after it (container_exited) carry the
+	// degraded posture its own events carry. Only a caller that waits
+	// for the workload is still there to read it.
+	var statusRd, statusWr *os.File
+	if audit != nil && act == actRun && !o.Detach && plan.Landlock != nil {
+		var err error
+		if statusRd, statusWr, err = os.Pipe(); err != nil {
+			p.destroy()
+			return -1, fmt.Errorf("pre-exec status pipe: %w", err)
+		}
+		defer statusRd.Close()
+		closers = append(closers, statusWr)
+	}
 	p.beforeStart = func(process *libcontainer.Process) error {
 		audit.Event("container_created", map[string]any{"bundle": o.Bundle, "mode": plan.Mode})
 		for _, st := range plan.Steps {
@@ -183,15 +245,19 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 		}
 		// Processes exec'd into this container later get the same
 		// confinement from this record.
-		rec := preExecRecord{Mode: plan.Mode, Seccomp: o.seccompBPF}
+		rec := preExecRecord{Mode: plan.Mode}
+		if o.seccompBPF.Path != "" {
+			rec.Seccomp, rec.SeccompSHA256 = o.seccompBPF.Path, hex.EncodeToString(o.seccompBPF.Sum[:])
+		}
 		if plan.Landlock != nil {
 			lp := *plan.Landlock
 			lp.ContainerID, lp.Posture = o.ID, plan.Posture()
 			rec.Landlock = &lp
-			var err error
-			if closers, err = r.wrapPreExec(process, o.ID, rec, audit.File()); err != nil {
+			c, err := r.wrapPreExec(process, o.ID, rec, audit.File(), statusWr)
+			if err != nil {
 				return err
 			}
+			closers = append(closers, c...)
 		}
 		return rec.save(r.stateDir(o.ID))
 	}
@@ -226,6 +292,9 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 		return status, err
 	}
 	if act == actRun && !o.Detach {
+		if statusRd != nil && stepStatus(statusRd) {
+			audit.SetPosture(plan.Mode.DegradedPosture())
+		}
 		audit.Event("container_exited", map[string]any{"status": status, "duration_ms": time.Since(started).Milliseconds()})
 	}
 	return status, nil
@@ -264,6 +333,10 @@ func auditMounts(pid int, o CreateOptions, audit *policy.Audit) error {
 		want("/", "ro")
 	}
 	for _, m := range o.Spec.Mounts {
+		if m.Type == "tmpfs" && (m.Destination == "/dev" || m.Destination == "/dev/shm") && contains(m.Options, "noexec") {
+			want(m.Destination, "noexec")
+			continue
+		}
 		if m.Type != "bind" || !contains(m.Options, "nosuid") {
 			continue
 		}
@@ -327,7 +400,7 @@ func (r *Runtime) confineExec(id string, p *specs.Process, o ExecOptions, runner
 	var closers []*os.File
 	runner.beforeStart = func(process *libcontainer.Process) error {
 		var err error
-		closers, err = r.wrapPreExec(process, id, *rec, nil)
+		closers, err = r.wrapPreExec(process, id, *rec, nil, nil)
 		return err
 	}
 	runner.afterStart = func(*libcontainer.Process) {

@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
 )
 
 // An isolation mode's seccomp filter is compiled once per profile and
@@ -24,8 +27,9 @@ import (
 // so any other runtime enforces the same thing.
 
 // compilerVersion is part of every cache key: bump it when compileSeccomp
-// changes what it emits, so no stale program is ever loaded.
-const compilerVersion = 1
+// changes what it emits or how entries are stored, so no stale program is
+// ever loaded. 2: entries carry the program's SHA-256.
+const compilerVersion = 2
 
 // errNotPrecompilable marks profiles that only libcontainer can apply
 // (user notification needs its listener hand-off; flags change loading).
@@ -45,49 +49,132 @@ func cacheDir() string {
 
 func seccompCacheDir() string { return filepath.Join(cacheDir(), "seccomp") }
 
-// compiledSeccomp returns the path of a file holding the BPF program of
-// s, compiling and caching it on first use.
-func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (string, error) {
+// compiledProgram is a cached BPF program and the SHA-256 it had when it
+// was compiled; the pre-exec step refuses the file if it no longer has it.
+type compiledProgram struct {
+	Path string
+	Sum  [32]byte
+}
+
+// compiledSeccomp returns the cache entry holding the BPF program of s,
+// compiling and caching it on first use. An entry is the program
+// (KEY.bpf) and its digest (KEY.sha256), written when compiled; the
+// digest goes into the pre-exec record, so a program swapped or edited
+// later is never loaded, even when the digest was changed too after the
+// container started (nucleus exec uses the digest saved at start).
+func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (compiledProgram, error) {
 	if s.ListenerPath != "" || len(s.Flags) > 0 {
-		return "", errNotPrecompilable
+		return compiledProgram{}, errNotPrecompilable
 	}
 	for _, sc := range s.Syscalls {
 		if sc.Action == specs.ActNotify {
-			return "", errNotPrecompilable
+			return compiledProgram{}, errNotPrecompilable
 		}
 	}
 	key, err := json.Marshal(s)
 	if err != nil {
-		return "", err
+		return compiledProgram{}, err
 	}
 	major, minor, micro := libseccomp.GetLibraryVersion()
 	sum := sha256.Sum256(append(key, fmt.Sprintf("compiler %d libseccomp %d.%d.%d", compilerVersion, major, minor, micro)...))
 	dir := seccompCacheDir()
-	path := filepath.Join(dir, hex.EncodeToString(sum[:16])+".bpf")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
+	base := filepath.Join(dir, hex.EncodeToString(sum[:16]))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return compiledProgram{}, fmt.Errorf("seccomp cache: %w", err)
+	}
+	if err := checkCacheDir(dir); err != nil {
+		return compiledProgram{}, err
+	}
+	if p, err := readCachedSum(base); err == nil {
+		return p, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return compiledProgram{}, err
 	}
 	prog, err := compileSeccomp(s)
 	if err != nil {
-		return "", err
+		return compiledProgram{}, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("seccomp cache: %w", err)
+	p := compiledProgram{Path: base + ".bpf", Sum: sha256.Sum256(prog)}
+	// The program first, then its digest: an entry is used only once
+	// both are there.
+	if err := writeCacheFile(dir, p.Path, prog); err != nil {
+		return compiledProgram{}, err
 	}
-	tmp, err := os.CreateTemp(dir, ".bpf-")
+	if err := writeCacheFile(dir, base+".sha256", []byte(hex.EncodeToString(p.Sum[:])+"\n")); err != nil {
+		return compiledProgram{}, err
+	}
+	return p, nil
+}
+
+// checkCacheDir trusts the cache directory only if it is a directory (not
+// a symlink) owned by us and writable by nobody else: whoever can write
+// it could otherwise plant a program for every later container.
+func checkCacheDir(dir string) error {
+	st, err := os.Lstat(dir)
 	if err != nil {
-		return "", fmt.Errorf("seccomp cache: %w", err)
+		return fmt.Errorf("seccomp cache: %w", err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	switch {
+	case !st.IsDir():
+		return fmt.Errorf("seccomp cache %s: not a directory (a symlink?); remove it", dir)
+	case !ok || int(sys.Uid) != os.Geteuid():
+		return fmt.Errorf("seccomp cache %s: owned by uid %d, not %d; remove it", dir, sys.Uid, os.Geteuid())
+	case st.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("seccomp cache %s: mode %04o is group/world-writable; remove it or chmod go-w", dir, st.Mode().Perm())
+	}
+	return nil
+}
+
+// openNoFollow opens a cache file for reading, refusing a symlink.
+func openNoFollow(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ELOOP {
+			return nil, fmt.Errorf("seccomp cache %s: is a symlink; remove it", path)
+		}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// readCachedSum returns a cached entry's program path and digest.
+func readCachedSum(base string) (compiledProgram, error) {
+	f, err := openNoFollow(base + ".sha256")
+	if err != nil {
+		return compiledProgram{}, err
+	}
+	defer f.Close()
+	buf := make([]byte, 65)
+	n, _ := f.Read(buf)
+	p := compiledProgram{Path: base + ".bpf"}
+	if n != 65 || buf[64] != '\n' {
+		return p, fmt.Errorf("seccomp cache %s.sha256: not a SHA-256; remove it", base)
+	}
+	if _, err := hex.Decode(p.Sum[:], buf[:64]); err != nil {
+		return p, fmt.Errorf("seccomp cache %s.sha256: not a SHA-256; remove it", base)
+	}
+	return p, nil
+}
+
+// writeCacheFile replaces path atomically with data.
+func writeCacheFile(dir, path string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, ".tmp-")
+	if err != nil {
+		return fmt.Errorf("seccomp cache: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(prog); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("seccomp cache: %w", err)
+		return fmt.Errorf("seccomp cache: %w", err)
 	}
-	tmp.Close()
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("seccomp cache: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("seccomp cache: %w", err)
+		return fmt.Errorf("seccomp cache: %w", err)
 	}
-	return path, nil
+	return nil
 }
 
 // withoutSeccomp is s minus its seccomp section, for libcontainer when the

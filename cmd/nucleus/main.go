@@ -17,7 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
-	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/runtime/confine"
 )
@@ -40,9 +40,9 @@ func init() {
 		confine.Main(os.Args[2:])
 	}
 	// The Landlock step of an isolation mode runs from a C constructor
-	// (policy/preexec.c) and never reaches Go; getting here means it was
+	// (preexec/preexec.c) and never reaches Go; getting here means it was
 	// not linked in, and the workload must not run unconfined.
-	if len(os.Args) > 1 && os.Args[1] == policy.PreExecCommand {
+	if len(os.Args) > 1 && os.Args[1] == preexec.Command {
 		fmt.Fprintln(os.Stderr, "nucleus: landlock-exec: this binary was built without its pre-exec step (cgo); refusing to run the workload")
 		os.Exit(126)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,6 +188,34 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("WORK OK %s %s", buf[:n], out)
+	case "fds":
+		// List this process's open descriptors and what they point at:
+		// none of the runtime's own (record, audit log, filter, binary)
+		// may reach the workload.
+		entries, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range entries {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			fmt.Printf("FD %s %s\n", e.Name(), target)
+		}
+	case "deny-landlock-restrict":
+		// Run on the host, ahead of nucleus: a seccomp filter that
+		// refuses landlock_restrict_self (as some CI sandboxes do), so
+		// that the pre-exec step inside the container loses Landlock.
+		runtime.LockOSThread()
+		prog := []unix.SockFilter{
+			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0},
+			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_LANDLOCK_RESTRICT_SELF},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+		}
+		fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+		if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&fprog)), 0, 0); err != nil {
+			fmt.Fprintln(os.Stderr, "seccomp:", err)
+			os.Exit(2)
+		}
+		err := syscall.Exec(os.Args[2], os.Args[2:], os.Environ())
+		fmt.Fprintln(os.Stderr, "exec:", err)
+		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown check", os.Args[1])
 		os.Exit(2)

@@ -1,0 +1,572 @@
+// The pre-exec step, in C so that it runs from an ELF constructor before
+// the Go runtime starts: the step sits on every sandbox's start path and
+// booting a Go runtime only to make a few syscalls and exec costs ~2 ms.
+//
+// Invoked by the runtime as
+//   /proc/self/fd/N landlock-exec --record-fd=R -- ARGV...
+// where R is a sealed memfd holding one record (record.go, record.c): the
+// Landlock rules, the descriptors of the sealed nucleus binary, the audit
+// log, the compiled seccomp program (with its SHA-256) and a status pipe,
+// and pre-rendered JSON fragments for the audit events. The step checks
+// the seccomp program against its digest, restricts itself with Landlock,
+// writes its audit events, reports to the status pipe, loads the seccomp
+// program and execs ARGV in place, so the container's init pid stays the
+// workload's.
+//
+// Every top-level entry of / except the exec_root_except ones gets read and
+// execute, unless it is a symlink (its target has its own entry, so nothing
+// is lost, and a link such as devlink -> /dev gains nothing; the event
+// lists such links as symlinks_not_granted); read gets
+// read, write read and write, devices also device ioctls, exec read and
+// execute. Rule paths are opened without following any symlink; one that
+// can't be opened is skipped (with an audit event unless it is missing):
+// a skipped grant only narrows what the workload can do. Losing Landlock
+// as a whole is fatal in strict modes; otherwise the step warns, and its
+// events and the status byte say the posture is degraded. A seccomp
+// program that doesn't match its digest is fatal in every mode. It never
+// returns to Go.
+//
+// --dump-record (instead of "-- ARGV") prints the decoded record and
+// exits: the round-trip test of the encoder runs the real decoder so.
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "sha256.h"
+
+#define LL_EXECUTE (1ULL << 0)
+#define LL_WRITE_FILE (1ULL << 1)
+#define LL_READ_FILE (1ULL << 2)
+#define LL_READ_DIR (1ULL << 3)
+#define LL_REMOVE_DIR (1ULL << 4)
+#define LL_REMOVE_FILE (1ULL << 5)
+#define LL_MAKE_CHAR (1ULL << 6)
+#define LL_MAKE_DIR (1ULL << 7)
+#define LL_MAKE_REG (1ULL << 8)
+#define LL_MAKE_SOCK (1ULL << 9)
+#define LL_MAKE_FIFO (1ULL << 10)
+#define LL_MAKE_BLOCK (1ULL << 11)
+#define LL_MAKE_SYM (1ULL << 12)
+#define LL_TRUNCATE (1ULL << 14)
+#define LL_IOCTL_DEV (1ULL << 15)
+
+#define LL_READ (LL_READ_FILE | LL_READ_DIR)
+#define LL_WRITE (LL_WRITE_FILE | LL_REMOVE_DIR | LL_REMOVE_FILE | LL_MAKE_DIR | LL_MAKE_REG | \
+		  LL_MAKE_SYM | LL_MAKE_SOCK | LL_MAKE_FIFO | LL_TRUNCATE)
+#define LL_FILE_RIGHTS (LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV)
+
+#define MAX_PROG_INSNS 4096
+
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+};
+
+struct ll_path_beneath_attr {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+
+static void fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("nucleus: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	_exit(code);
+}
+
+// A growable output buffer for one audit line.
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = (b->n + n + 1) * 2;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			fail(126, "out of memory");
+		b->p = p, b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+}
+
+static void puts_(struct buf *b, const char *s) { put(b, s, strlen(s)); }
+
+static void putf(struct buf *b, const char *fmt, ...)
+{
+	char tmp[128];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+// put_json_str writes s as a JSON string of printable ASCII: quote and
+// backslash escaped, every other byte outside 0x20-0x7e as \u00XX (a name
+// that isn't ASCII shows as its bytes, but can never end the string, the
+// object or the line).
+static void put_json_str(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	put(b, "\"", 1);
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c == '"' || *c == '\\') {
+			char e[2] = {'\\', (char)*c};
+			put(b, e, 2);
+		} else if (*c < 0x20 || *c > 0x7e) {
+			char e[6] = {'\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 15]};
+			put(b, e, 6);
+		} else {
+			put(b, (const char *)c, 1);
+		}
+	}
+	put(b, "\"", 1);
+}
+
+// Top-level symlinks named in the landlock_applied event, at most.
+#define MAX_LINKS_LISTED 64
+
+struct step {
+	const struct px_record *rec;
+	int degraded;
+	// The top-level symlinks given no rule, as JSON strings joined by
+	// commas, and how many there were.
+	struct buf links;
+	int nlinks;
+};
+
+// event starts an audit line: time, event name, id and posture.
+static void event(struct buf *b, const struct step *st, const char *name)
+{
+	char ts[64];
+	struct timespec now;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	b->n = 0;
+	putf(b, "{\"time\":\"%s.%09ldZ\",\"event\":\"%s\",", ts, now.tv_nsec, name);
+	puts_(b, st->rec->frag[PX_FRAG_ID]);
+	puts_(b, ",");
+	puts_(b, st->rec->frag[st->degraded ? PX_FRAG_DEGRADED : PX_FRAG_POSTURE]);
+}
+
+// emit ends the line and writes it with one write(2), so that lines from
+// the step and the runtime never interleave in the O_APPEND log.
+static void emit(struct buf *b, const struct step *st)
+{
+	puts_(b, "}\n");
+	if (st->rec->audit_fd > 2)
+		(void)!write(st->rec->audit_fd, b->p, b->n);
+}
+
+static void audit_skip(const struct step *st, const char *path, const char *reason)
+{
+	struct buf b = {0};
+	event(&b, st, "landlock_rule_skipped");
+	puts_(&b, ",\"path\":");
+	put_json_str(&b, path);
+	puts_(&b, ",\"reason\":");
+	put_json_str(&b, reason);
+	emit(&b, st);
+	free(b.p);
+}
+
+// Rights Nucleus handles (and so denies unless granted), by ABI: all of
+// ABI 1 but Refer (cross-directory renames stay as without Landlock),
+// Truncate from ABI 3, device ioctls from ABI 5.
+static uint64_t handled_rights(int abi)
+{
+	uint64_t h = LL_EXECUTE | LL_READ | LL_WRITE_FILE | LL_REMOVE_DIR | LL_REMOVE_FILE | LL_MAKE_CHAR |
+		     LL_MAKE_DIR | LL_MAKE_REG | LL_MAKE_SOCK | LL_MAKE_FIFO | LL_MAKE_BLOCK | LL_MAKE_SYM;
+	if (abi >= 3)
+		h |= LL_TRUNCATE;
+	if (abi >= 5)
+		h |= LL_IOCTL_DEV;
+	return h;
+}
+
+// open_nofollow opens path as O_PATH without following any symlink, in
+// any component: each is opened O_NOFOLLOW from the one before, and one
+// that turns out to be a symlink ends the walk with ELOOP.
+static int open_nofollow(const char *path)
+{
+	int cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -1;
+	const char *p = path;
+	char comp[256];
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return cur;
+		size_t n = strcspn(p, "/");
+		if (n >= sizeof(comp)) {
+			close(cur);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(comp, p, n);
+		comp[n] = 0;
+		p += n;
+		int next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(cur);
+		if (next < 0) {
+			errno = e;
+			return -1;
+		}
+		struct stat st;
+		if (fstat(next, &st) < 0 || S_ISLNK(st.st_mode)) {
+			close(next);
+			errno = ELOOP;
+			return -1;
+		}
+		cur = next;
+	}
+}
+
+// add_rule grants rights beneath the file open at fd (file rights only,
+// when it isn't a directory) and closes fd.
+static int add_rule(int ruleset, int fd, const char *path, uint64_t rights, uint64_t handled, char *err, size_t errlen)
+{
+	struct ll_path_beneath_attr attr = {.allowed_access = rights & handled, .parent_fd = fd};
+	struct stat st;
+	if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+		attr.allowed_access &= LL_FILE_RIGHTS;
+	int r = syscall(SYS_landlock_add_rule, ruleset, 1 /* LANDLOCK_RULE_PATH_BENEATH */, &attr, 0);
+	int e = errno;
+	close(fd);
+	if (r < 0) {
+		snprintf(err, errlen, "landlock_add_rule %s: %s", path, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+// add_list grants rights beneath each path of a list; a missing path is
+// skipped quietly, one that can't be opened otherwise with an event.
+static int add_list(const struct step *st, int ruleset, const struct px_list *l, uint64_t rights, uint64_t handled,
+		    char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < l->n; i++) {
+		int fd = open_nofollow(l->p[i]);
+		if (fd < 0) {
+			if (errno != ENOENT)
+				audit_skip(st, l->p[i], errno == ELOOP ? "symbolic link in the path" : strerror(errno));
+			continue;
+		}
+		if (add_rule(ruleset, fd, l->p[i], rights, handled, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int listed(const struct px_list *l, const char *p)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		if (strcmp(l->p[i], p) == 0)
+			return 1;
+	return 0;
+}
+
+static int restrict_self(struct step *st, int abi, char *err, size_t errlen)
+{
+	const struct px_record *rec = st->rec;
+	uint64_t handled = handled_rights(abi);
+	struct ll_ruleset_attr attr = {.handled_access_fs = handled};
+	int rs = syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+	if (rs < 0) {
+		snprintf(err, errlen, "landlock_create_ruleset: %s", strerror(errno));
+		return -1;
+	}
+	int ret = -1;
+	if (add_list(st, rs, &rec->list[PX_READ], LL_READ, handled, err, errlen) < 0)
+		goto out;
+	DIR *d = opendir("/");
+	if (!d) {
+		snprintf(err, errlen, "list /: %s", strerror(errno));
+		goto out;
+	}
+	struct dirent *e;
+	char path[2 + sizeof(e->d_name)];
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "/%s", e->d_name);
+		if (listed(&rec->list[PX_NOEXEC_ROOT], path))
+			continue;
+		int fd = openat(dirfd(d), e->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			audit_skip(st, path, strerror(errno));
+			continue;
+		}
+		struct stat sb;
+		if (fstat(fd, &sb) < 0 || S_ISLNK(sb.st_mode)) {
+			// No exec through a link: its target has its own rule (or
+			// is kept out of exec on purpose, like /dev).
+			close(fd);
+			if (st->nlinks++ < MAX_LINKS_LISTED) {
+				if (st->links.n)
+					puts_(&st->links, ",");
+				put_json_str(&st->links, path);
+			}
+			continue;
+		}
+		if (add_rule(rs, fd, path, LL_READ | LL_EXECUTE, handled, err, errlen) < 0) {
+			closedir(d);
+			goto out;
+		}
+	}
+	closedir(d);
+	if (add_list(st, rs, &rec->list[PX_EXEC], LL_READ | LL_EXECUTE, handled, err, errlen) < 0 ||
+	    add_list(st, rs, &rec->list[PX_WRITE], LL_READ | LL_WRITE, handled, err, errlen) < 0 ||
+	    add_list(st, rs, &rec->list[PX_DEVICES], LL_READ | LL_WRITE | LL_IOCTL_DEV, handled, err, errlen) < 0)
+		goto out;
+	// libcontainer sets no_new_privs already in every mode that plans
+	// Landlock; setting it again costs nothing and keeps this step sound.
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
+		goto out;
+	}
+	if (syscall(SYS_landlock_restrict_self, rs, 0) < 0) {
+		snprintf(err, errlen, "landlock_restrict_self: %s", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	close(rs);
+	return ret;
+}
+
+// read_all reads a whole file of at most max bytes (from offset 0).
+static unsigned char *read_all(int fd, size_t max, size_t *len, const char *what)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		fail(125, "%s: fd %d: %s", what, fd, strerror(errno));
+	if (st.st_size < 0 || (size_t)st.st_size > max)
+		fail(125, "%s: fd %d holds %lld bytes (at most %zu)", what, fd, (long long)st.st_size, max);
+	unsigned char *p = malloc(st.st_size ? st.st_size : 1);
+	if (!p)
+		fail(126, "%s: out of memory", what);
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = pread(fd, p + got, st.st_size - got, got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fail(126, "%s: read: %s", what, n < 0 ? strerror(errno) : "short read");
+		got += n;
+	}
+	*len = got;
+	return p;
+}
+
+static void hex(FILE *f, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", p[i]);
+}
+
+static void dump(const struct px_record *rec)
+{
+	static const char *frags[PX_NFRAGS] = {"frag_id", "frag_posture", "frag_degraded", "frag_rules"};
+	printf("version %u\nflags %u\nmin_abi %u\n", rec->version, rec->flags, rec->min_abi);
+	printf("self_fd %d\naudit_fd %d\nseccomp_fd %d\nstatus_fd %d\nseccomp_sha256 ", rec->self_fd, rec->audit_fd,
+	       rec->seccomp_fd, rec->status_fd);
+	hex(stdout, rec->seccomp_sha256, 32);
+	putchar('\n');
+	for (int i = 0; i < PX_NFRAGS; i++) {
+		printf("%s ", frags[i]);
+		hex(stdout, (const unsigned char *)rec->frag[i], strlen(rec->frag[i]));
+		putchar('\n');
+	}
+	for (int l = 0; l < PX_NLISTS; l++)
+		for (uint32_t i = 0; i < rec->list[l].n; i++) {
+			printf("%s ", px_list_names[l]);
+			hex(stdout, (const unsigned char *)rec->list[l].p[i], strlen(rec->list[l].p[i]));
+			putchar('\n');
+		}
+	if (rec->seccomp_fd >= 0) {
+		size_t n;
+		unsigned char *prog = read_all(rec->seccomp_fd, PX_MAX_RECORD, &n, "seccomp"), sum[32];
+		px_sha256(prog, n, sum);
+		printf("seccomp_sum ");
+		hex(stdout, sum, 32);
+		putchar('\n');
+	}
+	fflush(stdout);
+}
+
+// read_seccomp reads the compiled program and checks it against the
+// record's digest: a cache file swapped or edited since it was compiled
+// is refused in every mode, never loaded.
+static struct sock_fprog read_seccomp(const struct step *st)
+{
+	size_t n;
+	unsigned char *prog = read_all(st->rec->seccomp_fd, MAX_PROG_INSNS * sizeof(struct sock_filter), &n, "seccomp");
+	close(st->rec->seccomp_fd);
+	const char *why = NULL;
+	unsigned char sum[32];
+	px_sha256(prog, n, sum);
+	if (n == 0 || n % sizeof(struct sock_filter) != 0)
+		why = "the compiled filter is not a BPF program";
+	else if (memcmp(sum, st->rec->seccomp_sha256, 32) != 0)
+		why = "the compiled filter does not match its SHA-256 (the seccomp cache was modified; remove it)";
+	if (why) {
+		struct buf b = {0};
+		event(&b, st, "seccomp_applied");
+		puts_(&b, ",\"applied\":false,\"error\":");
+		put_json_str(&b, why);
+		emit(&b, st);
+		fail(126, "seccomp: %s", why);
+	}
+	return (struct sock_fprog){.len = (unsigned short)(n / sizeof(struct sock_filter)), .filter = (struct sock_filter *)prog};
+}
+
+// report writes the status byte and closes the pipe, so the runtime learns
+// whether the step went on degraded. A reader that is gone must not kill
+// the step: SIGPIPE is ignored for the write only (an ignored signal is
+// discarded, so nothing is left pending for the workload).
+static void report(int fd, char status)
+{
+	if (fd < 0)
+		return;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	sigaction(SIGPIPE, &ign, &old);
+	(void)!write(fd, &status, 1);
+	sigaction(SIGPIPE, &old, NULL);
+	close(fd);
+}
+
+static int parse_fd(const char *s)
+{
+	if (!*s)
+		return -1;
+	long v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > PX_MAX_FD)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return v > PX_MAX_FD ? -1 : (int)v;
+}
+
+__attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, char **envp)
+{
+	(void)envp;
+	if (argc < 2 || strcmp(argv[1], "landlock-exec") != 0)
+		return;
+	int record_fd = -1, dump_only = 0, i;
+	for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strncmp(argv[i], "--record-fd=", 12) == 0 && record_fd < 0 && (record_fd = parse_fd(argv[i] + 12)) >= 0)
+			continue;
+		if (strcmp(argv[i], "--dump-record") == 0)
+			dump_only = 1;
+		else
+			fail(125, "landlock-exec: unexpected argument %s", argv[i]);
+	}
+	if (record_fd < 0)
+		fail(125, "landlock-exec: no --record-fd");
+	size_t len;
+	unsigned char *raw = read_all(record_fd, PX_MAX_RECORD, &len, "pre-exec record");
+	close(record_fd);
+	struct px_record rec;
+	char err[512];
+	if (px_decode(raw, len, &rec, err, sizeof(err)) < 0)
+		fail(125, "landlock-exec: refusing the pre-exec record: %s", err);
+	free(raw);
+	if (dump_only) {
+		dump(&rec);
+		_exit(0);
+	}
+	if (i + 1 >= argc)
+		fail(125, "landlock-exec: no command after --");
+	char **cmd = &argv[i + 1];
+	struct step st = {.rec = &rec};
+	int strict = rec.flags & PX_FLAG_STRICT;
+
+	struct sock_fprog prog = {0};
+	if (rec.seccomp_fd >= 0)
+		prog = read_seccomp(&st);
+
+	const char *lerr = NULL;
+	int abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
+	if (abi < 0)
+		abi = 0; // ENOSYS from a kernel or a seccomp filter: no Landlock
+	if (abi < 1 || abi < (int)rec.min_abi) {
+		snprintf(err, sizeof(err), "kernel Landlock ABI %d, need at least %u", abi, rec.min_abi < 1 ? 1 : rec.min_abi);
+		lerr = err;
+	} else if (restrict_self(&st, abi, err, sizeof(err)) < 0) {
+		lerr = err;
+	}
+	if (lerr && strict)
+		st.degraded = 0; // the start fails below: no degraded posture to report
+	else if (lerr)
+		st.degraded = 1;
+	struct buf b = {0};
+	event(&b, &st, "landlock_applied");
+	putf(&b, ",\"abi\":%d,\"applied\":%s,", abi, lerr ? "false" : "true");
+	puts_(&b, rec.frag[PX_FRAG_RULES]);
+	putf(&b, ",\"symlinks_not_granted_count\":%d,\"symlinks_not_granted\":[", st.nlinks);
+	if (st.links.n)
+		put(&b, st.links.p, st.links.n);
+	puts_(&b, "]");
+	if (lerr) {
+		puts_(&b, ",\"error\":");
+		put_json_str(&b, lerr);
+	}
+	emit(&b, &st);
+	free(b.p);
+	if (rec.audit_fd > 2)
+		close(rec.audit_fd);
+	if (lerr) {
+		if (strict)
+			fail(126, "landlock: %s (strict mode: refusing to run unconfined)", lerr);
+		fprintf(stderr, "nucleus: warning: landlock not applied: %s\n", lerr);
+	}
+	report(rec.status_fd, st.degraded ? 'D' : 'A');
+	if (rec.self_fd > 2)
+		fcntl(rec.self_fd, F_SETFD, FD_CLOEXEC);
+	// Last, so that nothing above runs under the workload's filter.
+	if (rec.seccomp_fd >= 0) {
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			fail(126, "seccomp: no_new_privs: %s", strerror(errno));
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+			fail(126, "seccomp: load filter: %s", strerror(errno));
+		free(prog.filter);
+	}
+	execvp(cmd[0], cmd);
+	int e = errno;
+	if (e == ENOENT)
+		fail(127, "exec %s: not found in the container", cmd[0]);
+	if (e == EACCES)
+		fail(126, "exec %s: permission denied (Landlock or the mount allows no execution there)", cmd[0]);
+	fail(126, "exec %s: %s", cmd[0], strerror(e));
+}
