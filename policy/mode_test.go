@@ -217,15 +217,20 @@ func TestApplyGvisorSubstitutesKernelSteps(t *testing.T) {
 }
 
 func TestWorkspaceIDMap(t *testing.T) {
-	same := workspaceIDMap(0, 0)
+	same := workspaceIDMap(0, 0, false)
 	if len(same) != 1 || same[0].ContainerID != 0 || same[0].HostID != HostUID || same[0].Size != userNSSize {
-		t.Errorf("root-owned workspace: %+v", same)
+		t.Errorf("root-owned read-only workspace: %+v", same)
 	}
-	user := workspaceIDMap(1000, 0)
+	// Writable: on-disk root is never reachable from the container.
+	rw := workspaceIDMap(1000, 1000, true)
+	if len(rw) != 1 || rw[0].ContainerID != 1 || rw[0].HostID != HostUID+1 || rw[0].Size != userNSSize-1 {
+		t.Errorf("writable workspace, owner = workload: %+v", rw)
+	}
+	user := workspaceIDMap(1000, 0, true)
 	if len(user) != 1 || user[0].ContainerID != 1000 || user[0].HostID != HostUID || user[0].Size != 1 {
 		t.Errorf("user-owned workspace, root workload: %+v", user)
 	}
-	other := workspaceIDMap(1000, 7)
+	other := workspaceIDMap(1000, 7, true)
 	if other[0].HostID != HostUID+7 {
 		t.Errorf("workload uid 7: %+v", other)
 	}
