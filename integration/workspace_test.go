@@ -282,3 +282,30 @@ func checkPrivateCopy(t *testing.T, r *Runner, id string) {
 		t.Errorf("%s: host user 65534 ran the sandbox's set-id file %s from the private copy: id -u = %s", id, sh, strings.TrimSpace(string(out)))
 	}
 }
+
+// TestWorkspaceNestedDestNoExec: a workspace mounted below a top-level
+// directory that Landlock lets the sandbox execute from (/opt) must not
+// become executable without --workspace-exec.
+func TestWorkspaceNestedDestNoExec(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	os.MkdirAll(filepath.Join(b.Rootfs, "opt", "ws"), 0o755)
+	ws := userWorkspace(t)
+	run := "cp /bin/busybox /opt/ws/bb && /opt/ws/bb echo EXEC-OK; probe copy-exec /opt/ws/p"
+	res := r.sandbox(b, "ws-nested", []string{"--workspace", ws + ":/opt/ws"}, "sh", "-c", run)
+	if strings.Contains(res.Stdout, "EXEC-OK") || strings.Contains(res.Stdout, "ALLOWED") {
+		t.Errorf("a workspace at /opt/ws without --workspace-exec is executable: %q", res.Stdout)
+	}
+	// The noexec mount alone stops it today; Landlock must not grant exec
+	// there either, so the destination is refused up front.
+	if res.Code == 0 || !strings.Contains(res.Stderr, "--workspace /opt/ws") || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 {
+		t.Errorf("nested workspace destination without --workspace-exec: exit %d, stderr %q; want a one-line refusal", res.Code, res.Stderr)
+	}
+	// Below a dir the sandbox can't execute from, it is fine.
+	os.MkdirAll(filepath.Join(b.Rootfs, "run"), 0o755)
+	res = r.sandbox(b, "ws-nested-run", []string{"--workspace", ws + ":/run/ws"}, "probe", "copy-exec", "/run/ws/p")
+	expectLine(t, res, "DENIED EACCES")
+	// With --workspace-exec it is, as at /workspace.
+	res = r.sandbox(b, "ws-nested-x", []string{"--workspace", ws + ":/opt/ws", "--workspace-exec"}, "probe", "copy-exec", "/opt/ws/p2")
+	expectLine(t, res, "ALLOWED")
+}

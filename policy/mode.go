@@ -306,7 +306,9 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		plan.Steps = append(plan.Steps, Step{Name: "landlock_applied", Applied: false,
 			Detail: "not applicable: gVisor's user-space kernel is the filesystem boundary (substituted, " + string(o.Mode) + ")"})
 	case o.HostLandlockABI >= minABI:
-		plan.Landlock = landlockPlan(out, o, minABI)
+		if plan.Landlock, err = landlockPlan(out, o, minABI); err != nil {
+			return nil, nil, err
+		}
 		plan.Steps = append(plan.Steps, Step{Name: "landlock_applied", Applied: true, Detail: fmt.Sprintf("host ABI %d", o.HostLandlockABI)})
 	case o.HostLandlockABI == 0:
 		if err := fail("landlock_applied", "Landlock is not available on this kernel"); err != nil {

@@ -235,3 +235,38 @@ func TestWorkspaceIDMap(t *testing.T) {
 		t.Errorf("workload uid 7: %+v", other)
 	}
 }
+
+// TestNestedWorkspaceNotExecutable: Landlock lets the sandbox execute below
+// every top-level dir but a few, so a workspace mounted below one of them
+// (/opt/ws) would be executable without --workspace-exec: refused.
+func TestNestedWorkspaceNotExecutable(t *testing.T) {
+	for _, c := range []struct {
+		dest string
+		exec bool
+		ok   bool
+	}{
+		{"/opt/ws", false, false},
+		{"/workspace/sub", false, false},
+		{"/opt/ws", true, true},
+		{"/tmp/ws", false, true},
+		{"/ws", false, true},
+	} {
+		o := allHost
+		o.Mode = ModeAgent
+		o.Workspace = &Workspace{Source: "/w", Dest: c.dest, Kind: WorkspaceBindRW, Exec: c.exec}
+		_, plan, err := Apply(baseSpec(), o)
+		if c.ok != (err == nil) {
+			t.Errorf("%s exec=%v: err %v, want ok=%v", c.dest, c.exec, err, c.ok)
+			continue
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "--workspace") || !strings.Contains(err.Error(), c.dest) {
+				t.Errorf("%s: error %q names neither the flag nor the path", c.dest, err)
+			}
+			continue
+		}
+		if !c.exec && !slices.Contains(plan.Landlock.ExecRootExcept, c.dest) && c.dest == "/ws" {
+			t.Errorf("%s: not kept out of exec: %+v", c.dest, plan.Landlock)
+		}
+	}
+}
