@@ -20,7 +20,7 @@ all: build
 
 build: $(BIN)
 
-$(BIN): $(shell find cmd spec runtime policy nixbundle -name '*.go' 2>/dev/null) go.mod go.sum Makefile
+$(BIN): $(shell find cmd spec runtime policy nixbundle workspace cachedir -name '*.go' 2>/dev/null) go.mod go.sum Makefile
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $@ ./cmd/nucleus
 
 # deps installs the Debian packages the build and the tests need.

@@ -309,3 +309,55 @@ func TestWorkspaceNestedDestNoExec(t *testing.T) {
 	res = r.sandbox(b, "ws-nested-x", []string{"--workspace", ws + ":/opt/ws", "--workspace-exec"}, "probe", "copy-exec", "/opt/ws/p2")
 	expectLine(t, res, "ALLOWED")
 }
+
+// TestCacheDirOwnerChecked: a cache dir another user owns or can write to
+// (where they could plant a compiled seccomp filter or a bundle) is
+// refused, never used.
+func TestCacheDirOwnerChecked(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	base := t.TempDir()
+	os.Chmod(base, 0o755)
+	other := filepath.Join(base, "other")
+	os.Mkdir(other, 0o755)
+	os.Chown(other, 1000, 1000)
+	open := filepath.Join(base, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	for i, dir := range []string{other, open, filepath.Join(open, "c")} {
+		id := "ws-cache-" + string(rune('a'+i))
+		cmd := r.Cmd("sandbox", "--bundle", b.Dir, "--id", id, "--", "true")
+		cmd.Env = append(os.Environ(), "NUCLEUS_CACHE_DIR="+dir)
+		out, err := cmd.CombinedOutput()
+		msg := strings.TrimSpace(string(out))
+		if err == nil || !strings.Contains(msg, "cache dir "+dir) || strings.Contains(msg, "\n") {
+			t.Errorf("NUCLEUS_CACHE_DIR=%s (not private): err %v, output %q; want a one-line refusal naming it", dir, err, msg)
+		}
+		if entries, _ := os.ReadDir(open); len(entries) > 0 {
+			t.Errorf("NUCLEUS_CACHE_DIR=%s: nucleus made %s/%s", dir, open, entries[0].Name())
+		}
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+	}
+
+	// The flake sandbox's bundle dir: old nucleus put it beside the cache
+	// dir, here in a directory anyone can write to.
+	requireCmd(t, "nix")
+	if out, err := exec.Command("nix", "flake", "--help").CombinedOutput(); err != nil {
+		need(t, false, "nix flakes not enabled: "+firstLine(out))
+	}
+	flake := nixFlakeCopy(t)
+	cmd := r.Cmd("sandbox", "--flake", "path:"+flake+"#agent-example", "--id", "ws-cache-flake", "--", "true")
+	cmd.Env = append(os.Environ(), "NUCLEUS_CACHE_DIR="+filepath.Join(open, "bundle"))
+	out, err := cmd.CombinedOutput()
+	if entries, _ := os.ReadDir(open); len(entries) > 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("nucleus used the world-writable %s for its caches: %v (%v: %s)", open, names, err, out)
+	}
+	if err == nil {
+		t.Errorf("sandbox --flake with a cache below a world-writable dir ran")
+	}
+	assertNoLeftovers(t, r.Root, "ws-cache-flake", "")
+}

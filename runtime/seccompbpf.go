@@ -13,6 +13,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
+
+	"github.com/nucleus-run/nucleus/cachedir"
 )
 
 // An isolation mode's seccomp filter is compiled once per profile and
@@ -31,19 +33,11 @@ const compilerVersion = 1
 // (user notification needs its listener hand-off; flags change loading).
 var errNotPrecompilable = errors.New("profile needs libcontainer")
 
-// cacheDir holds what nucleus computes once and reuses (compiled seccomp
-// filters, runsc's feature list), beside the bundle cache and apart from
-// the state root, which holds containers only.
-func cacheDir() string {
-	if os.Geteuid() != 0 {
-		if d, err := os.UserCacheDir(); err == nil {
-			return filepath.Join(d, "nucleus")
-		}
-	}
-	return "/var/cache/nucleus"
-}
-
-func seccompCacheDir() string { return filepath.Join(cacheDir(), "seccomp") }
+// The cache dir (cachedir.Root) holds what nucleus computes once and
+// reuses (compiled seccomp filters, runsc's feature list), beside the
+// bundle cache and apart from the state root, which holds containers only.
+// A filter found there is loaded as is, so the dir must be ours alone.
+func seccompCacheDir() (string, error) { return cachedir.Sub("seccomp") }
 
 // compiledSeccomp returns the path of a file holding the BPF program of
 // s, compiling and caching it on first use.
@@ -62,7 +56,10 @@ func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (string, error) {
 	}
 	major, minor, micro := libseccomp.GetLibraryVersion()
 	sum := sha256.Sum256(append(key, fmt.Sprintf("compiler %d libseccomp %d.%d.%d", compilerVersion, major, minor, micro)...))
-	dir := seccompCacheDir()
+	dir, err := seccompCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("seccomp cache: %w", err)
+	}
 	path := filepath.Join(dir, hex.EncodeToString(sum[:16])+".bpf")
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
@@ -70,9 +67,6 @@ func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (string, error) {
 	prog, err := compileSeccomp(s)
 	if err != nil {
 		return "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("seccomp cache: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, ".bpf-")
 	if err != nil {
