@@ -22,7 +22,7 @@ build: $(BIN)
 
 # Every Go, C and header file of the packages: the pre-exec step is C
 # (preexec/*.c), and a change there must rebuild the binary too.
-SOURCES   := $(shell find cmd spec runtime policy preexec nixbundle -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null)
+SOURCES   := $(shell find cmd spec runtime policy preexec nixbundle workspace cachedir -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null)
 
 $(BIN): $(SOURCES) go.mod go.sum Makefile
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $@ ./cmd/nucleus

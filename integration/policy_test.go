@@ -68,7 +68,8 @@ func expectLine(t *testing.T, res Result, want string) {
 func TestPolicyAgentProbes(t *testing.T) {
 	r := newRunner(t)
 	b := probeBundle(t)
-	ws := t.TempDir()
+	// A writable workspace must not be root's (see TestWorkspaceSetuidRoot).
+	ws := userWorkspace(t)
 	flags := []string{"--workspace", ws}
 	cases := []struct{ check, want string }{
 		{"mount", "DENIED EPERM"},
@@ -145,7 +146,7 @@ func TestPolicyLandlockIsWhatStopsScratchExec(t *testing.T) {
 func TestPolicyWorkspaceExec(t *testing.T) {
 	r := newRunner(t)
 	b := probeBundle(t)
-	ws := t.TempDir()
+	ws := userWorkspace(t)
 	res := r.sandbox(b, "pol-wsexec", []string{"--workspace", ws, "--workspace-exec"}, "probe", "copy-exec", "/workspace/p")
 	expectLine(t, res, "ALLOWED")
 	res = r.sandbox(b, "pol-wsro", []string{"--workspace", ws + ":bind-ro"}, "probe", "write", "/workspace/y")
@@ -173,7 +174,8 @@ func TestPolicyCopyInOut(t *testing.T) {
 		t.Errorf("keep.txt changed: %q", data)
 	}
 	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "nucleus-workspace-*"))
-	if len(left) > 0 {
+	more, _ := filepath.Glob(filepath.Join(r.Root, ".workspace-*"))
+	if left = append(left, more...); len(left) > 0 {
 		t.Errorf("workspace copies left behind: %v", left)
 	}
 }
@@ -245,7 +247,7 @@ func TestPolicyAuditLog(t *testing.T) {
 	r := newRunner(t)
 	b := probeBundle(t)
 	log := filepath.Join(t.TempDir(), "audit.jsonl")
-	res := r.sandbox(b, "pol-audit", []string{"--audit-log", log, "--workspace", t.TempDir()}, "sh", "-c", "exit 3")
+	res := r.sandbox(b, "pol-audit", []string{"--audit-log", log, "--workspace", userWorkspace(t)}, "sh", "-c", "exit 3")
 	if res.Code != 3 {
 		t.Fatalf("exit %d, want 3: %s", res.Code, res.Stderr)
 	}
@@ -498,7 +500,9 @@ func TestPolicySandboxInterrupted(t *testing.T) {
 		}
 		assertNoLeftovers(t, r.Root, id, b.Dir)
 	}
-	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "nucleus-workspace-*")); len(left) > 0 {
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "nucleus-workspace-*"))
+	more, _ := filepath.Glob(filepath.Join(r.Root, ".workspace-*"))
+	if left = append(left, more...); len(left) > 0 {
 		t.Errorf("workspace copies left behind: %v", left)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/cachedir"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -98,9 +99,15 @@ func Bundle(ctx context.Context, opts Options) (*Result, error) {
 	if err := checkTarget(dir); err != nil {
 		return nil, err
 	}
+	// A cache entry names the store paths the bundle is made of: the dir
+	// must be ours alone.
 	cacheDir := opts.CacheDir
 	if cacheDir == "" {
-		cacheDir = DefaultCacheDir()
+		if cacheDir, err = DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	} else if err := cachedir.Ensure(cacheDir); err != nil {
+		return nil, err
 	}
 
 	res := &Result{Dir: dir}

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/nucleus-run/nucleus/cachedir"
 )
 
 // The bundle cache: "build once, run many".
@@ -260,17 +262,12 @@ func storeCache(dir, key string, p *Plan) error {
 	return os.Rename(tmp.Name(), filepath.Join(dir, key+".json"))
 }
 
-// DefaultCacheDir is $NUCLEUS_CACHE_DIR, else /var/cache/nucleus/bundle
-// for root, else the user's cache directory.
-func DefaultCacheDir() string {
+// DefaultCacheDir is $NUCLEUS_CACHE_DIR, else bundle/ in the cache dir
+// (/var/cache/nucleus for root, the user's cache dir otherwise), made and
+// owner-checked (cachedir.Ensure): never a shared path in /tmp.
+func DefaultCacheDir() (string, error) {
 	if d := os.Getenv("NUCLEUS_CACHE_DIR"); d != "" {
-		return d
+		return d, cachedir.Ensure(d)
 	}
-	if os.Geteuid() == 0 {
-		return "/var/cache/nucleus/bundle"
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "nucleus", "bundle")
-	}
-	return filepath.Join(os.TempDir(), "nucleus-bundle-cache")
+	return cachedir.Sub("bundle")
 }

@@ -41,12 +41,15 @@ type LandlockPlan struct {
 // only. Missing ones are skipped by the step.
 var devNodes = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/console", "/dev/pts"}
 
-func landlockPlan(s *specs.Spec, o Options, minABI int) *LandlockPlan {
+// noExecRoot are the top-level dirs the sandbox may never execute from.
+var noExecRoot = []string{"/tmp", "/proc", "/sys", "/dev", "/run"}
+
+func landlockPlan(s *specs.Spec, o Options, minABI int) (*LandlockPlan, error) {
 	lp := &LandlockPlan{
 		MinABI:         minABI,
 		Strict:         o.Mode.Strict(),
 		Read:           []string{"/"},
-		ExecRootExcept: []string{"/tmp", "/proc", "/sys", "/dev", "/run"},
+		ExecRootExcept: slices.Clone(noExecRoot),
 		Write:          []string{"/tmp", "/dev/shm"},
 		Devices:        slices.Clone(devNodes),
 	}
@@ -62,6 +65,13 @@ func landlockPlan(s *specs.Spec, o Options, minABI int) *LandlockPlan {
 		lp.ExecRootExcept = append(lp.ExecRootExcept, r.NoExecRoot...)
 	}
 	if w := o.Workspace; w != nil {
+		// Landlock only adds rights: exec granted beneath a top-level dir
+		// can't be taken back for a workspace mounted below it, so such a
+		// destination would be executable (only the noexec mount would be
+		// left in the way).
+		if top := topLevel(w.Dest); !w.Exec && top != w.Dest && !slices.Contains(lp.ExecRootExcept, top) {
+			return nil, fmt.Errorf("--workspace %s: below %s, which the sandbox may execute from, the workspace would be executable; mount it at a top-level path such as /workspace or below /tmp, or pass --workspace-exec", w.Dest, top)
+		}
 		lp.ExecRootExcept = append(lp.ExecRootExcept, w.Dest)
 		if w.Kind != WorkspaceBindRO {
 			lp.Write = append(lp.Write, w.Dest)
@@ -70,7 +80,14 @@ func landlockPlan(s *specs.Spec, o Options, minABI int) *LandlockPlan {
 			lp.Exec = append(lp.Exec, w.Dest)
 		}
 	}
-	return lp
+	return lp, nil
+}
+
+// topLevel is the top-level directory p is in ("/opt" for "/opt/ws").
+func topLevel(p string) string {
+	rest := strings.TrimPrefix(path.Clean(p), "/")
+	first, _, _ := strings.Cut(rest, "/")
+	return "/" + first
 }
 
 // LandlockABI returns the kernel's Landlock ABI version, 0 if none. It asks

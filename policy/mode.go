@@ -338,7 +338,9 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		plan.Steps = append(plan.Steps, Step{Name: "landlock_applied", Applied: false,
 			Detail: "not applicable: gVisor's user-space kernel is the filesystem boundary (substituted, " + string(o.Mode) + ")"})
 	case o.HostLandlockABI >= minABI:
-		plan.Landlock = landlockPlan(out, o, minABI)
+		if plan.Landlock, err = landlockPlan(out, o, minABI); err != nil {
+			return nil, nil, err
+		}
 		plan.Steps = append(plan.Steps, Step{Name: "landlock_applied", Applied: true, Detail: fmt.Sprintf("host ABI %d", o.HostLandlockABI)})
 	case o.HostLandlockABI == 0:
 		if err := fail("landlock_applied", "Landlock is not available on this kernel"); err != nil {
@@ -485,9 +487,11 @@ func hardenDev(s *specs.Spec) {
 }
 
 // addWorkspaceMount binds the workspace nosuid,nodev (and noexec unless
-// allowed). Under the sandbox's user namespace the bind is idmapped with the
-// same mapping, so files keep their owners as the container sees them and
-// files it creates land on disk with the host owners they'd have without it.
+// allowed). Under the sandbox's user namespace a bind of the host's
+// directory is idmapped, so files keep their owners as the container sees
+// them and files it creates land on disk with the host owners they'd have
+// without it. A copy-in-out copy needs no idmap: the caller makes it the
+// workload's own on the host.
 func addWorkspaceMount(s *specs.Spec, w *Workspace, userns bool) {
 	opts := []string{"rbind", "nosuid", "nodev"}
 	if !w.Exec {
@@ -499,22 +503,28 @@ func addWorkspaceMount(s *specs.Spec, w *Workspace, userns bool) {
 		opts = append(opts, "rw")
 	}
 	m := specs.Mount{Destination: w.Dest, Type: "bind", Source: w.Source, Options: opts}
-	if userns {
-		m.UIDMappings = workspaceIDMap(w.OwnerUID, s.Process.User.UID)
-		m.GIDMappings = workspaceIDMap(w.OwnerGID, s.Process.User.GID)
+	if userns && w.Kind != WorkspaceCopyInOut {
+		writable := w.Kind != WorkspaceBindRO
+		m.UIDMappings = workspaceIDMap(w.OwnerUID, s.Process.User.UID, writable)
+		m.GIDMappings = workspaceIDMap(w.OwnerGID, s.Process.User.GID, writable)
 	}
 	s.Mounts = append(s.Mounts, m)
 }
 
 // workspaceIDMap maps the workspace owner's on-disk id to the workload's id
 // inside the container (whose user namespace maps container id i to host
-// HostUID+i). When they are the same id, every id maps straight through;
-// otherwise only the owner does (other owners show as nobody), and files
-// the workload creates land on disk as the owner's. Without this a
-// workspace owned by, say, uid 1000 would not be writable by a workload
-// running as container root, which has no capabilities to override it.
-func workspaceIDMap(owner, workload uint32) []specs.LinuxIDMapping {
+// HostUID+i). When they are the same id, every id maps straight through
+// (for a writable bind: every id but 0, so nothing the container does can
+// make a file root's on disk); otherwise only the owner does (other owners
+// show as nobody), and files the workload creates land on disk as the
+// owner's. Without this a workspace owned by, say, uid 1000 would not be
+// writable by a workload running as container root, which has no
+// capabilities to override it.
+func workspaceIDMap(owner, workload uint32, writable bool) []specs.LinuxIDMapping {
 	if owner == workload {
+		if writable {
+			return []specs.LinuxIDMapping{{ContainerID: 1, HostID: HostUID + 1, Size: userNSSize - 1}}
+		}
 		return []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
 	}
 	return []specs.LinuxIDMapping{{ContainerID: owner, HostID: HostUID + workload, Size: 1}}

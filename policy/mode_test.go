@@ -277,16 +277,56 @@ func TestApplyGvisorSubstitutesKernelSteps(t *testing.T) {
 }
 
 func TestWorkspaceIDMap(t *testing.T) {
-	same := workspaceIDMap(0, 0)
+	same := workspaceIDMap(0, 0, false)
 	if len(same) != 1 || same[0].ContainerID != 0 || same[0].HostID != HostUID || same[0].Size != userNSSize {
-		t.Errorf("root-owned workspace: %+v", same)
+		t.Errorf("root-owned read-only workspace: %+v", same)
 	}
-	user := workspaceIDMap(1000, 0)
+	// Writable: on-disk root is never reachable from the container.
+	rw := workspaceIDMap(1000, 1000, true)
+	if len(rw) != 1 || rw[0].ContainerID != 1 || rw[0].HostID != HostUID+1 || rw[0].Size != userNSSize-1 {
+		t.Errorf("writable workspace, owner = workload: %+v", rw)
+	}
+	user := workspaceIDMap(1000, 0, true)
 	if len(user) != 1 || user[0].ContainerID != 1000 || user[0].HostID != HostUID || user[0].Size != 1 {
 		t.Errorf("user-owned workspace, root workload: %+v", user)
 	}
-	other := workspaceIDMap(1000, 7)
+	other := workspaceIDMap(1000, 7, true)
 	if other[0].HostID != HostUID+7 {
 		t.Errorf("workload uid 7: %+v", other)
+	}
+}
+
+// TestNestedWorkspaceNotExecutable: Landlock lets the sandbox execute below
+// every top-level dir but a few, so a workspace mounted below one of them
+// (/opt/ws) would be executable without --workspace-exec: refused.
+func TestNestedWorkspaceNotExecutable(t *testing.T) {
+	for _, c := range []struct {
+		dest string
+		exec bool
+		ok   bool
+	}{
+		{"/opt/ws", false, false},
+		{"/workspace/sub", false, false},
+		{"/opt/ws", true, true},
+		{"/tmp/ws", false, true},
+		{"/ws", false, true},
+	} {
+		o := allHost
+		o.Mode = ModeAgent
+		o.Workspace = &Workspace{Source: "/w", Dest: c.dest, Kind: WorkspaceBindRW, Exec: c.exec}
+		_, plan, err := Apply(baseSpec(), o)
+		if c.ok != (err == nil) {
+			t.Errorf("%s exec=%v: err %v, want ok=%v", c.dest, c.exec, err, c.ok)
+			continue
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "--workspace") || !strings.Contains(err.Error(), c.dest) {
+				t.Errorf("%s: error %q names neither the flag nor the path", c.dest, err)
+			}
+			continue
+		}
+		if !c.exec && !slices.Contains(plan.Landlock.ExecRootExcept, c.dest) && c.dest == "/ws" {
+			t.Errorf("%s: not kept out of exec: %+v", c.dest, plan.Landlock)
+		}
 	}
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/cachedir"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/confine"
 	"github.com/nucleus-run/nucleus/spec"
@@ -654,7 +655,11 @@ func (r *Runtime) runscInfo(runsc string) (*runscFeatures, error) {
 		return nil, fmt.Errorf("gvisor engine: runsc %s: %w", runsc, err)
 	}
 	key := fmt.Sprintf("%s %d %d", runsc, st.Size(), st.ModTime().UnixNano())
-	cache := filepath.Join(cacheDir(), "runsc-features.cache")
+	dir, err := cachedir.Sub("")
+	if err != nil {
+		return nil, fmt.Errorf("gvisor engine: %w", err)
+	}
+	cache := filepath.Join(dir, "runsc-features.cache")
 	if data, err := os.ReadFile(cache); err == nil {
 		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 		if len(lines) >= 2 && lines[0] == key {
@@ -677,7 +682,7 @@ func (r *Runtime) runscInfo(runsc string) (*runscFeatures, error) {
 	if len(f.Flags) == 0 {
 		return nil, fmt.Errorf("gvisor engine: %s flags: no flag list (is it runsc?)", runsc)
 	}
-	if os.MkdirAll(cacheDir(), 0o700) == nil {
+	{
 		tmp := cache + "." + strconv.Itoa(os.Getpid())
 		data := key + "\n" + strings.ReplaceAll(f.Version, "\n", " ") + "\n" + strings.Join(f.Flags, "\n") + "\n"
 		if os.WriteFile(tmp, []byte(data), 0o600) == nil {

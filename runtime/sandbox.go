@@ -5,12 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/workspace"
 )
 
 // ExitTimeout is the status of a sandbox whose --timeout expired, as
@@ -77,12 +75,11 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		if err := PrepareWorkspace(ws); err != nil {
 			return -1, err
 		}
-		abs := ws.Source
-		origDir = abs
-		var err error
+		origDir = ws.Source
 		if ws.Kind == policy.WorkspaceCopyInOut {
-			copyDir, err = copyWorkspaceIn(abs)
-			if err != nil {
+			// Filled once the plan says which host ids the workload has.
+			var err error
+			if copyDir, err = r.makeWorkspaceCopyDir(o.ID); err != nil {
 				return -1, err
 			}
 			defer os.RemoveAll(copyDir)
@@ -107,6 +104,19 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 	defer audit.Close()
 	for _, w := range plan.Warnings {
 		logrus.Warnf("%s mode: isolation step not applied: %s", o.Policy.Mode, w)
+	}
+	var wsCopy *workspace.Copy
+	if copyDir != "" {
+		uid, gid, err := workloadHostIDs(out, plan)
+		if err != nil {
+			return -1, err
+		}
+		if err := os.Chown(copyDir, uid, gid); err != nil {
+			return -1, fmt.Errorf("workspace copy %s: %w", copyDir, err)
+		}
+		if wsCopy, err = workspace.In(origDir, copyDir, uid, gid, workspaceDropped(audit)); err != nil {
+			return -1, err
+		}
 	}
 	if interrupted.Load() {
 		return -1, errors.New("interrupted before the sandbox started")
@@ -145,8 +155,8 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		audit.Event("sandbox_timeout", map[string]any{"timeout": o.Timeout.String()})
 		status = ExitTimeout
 	}
-	if copyDir != "" {
-		if err := syncWorkspaceBack(copyDir, origDir); err != nil {
+	if wsCopy != nil {
+		if err := wsCopy.Back(); err != nil {
 			return status, err
 		}
 	}
@@ -154,7 +164,10 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 }
 
 // PrepareWorkspace makes the workspace's host path absolute, checks it is
-// a directory and records its owner for the idmapped bind.
+// a directory and records its owner for the idmapped bind. A writable bind
+// of a directory owned by root is refused: the idmap makes its owner the
+// workload's own ids, so whatever the sandbox creates there (a setuid
+// copy of a shell) would be root's on the host.
 func PrepareWorkspace(ws *policy.Workspace) error {
 	abs, err := filepath.Abs(ws.Source)
 	if err != nil {
@@ -167,56 +180,64 @@ func PrepareWorkspace(ws *policy.Workspace) error {
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		ws.OwnerUID, ws.OwnerGID = sys.Uid, sys.Gid
 	}
+	if ws.Kind == policy.WorkspaceBindRW && (ws.OwnerUID == 0 || ws.OwnerGID == 0) {
+		return fmt.Errorf("--workspace %s: owned by root (%d:%d): a writable workspace would let the sandbox create root-owned files on the host; chown it to an unprivileged user or use :copy-in-out or :bind-ro",
+			abs, ws.OwnerUID, ws.OwnerGID)
+	}
 	ws.Source = abs
 	return nil
 }
 
-// copyWorkspaceIn makes the private copy a copy-in-out sandbox works on.
-func copyWorkspaceIn(src string) (string, error) {
-	dst, err := os.MkdirTemp("", "nucleus-workspace-")
-	if err != nil {
+// workspaceCopyPrefix names sandboxes' private workspace copies under the
+// state root.
+const workspaceCopyPrefix = ".workspace-"
+
+// makeWorkspaceCopyDir makes the empty directory a copy-in-out workspace is
+// copied to: under the root-owned state dir, not a shared temp dir, and
+// mode 0700 so no host user can reach what the sandbox puts there.
+func (r *Runtime) makeWorkspaceCopyDir(id string) (string, error) {
+	if err := r.searchableRoot(); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(r.Root, workspaceCopyPrefix+id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", fmt.Errorf("workspace copy: %w", err)
 	}
-	if out, err := exec.Command("cp", "-a", src+"/.", dst+"/").CombinedOutput(); err != nil {
-		os.RemoveAll(dst)
-		return "", fmt.Errorf("workspace copy of %s: %v: %s", src, err, strings.TrimSpace(string(out)))
-	}
-	// cp creates dst's contents; dst itself should look like src.
-	if st, err := os.Stat(src); err == nil {
-		_ = os.Chmod(dst, st.Mode().Perm())
-	}
-	return dst, nil
+	return dir, nil
 }
 
-// syncWorkspaceBack makes orig match the sandbox's copy: files deleted in
-// the copy are deleted, new and changed ones copied.
-func syncWorkspaceBack(copyDir, orig string) error {
-	var stale []string
-	err := filepath.WalkDir(orig, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == orig {
-			return err
-		}
-		rel, _ := filepath.Rel(orig, p)
-		if _, err := os.Lstat(filepath.Join(copyDir, rel)); errors.Is(err, fs.ErrNotExist) {
-			stale = append(stale, p)
-			if d.IsDir() {
-				return filepath.SkipDir
+// workloadHostIDs are the host uid and gid the workload runs as: its
+// container ids shifted by the user namespace when there is one.
+func workloadHostIDs(s *specs.Spec, plan *policy.Plan) (int, int, error) {
+	uid, gid := s.Process.User.UID, s.Process.User.GID
+	if !plan.UserNS {
+		return int(uid), int(gid), nil
+	}
+	hostID := func(id uint32, maps []specs.LinuxIDMapping) (int, error) {
+		for _, m := range maps {
+			if id >= m.ContainerID && id-m.ContainerID < m.Size {
+				return int(m.HostID + id - m.ContainerID), nil
 			}
 		}
-		return nil
-	})
+		return 0, fmt.Errorf("workspace copy: id %d of the workload is not mapped by the user namespace", id)
+	}
+	hu, err := hostID(uid, s.Linux.UIDMappings)
 	if err != nil {
-		return fmt.Errorf("workspace copy-back to %s: %w", orig, err)
+		return 0, 0, err
 	}
-	for _, p := range stale {
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("workspace copy-back: %w", err)
-		}
+	hg, err := hostID(gid, s.Linux.GIDMappings)
+	if err != nil {
+		return 0, 0, err
 	}
-	if out, err := exec.Command("cp", "-a", copyDir+"/.", orig+"/").CombinedOutput(); err != nil {
-		return fmt.Errorf("workspace copy-back to %s: %v: %s", orig, err, strings.TrimSpace(string(out)))
+	return hu, hg, nil
+}
+
+// workspaceDropped records each entry a workspace copy leaves out.
+func workspaceDropped(audit *policy.Audit) workspace.Dropped {
+	return func(p, why string) {
+		logrus.Debugf("workspace: %s not copied: %s", p, why)
+		audit.Event("workspace_entry_dropped", map[string]any{"path": p, "reason": why})
 	}
-	return nil
 }
 
 func rootfsPath(bundle string, s *specs.Spec) string {

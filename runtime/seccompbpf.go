@@ -16,6 +16,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/cachedir"
 )
 
 // An isolation mode's seccomp filter is compiled once per profile and
@@ -35,19 +37,11 @@ const compilerVersion = 2
 // (user notification needs its listener hand-off; flags change loading).
 var errNotPrecompilable = errors.New("profile needs libcontainer")
 
-// cacheDir holds what nucleus computes once and reuses (compiled seccomp
-// filters, runsc's feature list), beside the bundle cache and apart from
-// the state root, which holds containers only.
-func cacheDir() string {
-	if os.Geteuid() != 0 {
-		if d, err := os.UserCacheDir(); err == nil {
-			return filepath.Join(d, "nucleus")
-		}
-	}
-	return "/var/cache/nucleus"
-}
-
-func seccompCacheDir() string { return filepath.Join(cacheDir(), "seccomp") }
+// The cache dir (cachedir.Root) holds what nucleus computes once and
+// reuses (compiled seccomp filters, runsc's feature list), beside the
+// bundle cache and apart from the state root, which holds containers only.
+// A filter found there is loaded as is, so the dir must be ours alone.
+func seccompCacheDir() (string, error) { return cachedir.Sub("seccomp") }
 
 // compiledProgram is a cached BPF program and the SHA-256 it had when it
 // was compiled; the pre-exec step refuses the file if it no longer has it.
@@ -77,11 +71,11 @@ func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (compiledProgram, error
 	}
 	major, minor, micro := libseccomp.GetLibraryVersion()
 	sum := sha256.Sum256(append(key, fmt.Sprintf("compiler %d libseccomp %d.%d.%d", compilerVersion, major, minor, micro)...))
-	dir := seccompCacheDir()
-	base := filepath.Join(dir, hex.EncodeToString(sum[:16]))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, err := seccompCacheDir()
+	if err != nil {
 		return compiledProgram{}, fmt.Errorf("seccomp cache: %w", err)
 	}
+	base := filepath.Join(dir, hex.EncodeToString(sum[:16]))
 	if err := checkCacheDir(dir); err != nil {
 		return compiledProgram{}, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/cachedir"
 	"github.com/nucleus-run/nucleus/nixbundle"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
@@ -78,17 +79,18 @@ var sandboxCommand = &cli.Command{
 	},
 }
 
-// flakeBundle keeps one bundle per flake reference beside the bundle cache
-// (sandbox/ next to $NUCLEUS_CACHE_DIR), so repeated sandboxes of an
-// unchanged flake skip Nix entirely. Its directories are searchable by
+// flakeBundle keeps one bundle per flake reference in sandbox/ of the
+// cache dir ($NUCLEUS_CACHE_DIR/sandbox, /var/cache/nucleus/sandbox), so
+// repeated sandboxes of an unchanged flake skip Nix entirely. The dirs must
+// be ours alone (a bundle found there is run as is) and searchable by
 // others: the sandbox's unprivileged root must reach the rootfs.
 func flakeBundle(ref string) (string, error) {
-	sandboxBundles := filepath.Join(filepath.Dir(nixbundle.DefaultCacheDir()), "sandbox")
-	sum := sha256.Sum256([]byte(ref))
-	dir := filepath.Join(sandboxBundles, hex.EncodeToString(sum[:8]))
-	if err := os.MkdirAll(sandboxBundles, 0o711); err != nil {
+	sandboxBundles, err := cachedir.Sub("sandbox")
+	if err != nil {
 		return "", fmt.Errorf("--flake %s: %w", ref, err)
 	}
+	sum := sha256.Sum256([]byte(ref))
+	dir := filepath.Join(sandboxBundles, hex.EncodeToString(sum[:8]))
 	for _, d := range []string{filepath.Dir(sandboxBundles), sandboxBundles} {
 		_ = os.Chmod(d, 0o711)
 	}
