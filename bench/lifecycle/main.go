@@ -90,7 +90,7 @@ func parseFlags(args []string) (*options, error) {
 		return nil
 	})
 	fs.BoolVar(&o.json, "json", false, "print a JSON summary instead of the table")
-	fs.BoolVar(&o.private, "private", false, "keep the bundle under a 0700 parent directory (default: 0755, traversable)")
+	fs.BoolVar(&o.private, "private", false, "put the bundle under a 0700 parent directory (default: every parent traversable, 0755)")
 	fs.BoolVar(&o.hide, "u", false, "hide the hybrid host's cgroup2 /sys/fs/cgroup/unified in a private mount namespace, for both runtimes")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (state dirs, bundle, error log) and print its path")
 	fs.StringVar(&o.bundle, "bundle", "", "use this existing bundle instead of building one (run and cswd modes)")
@@ -542,14 +542,13 @@ func run(args []string) int {
 	return 0
 }
 
-// setup makes the state dirs, the error log and the bundle.
+// setup makes the state dirs, the error log and the bundle. The temp dir
+// is traversable (0755); with -private only the bundle's parent is 0700, so
+// the state dirs stay where an unprivileged uid can reach them, as the
+// runtimes' defaults under /run are.
 func (b *bench) setup() error {
 	o := b.opt
-	mode := os.FileMode(0o755)
-	if o.private {
-		mode = 0o700
-	}
-	if err := os.Chmod(b.tmp, mode); err != nil {
+	if err := os.Chmod(b.tmp, 0o755); err != nil {
 		return err
 	}
 	for _, r := range b.rts {
@@ -583,7 +582,14 @@ func (b *bench) setup() error {
 	if o.mode == "exec" {
 		args = []string{"/bin/sleep", "inf"}
 	}
-	b.bundle = filepath.Join(b.tmp, "bundle")
+	parent := b.tmp
+	if o.private {
+		parent = filepath.Join(b.tmp, "private")
+		if err := os.Mkdir(parent, 0o700); err != nil {
+			return err
+		}
+	}
+	b.bundle = filepath.Join(parent, "bundle")
 	if err := os.Mkdir(b.bundle, 0o755); err != nil {
 		return err
 	}

@@ -1,12 +1,11 @@
 #!/bin/bash
 # bench.d/policy.sh (run by `make bench`): agent mode's cost. `run /bin/true`
 # under --default-mode agent against runc and against nucleus's own plain
-# run, on the same bundle, paired by bin/lifecycle. The bundle's parent is
-# traversable (0755), so the sandbox gets its user namespace; the last
-# comparison puts the bundle under a 0700 parent (-private), which the user
-# namespace cannot reach: agent mode then runs without it (seccomp, Landlock
-# pre-exec, caps, mount audit). Env: NUCLEUS (binary), LIFECYCLE (the tool),
-# N (pairs).
+# run, on the same bundle, paired by bin/lifecycle. The last comparison
+# puts the bundle under a 0700 parent (-private, what mktemp -d makes): the
+# rootfs is staged under the state dir, so agent mode keeps its user
+# namespace there too and should cost the same. Env: NUCLEUS (binary),
+# LIFECYCLE (the tool), N (pairs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NUCLEUS=${NUCLEUS:-$(readlink -f bin/nucleus)}
