@@ -4,6 +4,9 @@ GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # BIN is the binary the tests and benchmarks use; helpers working in
 # parallel point it elsewhere so they don't replace one another's binary.
 BIN       ?= bin/nucleus
+# LIFECYCLE is the paired start-up benchmark tool (bench/lifecycle) that
+# `make bench` builds and runs.
+LIFECYCLE ?= bin/lifecycle
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
 TAGS      := seccomp netgo osusergo urfave_cli_no_docs
@@ -65,16 +68,22 @@ fuzz:
 	done
 
 unit:
-	$(GO) test -tags "$(TAGS)" -count=1 ./spec/... ./runtime/... ./policy/... ./preexec/... ./nixbundle/...
+	$(GO) test -tags "$(TAGS)" -count=1 ./spec/... ./runtime/... ./policy/... ./preexec/... ./nixbundle/... ./workspace/... ./cachedir/... ./bench/...
 
 integration: build
 	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...
 
-bench: deps build
-	BIN=$(BIN) ./scripts/bench.sh
+# bench compares nucleus with runc, crun and runsc (scripts/bench.sh and
+# scripts/bench.d/*.sh, each comparison one run of $(LIFECYCLE));
+# BENCH_PAIRS=N sets the pairs per comparison (default 30).
+bench: deps build $(LIFECYCLE)
+	BIN=$(BIN) LIFECYCLE=$(LIFECYCLE) ./scripts/bench.sh
+
+$(LIFECYCLE): $(shell find bench -name '*.go' 2>/dev/null) go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./bench/lifecycle
 
 fmt:
-	gofmt -w cmd spec runtime policy preexec nixbundle integration
+	gofmt -w cmd spec runtime policy preexec nixbundle workspace cachedir integration bench
 
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...

@@ -1,7 +1,11 @@
 #!/bin/sh
-# setup-nix.sh: configure Debian's nix-bin for offline, daemonless use as root
-# (../shared/NIX.md). Idempotent: each file is written only if it is missing
-# or differs, so running it again changes nothing.
+# setup-nix.sh: configure Debian's nix-bin for offline, daemonless use as root:
+# an /etc/nix/nix.conf with flakes on, no build-users group (there is no nixbld
+# group without recommends), the build sandbox on, no substituters (no
+# retries against the public cache), a local empty flake registry (Nix would
+# download one) and a single download attempt. Idempotent: each file is
+# written only if it is missing or differs, so running it again changes
+# nothing.
 set -eu
 
 NIX_CONF_DIR=${NIX_CONF_DIR:-/etc/nix}
