@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -181,4 +183,61 @@ func TestEdgeVerifyAttestationSameBytes(t *testing.T) {
 		t.Errorf("verified run: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
 	}
 	assertNoLeftovers(t, r.Root, "edge-attest", dir)
+}
+
+// TestEdgeWorkspaceWithoutUserNS: with no user namespace to map it away
+// (the gVisor engine, whose gofer writes as host root; a host without user
+// namespaces), container root wrote a user's world-writable bind-rw
+// workspace as host uid 0: `chmod 4755` on a copied shell left a setuid
+// root binary on the host.
+func TestEdgeWorkspaceWithoutUserNS(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	ws := userWorkspace(t)
+	os.Chmod(ws, 0o777)
+	attack := "cp /bin/busybox /workspace/sh && chmod 4755 /workspace/sh"
+	cases := []struct {
+		name  string
+		flags []string
+		env   string
+	}{
+		{"nouserns", nil, "NUCLEUS_DISABLE=userns"},
+		{"gvisor", []string{"--engine", "gvisor"}, ""},
+	}
+	for _, c := range cases {
+		if c.name == "gvisor" {
+			requireCmd(t, "runsc")
+		}
+		id := "edge-wsroot-" + c.name
+		args := append([]string{"--root", r.Root, "sandbox", "--bundle", b.Dir, "--id", id, "--workspace", ws}, c.flags...)
+		cmd := exec.Command(r.Bin, append(args, "--", "sh", "-c", attack)...)
+		cmd.Env = append(os.Environ(), c.env)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "copy-in-out") {
+			t.Errorf("%s: a writable bind without a user namespace: err %v, output %q", c.name, err, out)
+		}
+		if st, err := os.Stat(filepath.Join(ws, "sh")); err == nil {
+			t.Errorf("%s: the sandbox left %s (mode %v) on the host", c.name, filepath.Join(ws, "sh"), st.Mode())
+		}
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+		// copy-in-out is the safe way: the file comes back owned by the
+		// workspace's owner, without its set-id bit.
+		id += "-copy"
+		args = append([]string{"--root", r.Root, "sandbox", "--bundle", b.Dir, "--id", id, "--workspace", ws + ":copy-in-out"}, c.flags...)
+		cmd = exec.Command(r.Bin, append(args, "--", "sh", "-c", attack)...)
+		cmd.Env = append(os.Environ(), c.env)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s copy-in-out: %v: %s", c.name, err, out)
+		}
+		st, err := os.Stat(filepath.Join(ws, "sh"))
+		if err != nil {
+			t.Fatalf("%s copy-in-out: no file came back: %v", c.name, err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if st.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 || sys.Uid != 1000 || sys.Gid != 1000 {
+			t.Errorf("%s copy-in-out: came back as %v %d:%d, want no set-id bits and 1000:1000", c.name, st.Mode(), sys.Uid, sys.Gid)
+		}
+		os.Remove(filepath.Join(ws, "sh"))
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+	}
 }

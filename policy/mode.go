@@ -304,6 +304,9 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	ensureTmp(out)
 	hardenDev(out)
 	if o.Workspace != nil {
+		if err := checkWorkspaceOwnership(out.Process, o.Workspace, plan.UserNS, o.Gvisor); err != nil {
+			return nil, nil, err
+		}
 		addWorkspaceMount(out, o.Workspace, plan.UserNS)
 	}
 
@@ -484,6 +487,26 @@ func hardenDev(s *specs.Spec) {
 			s.Mounts[i].Options = append(slices.Clone(m.Options), "noexec")
 		}
 	}
+}
+
+// checkWorkspaceOwnership refuses a writable bind that a root workload
+// would write to as host root: without the sandbox's user namespace
+// (gVisor's gofer writes as root; a host without user namespaces) nothing
+// maps container root away from host uid 0, so a setuid copy of a shell
+// made in the workspace would be root's on the host.
+func checkWorkspaceOwnership(p *specs.Process, w *Workspace, userns, gvisor bool) error {
+	if w.Kind != WorkspaceBindRW || userns {
+		return nil
+	}
+	root := p.User.UID == 0 || p.User.GID == 0 || slices.Contains(p.User.AdditionalGids, 0)
+	if !root {
+		return nil
+	}
+	why := "this sandbox runs without a user namespace"
+	if gvisor {
+		why = "under gVisor, files the sandbox creates are written by root on the host"
+	}
+	return fmt.Errorf("--workspace %s: a writable bind would let the sandbox's root create root-owned (set-id) files on the host: %s; use :copy-in-out or :bind-ro", w.Source, why)
 }
 
 // addWorkspaceMount binds the workspace nosuid,nodev (and noexec unless
