@@ -63,8 +63,11 @@ test: deps build
 # policy/testdata/fuzz); FUZZTIME=1m for a longer hunt.
 FUZZTIME ?= 5s
 fuzz:
-	for f in FuzzParseSeccompProfile FuzzParseWorkspace FuzzParseCapsPolicy FuzzParseTrace FuzzParseLandlockRules; do \
+	for f in FuzzParseWorkspace FuzzParseCapsPolicy FuzzParseLandlockRules; do \
 		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./policy || exit 1; \
+	done
+	for f in FuzzParseProfile FuzzParseTrace; do \
+		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./seccomp || exit 1; \
 	done
 
 unit:

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nucleus-run/nucleus/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -201,7 +202,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		if o.Workspace != nil {
 			addWorkspaceMount(out, o.Workspace, false)
 		}
-		plan.SeccompSyscalls = AllowedSyscallCount(out.Linux.Seccomp)
+		plan.SeccompSyscalls = seccomp.AllowedSyscallCount(out.Linux.Seccomp)
 		return out, plan, nil
 	}
 	if o.Net == "" {
@@ -320,14 +321,14 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	case o.Seccomp != nil:
 		out.Linux.Seccomp = o.Seccomp
 	default:
-		out.Linux.Seccomp = BuiltinSeccomp(SeccompOptions{
+		out.Linux.Seccomp = seccomp.Builtin(seccomp.Options{
 			DenyMemfd:         o.Mode == ModeStrictAgent,
 			AllowNetlinkRoute: o.Net != "none",
 			Gvisor:            o.Gvisor,
 		})
 	}
 	if out.Linux.Seccomp != nil {
-		plan.SeccompSyscalls = AllowedSyscallCount(out.Linux.Seccomp)
+		plan.SeccompSyscalls = seccomp.AllowedSyscallCount(out.Linux.Seccomp)
 		plan.Steps = append(plan.Steps, Step{Name: "seccomp_applied", Applied: true, Detail: fmt.Sprintf("%d syscalls allowed, default %s", plan.SeccompSyscalls, out.Linux.Seccomp.DefaultAction)})
 	}
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nucleus-run/nucleus/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -261,7 +262,7 @@ func TestApplyGvisorSubstitutesKernelSteps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if AllowedSyscallCount(out.Linux.Seccomp) != AllowedSyscallCount(native.Linux.Seccomp) {
+		if seccomp.AllowedSyscallCount(out.Linux.Seccomp) != seccomp.AllowedSyscallCount(native.Linux.Seccomp) {
 			t.Errorf("%s: gVisor and native seccomp differ", mode)
 		}
 		var subst int

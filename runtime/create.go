@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/seccomp"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -50,7 +51,7 @@ type CreateOptions struct {
 
 	// seccompBPF is the compiled filter the pre-exec step loads, when it
 	// was taken out of the config handed to libcontainer.
-	seccompBPF compiledProgram
+	seccompBPF seccomp.Program
 	// Engine runs the container: native (default) or gvisor (runsc).
 	Engine Engine
 }
@@ -115,12 +116,12 @@ func (r *Runtime) startContainer(o CreateOptions, act action) (status int, err e
 		return -1, err
 	}
 	if o.Policy != nil && o.Policy.Landlock != nil && o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
-		prog, err := r.compiledSeccomp(o.Spec.Linux.Seccomp)
+		prog, err := seccomp.Cached(o.Spec.Linux.Seccomp)
 		switch {
 		case err == nil:
 			o.seccompBPF = prog
 			o.Spec = withoutSeccomp(o.Spec)
-		case !errors.Is(err, errNotPrecompilable):
+		case !errors.Is(err, seccomp.ErrNotPrecompilable):
 			return -1, err
 		}
 	}
@@ -353,4 +354,14 @@ func setupPidfdSocket(process *libcontainer.Process, sockpath string) (func(), e
 	}
 	process.PidfdSocket = socket
 	return func() { conn.Close(); socket.Close() }, nil
+}
+
+// withoutSeccomp is s minus its seccomp section, for libcontainer when the
+// pre-exec step loads the compiled filter instead.
+func withoutSeccomp(s *specs.Spec) *specs.Spec {
+	out := *s
+	linux := *s.Linux
+	linux.Seccomp = nil
+	out.Linux = &linux
+	return &out
 }

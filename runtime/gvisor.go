@@ -45,6 +45,7 @@ import (
 	"github.com/nucleus-run/nucleus/cachedir"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/confine"
+	"github.com/nucleus-run/nucleus/seccomp"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -959,7 +960,7 @@ func (r *Runtime) gvisorExecConfinement(o CreateOptions) (*specs.Spec, *execConf
 	mounts := []specs.Mount{{Destination: confine.Helper, Type: "bind", Source: self, Options: ro}}
 	if o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
 		sc := o.Spec.Linux.Seccomp
-		if c.filter, err = compileSeccomp(sc); err != nil {
+		if c.filter, err = seccomp.Compile(sc); err != nil {
 			return nil, nil, fmt.Errorf("--engine gvisor: the %s mode's seccomp profile cannot be compiled for processes exec'd into the container: %w", o.Policy.Mode, err)
 		}
 		mounts = append(mounts, specs.Mount{Destination: confine.Filter, Type: "bind", Source: filepath.Join(r.stateDir(o.ID), execFilterName), Options: ro})

@@ -3,9 +3,10 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"github.com/opencontainers/runc/libcontainer"
 	"io/fs"
 	"os"
+
+	"github.com/opencontainers/runc/libcontainer"
 
 	"golang.org/x/sys/unix"
 

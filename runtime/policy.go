@@ -17,12 +17,13 @@ import (
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/exeseal"
-	"github.com/opencontainers/runc/libcontainer/seccomp"
+	lcseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/preexec"
+	"github.com/nucleus-run/nucleus/seccomp"
 )
 
 // SetHostFacts fills in what policy.Apply needs to know about this host,
@@ -38,7 +39,7 @@ func SetHostFacts(o *policy.Options, rootfs string) {
 // degrades or refuses on such a host.
 func HostFacts() (landlockABI int, seccompOK, userNS bool) {
 	landlockABI = policy.LandlockABI()
-	seccompOK = seccomp.Enabled
+	seccompOK = lcseccomp.Enabled
 	if _, err := os.Stat("/proc/self/ns/user"); err == nil {
 		data, err := os.ReadFile("/proc/sys/user/max_user_namespaces")
 		n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
@@ -143,7 +144,7 @@ func (r *Runtime) wrapPreExec(process *libcontainer.Process, id string, rec preE
 		if _, err := hex.Decode(pr.SeccompSHA256[:], []byte(rec.SeccompSHA256)); err != nil || len(rec.SeccompSHA256) != 64 {
 			return closers, fmt.Errorf("pre-exec record: compiled seccomp filter %s has no valid SHA-256", rec.Seccomp)
 		}
-		f, err := openNoFollow(rec.Seccomp)
+		f, err := seccomp.OpenProgram(rec.Seccomp)
 		if err != nil {
 			return closers, fmt.Errorf("compiled seccomp filter: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/seccomp"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -30,8 +31,8 @@ var policyCommand = &cli.Command{
 				if err != nil {
 					return err
 				}
-				p := policy.BuiltinSeccomp(policy.SeccompOptions{DenyMemfd: mode == policy.ModeStrictAgent})
-				fmt.Fprintf(os.Stderr, "%s: %d syscalls allowed, default action %s\n", mode, policy.AllowedSyscallCount(p), p.DefaultAction)
+				p := seccomp.Builtin(seccomp.Options{DenyMemfd: mode == policy.ModeStrictAgent})
+				fmt.Fprintf(os.Stderr, "%s: %d syscalls allowed, default action %s\n", mode, seccomp.AllowedSyscallCount(p), p.DefaultAction)
 				return writeJSON("", p)
 			},
 		},
@@ -54,11 +55,11 @@ var policyCommand = &cli.Command{
 				}
 				switch c.String("kind") {
 				case "seccomp":
-					p, err := policy.ParseSeccompProfile(file, data)
+					p, err := seccomp.ParseProfile(file, data)
 					if err != nil {
 						return err
 					}
-					fmt.Printf("%s: seccomp profile, %d syscalls allowed, default %s\n", file, policy.AllowedSyscallCount(p), p.DefaultAction)
+					fmt.Printf("%s: seccomp profile, %d syscalls allowed, default %s\n", file, seccomp.AllowedSyscallCount(p), p.DefaultAction)
 				case "caps":
 					cp, err := policy.ParseCapsPolicy(file, data)
 					if err != nil {
@@ -108,7 +109,7 @@ var policyCommand = &cli.Command{
 					return err
 				}
 				fmt.Fprintf(os.Stderr, "traced %d syscalls; the command exited %d\n", len(names), status)
-				return writeJSON(c.String("output"), policy.Trace{Command: args, Status: status, Syscalls: names})
+				return writeJSON(c.String("output"), seccomp.Trace{Command: args, Status: status, Syscalls: names})
 			},
 		},
 		{
@@ -120,20 +121,20 @@ var policyCommand = &cli.Command{
 				if err := checkArgs(c, 1, minArgs); err != nil {
 					return err
 				}
-				var traces []*policy.Trace
+				var traces []*seccomp.Trace
 				for _, f := range c.Args().Slice() {
 					data, err := os.ReadFile(f)
 					if err != nil {
 						return fmt.Errorf("read trace %s: %w", f, err)
 					}
-					t, err := policy.ParseTrace(f, data)
+					t, err := seccomp.ParseTrace(f, data)
 					if err != nil {
 						return err
 					}
 					traces = append(traces, t)
 				}
-				p := policy.GenerateProfile(traces)
-				fmt.Fprintf(os.Stderr, "profile allows %d syscalls\n", policy.AllowedSyscallCount(p))
+				p := seccomp.Generate(traces)
+				fmt.Fprintf(os.Stderr, "profile allows %d syscalls\n", seccomp.AllowedSyscallCount(p))
 				return writeJSON(c.String("output"), p)
 			},
 		},

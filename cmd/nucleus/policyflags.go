@@ -13,6 +13,7 @@ import (
 
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/seccomp"
 )
 
 // policyFlags select an isolation mode and its inputs; shared by create,
@@ -151,7 +152,7 @@ func pinnedPolicies(c *cli.Context, mode policy.Mode) (*specs.LinuxSeccomp, []st
 		return nil, nil, nil, err
 	}
 	if data != nil {
-		if sc, err = policy.ParseSeccompProfile(f, data); err != nil {
+		if sc, err = seccomp.ParseProfile(f, data); err != nil {
 			return nil, nil, nil, err
 		}
 	}

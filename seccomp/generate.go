@@ -1,4 +1,4 @@
-package policy
+package seccomp
 
 import (
 	"encoding/json"
@@ -43,10 +43,10 @@ var runtimeBaseline = []string{
 	"futex", "nanosleep", "madvise", "mmap", "munmap", "exit", "exit_group",
 }
 
-// GenerateProfile turns the union of traces into a minimal allowlist
+// Generate turns the union of traces into a minimal allowlist
 // profile: the traced syscalls plus runtimeBaseline; everything else kills
 // the process.
-func GenerateProfile(traces []*Trace) *specs.LinuxSeccomp {
+func Generate(traces []*Trace) *specs.LinuxSeccomp {
 	set := map[string]bool{}
 	for _, s := range runtimeBaseline {
 		set[s] = true

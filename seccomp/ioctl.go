@@ -1,4 +1,4 @@
-package policy
+package seccomp
 
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"

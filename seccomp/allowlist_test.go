@@ -1,4 +1,4 @@
-package policy
+package seccomp
 
 import (
 	"testing"
@@ -7,8 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestBuiltinSeccompSize(t *testing.T) {
-	s := BuiltinSeccomp(SeccompOptions{})
+func TestBuiltinSize(t *testing.T) {
+	s := Builtin(Options{})
 	n := AllowedSyscallCount(s)
 	if n > 150 {
 		t.Errorf("built-in allowlist lets %d syscalls through, target is at most 150", n)
@@ -22,9 +22,9 @@ func TestBuiltinSeccompSize(t *testing.T) {
 	t.Logf("built-in allowlist: %d syscalls", n)
 }
 
-func TestBuiltinSeccompNoDangerousAllow(t *testing.T) {
-	for _, o := range []SeccompOptions{{}, {DenyMemfd: true}, {AllowNetlinkRoute: true}} {
-		s := BuiltinSeccomp(o)
+func TestBuiltinNoDangerousAllow(t *testing.T) {
+	for _, o := range []Options{{}, {DenyMemfd: true}, {AllowNetlinkRoute: true}} {
+		s := Builtin(o)
 		allowed := map[string]bool{}
 		for _, sc := range s.Syscalls {
 			if sc.Action == specs.ActAllow {
@@ -48,8 +48,8 @@ func TestBuiltinSeccompNoDangerousAllow(t *testing.T) {
 	}
 }
 
-func TestBuiltinSeccompCloneFilter(t *testing.T) {
-	s := BuiltinSeccomp(SeccompOptions{})
+func TestBuiltinCloneFilter(t *testing.T) {
+	s := Builtin(Options{})
 	for _, sc := range s.Syscalls {
 		if len(sc.Names) == 1 && sc.Names[0] == "clone" {
 			if sc.Action != specs.ActAllow || len(sc.Args) != 1 || sc.Args[0].Op != specs.OpMaskedEqual || sc.Args[0].Value != cloneNamespaceFlags || sc.Args[0].ValueTwo != 0 {
@@ -95,7 +95,7 @@ func evalArgs(s *specs.LinuxSeccomp, name string, args ...uint64) []specs.LinuxS
 // ignores); every other command matches exactly one EPERM rule (refused,
 // never killed); TIOCSTI and TIOCLINUX are refused.
 func TestIoctlAllowlist(t *testing.T) {
-	s := BuiltinSeccomp(SeccompOptions{})
+	s := Builtin(Options{})
 	allowed := map[uint64]bool{}
 	for _, c := range allowedIoctls {
 		allowed[c] = true
@@ -164,7 +164,7 @@ func TestComplementCubes(t *testing.T) {
 // TestInetSocketRules: TCP and UDP pass, with the type flags; SCTP, DCCP,
 // raw, MPTCP and ICMP sockets are refused with EPERM; the two never overlap.
 func TestInetSocketRules(t *testing.T) {
-	s := BuiltinSeccomp(SeccompOptions{})
+	s := Builtin(Options{})
 	const nb, cx = unix.SOCK_NONBLOCK, unix.SOCK_CLOEXEC
 	cases := []struct {
 		fam, typ, proto uint64
@@ -202,7 +202,7 @@ func TestInetSocketRules(t *testing.T) {
 // TestGvisorClone3: the gVisor profile reports clone3 missing through
 // TRACE (which runsc honours, unlike errnoRet) and kills by default.
 func TestGvisorClone3(t *testing.T) {
-	s := BuiltinSeccomp(SeccompOptions{Gvisor: true})
+	s := Builtin(Options{Gvisor: true})
 	if s.DefaultAction != specs.ActKill {
 		t.Errorf("gVisor default %s, want %s", s.DefaultAction, specs.ActKill)
 	}

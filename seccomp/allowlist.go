@@ -1,4 +1,4 @@
-package policy
+package seccomp
 
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -80,8 +80,8 @@ var allowedPrctl = []uint64{
 // personality values a workload may set: Linux and the "query" value.
 var allowedPersonality = []uint64{0x0, 0x0008, 0x20000, 0x20008, 0xffffffff}
 
-// SeccompOptions tune the built-in profile for a mode.
-type SeccompOptions struct {
+// Options tune the built-in profile for a mode.
+type Options struct {
 	// DenyMemfd refuses memfd_create (strict-agent): no executable
 	// anonymous files.
 	DenyMemfd bool
@@ -98,8 +98,8 @@ type SeccompOptions struct {
 	Gvisor bool
 }
 
-// BuiltinSeccomp returns the built-in allowlist profile in OCI form.
-func BuiltinSeccomp(o SeccompOptions) *specs.LinuxSeccomp {
+// Builtin returns the built-in allowlist profile in OCI form.
+func Builtin(o Options) *specs.LinuxSeccomp {
 	eperm := uint(unix.EPERM)
 	enosys := uint(unix.ENOSYS)
 	eafnosupport := uint(unix.EAFNOSUPPORT)

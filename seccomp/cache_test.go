@@ -1,4 +1,4 @@
-package runtime
+package seccomp
 
 import (
 	"crypto/sha256"
@@ -9,14 +9,12 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-
-	"github.com/nucleus-run/nucleus/policy"
 )
 
 func TestCompiledSeccompCache(t *testing.T) {
-	r := &Runtime{Root: t.TempDir()}
-	prof := policy.BuiltinSeccomp(policy.SeccompOptions{})
-	prog, err := r.compiledSeccomp(prof)
+	_ = t.TempDir()
+	prof := Builtin(Options{})
+	prog, err := Cached(prof)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,22 +31,22 @@ func TestCompiledSeccompCache(t *testing.T) {
 	if sha256.Sum256(data) != prog.Sum {
 		t.Fatalf("cached program's digest %x differs from the recorded %x", sha256.Sum256(data), prog.Sum)
 	}
-	again, err := r.compiledSeccomp(prof)
+	again, err := Cached(prof)
 	if err != nil || again != prog {
 		t.Fatalf("second compile: %v, %v; want the cached %v", again, err, prog)
 	}
-	strict := policy.BuiltinSeccomp(policy.SeccompOptions{DenyMemfd: true})
-	if other, _ := r.compiledSeccomp(strict); other.Path == path {
+	strict := Builtin(Options{DenyMemfd: true})
+	if other, _ := Cached(strict); other.Path == path {
 		t.Fatal("different profiles share a cache entry")
 	}
 }
 
 func TestCompiledSeccompLeavesNotifyToLibcontainer(t *testing.T) {
-	r := &Runtime{Root: t.TempDir()}
+	_ = t.TempDir()
 	prof := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: "/x.sock",
 		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
-	if _, err := r.compiledSeccomp(prof); !errors.Is(err, errNotPrecompilable) {
-		t.Fatalf("notify profile: %v, want errNotPrecompilable", err)
+	if _, err := Cached(prof); !errors.Is(err, ErrNotPrecompilable) {
+		t.Fatalf("notify profile: %v, want ErrNotPrecompilable", err)
 	}
 }
 
@@ -87,11 +85,11 @@ func TestSeccompCacheDirMustBeOurs(t *testing.T) {
 	file := filepath.Join(dir, "x.bpf")
 	os.WriteFile(file, make([]byte, 8), 0o600)
 	os.Symlink(file, filepath.Join(dir, "y.bpf"))
-	if f, err := openNoFollow(filepath.Join(dir, "y.bpf")); err == nil || !strings.Contains(err.Error(), "symlink") {
+	if f, err := OpenProgram(filepath.Join(dir, "y.bpf")); err == nil || !strings.Contains(err.Error(), "symlink") {
 		f.Close()
 		t.Errorf("symlinked cache file opened: %v", err)
 	}
-	if f, err := openNoFollow(file); err != nil {
+	if f, err := OpenProgram(file); err != nil {
 		t.Errorf("cache file: %v", err)
 	} else {
 		f.Close()

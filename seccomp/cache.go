@@ -1,4 +1,4 @@
-package runtime
+package seccomp
 
 import (
 	"crypto/sha256"
@@ -33,9 +33,9 @@ import (
 // ever loaded. 2: entries carry the program's SHA-256.
 const compilerVersion = 2
 
-// errNotPrecompilable marks profiles that only libcontainer can apply
+// ErrNotPrecompilable marks profiles that only libcontainer can apply
 // (user notification needs its listener hand-off; flags change loading).
-var errNotPrecompilable = errors.New("profile needs libcontainer")
+var ErrNotPrecompilable = errors.New("profile needs libcontainer")
 
 // The cache dir (cachedir.Root) holds what nucleus computes once and
 // reuses (compiled seccomp filters, runsc's feature list), beside the
@@ -43,9 +43,9 @@ var errNotPrecompilable = errors.New("profile needs libcontainer")
 // A filter found there is loaded as is, so the dir must be ours alone.
 func seccompCacheDir() (string, error) { return cachedir.Sub("seccomp") }
 
-// compiledProgram is a cached BPF program and the SHA-256 it had when it
+// Program is a cached BPF program and the SHA-256 it had when it
 // was compiled; the pre-exec step refuses the file if it no longer has it.
-type compiledProgram struct {
+type Program struct {
 	Path string
 	Sum  [32]byte
 }
@@ -56,46 +56,46 @@ type compiledProgram struct {
 // digest goes into the pre-exec record, so a program swapped or edited
 // later is never loaded, even when the digest was changed too after the
 // container started (nucleus exec uses the digest saved at start).
-func (r *Runtime) compiledSeccomp(s *specs.LinuxSeccomp) (compiledProgram, error) {
+func Cached(s *specs.LinuxSeccomp) (Program, error) {
 	if s.ListenerPath != "" || len(s.Flags) > 0 {
-		return compiledProgram{}, errNotPrecompilable
+		return Program{}, ErrNotPrecompilable
 	}
 	for _, sc := range s.Syscalls {
 		if sc.Action == specs.ActNotify {
-			return compiledProgram{}, errNotPrecompilable
+			return Program{}, ErrNotPrecompilable
 		}
 	}
 	key, err := json.Marshal(s)
 	if err != nil {
-		return compiledProgram{}, err
+		return Program{}, err
 	}
 	major, minor, micro := libseccomp.GetLibraryVersion()
 	sum := sha256.Sum256(append(key, fmt.Sprintf("compiler %d libseccomp %d.%d.%d", compilerVersion, major, minor, micro)...))
 	dir, err := seccompCacheDir()
 	if err != nil {
-		return compiledProgram{}, fmt.Errorf("seccomp cache: %w", err)
+		return Program{}, fmt.Errorf("seccomp cache: %w", err)
 	}
 	base := filepath.Join(dir, hex.EncodeToString(sum[:16]))
 	if err := checkCacheDir(dir); err != nil {
-		return compiledProgram{}, err
+		return Program{}, err
 	}
 	if p, err := readCachedSum(base); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return compiledProgram{}, err
+		return Program{}, err
 	}
-	prog, err := compileSeccomp(s)
+	prog, err := Compile(s)
 	if err != nil {
-		return compiledProgram{}, err
+		return Program{}, err
 	}
-	p := compiledProgram{Path: base + ".bpf", Sum: sha256.Sum256(prog)}
+	p := Program{Path: base + ".bpf", Sum: sha256.Sum256(prog)}
 	// The program first, then its digest: an entry is used only once
 	// both are there.
 	if err := writeCacheFile(dir, p.Path, prog); err != nil {
-		return compiledProgram{}, err
+		return Program{}, err
 	}
 	if err := writeCacheFile(dir, base+".sha256", []byte(hex.EncodeToString(p.Sum[:])+"\n")); err != nil {
-		return compiledProgram{}, err
+		return Program{}, err
 	}
 	return p, nil
 }
@@ -120,8 +120,9 @@ func checkCacheDir(dir string) error {
 	return nil
 }
 
-// openNoFollow opens a cache file for reading, refusing a symlink.
-func openNoFollow(path string) (*os.File, error) {
+// OpenProgram opens a cached program (or its digest) for reading, refusing
+// a symlink.
+func OpenProgram(path string) (*os.File, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if err == unix.ELOOP {
@@ -133,15 +134,15 @@ func openNoFollow(path string) (*os.File, error) {
 }
 
 // readCachedSum returns a cached entry's program path and digest.
-func readCachedSum(base string) (compiledProgram, error) {
-	f, err := openNoFollow(base + ".sha256")
+func readCachedSum(base string) (Program, error) {
+	f, err := OpenProgram(base + ".sha256")
 	if err != nil {
-		return compiledProgram{}, err
+		return Program{}, err
 	}
 	defer f.Close()
 	buf := make([]byte, 65)
 	n, _ := f.Read(buf)
-	p := compiledProgram{Path: base + ".bpf"}
+	p := Program{Path: base + ".bpf"}
 	if n != 65 || buf[64] != '\n' {
 		return p, fmt.Errorf("seccomp cache %s.sha256: not a SHA-256; remove it", base)
 	}
@@ -171,21 +172,11 @@ func writeCacheFile(dir, path string, data []byte) error {
 	return nil
 }
 
-// withoutSeccomp is s minus its seccomp section, for libcontainer when the
-// pre-exec step loads the compiled filter instead.
-func withoutSeccomp(s *specs.Spec) *specs.Spec {
-	out := *s
-	linux := *s.Linux
-	linux.Seccomp = nil
-	out.Linux = &linux
-	return &out
-}
-
 // compileSeccomp builds the filter as libcontainer's InitSeccomp does (same
 // actions, operators, optimisation and per-argument rule splitting) and
 // exports it instead of loading it. Syscalls this libseccomp doesn't know
 // are skipped, as libcontainer does.
-func compileSeccomp(s *specs.LinuxSeccomp) ([]byte, error) {
+func Compile(s *specs.LinuxSeccomp) ([]byte, error) {
 	cfg, err := specconv.SetupSeccomp(s)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp profile: %w", err)
@@ -311,7 +302,7 @@ func scmpAction(act configs.Action, errnoRet *uint) (libseccomp.ScmpAction, erro
 	case configs.Log:
 		return libseccomp.ActLog, nil
 	}
-	return libseccomp.ActInvalid, errNotPrecompilable
+	return libseccomp.ActInvalid, ErrNotPrecompilable
 }
 
 func scmpCondition(a *configs.Arg) (libseccomp.ScmpCondition, error) {
