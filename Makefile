@@ -23,9 +23,9 @@ all: build
 
 build: $(BIN)
 
-# Every Go, C and header file of the packages: the pre-exec step is C
-# (preexec/*.c), and a change there must rebuild the binary too.
-SOURCES   := $(shell find cmd spec runtime policy preexec nixbundle workspace cachedir -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null)
+# Every Go, C and header file outside the tests and tools: the pre-exec step
+# is C (preexec/*.c), and a change there must rebuild the binary too.
+SOURCES   := $(shell find . -path ./integration -prune -o -path ./bench -prune -o -path ./build -prune -o -path ./.git -prune -o \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -print 2>/dev/null)
 
 $(BIN): $(SOURCES) go.mod go.sum Makefile
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $@ ./cmd/nucleus
@@ -71,7 +71,7 @@ fuzz:
 	done
 
 unit:
-	$(GO) test -tags "$(TAGS)" -count=1 ./spec/... ./runtime/... ./policy/... ./preexec/... ./nixbundle/... ./workspace/... ./cachedir/... ./bench/...
+	$(GO) test -tags "$(TAGS)" -count=1 $$($(GO) list ./... | grep -v /integration)
 
 integration: build
 	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...
@@ -86,7 +86,7 @@ $(LIFECYCLE): $(shell find bench -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./bench/lifecycle
 
 fmt:
-	gofmt -w cmd spec runtime policy preexec nixbundle workspace cachedir integration bench
+	gofmt -w $$(git ls-files '*.go')
 
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...

@@ -122,6 +122,58 @@ func builtinProfile(t *testing.T, r *Runner) (string, string) {
 	return f, hex.EncodeToString(sum[:])
 }
 
+// TestEdgeRootfsStaged: a bundle under a 0700 directory (what mktemp -d
+// makes) ran in agent mode *without* its user namespace (a warning only),
+// strict-agent refused it, and every sandbox's mountinfo showed where the
+// host keeps the bundle. The runtime also created mount points inside the
+// user's bundle. Now every rootfs in a mode is staged under the state dir.
+func TestEdgeRootfsStaged(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	hidden := filepath.Join(t.TempDir(), "private")
+	if err := os.Mkdir(hidden, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(hidden, "bundle")
+	if err := os.Rename(b.Dir, dir); err != nil {
+		t.Fatal(err)
+	}
+	b.Dir, b.Rootfs = dir, filepath.Join(dir, "rootfs")
+	ws := t.TempDir()
+	os.Chown(ws, 1000, 1000)
+	for _, mode := range []string{"agent", "strict-agent"} {
+		id := "edge-staged-" + mode
+		res := r.sandbox(b, id, []string{"--mode", mode, "--workspace", ws + ":/ws"}, "sh", "-c", "cat /proc/self/uid_map; cat /proc/self/mountinfo")
+		if res.Code != 0 {
+			t.Fatalf("%s: exit %d: %s", mode, res.Code, res.Stderr)
+		}
+		if strings.Contains(res.Stdout, hidden) {
+			t.Errorf("%s: the container's mountinfo shows the bundle's host path %s:\n%s", mode, hidden, res.Stdout)
+		}
+		if f := strings.Fields(res.Stdout); len(f) < 3 || f[0] != "0" || f[1] != "1073741824" {
+			t.Errorf("%s: no user namespace (uid_map %q); stderr %q", mode, strings.Join(f[:min(3, len(f))], " "), res.Stderr)
+		}
+		if strings.Contains(res.Stderr, "userns") {
+			t.Errorf("%s: %s", mode, res.Stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(b.Rootfs, "ws")); err == nil {
+		t.Errorf("the runtime created a mount point in the user's bundle: %s", filepath.Join(b.Rootfs, "ws"))
+	}
+	// create/start/delete in a mode: the staged rootfs goes with delete,
+	// also after a kill -9 and a forced delete.
+	r.coreDetached("create", "--mode", "agent", "--bundle", b.Dir, "edge-staged-c")
+	if _, err := os.Stat(filepath.Join(r.Root, "@rootfs-edge-staged-c", "merged", "bin", "busybox")); err != nil {
+		t.Errorf("created container has no staged rootfs: %v", err)
+	}
+	r.OK("kill", "edge-staged-c", "KILL")
+	r.OK("delete", "--force", "edge-staged-c")
+	assertNoLeftovers(t, r.Root, "edge-staged-c", b.Dir)
+	// A create that fails after staging leaves nothing staged.
+	r.Fail([]string{"does-not-exist"}, "create", "--mode", "agent", "--bundle", b.Dir, "--pid-file", "/does-not-exist/pid", "edge-staged-fail")
+	assertNoLeftovers(t, r.Root, "edge-staged-fail", b.Dir)
+}
+
 // TestEdgeVerifyAttestationSameBytes: --verify-attestation read config.json
 // twice, once to check it and once to run it, so a config swapped in
 // between ran unchecked. A FIFO stands in for the swap: each open of it

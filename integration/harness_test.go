@@ -157,6 +157,10 @@ func newRunner(t testing.TB) *Runner {
 	t.Helper()
 	requireRoot(t)
 	root := t.TempDir()
+	// Like /run/nucleus under /run: a state root whose parents a user
+	// namespace's unprivileged root can traverse (t.TempDir makes 0700
+	// directories), so staged rootfs dirs below it are reachable.
+	os.Chmod(filepath.Dir(root), 0o755)
 	return &Runner{t: t, Bin: nucleusBin(t), Root: root}
 }
 
@@ -256,7 +260,7 @@ func (r *Runner) WaitStatus(id, want string) {
 // the bundle or mentioning the id, no process rooted in the bundle.
 func assertNoLeftovers(t testing.TB, root, id, bundleDir string) {
 	t.Helper()
-	for _, dir := range []string{filepath.Join(root, id), filepath.Join(root, ".rootfs-"+id)} {
+	for _, dir := range []string{filepath.Join(root, id), filepath.Join(root, "@rootfs-"+id)} {
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("leftover state dir %s", dir)
 		}
@@ -273,7 +277,7 @@ func assertNoLeftovers(t testing.TB, root, id, bundleDir string) {
 			continue
 		}
 		mp := f[4]
-		if (bundleDir != "" && strings.HasPrefix(mp, bundleDir)) || strings.Contains(mp, "/"+id+"/") || strings.Contains(mp, "/.rootfs-"+id+"/") {
+		if (bundleDir != "" && strings.HasPrefix(mp, bundleDir)) || strings.Contains(mp, "/"+id+"/") || strings.Contains(mp, "/@rootfs-"+id+"/") {
 			t.Errorf("leftover mount %s", mp)
 		}
 	}

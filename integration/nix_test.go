@@ -54,7 +54,11 @@ func nixFlakeCopy(t *testing.T) string {
 // bundle dir and nucleus's one-line report.
 func nixBundle(t *testing.T, r *Runner, cache, ref string, extra ...string) (string, string) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "bundle")
+	// A place runc's user namespace can reach too (the bundle's config is
+	// planned for a host with user namespaces), as /tmp/agent would be.
+	parent := t.TempDir()
+	os.Chmod(parent, 0o755)
+	dir := filepath.Join(parent, "bundle")
 	args := append([]string{"bundle", ref, "-o", dir, "--cache-dir", cache}, extra...)
 	res := r.OK(args...)
 	return dir, res.Stdout

@@ -174,7 +174,7 @@ func TestPolicyCopyInOut(t *testing.T) {
 		t.Errorf("keep.txt changed: %q", data)
 	}
 	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "nucleus-workspace-*"))
-	more, _ := filepath.Glob(filepath.Join(r.Root, ".workspace-*"))
+	more, _ := filepath.Glob(filepath.Join(r.Root, "@workspace-*"))
 	if left = append(left, more...); len(left) > 0 {
 		t.Errorf("workspace copies left behind: %v", left)
 	}
@@ -501,7 +501,7 @@ func TestPolicySandboxInterrupted(t *testing.T) {
 		assertNoLeftovers(t, r.Root, id, b.Dir)
 	}
 	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "nucleus-workspace-*"))
-	more, _ := filepath.Glob(filepath.Join(r.Root, ".workspace-*"))
+	more, _ := filepath.Glob(filepath.Join(r.Root, "@workspace-*"))
 	if left = append(left, more...); len(left) > 0 {
 		t.Errorf("workspace copies left behind: %v", left)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nucleus-run/nucleus/isolation/host"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -40,6 +41,17 @@ type Attestation struct {
 		SHA256 string `json:"sha256"`
 	} `json:"config"`
 	StorePaths []AttestedPath `json:"storePaths"`
+	// Planned is the isolation mode written into config.json and the host
+	// it was planned for (nil for a plain config).
+	Planned *Planned `json:"planned,omitempty"`
+}
+
+// Planned records how config.json's isolation was planned: for a fixed,
+// fully featured host, not the machine that happened to write it, so the
+// host that runs the bundle is checked against it at start.
+type Planned struct {
+	Mode string     `json:"mode"`
+	Host host.Facts `json:"host"`
 }
 
 // AttestedPath is one store path and its NAR hash (`sha256-<base64>`, as

@@ -9,13 +9,14 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"golang.org/x/sys/unix"
 
@@ -52,6 +53,8 @@ type Options struct {
 	// written and attested (an isolation mode's policy.Apply). It gets the
 	// bundle's final rootfs path.
 	Transform func(s *specs.Spec, rootfs string) (*specs.Spec, error)
+	// Planned, with Transform, is recorded in the attestation.
+	Planned *Planned
 }
 
 // Result of Bundle.
@@ -144,7 +147,7 @@ func Bundle(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	res.Plan = plan
-	a, err := writeBundle(dir, plan, opts.NixStateDir, opts.Transform)
+	a, err := writeBundle(dir, plan, opts.NixStateDir, opts.Transform, opts.Planned)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +326,7 @@ func pname(storePath string) string {
 
 // writeBundle writes config.json, rootfs/, attestation.json and the GC root
 // link into a temporary sibling of dir, then moves it into place.
-func writeBundle(dir string, p *Plan, stateDir string, transform func(*specs.Spec, string) (*specs.Spec, error)) (a *Attestation, err error) {
+func writeBundle(dir string, p *Plan, stateDir string, transform func(*specs.Spec, string) (*specs.Spec, error), planned *Planned) (a *Attestation, err error) {
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", dir, err)
@@ -353,6 +356,7 @@ func writeBundle(dir string, p *Plan, stateDir string, transform func(*specs.Spe
 		return nil, fmt.Errorf("output %s: rootfs: %w", dir, err)
 	}
 	a = NewAttestation(p, cfg)
+	a.Planned = planned
 	adata, err := a.Marshal()
 	if err != nil {
 		return nil, err

@@ -224,7 +224,7 @@ func TestAttestationAndVerify(t *testing.T) {
 	p := fakeStore(t)
 	dir := filepath.Join(t.TempDir(), "bundle")
 	state := t.TempDir()
-	a, err := writeBundle(dir, p, state, nil)
+	a, err := writeBundle(dir, p, state, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,14 +298,14 @@ func TestWriteBundleReplacesOnlyBundles(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "b")
 	state := t.TempDir()
-	if _, err := writeBundle(dir, p, state, nil); err != nil {
+	if _, err := writeBundle(dir, p, state, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkTarget(dir); err != nil {
 		t.Fatalf("existing bundle: %v", err)
 	}
 	p.Args = []string{"-y"}
-	if _, err := writeBundle(dir, p, state, nil); err != nil {
+	if _, err := writeBundle(dir, p, state, nil, nil); err != nil {
 		t.Fatalf("replace: %v", err)
 	}
 	var s specs.Spec

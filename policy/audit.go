@@ -75,6 +75,31 @@ func (a *Audit) Event(name string, fields map[string]any) {
 	}
 }
 
+// PlanEvents writes container_created and one event per step of the plan,
+// as every engine does before the workload starts. created adds fields to
+// container_created; annotate, if set, may add fields to a step's event or
+// drop it (false) when the engine logs that step itself.
+func (a *Audit) PlanEvents(bundle string, plan *Plan, created map[string]any, annotate func(Step, map[string]any) bool) {
+	if a == nil || plan == nil {
+		return
+	}
+	fields := map[string]any{"bundle": bundle, "mode": plan.Mode}
+	for k, v := range created {
+		fields[k] = v
+	}
+	a.Event("container_created", fields)
+	for _, st := range plan.Steps {
+		fields := map[string]any{"applied": st.Applied, "detail": st.Detail}
+		if st.Name == "seccomp_applied" {
+			fields["syscalls"] = plan.SeccompSyscalls
+		}
+		if annotate != nil && !annotate(st, fields) {
+			continue
+		}
+		a.Event(st.Name, fields)
+	}
+}
+
 // Close closes the log file.
 func (a *Audit) Close() {
 	if a != nil && a.file != nil {

@@ -199,6 +199,9 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		return nil, nil, err
 	}
 	if o.Mode == ModeNone {
+		if o.Seccomp != nil {
+			out.Linux.Seccomp = o.Seccomp
+		}
 		if o.Workspace != nil {
 			addWorkspaceMount(out, o.Workspace, false)
 		}

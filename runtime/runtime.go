@@ -1,26 +1,69 @@
-// Package runtime drives container lifecycles on top of libcontainer. It is
-// the only package that touches namespaces, cgroups and the state directory;
-// the CLI in cmd/nucleus only parses flags and calls it.
+// Package runtime is Nucleus's library API: container lifecycles under one
+// state root, each run by the engine that holds it (engineFor), and
+// one-shot sandboxes. The CLI in cmd/nucleus only parses flags and calls
+// it; platforms can call it the same way.
 package runtime
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 
-	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/types"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
-	"github.com/nucleus-run/nucleus/spec"
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/runtime/engine/gvisor"
+	"github.com/nucleus-run/nucleus/runtime/engine/native"
 )
 
-// DefaultRoot is where container state lives unless --root says otherwise.
-const DefaultRoot = "/run/nucleus"
+// The shared vocabulary, re-exported so that callers need only this
+// package.
+type (
+	CreateOptions     = engine.CreateOptions
+	ExecOptions       = engine.ExecOptions
+	CheckpointOptions = engine.CheckpointOptions
+	UpdateOptions     = engine.UpdateOptions
+	PsOptions         = engine.PsOptions
+	OptionError       = engine.OptionError
+	State             = engine.State
+	Engine            = engine.Kind
+)
 
-// ErrNotExist is returned for an id that has no state under the root.
-var ErrNotExist = errors.New("container does not exist")
+const (
+	DefaultRoot  = engine.DefaultRoot
+	EngineNative = engine.Native
+	EngineGvisor = engine.Gvisor
+	EngineEnv    = engine.EnvVar
+)
 
-// Runtime holds the settings shared by every command: the global flags.
+// Error classes (errors.Is).
+var (
+	ErrNotExist    = engine.ErrNotExist
+	ErrExist       = engine.ErrExist
+	ErrRunning     = engine.ErrRunning
+	ErrPaused      = engine.ErrPaused
+	ErrStopped     = engine.ErrStopped
+	ErrNotRunning  = engine.ErrNotRunning
+	ErrNotPaused   = engine.ErrNotPaused
+	ErrUnsupported = engine.ErrUnsupported
+)
+
+// ParseEngine accepts "native", "gvisor" and "" (native).
+func ParseEngine(s string) (Engine, error) { return engine.ParseKind(s) }
+
+// ParseSignal accepts "KILL", "SIGKILL", "kill" and "9".
+func ParseSignal(raw string) (unix.Signal, error) { return engine.ParseSignal(raw) }
+
+// NewUpdateResources is the empty resource set update fills in.
+func NewUpdateResources() *specs.LinuxResources { return engine.NewUpdateResources() }
+
+// Runtime holds the settings shared by every command (runc's global flags)
+// and the engines.
 type Runtime struct {
 	// Root is the state directory (absolute).
 	Root string
@@ -28,6 +71,9 @@ type Runtime struct {
 	SystemdCgroup bool
 	// Rootless is "auto", "true" or "false", as runc's --rootless.
 	Rootless string
+
+	native *native.Engine
+	gvisor *gvisor.Engine
 }
 
 // New checks the global settings and returns a Runtime.
@@ -37,20 +83,24 @@ func New(root string, systemdCgroup bool, rootless string) (*Runtime, error) {
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return nil, fmt.Errorf("--root %s: %w", root, err)
+		return nil, &OptionError{Option: "root", Msg: err.Error()}
 	}
 	if abs == "/" {
-		return nil, errors.New("--root must not be /")
+		return nil, &OptionError{Option: "root", Msg: "must not be /"}
 	}
 	switch rootless {
 	case "", "auto", "true", "false":
 	default:
-		return nil, fmt.Errorf("--rootless %q: want true, false or auto", rootless)
+		return nil, &OptionError{Option: "rootless", Msg: fmt.Sprintf("%q: want true, false or auto", rootless)}
 	}
 	if systemdCgroup && !systemdRunning() {
-		return nil, errors.New("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); drop the flag to use cgroupfs")
+		return nil, &OptionError{Option: "systemd-cgroup", Msg: "systemd is not running on this host (no /run/systemd/system); drop the flag to use cgroupfs"}
 	}
-	return &Runtime{Root: abs, SystemdCgroup: systemdCgroup, Rootless: rootless}, nil
+	return &Runtime{
+		Root: abs, SystemdCgroup: systemdCgroup, Rootless: rootless,
+		native: &native.Engine{Root: abs, SystemdCgroup: systemdCgroup, Rootless: rootless},
+		gvisor: &gvisor.Engine{Root: abs, SystemdCgroup: systemdCgroup},
+	}, nil
 }
 
 func systemdRunning() bool {
@@ -58,31 +108,113 @@ func systemdRunning() bool {
 	return err == nil && fi.IsDir()
 }
 
-func (r *Runtime) rootlessCgroups() bool {
-	switch r.Rootless {
-	case "true":
-		return true
-	case "false":
-		return false
+// engineFor returns the engine that holds id. The native state file is
+// checked first, so the native path pays one stat; an id nothing holds
+// goes to the native engine, which reports it missing.
+func (r *Runtime) engineFor(id string) engine.Engine {
+	if !r.native.Holds(id) && r.gvisor.Holds(id) {
+		return r.gvisor
 	}
-	return os.Geteuid() != 0
+	return r.native
 }
 
-// load returns the libcontainer handle of an existing container.
-func (r *Runtime) load(id string) (*libcontainer.Container, error) {
-	if err := spec.ValidateID(id); err != nil {
-		return nil, err
+// engineOf returns the engine of that kind, for a new container.
+func (r *Runtime) engineOf(k Engine) engine.Engine {
+	if k == EngineGvisor {
+		return r.gvisor
 	}
-	c, err := libcontainer.Load(r.Root, id)
-	if err != nil {
-		if errors.Is(err, libcontainer.ErrNotExist) {
-			return nil, fmt.Errorf("container %s: %w", id, ErrNotExist)
+	return r.native
+}
+
+// Create sets up a container whose process waits for Start.
+func (r *Runtime) Create(o CreateOptions) error { return r.engineOf(o.Engine).Create(o) }
+
+// Run creates and starts a container. Unless detached it streams stdio,
+// forwards signals, waits for the process and removes the container; the
+// returned status is the process's exit status (128+signal if killed).
+func (r *Runtime) Run(o CreateOptions) (int, error) { return r.engineOf(o.Engine).Run(o) }
+
+// Start runs the user process of a created container.
+func (r *Runtime) Start(id string) error { return r.engineFor(id).Start(id) }
+
+// State reports one container's state.
+func (r *Runtime) State(id string) (*State, error) { return r.engineFor(id).State(id) }
+
+// List reports every container under the root, of every engine.
+func (r *Runtime) List() ([]State, error) {
+	var all []State
+	for _, e := range []engine.Engine{r.native, r.gvisor} {
+		states, err := e.List()
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("load container %s: %w", id, err)
+		all = append(all, states...)
 	}
-	return c, nil
+	return all, nil
 }
 
-func (r *Runtime) stateDir(id string) string {
-	return filepath.Join(r.Root, id)
+// Kill sends sig to the container's init; with all, to every process.
+func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
+	return r.engineFor(id).Kill(id, sig, all)
 }
+
+// Delete removes a stopped (or, with force, any) container and all it
+// holds. A forced delete of an id that does not exist succeeds, as
+// containerd's cleanup expects.
+func (r *Runtime) Delete(id string, force bool) error { return r.engineFor(id).Delete(id, force) }
+
+// Exec starts a process in a running container and, unless detached,
+// returns its exit status.
+func (r *Runtime) Exec(id string, o ExecOptions) (int, error) { return r.engineFor(id).Exec(id, o) }
+
+// Ps writes the container's processes to w.
+func (r *Runtime) Ps(id string, o PsOptions, w io.Writer) error {
+	return r.engineFor(id).Ps(id, o, w)
+}
+
+// Pause freezes every process of the container.
+func (r *Runtime) Pause(id string) error { return r.engineFor(id).Pause(id) }
+
+// Resume thaws a paused container.
+func (r *Runtime) Resume(id string) error { return r.engineFor(id).Resume(id) }
+
+// Stats is one stats event of the container, as runc's events --stats.
+func (r *Runtime) Stats(id string) (*types.Event, error) { return r.engineFor(id).Stats(id) }
+
+// Events streams stats (every interval) and OOM events until the container
+// stops.
+func (r *Runtime) Events(id string, interval time.Duration, emit func(*types.Event) error) error {
+	return r.engineFor(id).Events(id, interval, emit)
+}
+
+// Update changes the container's resources.
+func (r *Runtime) Update(id string, res *specs.LinuxResources, o UpdateOptions) error {
+	return r.engineFor(id).Update(id, res, o)
+}
+
+// Checkpoint dumps the container with CRIU.
+func (r *Runtime) Checkpoint(id string, o CheckpointOptions) error {
+	return r.engineFor(id).Checkpoint(id, o)
+}
+
+// Restore creates a container from a checkpoint.
+func (r *Runtime) Restore(o CreateOptions, co CheckpointOptions) (int, error) {
+	return r.engineOf(o.Engine).Restore(o, co)
+}
+
+// RootfsFor is the path the container's rootfs will have once started:
+// staged under the state dir for a native container in an isolation mode
+// (isolation.Prepare measures the host against that path), the bundle's
+// own otherwise.
+func (r *Runtime) RootfsFor(id, bundle string, s *specs.Spec, mode policy.Mode, kind Engine) (string, error) {
+	if mode == policy.ModeNone || kind == EngineGvisor {
+		return engine.RootfsPath(bundle, s), nil
+	}
+	return r.native.StagedRootfs(id)
+}
+
+// ExportOptions describe `nucleus export`.
+type ExportOptions = gvisor.ExportOptions
+
+// Export writes the bundle the gVisor engine hands to runsc.
+func Export(o ExportOptions) ([]string, error) { return gvisor.Export(o) }

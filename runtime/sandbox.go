@@ -16,7 +16,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/isolation"
 	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/workspace"
 )
 
@@ -87,23 +89,18 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		}
 		s.Process.Cwd = ws.Dest
 	}
-	rootfs, err := r.PolicyRootfs(o.ID, rootfsPath(o.Bundle, s), o.Policy.Mode, o.Engine)
+	rootfs, err := r.RootfsFor(o.ID, o.Bundle, s, o.Policy.Mode, o.Engine)
 	if err != nil {
 		return -1, err
 	}
-	SetHostFacts(&o.Policy, rootfs)
-	o.Policy.Gvisor = o.Engine == EngineGvisor
-	out, plan, err := policy.Apply(s, o.Policy)
+	prep, err := isolation.Prepare(s, isolation.Options{Options: o.Policy, AuditLog: o.AuditLog, Debug: o.Debug},
+		isolation.Target{ID: o.ID, Engine: o.Engine, Rootfs: rootfs})
 	if err != nil {
 		return -1, err
 	}
-	audit, err := policy.OpenAudit(o.AuditLog, o.ID, plan.Posture(), o.Debug)
-	if err != nil {
-		return -1, err
-	}
-	defer audit.Close()
-	for _, w := range plan.Warnings {
-		logrus.Warnf("%s mode: isolation step not applied: %s", o.Policy.Mode, w)
+	out, plan, audit := prep.Spec, prep.Plan, prep.Audit
+	if audit != nil {
+		defer audit.Close()
 	}
 	var wsCopy *workspace.Copy
 	if copyDir != "" {
@@ -190,13 +187,13 @@ func PrepareWorkspace(ws *policy.Workspace) error {
 
 // workspaceCopyPrefix names sandboxes' private workspace copies under the
 // state root.
-const workspaceCopyPrefix = ".workspace-"
+const workspaceCopyPrefix = engine.WorkspaceCopyPrefix
 
 // makeWorkspaceCopyDir makes the empty directory a copy-in-out workspace is
 // copied to: under the root-owned state dir, not a shared temp dir, and
 // mode 0700 so no host user can reach what the sandbox puts there.
 func (r *Runtime) makeWorkspaceCopyDir(id string) (string, error) {
-	if err := r.searchableRoot(); err != nil {
+	if err := engine.SearchableRoot(r.Root); err != nil {
 		return "", err
 	}
 	dir := filepath.Join(r.Root, workspaceCopyPrefix+id)
@@ -238,14 +235,4 @@ func workspaceDropped(audit *policy.Audit) workspace.Dropped {
 		logrus.Debugf("workspace: %s not copied: %s", p, why)
 		audit.Event("workspace_entry_dropped", map[string]any{"path": p, "reason": why})
 	}
-}
-
-func rootfsPath(bundle string, s *specs.Spec) string {
-	if s.Root == nil || filepath.IsAbs(s.Root.Path) {
-		if s.Root == nil {
-			return bundle
-		}
-		return s.Root.Path
-	}
-	return filepath.Join(bundle, s.Root.Path)
 }

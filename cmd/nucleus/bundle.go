@@ -8,12 +8,13 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/isolation"
+	"github.com/nucleus-run/nucleus/isolation/host"
 	"github.com/nucleus-run/nucleus/nixbundle"
 	"github.com/nucleus-run/nucleus/policy"
-	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/runtime/engine"
 )
 
 func init() { register(bundleCommand) }
@@ -114,7 +115,7 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 	}
 	o.Ref = pos[0]
 	var err error
-	if o.Transform, err = bundleMode(mode); err != nil {
+	if o.Transform, o.Planned, err = bundleMode(mode); err != nil {
 		return o, err
 	}
 	if o.Dir == "" {
@@ -129,29 +130,18 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 // bundleMode returns the transform that writes an isolation mode's config
 // into the bundle, so runc and runsc running it enforce the same seccomp,
 // capabilities, namespaces and masks (Landlock is nucleus's own step at
-// run time). Production needs pinned profiles and limits given at run time,
-// so it is not a bundle mode.
-func bundleMode(name string) (func(*specs.Spec, string) (*specs.Spec, error), error) {
+// run time), and what the attestation records of it. Production needs
+// pinned profiles and limits given at run time, so it is not a bundle mode.
+func bundleMode(name string) (func(*specs.Spec, string) (*specs.Spec, error), *nixbundle.Planned, error) {
 	mode, err := policy.ParseMode(name)
-	if err != nil {
-		return nil, err
+	if err != nil || mode == policy.ModeNone {
+		return nil, nil, err
 	}
-	switch mode {
-	case policy.ModeNone:
-		return nil, nil
-	case policy.ModeProduction:
-		return nil, errors.New("bundle --mode production: production needs pinned profiles and limits at run time; bundle with agent or strict-agent and run with --mode production")
+	if mode == policy.ModeProduction {
+		return nil, nil, errors.New("bundle --mode production: production needs pinned profiles and limits at run time; bundle with agent or strict-agent and run with --mode production")
 	}
-	return func(s *specs.Spec, rootfs string) (*specs.Spec, error) {
-		o := policy.Options{Mode: mode}
-		runtime.SetHostFacts(&o, rootfs)
-		out, plan, err := policy.Apply(s, o)
-		if err != nil {
-			return nil, err
-		}
-		for _, w := range plan.Warnings {
-			logrus.Warnf("bundle %s mode: not in the config: %s", mode, w)
-		}
-		return out, nil
-	}, nil
+	transform := func(s *specs.Spec, _ string) (*specs.Spec, error) {
+		return isolation.Plan(s, mode, engine.Native)
+	}
+	return transform, &nixbundle.Planned{Mode: string(mode), Host: host.Fixed}, nil
 }

@@ -86,16 +86,16 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 			return nil, runtime.CreateOptions{}, err
 		}
 	}
-	s, plan, audit, err := applyPolicy(c, r, id, s, po, engine)
+	prep, err := prepare(c, r, id, bundle, s, po, engine)
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}
 	return r, runtime.CreateOptions{
 		ID:            id,
 		Bundle:        bundle,
-		Spec:          s,
-		Policy:        plan,
-		Audit:         audit,
+		Spec:          prep.Spec,
+		Policy:        prep.Plan,
+		Audit:         prep.Audit,
 		PidFile:       c.String("pid-file"),
 		ConsoleSocket: c.String("console-socket"),
 		PidfdSocket:   c.String("pidfd-socket"),

@@ -9,8 +9,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/isolation"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -99,15 +101,11 @@ var exportCommand = &cli.Command{
 // allowlist, Landlock and user namespace recorded as gVisor's own.
 func exportMode(name string, s *specs.Spec) (*specs.Spec, error) {
 	mode, err := policy.ParseMode(name)
-	if err != nil || mode == policy.ModeNone {
-		return s, err
+	if err != nil {
+		return nil, err
 	}
 	if mode == policy.ModeProduction {
 		return nil, fmt.Errorf("export --mode production: needs pinned profiles and limits; run it with 'nucleus run --engine gvisor --mode production'")
 	}
-	o := policy.Options{Mode: mode, Gvisor: true}
-	// gVisor runs its own user namespace: the rootfs's reachability is moot.
-	runtime.SetHostFacts(&o, "/")
-	out, _, err := policy.Apply(s, o)
-	return out, err
+	return isolation.Plan(s, mode, engine.Gvisor)
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	goruntime "runtime"
@@ -51,7 +52,7 @@ func init() {
 func main() {
 	app := newApp()
 	if err := app.Run(canonicalFlags(app, os.Args)); err != nil {
-		fatal(err)
+		fatal(flagError(err))
 	}
 }
 
@@ -220,6 +221,16 @@ func fatalWithCode(err error, code int) {
 // newRuntime builds the runtime from the global flags.
 func newRuntime(c *cli.Context) (*runtime.Runtime, error) {
 	return runtime.New(c.String("root"), c.Bool("systemd-cgroup"), c.String("rootless"))
+}
+
+// flagError names the flag behind a library option error (the library says
+// "root", the user typed --root), for every command's error.
+func flagError(err error) error {
+	var oe *runtime.OptionError
+	if errors.As(err, &oe) {
+		oe.Option = "--" + oe.Option
+	}
+	return err
 }
 
 const (

@@ -2,15 +2,14 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/docker/go-units"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/isolation"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/seccomp"
@@ -73,40 +72,17 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 	return o, nil
 }
 
-// applyPolicy runs policy.Apply on s with options o. It returns s unchanged
-// (and a nil plan) when no mode and no policy flag is given, so plain OCI
-// bundles behave exactly as under runc.
-func applyPolicy(c *cli.Context, r *runtime.Runtime, id string, s *specs.Spec, o policy.Options, engine runtime.Engine) (*specs.Spec, *policy.Plan, *policy.Audit, error) {
-	o.Gvisor = gvisorPolicy(c)
-	mode := o.Mode
-	plain := mode == policy.ModeNone && o.Seccomp == nil && o.Workspace == nil && o.MemoryLimit <= 0 && o.Pids <= 0 && o.CPUs <= 0
-	if plain {
-		return s, nil, nil, nil
-	}
-	if mode == policy.ModeNone && o.Seccomp != nil {
-		s.Linux.Seccomp = o.Seccomp
-	}
-	var err error
-	rootfs := s.Root.Path
-	if !filepath.IsAbs(rootfs) {
-		rootfs = filepath.Join(c.String("bundle"), rootfs)
-	}
-	if rootfs, err = r.PolicyRootfs(id, rootfs, mode, engine); err != nil {
-		return nil, nil, nil, err
-	}
-	runtime.SetHostFacts(&o, rootfs)
-	out, plan, err := policy.Apply(s, o)
+// prepare readies s for the engine: unchanged for a plain OCI bundle (so
+// it runs exactly as under runc), else the isolation mode applied by
+// isolation.Prepare against this host, for the rootfs path the container
+// will have.
+func prepare(c *cli.Context, r *runtime.Runtime, id, bundle string, s *specs.Spec, o policy.Options, kind runtime.Engine) (*isolation.Prepared, error) {
+	rootfs, err := r.RootfsFor(id, bundle, s, o.Mode, kind)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	audit, err := policy.OpenAudit(c.String("audit-log"), id, plan.Posture(), c.Bool("debug"))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, w := range plan.Warnings {
-		logrus.Warnf("%s mode: isolation step not applied: %s", mode, w)
-	}
-	return out, plan, audit, nil
+	return isolation.Prepare(s, isolation.Options{Options: o, AuditLog: c.String("audit-log"), Debug: c.Bool("debug")},
+		isolation.Target{ID: id, Engine: kind, Rootfs: rootfs})
 }
 
 // parseLimit reads a limit flag: unset is 0 (the mode's default),

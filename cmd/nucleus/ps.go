@@ -1,15 +1,10 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"slices"
-	"strconv"
-	"strings"
 
+	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/urfave/cli/v2"
 )
 
@@ -34,42 +29,6 @@ var psCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if ok, err := r.GvisorPs(c.Args().First(), format, c.Args().Slice()[1:], os.Stdout); ok {
-			return err
-		}
-		pids, err := r.Processes(c.Args().First())
-		if err != nil {
-			return err
-		}
-		if format == "json" {
-			if pids == nil {
-				pids = []int{}
-			}
-			return json.NewEncoder(os.Stdout).Encode(pids)
-		}
-		psArgs := c.Args().Slice()[1:]
-		if len(psArgs) == 0 {
-			psArgs = []string{"-ef"}
-		}
-		out, err := exec.Command("ps", psArgs...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ps %s: %w: %s", strings.Join(psArgs, " "), err, out)
-		}
-		lines := strings.Split(string(out), "\n")
-		pidIndex := slices.Index(strings.Fields(lines[0]), "PID")
-		if pidIndex < 0 {
-			return errors.New("ps output has no PID column")
-		}
-		fmt.Println(lines[0])
-		for _, line := range lines[1:] {
-			fields := strings.Fields(line)
-			if len(fields) <= pidIndex {
-				continue
-			}
-			if p, err := strconv.Atoi(fields[pidIndex]); err == nil && slices.Contains(pids, p) {
-				fmt.Println(line)
-			}
-		}
-		return nil
+		return r.Ps(c.Args().First(), runtime.PsOptions{Format: format, Args: c.Args().Slice()[1:]}, os.Stdout)
 	},
 }

@@ -1,4 +1,4 @@
-package runtime
+package gvisor
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/nucleus-run/nucleus/runtime/confine"
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -82,17 +83,6 @@ func TestGvisorConfig(t *testing.T) {
 	}
 }
 
-func TestParseEngine(t *testing.T) {
-	for in, want := range map[string]Engine{"": EngineNative, "native": EngineNative, "gvisor": EngineGvisor} {
-		if got, err := ParseEngine(in); err != nil || got != want {
-			t.Errorf("ParseEngine(%q) = %v, %v", in, got, err)
-		}
-	}
-	if _, err := ParseEngine("kvm"); err == nil {
-		t.Error("ParseEngine(kvm): no error")
-	}
-}
-
 // TestGvisorConfineExec: in a mode, --cap and a record without the helper
 // are refused (never run unconfined); otherwise the command runs through
 // the helper with the container's capabilities and no_new_privs.
@@ -107,23 +97,23 @@ func TestGvisorConfineExec(t *testing.T) {
 	}
 	rec := &gvisorRecord{Mode: "agent", ExecConfined: true, ExecFilter: confine.Filter, id: "c", dir: dir}
 	p := &specs.Process{Args: []string{"id", "-u"}, Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN"}}}
-	if err := rec.confineExec(p, ExecOptions{}); err != nil {
+	if err := rec.confineExec(p, engine.ExecOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{confine.Helper, confine.Command, "--seccomp", confine.Filter, "--", "id", "-u"}
 	if !slices.Equal(p.Args, want) || !p.NoNewPrivileges || len(p.Capabilities.Bounding) != 0 {
 		t.Errorf("confined process: args %q nnp %v caps %v", p.Args, p.NoNewPrivileges, p.Capabilities)
 	}
-	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, ExecOptions{Caps: []string{"CAP_SYS_ADMIN"}}); err == nil || !strings.Contains(err.Error(), "exec --cap") {
+	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, engine.ExecOptions{Caps: []string{"CAP_SYS_ADMIN"}}); err == nil || !strings.Contains(err.Error(), "exec --cap") {
 		t.Errorf("--cap: %v", err)
 	}
 	rec.ExecConfined = false
-	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, ExecOptions{}); err == nil || !strings.Contains(err.Error(), "unconfined") {
+	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, engine.ExecOptions{}); err == nil || !strings.Contains(err.Error(), "unconfined") {
 		t.Errorf("record without the helper: %v", err)
 	}
 	plain := &gvisorRecord{id: "p", dir: dir}
 	p = &specs.Process{Args: []string{"true"}}
-	if err := plain.confineExec(p, ExecOptions{Caps: []string{"CAP_SYS_ADMIN"}}); err != nil || p.Args[0] != "true" {
+	if err := plain.confineExec(p, engine.ExecOptions{Caps: []string{"CAP_SYS_ADMIN"}}); err != nil || p.Args[0] != "true" {
 		t.Errorf("plain container: %v %q", err, p.Args)
 	}
 }

@@ -1,13 +1,12 @@
-package runtime
+package native
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 )
@@ -16,10 +15,7 @@ import (
 // container's lock: two concurrent starts would both read the exec fifo,
 // and the one that finds it already drained would wait forever for a
 // writer that is gone.
-func (r *Runtime) Start(id string) error {
-	if r.isGvisor(id) {
-		return r.gvisorStartCreated(id)
-	}
+func (r *Engine) Start(id string) error {
 	return r.withLocked(id, func(c *libcontainer.Container) error {
 		status, err := c.Status()
 		if err != nil {
@@ -41,31 +37,9 @@ func (r *Runtime) Start(id string) error {
 	})
 }
 
-// ParseSignal accepts "KILL", "SIGKILL", "kill" and "9".
-func ParseSignal(raw string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(raw); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("invalid signal %q: number out of range 1-64", raw)
-		}
-		return unix.Signal(n), nil
-	}
-	name := strings.ToUpper(raw)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	sig := unix.SignalNum(name)
-	if sig == 0 {
-		return 0, fmt.Errorf("invalid signal %q: unknown name", raw)
-	}
-	return sig, nil
-}
-
 // Kill sends sig to the container's init; with all, to every process in
 // the container's cgroup.
-func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
-	if r.isGvisor(id) {
-		return r.gvisorKill(id, sig, all)
-	}
+func (r *Engine) Kill(id string, sig unix.Signal, all bool) error {
 	c, err := r.load(id)
 	if err != nil {
 		return err
@@ -84,7 +58,7 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 
 // killAll signals every process in the container, like runc's old
 // `kill --all`, which containerd and podman still send.
-func (r *Runtime) killAll(c *libcontainer.Container, sig unix.Signal) error {
+func (r *Engine) killAll(c *libcontainer.Container, sig unix.Signal) error {
 	pids, err := c.Processes()
 	if err != nil || len(pids) == 0 {
 		// No cgroup or no processes: fall back to init, and a stopped
@@ -101,13 +75,10 @@ func (r *Runtime) killAll(c *libcontainer.Container, sig unix.Signal) error {
 // Delete removes a stopped (or, with force, any) container and all it holds:
 // processes, cgroups and state. A forced delete of an id that does not exist
 // succeeds, as containerd's cleanup expects.
-func (r *Runtime) Delete(id string, force bool) error {
-	if r.isGvisor(id) {
-		return r.gvisorDelete(id, force)
-	}
+func (r *Engine) Delete(id string, force bool) error {
 	unlock, err := r.lockContainer(id)
 	if err != nil {
-		if force && errors.Is(err, ErrNotExist) {
+		if force && errors.Is(err, engine.ErrNotExist) {
 			return r.unstageRootfs(id)
 		}
 		return err
@@ -115,7 +86,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 	defer unlock()
 	c, err := r.load(id)
 	if err != nil {
-		if errors.Is(err, ErrNotExist) {
+		if errors.Is(err, engine.ErrNotExist) {
 			// A directory without state.json: a crashed create. Clean it.
 			if rmErr := os.RemoveAll(r.stateDir(id)); rmErr != nil {
 				return fmt.Errorf("remove %s: %w", r.stateDir(id), rmErr)
@@ -188,10 +159,7 @@ func killAndDestroy(c *libcontainer.Container) error {
 }
 
 // Pause freezes every process of the container.
-func (r *Runtime) Pause(id string) error {
-	if r.isGvisor(id) {
-		return r.gvisorPause(id, true)
-	}
+func (r *Engine) Pause(id string) error {
 	return r.withLocked(id, func(c *libcontainer.Container) error {
 		if err := c.Pause(); err != nil {
 			if errors.Is(err, libcontainer.ErrNotRunning) {
@@ -204,10 +172,7 @@ func (r *Runtime) Pause(id string) error {
 }
 
 // Resume thaws a paused container.
-func (r *Runtime) Resume(id string) error {
-	if r.isGvisor(id) {
-		return r.gvisorPause(id, false)
-	}
+func (r *Engine) Resume(id string) error {
 	return r.withLocked(id, func(c *libcontainer.Container) error {
 		if err := c.Resume(); err != nil {
 			if errors.Is(err, libcontainer.ErrNotPaused) {
@@ -217,20 +182,4 @@ func (r *Runtime) Resume(id string) error {
 		}
 		return nil
 	})
-}
-
-// Processes lists the host pids of every process in the container.
-func (r *Runtime) Processes(id string) ([]int, error) {
-	if r.isGvisor(id) {
-		return nil, fmt.Errorf("processes of %s: a gvisor container's processes live in gVisor's kernel, not on the host (nucleus ps shows them)", id)
-	}
-	c, err := r.load(id)
-	if err != nil {
-		return nil, err
-	}
-	pids, err := c.Processes()
-	if err != nil {
-		return nil, fmt.Errorf("processes of %s: %w", id, err)
-	}
-	return pids, nil
 }

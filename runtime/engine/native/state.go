@@ -1,39 +1,18 @@
-package runtime
+package native
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
 
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
 )
 
-// State is what `state` prints and `list --format json` lists, field for
-// field as runc prints it, since tools parse it.
-type State struct {
-	Version        string            `json:"ociVersion"`
-	ID             string            `json:"id"`
-	InitProcessPid int               `json:"pid"`
-	Status         string            `json:"status"`
-	Bundle         string            `json:"bundle"`
-	Rootfs         string            `json:"rootfs"`
-	Created        time.Time         `json:"created"`
-	Annotations    map[string]string `json:"annotations,omitempty"`
-	Owner          string            `json:"owner"`
-}
-
 // State reports one container's state.
-func (r *Runtime) State(id string) (*State, error) {
-	if r.isGvisor(id) {
-		return r.gvisorState(id)
-	}
+func (r *Engine) State(id string) (*engine.State, error) {
 	c, err := r.load(id)
 	if err != nil {
 		return nil, err
@@ -41,7 +20,7 @@ func (r *Runtime) State(id string) (*State, error) {
 	return containerState(c)
 }
 
-func containerState(c *libcontainer.Container) (*State, error) {
+func containerState(c *libcontainer.Container) (*engine.State, error) {
 	status, err := c.Status()
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", c.ID(), err)
@@ -55,7 +34,7 @@ func containerState(c *libcontainer.Container) (*State, error) {
 		pid = 0
 	}
 	bundle, annotations := utils.Annotations(st.Config.Labels)
-	return &State{
+	return &engine.State{
 		Version:        st.BaseState.Config.Version,
 		ID:             st.BaseState.ID,
 		InitProcessPid: pid,
@@ -69,7 +48,7 @@ func containerState(c *libcontainer.Container) (*State, error) {
 
 // List reports every container under the root. A missing root means no
 // containers yet, not an error.
-func (r *Runtime) List() ([]State, error) {
+func (r *Engine) List() ([]engine.State, error) {
 	entries, err := os.ReadDir(r.Root)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -77,9 +56,9 @@ func (r *Runtime) List() ([]State, error) {
 		}
 		return nil, fmt.Errorf("list %s: %w", r.Root, err)
 	}
-	var out []State
+	var out []engine.State
 	for _, e := range entries {
-		if !e.IsDir() || isRuntimeDir(e.Name()) {
+		if !e.IsDir() || engine.IsRuntimeDir(e.Name()) {
 			continue
 		}
 		info, err := e.Info()
@@ -95,27 +74,8 @@ func (r *Runtime) List() ([]State, error) {
 		if err != nil {
 			continue
 		}
-		s.Owner = ownerName(info)
+		s.Owner = engine.OwnerName(info)
 		out = append(out, *s)
 	}
-	return append(out, r.gvisorList()...), nil
-}
-
-func ownerName(info fs.FileInfo) string {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ""
-	}
-	uid := strconv.Itoa(int(st.Uid))
-	if u, err := user.LookupId(uid); err == nil {
-		return u.Username
-	}
-	return "#" + uid
-}
-
-// isRuntimeDir tells nucleus's own directories under the root (sandboxes'
-// private rootfs dirs, the gVisor engine's root) from containers' state
-// dirs.
-func isRuntimeDir(name string) bool {
-	return name == gvisorRootName || strings.HasPrefix(name, privateRootfsPrefix)
+	return out, nil
 }

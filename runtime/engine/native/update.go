@@ -1,10 +1,11 @@
-package runtime
+package native
 
 import (
 	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/intelrdt"
@@ -12,40 +13,17 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// UpdateOptions are `update`'s inputs besides the resources themselves.
-type UpdateOptions struct {
-	// L3CacheSchema and MemBwSchema are Intel RDT schemata ("" = unchanged).
-	L3CacheSchema string
-	MemBwSchema   string
-}
-
-// NewUpdateResources returns the empty resource set that `update` fills from
-// its flags or its --resources file: every section present, so that a
-// section the caller leaves out means "unchanged", as in runc.
-func NewUpdateResources() *specs.LinuxResources {
-	checkBeforeUpdate := false
-	return &specs.LinuxResources{
-		Memory:  &specs.LinuxMemory{CheckBeforeUpdate: &checkBeforeUpdate},
-		CPU:     &specs.LinuxCPU{},
-		BlockIO: &specs.LinuxBlockIO{},
-		Pids:    &specs.LinuxPids{},
-	}
-}
-
 // Update applies new resource limits to a created, running or paused
 // container's live cgroup and records them in its state, with runc's
 // semantics for which fields change (see runc's update.go).
-func (r *Runtime) Update(id string, res *specs.LinuxResources, o UpdateOptions) error {
-	if r.isGvisor(id) {
-		return fmt.Errorf("update %s: not supported by the gvisor engine (runsc has no update)", id)
-	}
+func (r *Engine) Update(id string, res *specs.LinuxResources, o engine.UpdateOptions) error {
 	return r.withLocked(id, func(c *libcontainer.Container) error { return applyUpdate(c, id, res, o) })
 }
 
 // applyUpdate lays res and o over the container's cgroup config and sets it.
-func applyUpdate(c *libcontainer.Container, id string, res *specs.LinuxResources, o UpdateOptions) error {
+func applyUpdate(c *libcontainer.Container, id string, res *specs.LinuxResources, o engine.UpdateOptions) error {
 	if res == nil {
-		res = NewUpdateResources()
+		res = engine.NewUpdateResources()
 	}
 	// A --resources file may omit whole sections.
 	if res.Memory == nil {

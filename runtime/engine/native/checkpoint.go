@@ -1,4 +1,4 @@
-package runtime
+package native
 
 import (
 	"bufio"
@@ -13,37 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
-
-// CheckpointOptions are runc's checkpoint and restore flags.
-type CheckpointOptions struct {
-	ImagePath  string // default: ./checkpoint
-	WorkPath   string
-	ParentPath string // relative to ImagePath
-
-	LeaveRunning    bool
-	TCPEstablished  bool
-	TCPSkipInFlight bool
-	LinkRemap       bool
-	ExtUnixSk       bool
-	ShellJob        bool
-	FileLocks       bool
-	PreDump         bool
-	AutoDedup       bool
-	LazyPages       bool
-	StatusFd        int
-	PageServer      string // ADDRESS:PORT
-	// ManageCgroupsMode is soft, full, strict, ignore or "" (CRIU's default).
-	ManageCgroupsMode string
-	// EmptyNs lists namespaces to create but not restore ("network").
-	EmptyNs         []string
-	LsmProfile      string
-	LsmMountContext string
-}
 
 // criuTimeout bounds one CRIU dump or restore: CRIU talks to us over a
 // socket pair, and a CRIU stuck on an unsupported kernel must turn into an
@@ -52,10 +27,7 @@ const criuTimeout = 2 * time.Minute
 
 // Checkpoint dumps a running container with CRIU into o.ImagePath and,
 // unless it is left running (or this is a pre-dump), removes it.
-func (r *Runtime) Checkpoint(id string, o CheckpointOptions) error {
-	if r.isGvisor(id) {
-		return fmt.Errorf("checkpoint %s: not supported by the gvisor engine yet (runsc's own checkpoint is experimental)", id)
-	}
+func (r *Engine) Checkpoint(id string, o engine.CheckpointOptions) error {
 	c, err := r.load(id)
 	if err != nil {
 		return err
@@ -70,7 +42,7 @@ func (r *Runtime) Checkpoint(id string, o CheckpointOptions) error {
 	if err := criuUsable(); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", id, err)
 	}
-	opts, err := o.criuOpts()
+	opts, err := criuOpts(o)
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", id, err)
 	}
@@ -88,7 +60,7 @@ func (r *Runtime) Checkpoint(id string, o CheckpointOptions) error {
 // Restore creates container o.ID from its bundle and restores its processes
 // from a CRIU image. Attached (not o.Detach) it waits for the restored init
 // and returns its exit status, as run does.
-func (r *Runtime) Restore(o CreateOptions, co CheckpointOptions) (int, error) {
+func (r *Engine) Restore(o engine.CreateOptions, co engine.CheckpointOptions) (int, error) {
 	if err := criuUsable(); err != nil {
 		return -1, fmt.Errorf("restore %s: %w", o.ID, err)
 	}
@@ -96,10 +68,10 @@ func (r *Runtime) Restore(o CreateOptions, co CheckpointOptions) (int, error) {
 		return -1, errors.New("no config given")
 	}
 	var err error
-	if o.PidFile, err = absPath(o.PidFile); err != nil {
+	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
 		return -1, fmt.Errorf("--pid-file: %w", err)
 	}
-	if o.ConsoleSocket, err = absPath(o.ConsoleSocket); err != nil {
+	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
 		return -1, fmt.Errorf("--console-socket: %w", err)
 	}
 	if co.ImagePath == "" {
@@ -114,14 +86,14 @@ func (r *Runtime) Restore(o CreateOptions, co CheckpointOptions) (int, error) {
 	if co.ImagePath, err = filepath.Abs(co.ImagePath); err != nil {
 		return -1, err
 	}
-	if co.WorkPath, err = absPath(co.WorkPath); err != nil {
+	if co.WorkPath, err = engine.AbsPath(co.WorkPath); err != nil {
 		return -1, err
 	}
-	opts, err := co.criuOpts()
+	opts, err := criuOpts(co)
 	if err != nil {
 		return -1, fmt.Errorf("restore %s: %w", o.ID, err)
 	}
-	if err := checkTerminal(o.Spec.Process.Terminal, o.Detach, o.ConsoleSocket); err != nil {
+	if err := engine.CheckTerminal(o.Spec.Process.Terminal, o.Detach, o.ConsoleSocket); err != nil {
 		return -1, err
 	}
 	container, err := r.newContainer(o)
@@ -145,7 +117,7 @@ func (r *Runtime) Restore(o CreateOptions, co CheckpointOptions) (int, error) {
 	})
 }
 
-func (o CheckpointOptions) criuOpts() (*libcontainer.CriuOpts, error) {
+func criuOpts(o engine.CheckpointOptions) (*libcontainer.CriuOpts, error) {
 	image := o.ImagePath
 	if image == "" {
 		wd, err := os.Getwd()

@@ -1,4 +1,4 @@
-package runtime
+package native
 
 import (
 	"bytes"
@@ -17,46 +17,14 @@ import (
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/exeseal"
-	lcseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/preexec"
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/seccomp"
 )
-
-// SetHostFacts fills in what policy.Apply needs to know about this host,
-// and whether the bundle's rootfs can be used under a user namespace.
-func SetHostFacts(o *policy.Options, rootfs string) {
-	o.HostLandlockABI, o.HostSeccomp, o.HostUserNS = HostFacts()
-	o.UserNSBlocker = UserNSBlocker(rootfs)
-}
-
-// HostFacts measures what this host can enforce, for policy.Apply.
-// NUCLEUS_DISABLE=landlock,seccomp,userns makes nucleus treat the host as
-// lacking those features, so operators (and tests) can see how a mode
-// degrades or refuses on such a host.
-func HostFacts() (landlockABI int, seccompOK, userNS bool) {
-	landlockABI = policy.LandlockABI()
-	seccompOK = lcseccomp.Enabled
-	if _, err := os.Stat("/proc/self/ns/user"); err == nil {
-		data, err := os.ReadFile("/proc/sys/user/max_user_namespaces")
-		n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-		userNS = err == nil && n > 0
-	}
-	for _, f := range strings.Split(os.Getenv("NUCLEUS_DISABLE"), ",") {
-		switch strings.TrimSpace(f) {
-		case "landlock":
-			landlockABI = 0
-		case "seccomp":
-			seccompOK = false
-		case "userns":
-			userNS = false
-		}
-	}
-	return landlockABI, seccompOK, userNS
-}
 
 // preExecRecord is what the pre-exec step needs, kept in the container's
 // state dir so that processes exec'd later get the same confinement.
@@ -108,7 +76,7 @@ func loadPreExecRecord(stateDir string) (*preExecRecord, error) {
 // descriptors: the audit log, the compiled filter and, when given, the
 // write end of a status pipe. It returns the descriptors to close once
 // the process has started.
-func (r *Runtime) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, auditFile, status *os.File) (closers []*os.File, err error) {
+func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, auditFile, status *os.File) (closers []*os.File, err error) {
 	lp := rec.Landlock
 	pr := &preexec.Record{
 		Strict: lp.Strict, MinABI: lp.MinABI, SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1,
@@ -175,37 +143,10 @@ func stepStatus(rd *os.File) bool {
 	return bytes.Contains(b, []byte{'D'})
 }
 
-// UserNSBlocker explains why a user namespace can't be used for a bundle
-// ("" if it can): its unprivileged root must be able to reach the rootfs,
-// so every directory above it must be searchable by others.
-func UserNSBlocker(rootfs string) string {
-	abs, err := filepath.Abs(rootfs)
-	if err != nil {
-		return err.Error()
-	}
-	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
-		st, err := os.Stat(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			// Not made yet: the state dirs a staged rootfs lives in are
-			// created searchable.
-			continue
-		}
-		if err != nil {
-			return err.Error()
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			return fmt.Sprintf("the rootfs %s is not reachable by an unprivileged uid: %s is mode %04o (needs o+x)", abs, dir, st.Mode().Perm())
-		}
-		if dir == "/" {
-			return ""
-		}
-	}
-}
-
 // runWithPolicy starts a container under an isolation mode: the workload
 // runs behind the Landlock pre-exec step, mounts are read back and checked
 // before the workload runs, and each step goes to the audit log.
-func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (int, error) {
+func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act action, filter seccomp.Program) (int, error) {
 	c := p.container
 	plan, audit := o.Policy, o.Audit
 	started := time.Now()
@@ -233,22 +174,15 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 		closers = append(closers, statusWr)
 	}
 	p.beforeStart = func(process *libcontainer.Process) error {
-		audit.Event("container_created", map[string]any{"bundle": o.Bundle, "mode": plan.Mode})
-		for _, st := range plan.Steps {
-			if st.Name == "landlock_applied" && st.Applied {
-				continue // the pre-exec step logs its own outcome
-			}
-			fields := map[string]any{"applied": st.Applied, "detail": st.Detail}
-			if st.Name == "seccomp_applied" {
-				fields["syscalls"] = plan.SeccompSyscalls
-			}
-			audit.Event(st.Name, fields)
-		}
+		audit.PlanEvents(o.Bundle, plan, nil, func(st policy.Step, _ map[string]any) bool {
+			// The pre-exec step logs Landlock's outcome itself.
+			return st.Name != "landlock_applied" || !st.Applied
+		})
 		// Processes exec'd into this container later get the same
 		// confinement from this record.
 		rec := preExecRecord{Mode: plan.Mode}
-		if o.seccompBPF.Path != "" {
-			rec.Seccomp, rec.SeccompSHA256 = o.seccompBPF.Path, hex.EncodeToString(o.seccompBPF.Sum[:])
+		if filter.Path != "" {
+			rec.Seccomp, rec.SeccompSHA256 = filter.Path, hex.EncodeToString(filter.Sum[:])
 		}
 		if plan.Landlock != nil {
 			lp := *plan.Landlock
@@ -304,7 +238,7 @@ func (r *Runtime) runWithPolicy(p *processRunner, o CreateOptions, act action) (
 // auditMounts reads the container's mounts back from the kernel and checks
 // the flags the mode promises: a read-only root and a nosuid,nodev(,noexec)
 // workspace. It runs while the process waits to exec the workload.
-func auditMounts(pid int, o CreateOptions, audit *policy.Audit) error {
+func auditMounts(pid int, o engine.CreateOptions, audit *policy.Audit) error {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
 	if err != nil {
 		return fmt.Errorf("mount audit: %w", err)
@@ -385,7 +319,7 @@ func ensureMountpoints(rootfs string, s *specs.Spec) error {
 // isolation mode the container's own confinement: its (empty or policy-kept)
 // capabilities instead of the bundle's, no_new_privs, and the pre-exec step
 // with the same Landlock rules and seccomp filter.
-func (r *Runtime) confineExec(id string, p *specs.Process, o ExecOptions, runner *processRunner) error {
+func (r *Engine) confineExec(id string, p *specs.Process, o engine.ExecOptions, runner *processRunner) error {
 	rec, err := loadPreExecRecord(r.stateDir(id))
 	if err != nil || rec == nil {
 		return err

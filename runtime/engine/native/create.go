@@ -1,4 +1,4 @@
-package runtime
+package native
 
 import (
 	"errors"
@@ -15,45 +15,27 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/isolation/host"
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/seccomp"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
-// CreateOptions are the inputs of create and run, as runc's flags name them.
-type CreateOptions struct {
-	ID string
-	// Bundle is the bundle directory; Spec is its loaded config.
-	Bundle string
-	Spec   *specs.Spec
-
-	PidFile       string
-	ConsoleSocket string
-	PidfdSocket   string
-	NoPivot       bool
-	NoNewKeyring  bool
-	PreserveFDs   int
-
-	// Run only: Detach returns once the process started; Keep leaves the
-	// stopped container's state for a later delete; NoSubreaper disables
-	// reaping the container's process ourselves.
-	Detach      bool
-	Keep        bool
-	NoSubreaper bool
-
-	// Policy is what policy.Apply decided for Spec (nil: a plain OCI
-	// bundle, run as runc would); Audit receives lifecycle events.
-	Policy *policy.Plan
-	Audit  *policy.Audit
-	// KillOnInterrupt turns SIGINT/SIGTERM/SIGHUP to nucleus into SIGKILL
-	// for the container (a one-shot sandbox must never outlive its caller).
-	KillOnInterrupt bool
-
-	// seccompBPF is the compiled filter the pre-exec step loads, when it
-	// was taken out of the config handed to libcontainer.
-	seccompBPF seccomp.Program
-	// Engine runs the container: native (default) or gvisor (runsc).
-	Engine Engine
+// needsStaging: a container in an isolation mode always runs on a staged
+// rootfs; any other only when its config asks for a user namespace whose
+// root could not reach the bundle's rootfs (a bundle under a 0700
+// directory), where libcontainer would fail.
+func needsStaging(o engine.CreateOptions) bool {
+	if o.Spec.Root == nil {
+		return false
+	}
+	if o.Policy != nil && o.Policy.Mode != "" {
+		return true
+	}
+	if o.Spec.Linux == nil || len(o.Spec.Linux.UIDMappings) == 0 {
+		return false
+	}
+	return host.UserNSBlocker(engine.RootfsPath(o.Bundle, o.Spec)) != ""
 }
 
 type action int
@@ -64,11 +46,7 @@ const (
 )
 
 // Create sets up a container whose process waits for Start.
-func (r *Runtime) Create(o CreateOptions) error {
-	if o.Engine == EngineGvisor {
-		_, err := r.gvisorStart(o, actCreate)
-		return err
-	}
+func (r *Engine) Create(o engine.CreateOptions) error {
 	_, err := r.startContainer(o, actCreate)
 	return err
 }
@@ -76,22 +54,19 @@ func (r *Runtime) Create(o CreateOptions) error {
 // Run creates and starts a container. Unless detached it streams stdio,
 // forwards signals, waits for the process and removes the container; the
 // returned status is the process's exit status (128+signal if killed).
-func (r *Runtime) Run(o CreateOptions) (int, error) {
-	if o.Engine == EngineGvisor {
-		return r.gvisorStart(o, actRun)
-	}
+func (r *Engine) Run(o engine.CreateOptions) (int, error) {
 	return r.startContainer(o, actRun)
 }
 
-func (r *Runtime) startContainer(o CreateOptions, act action) (status int, err error) {
+func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int, err error) {
 	if err := spec.ValidateID(o.ID); err != nil {
 		return -1, err
 	}
 	if o.Spec == nil {
 		return -1, errors.New("no config given")
 	}
-	if o.Policy != nil && o.Policy.Mode != "" && o.Spec.Root != nil {
-		staged, release, stageErr := r.StageRootfs(o.ID, rootfsPath(o.Bundle, o.Spec))
+	if needsStaging(o) {
+		staged, release, stageErr := r.StageRootfs(o.ID, engine.RootfsPath(o.Bundle, o.Spec))
 		if stageErr != nil {
 			return -1, stageErr
 		}
@@ -102,24 +77,27 @@ func (r *Runtime) startContainer(o CreateOptions, act action) (status int, err e
 		}()
 		o.Spec.Root.Path = staged
 	}
-	if o.PidFile, err = absPath(o.PidFile); err != nil {
+	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
 		return -1, fmt.Errorf("--pid-file: %w", err)
 	}
-	if o.ConsoleSocket, err = absPath(o.ConsoleSocket); err != nil {
+	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
 		return -1, fmt.Errorf("--console-socket: %w", err)
 	}
-	if o.PidfdSocket, err = absPath(o.PidfdSocket); err != nil {
+	if o.PidfdSocket, err = engine.AbsPath(o.PidfdSocket); err != nil {
 		return -1, fmt.Errorf("--pidfd-socket: %w", err)
 	}
 	detach := o.Detach || act == actCreate
-	if err := checkTerminal(o.Spec.Process.Terminal, detach, o.ConsoleSocket); err != nil {
+	if err := engine.CheckTerminal(o.Spec.Process.Terminal, detach, o.ConsoleSocket); err != nil {
 		return -1, err
 	}
+	// The pre-exec step loads the compiled filter, when there is one,
+	// instead of libcontainer compiling it in the container's init.
+	var filter seccomp.Program
 	if o.Policy != nil && o.Policy.Landlock != nil && o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
 		prog, err := seccomp.Cached(o.Spec.Linux.Seccomp)
 		switch {
 		case err == nil:
-			o.seccompBPF = prog
+			filter = prog
 			o.Spec = withoutSeccomp(o.Spec)
 		case !errors.Is(err, seccomp.ErrNotPrecompilable):
 			return -1, err
@@ -143,7 +121,7 @@ func (r *Runtime) startContainer(o CreateOptions, act action) (status int, err e
 		killOnInterrupt: o.KillOnInterrupt,
 	}
 	if o.Policy != nil && o.Policy.Mode != "" {
-		return r.runWithPolicy(p, o, act)
+		return r.runWithPolicy(p, o, act, filter)
 	}
 	if act == actCreate {
 		return p.run(o.Spec.Process, container.Start)
@@ -155,7 +133,7 @@ func (r *Runtime) startContainer(o CreateOptions, act action) (status int, err e
 // container's state directory. specconv resolves the rootfs and records the
 // bundle relative to the working directory, so we move into the bundle first
 // as runc does.
-func (r *Runtime) newContainer(o CreateOptions) (*libcontainer.Container, error) {
+func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, error) {
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
@@ -196,23 +174,6 @@ func (r *Runtime) newContainer(o CreateOptions) (*libcontainer.Container, error)
 		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
 	}
 	return c, nil
-}
-
-func checkTerminal(terminal, detach bool, consoleSocket string) error {
-	if detach && terminal && consoleSocket == "" {
-		return errors.New("process.terminal is true but nucleus detaches: pass --console-socket to receive the terminal")
-	}
-	if (!detach || !terminal) && consoleSocket != "" {
-		return errors.New("--console-socket needs process.terminal true and a detached container (create, run -d, exec -d)")
-	}
-	return nil
-}
-
-func absPath(p string) (string, error) {
-	if p == "" {
-		return "", nil
-	}
-	return filepath.Abs(p)
 }
 
 // processRunner starts one process (a container's init or an exec'd one),

@@ -1,4 +1,4 @@
-package runtime
+package native
 
 import (
 	"errors"
@@ -10,16 +10,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
-// privateRootfsPrefix names the staged rootfs dirs under the root.
-const privateRootfsPrefix = ".rootfs-"
-
 // StageRootfs gives a container in an isolation mode its own view of the
 // bundle's rootfs under the state dir: a read-only-lower overlay at
-// <root>/.rootfs-<id>/merged whose lower layer is named by a file
+// <root>/@rootfs-<id>/merged whose lower layer is named by a file
 // descriptor. So
 //   - the container's mountinfo shows /proc/self/fd/N and state-dir paths,
 //     never where the user keeps the bundle;
@@ -31,7 +28,7 @@ const privateRootfsPrefix = ".rootfs-"
 //
 // It returns the path to use as the rootfs and a release function for the
 // caller's error paths; deleting the container releases it too.
-func (r *Runtime) StageRootfs(id, rootfs string) (string, func(), error) {
+func (r *Engine) StageRootfs(id, rootfs string) (string, func(), error) {
 	if err := spec.ValidateID(id); err != nil {
 		return "", nil, err
 	}
@@ -45,7 +42,7 @@ func (r *Runtime) StageRootfs(id, rootfs string) (string, func(), error) {
 	if !st.IsDir() {
 		return "", nil, fmt.Errorf("rootfs %s: not a directory", rootfs)
 	}
-	if err := r.searchableRoot(); err != nil {
+	if err := engine.SearchableRoot(r.Root); err != nil {
 		return "", nil, err
 	}
 	dir := r.stagingDir(id)
@@ -95,39 +92,22 @@ func (r *Runtime) StageRootfs(id, rootfs string) (string, func(), error) {
 	return merged, release, nil
 }
 
-// PolicyRootfs is where a container's rootfs will be once started: staged
-// for a native container in an isolation mode (policy.Apply's host facts
-// are about that path), the bundle's own otherwise. It makes the state root
-// searchable, as staging needs.
-func (r *Runtime) PolicyRootfs(id, bundleRootfs string, mode policy.Mode, engine Engine) (string, error) {
-	if mode == policy.ModeNone || engine == EngineGvisor {
-		return bundleRootfs, nil
-	}
-	if err := r.searchableRoot(); err != nil {
+// StagedRootfs is where the rootfs of a container in an isolation mode will
+// be once started (policy.Apply's host facts are about that path). It makes
+// the state root searchable, as staging needs.
+func (r *Engine) StagedRootfs(id string) (string, error) {
+	if err := engine.SearchableRoot(r.Root); err != nil {
 		return "", err
 	}
 	return filepath.Join(r.stagingDir(id), "merged"), nil
 }
 
-// searchableRoot creates the state root, mode 0711: a container's
-// unprivileged root must be able to reach its staged rootfs below it,
-// though not to list the root.
-func (r *Runtime) searchableRoot() error {
-	if err := os.MkdirAll(r.Root, 0o711); err != nil {
-		return fmt.Errorf("state dir %s: %w", r.Root, err)
-	}
-	if err := os.Chmod(r.Root, 0o711); err != nil {
-		return fmt.Errorf("state dir %s: %w", r.Root, err)
-	}
-	return nil
-}
-
-func (r *Runtime) stagingDir(id string) string {
-	return filepath.Join(r.Root, privateRootfsPrefix+id)
+func (r *Engine) stagingDir(id string) string {
+	return filepath.Join(r.Root, engine.StagingPrefix+id)
 }
 
 // unstageRootfs unmounts and removes a container's staged rootfs, if any.
-func (r *Runtime) unstageRootfs(id string) error {
+func (r *Engine) unstageRootfs(id string) error {
 	dir := r.stagingDir(id)
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -143,12 +123,12 @@ func (r *Runtime) unstageRootfs(id string) error {
 }
 
 // releaseStaged removes the staged rootfs of a container being destroyed,
-// recognised by its path (<root>/.rootfs-<id>/merged).
+// recognised by its path (<root>/@rootfs-<id>/merged).
 func releaseStaged(id, rootfs string) {
 	dir := filepath.Dir(rootfs)
-	if filepath.Base(rootfs) != "merged" || filepath.Base(dir) != privateRootfsPrefix+id {
+	if filepath.Base(rootfs) != "merged" || filepath.Base(dir) != engine.StagingPrefix+id {
 		return
 	}
-	r := &Runtime{Root: filepath.Dir(dir)}
+	r := &Engine{Root: filepath.Dir(dir)}
 	_ = r.unstageRootfs(id)
 }

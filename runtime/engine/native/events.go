@@ -1,4 +1,4 @@
-package runtime
+package native
 
 import (
 	"errors"
@@ -14,10 +14,7 @@ import (
 
 // Stats returns one "stats" event for a container, read from its cgroup,
 // in the JSON shape runc's `events --stats` prints.
-func (r *Runtime) Stats(id string) (*types.Event, error) {
-	if r.isGvisor(id) {
-		return r.gvisorStats(id)
-	}
+func (r *Engine) Stats(id string) (*types.Event, error) {
 	c, err := r.loadLive(id)
 	if err != nil {
 		return nil, err
@@ -28,12 +25,9 @@ func (r *Runtime) Stats(id string) (*types.Event, error) {
 // Events calls emit with a "stats" event every interval and an "oom" event
 // whenever the container's cgroup reports one, until the container stops
 // or its cgroup goes away, or emit returns an error.
-func (r *Runtime) Events(id string, interval time.Duration, emit func(*types.Event) error) error {
+func (r *Engine) Events(id string, interval time.Duration, emit func(*types.Event) error) error {
 	if interval <= 0 {
 		return errors.New("duration interval must be greater than 0")
-	}
-	if r.isGvisor(id) {
-		return r.gvisorEvents(id, interval, emit)
 	}
 	c, err := r.loadLive(id)
 	if err != nil {
@@ -74,7 +68,7 @@ func (r *Runtime) Events(id string, interval time.Duration, emit func(*types.Eve
 	}
 }
 
-func (r *Runtime) loadLive(id string) (*libcontainer.Container, error) {
+func (r *Engine) loadLive(id string) (*libcontainer.Container, error) {
 	c, err := r.load(id)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,6 @@
-package runtime
+package engine
 
 import (
-	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,7 +38,6 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
-
 func TestParseSignalRejects(t *testing.T) {
 	for raw, want := range map[string]string{
 		"":         `invalid signal "": unknown name`,
@@ -63,7 +60,6 @@ func TestParseSignalRejects(t *testing.T) {
 		}
 	}
 }
-
 func TestParseUser(t *testing.T) {
 	u32 := func(v uint32) *uint32 { return &v }
 	for _, tc := range []struct {
@@ -109,33 +105,6 @@ func TestParseUser(t *testing.T) {
 		}
 	}
 }
-
-func TestParseSubCgroupPaths(t *testing.T) {
-	got, err := parseSubCgroupPaths(nil)
-	if err != nil || got != nil {
-		t.Errorf("parseSubCgroupPaths(nil) = %v, %v", got, err)
-	}
-	got, err = parseSubCgroupPaths([]string{"sub"})
-	if err != nil || len(got) != 1 || got[""] != "sub" {
-		t.Errorf("parseSubCgroupPaths([sub]) = %v, %v", got, err)
-	}
-	got, err = parseSubCgroupPaths([]string{"cpu,memory:a", "pids:b"})
-	if err != nil || len(got) != 3 || got["cpu"] != "a" || got["memory"] != "a" || got["pids"] != "b" {
-		t.Errorf("parseSubCgroupPaths(cpu,memory:a pids:b) = %v, %v", got, err)
-	}
-	for _, args := range [][]string{
-		{"cpu:a", "cpu:b"},
-		{",cpu:a"},
-		{"a", "b"},
-	} {
-		if got, err := parseSubCgroupPaths(args); err == nil {
-			t.Errorf("parseSubCgroupPaths(%q) = %v, want an error", args, got)
-		} else if !strings.HasPrefix(err.Error(), "--cgroup") {
-			t.Errorf("parseSubCgroupPaths(%q) error %q does not name the flag", args, err)
-		}
-	}
-}
-
 func TestCheckTerminal(t *testing.T) {
 	for _, tc := range []struct {
 		terminal, detach bool
@@ -150,90 +119,22 @@ func TestCheckTerminal(t *testing.T) {
 		{false, true, "/s", "--console-socket needs process.terminal true"},
 		{true, false, "/s", "--console-socket needs process.terminal true and a detached container"},
 	} {
-		err := checkTerminal(tc.terminal, tc.detach, tc.socket)
+		err := CheckTerminal(tc.terminal, tc.detach, tc.socket)
 		switch {
 		case tc.want == "" && err != nil:
-			t.Errorf("checkTerminal(%v, %v, %q) = %v, want nil", tc.terminal, tc.detach, tc.socket, err)
+			t.Errorf("CheckTerminal(%v, %v, %q) = %v, want nil", tc.terminal, tc.detach, tc.socket, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("checkTerminal(%v, %v, %q) = %v, want %q", tc.terminal, tc.detach, tc.socket, err, tc.want)
+			t.Errorf("CheckTerminal(%v, %v, %q) = %v, want %q", tc.terminal, tc.detach, tc.socket, err, tc.want)
 		}
 	}
 }
-
-func TestNewRuntime(t *testing.T) {
-	if _, err := New("/", false, "auto"); err == nil || err.Error() != "--root must not be /" {
-		t.Errorf("New(/) = %v", err)
-	}
-	if _, err := New("/tmp/x", false, "maybe"); err == nil || err.Error() != `--rootless "maybe": want true, false or auto` {
-		t.Errorf("New(rootless maybe) = %v", err)
-	}
-	r, err := New("", false, "")
-	if err != nil || r.Root != DefaultRoot {
-		t.Errorf("New(\"\") = %+v, %v; want root %s", r, err, DefaultRoot)
-	}
-	r, err = New("rel/dir", false, "false")
-	if err != nil || !filepath.IsAbs(r.Root) || !strings.HasSuffix(r.Root, "/rel/dir") {
-		t.Errorf("New(rel/dir) = %+v, %v; want an absolute root", r, err)
-	}
-	if r.rootlessCgroups() {
-		t.Errorf("--rootless false: rootlessCgroups() = true")
-	}
-	r, _ = New("/x", false, "true")
-	if !r.rootlessCgroups() {
-		t.Errorf("--rootless true: rootlessCgroups() = false")
-	}
-	if !systemdRunning() {
-		_, err := New("/x", true, "auto")
-		if err == nil || !strings.Contains(err.Error(), "--systemd-cgroup: systemd is not running") {
-			t.Errorf("New(systemd, without systemd) = %v", err)
+func TestParseKind(t *testing.T) {
+	for in, want := range map[string]Kind{"": Native, "native": Native, "gvisor": Gvisor} {
+		if got, err := ParseKind(in); err != nil || got != want {
+			t.Errorf("ParseKind(%q) = %v, %v", in, got, err)
 		}
 	}
-}
-
-// Commands that take an id reject a malformed one before touching the
-// filesystem, so `delete --force ../x` can neither succeed silently nor
-// reach outside --root.
-func TestInvalidIDsRejected(t *testing.T) {
-	r, err := New(t.TempDir(), false, "auto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"", ".", "..", "a/b", "../x", strings.Repeat("z", 300)} {
-		calls := map[string]error{
-			"delete":         r.Delete(id, false),
-			"delete --force": r.Delete(id, true),
-			"pause":          r.Pause(id),
-			"resume":         r.Resume(id),
-			"start":          r.Start(id),
-			"kill":           r.Kill(id, unix.SIGKILL, false),
-		}
-		_, calls["state"] = r.State(id)
-		_, calls["ps"] = r.Processes(id)
-		_, calls["exec"] = r.Exec(id, ExecOptions{Args: []string{"true"}})
-		for name, err := range calls {
-			if err == nil {
-				t.Errorf("%s %q: no error", name, id)
-				continue
-			}
-			if errors.Is(err, ErrNotExist) || !strings.Contains(err.Error(), "container id") {
-				t.Errorf("%s %q: %q, want an invalid-id error", name, id, err)
-			}
-		}
-	}
-	// A well-formed id that does not exist is ErrNotExist, except for a
-	// forced delete, which succeeds.
-	for name, err := range map[string]error{
-		"delete": r.Delete("core-none", false),
-		"pause":  r.Pause("core-none"),
-		"resume": r.Resume("core-none"),
-		"start":  r.Start("core-none"),
-		"kill":   r.Kill("core-none", unix.SIGTERM, false),
-	} {
-		if !errors.Is(err, ErrNotExist) {
-			t.Errorf("%s core-none: %v, want ErrNotExist", name, err)
-		}
-	}
-	if err := r.Delete("core-none", true); err != nil {
-		t.Errorf("delete --force core-none: %v", err)
+	if _, err := ParseKind("kvm"); err == nil {
+		t.Error("ParseKind(kvm): no error")
 	}
 }

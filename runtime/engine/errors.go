@@ -1,0 +1,36 @@
+package engine
+
+import "errors"
+
+// Error classes, for errors.Is. Engines wrap them with the container id and
+// what was attempted, so the CLI's messages stay specific while callers
+// (the CLI, the sandbox API, tests) branch on the class, never the wording.
+var (
+	// ErrNotExist: no container with that id under the root.
+	ErrNotExist = errors.New("container does not exist")
+	// ErrExist: the id is taken.
+	ErrExist = errors.New("container already exists")
+	// ErrRunning: the container is running and the operation needs it not
+	// to be (start, delete without force).
+	ErrRunning = errors.New("container is running")
+	// ErrPaused: the container is paused (exec without --ignore-paused).
+	ErrPaused = errors.New("container is paused")
+	// ErrStopped: the container has stopped (start, exec, pause).
+	ErrStopped = errors.New("container has stopped")
+	// ErrNotRunning: the operation needs a running container (kill, pause)
+	// and it is created or stopped.
+	ErrNotRunning = errors.New("container is not running")
+	// ErrNotPaused: resume of a container that is not paused.
+	ErrNotPaused = errors.New("container is not paused")
+	// ErrUnsupported: the engine (or this host) cannot do it.
+	ErrUnsupported = errors.New("not supported")
+)
+
+// OptionError is an invalid option (Option as the library names it,
+// "root"); the CLI renames Option to its flag ("--root").
+type OptionError struct {
+	Option string
+	Msg    string
+}
+
+func (e *OptionError) Error() string { return e.Option + ": " + e.Msg }

@@ -1,0 +1,187 @@
+package gvisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/runtime/confine"
+	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/seccomp"
+	"github.com/nucleus-run/nucleus/spec"
+)
+
+// Exec runs a process in the container through runsc exec, confined as
+// the container when it runs in a mode.
+func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error) {
+	switch {
+	case o.PreserveFDs > 0:
+		return -1, errors.New("--preserve-fds is not supported in a gvisor container")
+	case o.PidfdSocket != "":
+		return -1, errors.New("--pidfd-socket is not supported in a gvisor container")
+	case len(o.SubCgroups) > 0:
+		return -1, errors.New("--cgroup is not supported in a gvisor container")
+	}
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return -1, err
+	}
+	st, err := rec.state()
+	if err != nil {
+		return -1, err
+	}
+	switch {
+	case st == nil || st.Status == "stopped":
+		return -1, fmt.Errorf("cannot exec in container %s: it has stopped", id)
+	case st.Status == "paused" && !o.IgnorePaused:
+		return -1, fmt.Errorf("cannot exec in container %s: it is paused (resume it or pass --ignore-paused)", id)
+	}
+	p := o.Process
+	if p == nil {
+		if p, err = gvisorExecProcess(rec, o); err != nil {
+			return -1, err
+		}
+	}
+	if err := rec.confineExec(p, o); err != nil {
+		return -1, err
+	}
+	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
+		return -1, fmt.Errorf("--pid-file: %w", err)
+	}
+	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
+		return -1, fmt.Errorf("--console-socket: %w", err)
+	}
+	if err := engine.CheckTerminal(p.Terminal, o.Detach, o.ConsoleSocket); err != nil {
+		return -1, err
+	}
+	if p.Terminal && !o.Detach {
+		return -1, errors.New("--tty without --detach is not supported in a gvisor container; use --detach with --console-socket")
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return -1, err
+	}
+	tag := strconv.Itoa(os.Getpid())
+	procFile := filepath.Join(rec.dir, "exec-"+tag+".json")
+	ipidFile := filepath.Join(rec.dir, "exec-"+tag+".pid")
+	if err := os.WriteFile(procFile, data, 0o600); err != nil {
+		return -1, err
+	}
+	defer os.Remove(procFile)
+	defer os.Remove(ipidFile)
+	args := []string{"--process", procFile, "--internal-pid-file", ipidFile}
+	if o.Detach {
+		args = append(args, "--detach")
+	}
+	if o.PidFile != "" {
+		args = append(args, "--pid-file", o.PidFile)
+	}
+	if o.ConsoleSocket != "" {
+		args = append(args, "--console-socket", o.ConsoleSocket)
+	}
+	stdio, closeStdio, err := runscStdio(!o.Detach)
+	if err != nil {
+		return -1, err
+	}
+	defer closeStdio()
+	cmd := rec.command("exec", append(args, id)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	if o.Detach {
+		if err := cmd.Run(); err != nil {
+			return -1, fmt.Errorf("runsc exec failed (%v; runsc's message is above)", err)
+		}
+		return 0, nil
+	}
+	status, _, err = rec.waitForwarding(cmd, false, func(sig unix.Signal) []string {
+		data, err := os.ReadFile(ipidFile)
+		if err != nil {
+			return nil // not started yet
+		}
+		return []string{"kill", "--pid", strings.TrimSpace(string(data)), id, strconv.Itoa(int(sig))}
+	})
+	return status, err
+}
+
+// execFilterName is the compiled filter's file in R/ID.
+const execFilterName = "exec-seccomp.bpf"
+
+// execConfinement is what a mode's gVisor container carries for the
+// processes exec'd into it later: the filter they load (nil: the mode runs
+// without seccomp).
+type execConfinement struct {
+	filter []byte
+}
+
+// execConfinement returns the config runsc gets and, for a container
+// in an isolation mode, how exec'd processes will be confined. runsc exec
+// cannot give a process a seccomp filter or no_new_privs, so the config
+// gains two read-only binds: this nucleus binary (the helper) and the
+// container's filter compiled to BPF, which the helper loads in gVisor
+// before it execs the command. A profile that cannot be compiled here is
+// refused: the container's processes would otherwise run unconfined.
+func (r *Engine) execConfinement(o engine.CreateOptions) (*specs.Spec, *execConfinement, error) {
+	if o.Policy == nil || o.Policy.Mode == "" {
+		return o.Spec, nil, nil
+	}
+	self, err := os.Executable()
+	if err == nil {
+		self, err = filepath.EvalSymlinks(self)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("--engine gvisor: the %s mode's exec confinement needs this nucleus binary's path: %w", o.Policy.Mode, err)
+	}
+	c := &execConfinement{}
+	ro := []string{"bind", "ro", "nosuid", "nodev"}
+	mounts := []specs.Mount{{Destination: confine.Helper, Type: "bind", Source: self, Options: ro}}
+	if o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
+		sc := o.Spec.Linux.Seccomp
+		if c.filter, err = seccomp.Compile(sc); err != nil {
+			return nil, nil, fmt.Errorf("--engine gvisor: the %s mode's seccomp profile cannot be compiled for processes exec'd into the container: %w", o.Policy.Mode, err)
+		}
+		mounts = append(mounts, specs.Mount{Destination: confine.Filter, Type: "bind", Source: filepath.Join(engine.StateDir(r.Root, o.ID), execFilterName), Options: ro})
+	}
+	s := *o.Spec
+	s.Mounts = append(append([]specs.Mount{}, o.Spec.Mounts...), mounts...)
+	return &s, c, nil
+}
+
+// confineExec gives a process exec'd into a mode's container the
+// container's confinement, as the native engine's confineExec does: --cap
+// refused, the container's own capabilities whatever the process asks for,
+// no_new_privs and the seccomp filter, the last two set by the helper
+// inside gVisor because runsc exec cannot.
+func (g *gvisorRecord) confineExec(p *specs.Process, o engine.ExecOptions) error {
+	if g.Mode == "" {
+		return nil
+	}
+	if len(o.Caps) > 0 {
+		return fmt.Errorf("exec --cap: container %s runs in %s mode, which grants no capabilities to exec'd processes", g.id, g.Mode)
+	}
+	if !g.ExecConfined {
+		return fmt.Errorf("cannot exec in container %s: it runs in %s mode but was created without the exec confinement helper (by an older nucleus); refusing to run a process unconfined", g.id, g.Mode)
+	}
+	s, err := spec.Load(g.dir)
+	if err != nil {
+		return fmt.Errorf("exec in %s: %w", g.id, err)
+	}
+	p.Capabilities = s.Process.Capabilities
+	p.NoNewPrivileges = true
+	p.Args = confine.Args(g.ExecFilter, p.Args)
+	return nil
+}
+
+// gvisorExecProcess is the container's own process (from the config runsc
+// got) with exec's overrides, as the native engine builds it.
+func gvisorExecProcess(rec *gvisorRecord, o engine.ExecOptions) (*specs.Process, error) {
+	if len(o.Args) == 0 {
+		return nil, errors.New("exec: no command given (pass a command after the container id, or --process FILE)")
+	}
+	return engine.ProcessFromBundle(rec.id, rec.dir, o)
+}

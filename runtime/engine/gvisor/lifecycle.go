@@ -1,0 +1,376 @@
+package gvisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/runc/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime/confine"
+	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/spec"
+)
+
+// start creates (and with actRun starts) a container under runsc: the
+// bundle runsc gets is written under the state dir first, so the id is
+// reserved for both engines, and every failure removes what was made.
+func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr error) {
+	if err := spec.ValidateID(o.ID); err != nil {
+		return -1, err
+	}
+	if o.Spec == nil || o.Spec.Process == nil {
+		return -1, errors.New("no config given")
+	}
+	detach := o.Detach || act == actCreate
+	switch {
+	case os.Geteuid() != 0:
+		return -1, errors.New("--engine gvisor: needs root (nucleus does not drive rootless runsc)")
+	case o.Policy != nil && (o.Policy.Landlock != nil || o.Policy.UserNS):
+		// A plan made for the native engine: its Landlock pre-exec step
+		// (the sealed nucleus binary as an extra fd) and user namespace
+		// mapping are never handed to runsc.
+		return -1, fmt.Errorf("--engine gvisor: the %s policy plan was made for the native engine (Landlock pre-exec step or user namespace); it must be made with policy.Options.Gvisor", o.Policy.Mode)
+	case o.PreserveFDs > 0:
+		return -1, errors.New("--engine gvisor: --preserve-fds is not supported (runsc gets only stdio)")
+	case o.PidfdSocket != "":
+		return -1, errors.New("--engine gvisor: --pidfd-socket is not supported (the container's processes live in gVisor's kernel)")
+	case o.Keep && !detach:
+		return -1, errors.New("--engine gvisor: run --keep is not supported (runsc run removes the container); use create + start")
+	case o.Spec.Process.Terminal && !detach:
+		return -1, errors.New("--engine gvisor: process.terminal with an attached run is not supported; use --detach with --console-socket")
+	}
+	var err error
+	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
+		return -1, fmt.Errorf("--pid-file: %w", err)
+	}
+	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
+		return -1, fmt.Errorf("--console-socket: %w", err)
+	}
+	if err := engine.CheckTerminal(o.Spec.Process.Terminal, detach, o.ConsoleSocket); err != nil {
+		return -1, err
+	}
+	runsc, err := FindRunsc()
+	if err != nil {
+		return -1, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return -1, fmt.Errorf("bundle %s: %w", o.Bundle, err)
+	}
+	cfg, confinement, err := r.execConfinement(o)
+	if err != nil {
+		return -1, err
+	}
+	config, rootfs, err := GvisorConfig(bundle, cfg)
+	if err != nil {
+		return -1, err
+	}
+	flags := append([]string{"--root=" + r.runscRootDir()}, GvisorFlags(o.Spec)...)
+	if r.SystemdCgroup {
+		flags = append(flags, "--systemd-cgroup")
+	}
+	if o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
+		if err := r.checkRunscSeccomp(runsc, o.Spec.Linux.Seccomp); err != nil {
+			return -1, err
+		}
+	}
+	started := time.Now()
+	rec := &gvisorRecord{Runsc: runsc, Flags: flags, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), OCIVersion: o.Spec.Version, id: o.ID, dir: engine.StateDir(r.Root, o.ID)}
+	if confinement != nil {
+		rec.Mode, rec.ExecConfined = o.Policy.Mode, true
+		if confinement.filter != nil {
+			rec.ExecFilter = confine.Filter
+		}
+	}
+	if err := r.writeGvisorBundle(rec, config); err != nil {
+		return -1, err
+	}
+	defer func() {
+		if retErr != nil {
+			o.Audit.Event("container_failed", map[string]any{"error": retErr.Error(), "engine": string(engine.Gvisor)})
+			rec.cleanup(true)
+		}
+	}()
+	if confinement != nil && confinement.filter != nil {
+		// The mount's source; written before runsc runs, removed with R/ID.
+		if err := os.WriteFile(filepath.Join(rec.dir, execFilterName), confinement.filter, 0o444); err != nil {
+			return -1, fmt.Errorf("create %s: exec filter: %w", o.ID, err)
+		}
+	}
+	auditPlan(o, rec)
+	stdio, closeStdio, err := runscStdio(!detach)
+	if err != nil {
+		return -1, err
+	}
+	defer closeStdio()
+	args := []string{"--bundle", rec.dir}
+	if o.PidFile != "" {
+		args = append(args, "--pid-file", o.PidFile)
+	}
+	if o.ConsoleSocket != "" {
+		args = append(args, "--console-socket", o.ConsoleSocket)
+	}
+	sub := "create"
+	if act == actRun {
+		sub = "run"
+		if detach {
+			args = append(args, "--detach")
+		}
+	}
+	cmd := rec.command(sub, append(args, o.ID)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	if detach {
+		if err := cmd.Run(); err != nil {
+			return -1, fmt.Errorf("%s %s: runsc %s failed (%v; runsc's message is above)", sub, o.ID, sub, err)
+		}
+		return 0, nil
+	}
+	status, crashed, err := rec.waitForwarding(cmd, o.KillOnInterrupt, func(sig unix.Signal) []string {
+		return []string{"kill", o.ID, strconv.Itoa(int(sig))}
+	})
+	if err != nil {
+		return -1, err
+	}
+	rec.cleanup(crashed)
+	o.Audit.Event("container_exited", map[string]any{"status": status, "duration_ms": time.Since(started).Milliseconds()})
+	return status, nil
+}
+
+// auditPlan writes the plan's steps to the audit log, as the native engine
+// does before the workload starts. Under gVisor, seccomp is enforced by
+// gVisor's kernel (--oci-seccomp); Landlock and the user namespace are
+// recorded by policy.Apply as substituted by gVisor's kernel boundary.
+func auditPlan(o engine.CreateOptions, rec *gvisorRecord) {
+	plan := o.Policy
+	if plan == nil || plan.Mode == "" {
+		return
+	}
+	o.Audit.PlanEvents(o.Bundle, plan, map[string]any{"engine": string(engine.Gvisor)}, func(st policy.Step, fields map[string]any) bool {
+		if st.Name == "seccomp_applied" {
+			fields["enforced_by"] = "gvisor (runsc --oci-seccomp)"
+			// runsc applies the profile to the container's process only;
+			// say how exec'd processes get it.
+			if rec.ExecFilter != "" {
+				fields["exec"] = "exec'd processes load the same filter, with no_new_privs and no added capabilities, through nucleus " + confine.Command + " inside gVisor"
+			}
+		}
+		return true
+	})
+}
+
+// State is runsc's state of the container, in runc's shape.
+func (r *Engine) State(id string) (*engine.State, error) {
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := rec.state()
+	if err != nil {
+		return nil, err
+	}
+	return rec.toState(st), nil
+}
+
+// Start runs the created container's process.
+func (r *Engine) Start(id string) error {
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return err
+	}
+	_, err = rec.output("start", id)
+	return err
+}
+
+// Kill signals the container's init (with all, every process) through
+// runsc.
+func (r *Engine) Kill(id string, sig unix.Signal, all bool) error {
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return err
+	}
+	args := []string{id, strconv.Itoa(int(sig))}
+	if all {
+		args = append([]string{"--all"}, args...)
+	}
+	_, err = rec.output("kill", args...)
+	return err
+}
+
+// pause freezes (or thaws) the sandbox.
+func (r *Engine) pause(id string, pause bool) error {
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return err
+	}
+	sub := "resume"
+	if pause {
+		sub = "pause"
+	}
+	_, err = rec.output(sub, id)
+	return err
+}
+
+// Delete removes the container and its runsc sandbox; with force, a
+// running one too.
+func (r *Engine) Delete(id string, force bool) error {
+	unlock, err := engine.Lock(r.Root, id)
+	if err != nil {
+		if force && errors.Is(err, engine.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer unlock()
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return err
+	}
+	st, err := rec.state()
+	if err != nil {
+		return err
+	}
+	var sandboxPid int
+	if st != nil {
+		sandboxPid = st.Pid
+		args := []string{id}
+		switch st.Status {
+		case "stopped":
+		case "created":
+			args = []string{"--force", id}
+		default:
+			if !force {
+				return fmt.Errorf("cannot delete container %s: it is %s (stop it first or use --force)", id, st.Status)
+			}
+			args = []string{"--force", id}
+		}
+		if _, err := rec.output("delete", args...); err != nil {
+			return err
+		}
+	}
+	waitGone(sandboxPid)
+	rec.cleanup(false)
+	return nil
+}
+
+// waitGone waits (up to 10 s) for a process to exit, so that delete
+// returns with the sandbox gone, not merely signalled.
+func waitGone(pid int) {
+	if pid <= 0 {
+		return
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	_, _ = unix.Poll(fds, 10000)
+}
+
+// List lists the gVisor containers under the root, with one `runsc
+// list`; nothing runs when no gVisor container was ever created here.
+func (r *Engine) List() ([]engine.State, error) {
+	if _, err := os.Stat(r.runscRootDir()); err != nil {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(r.Root)
+	if err != nil {
+		return nil, nil
+	}
+	var recs []*gvisorRecord
+	for _, e := range entries {
+		if !e.IsDir() || spec.ValidateID(e.Name()) != nil {
+			continue
+		}
+		if rec, err := r.readGvisorRecord(e.Name()); err == nil {
+			recs = append(recs, rec)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	byID := map[string]*runscState{}
+	cmd := exec.Command(recs[0].Runsc, "--root="+r.runscRootDir(), "list", "--format", "json")
+	if out, err := cmd.Output(); err == nil {
+		var states []runscState
+		if json.Unmarshal(out, &states) == nil {
+			for i := range states {
+				byID[states[i].ID] = &states[i]
+			}
+		}
+	}
+	var out []engine.State
+	for _, rec := range recs {
+		s := rec.toState(byID[rec.id])
+		if info, err := os.Stat(rec.dir); err == nil {
+			s.Owner = engine.OwnerName(info)
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}
+
+// Ps prints `runsc ps` for a gVisor container: its processes live in
+// gVisor's kernel, not on the host, so host ps options do not apply.
+func (r *Engine) Ps(id string, o engine.PsOptions, w io.Writer) error {
+	if len(o.Args) > 0 {
+		return fmt.Errorf("ps %s: ps options for a gvisor container: %w", id, engine.ErrUnsupported)
+	}
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return err
+	}
+	out, err := rec.output("ps", "--format", o.Format, id)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(out)
+	return err
+}
+
+// Stats is runsc's own `events --stats`, which prints runc's event
+// shape from the sandbox's cgroup.
+func (r *Engine) Stats(id string) (*types.Event, error) {
+	rec, err := r.readGvisorRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	out, err := rec.output("events", "--stats", id)
+	if err != nil {
+		return nil, err
+	}
+	var e types.Event
+	if err := json.Unmarshal(out, &e); err != nil {
+		return nil, fmt.Errorf("gvisor engine: runsc events --stats %s: %w", id, err)
+	}
+	return &e, nil
+}
+
+// Events emits a stats event every interval until the container
+// stops (runsc's OOM notifications are not relayed).
+func (r *Engine) Events(id string, interval time.Duration, emit func(*types.Event) error) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for range tick.C {
+		if st, err := r.State(id); err != nil || st.Status == "stopped" {
+			return nil
+		}
+		e, err := r.Stats(id)
+		if err != nil {
+			return err
+		}
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package gvisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// waitForwarding waits for an attached runsc run/exec, forwarding every
+// signal nucleus gets to the container's process through `runsc kill`
+// (runsc run and exec do not forward signals: a signal kills runsc and,
+// with it, the sandbox). runsc runs in its own process group so that a
+// terminal's or a group-wide signal reaches nucleus only, once.
+// crashed reports that runsc itself was killed by a signal.
+func (g *gvisorRecord) waitForwarding(cmd *exec.Cmd, killOnInterrupt bool, killArgs func(unix.Signal) []string) (status int, crashed bool, err error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Only the signals a caller sends to stop or poke a process: asking
+	// for all of them costs a round trip to the runtime's signal-mask
+	// thread per signal (1-3 ms, more than the rest of the handoff), and
+	// there is no signal.Stop since nucleus exits right after.
+	sigs := make(chan os.Signal, 128)
+	signal.Notify(sigs, forwardedSignals...)
+	if err := cmd.Start(); err != nil {
+		return -1, false, fmt.Errorf("start runsc: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			sig, ok := s.(unix.Signal)
+			if !ok {
+				continue
+			}
+			if killOnInterrupt && (sig == unix.SIGINT || sig == unix.SIGTERM || sig == unix.SIGHUP) {
+				sig = unix.SIGKILL
+			}
+			args := killArgs(sig)
+			if args == nil {
+				continue
+			}
+			go func() {
+				if _, err := g.output(args[0], args[1:]...); err != nil {
+					logrus.Debugf("forward signal %s: %v", unix.SignalName(sig), err)
+				}
+			}()
+		case err := <-done:
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				return -1, true, fmt.Errorf("runsc: %w", err)
+			}
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if ws.Signaled() {
+				// runsc itself died: its sandbox went with it.
+				return 128 + int(ws.Signal()), true, nil
+			}
+			return ws.ExitStatus(), false, nil
+		}
+	}
+}
+
+// forwardedSignals are relayed to the container's process by an attached
+// gVisor run or exec (through `runsc kill`).
+var forwardedSignals = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM}
+
+// runscStdio returns the stdio runsc gets. runsc writes a regular file
+// from offset 0 unless it is in append mode, so a stdout or stderr that is
+// a regular file without O_APPEND is reopened with it. An attached run
+// whose stdin is a terminal gets a pipe instead: runsc runs in its own
+// process group and must not read the terminal from the background.
+func runscStdio(attached bool) ([3]*os.File, func(), error) {
+	files := [3]*os.File{os.Stdin, os.Stdout, os.Stderr}
+	var toClose []*os.File
+	var copiers sync.WaitGroup
+	closeAll := func() {
+		for _, f := range toClose {
+			f.Close()
+		}
+		copiers.Wait()
+	}
+	for i := 1; i <= 2; i++ {
+		var st unix.Stat_t
+		if unix.Fstat(i, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		fl, err := unix.FcntlInt(uintptr(i), unix.F_GETFL, 0)
+		if err != nil || fl&unix.O_APPEND != 0 {
+			continue
+		}
+		// runsc writes a regular file from offset 0. Attached, relay
+		// through a pipe into our own descriptor, so the output lands at
+		// the caller's offset, shared with whatever else writes there.
+		// Detached (nobody stays to relay), hand runsc an O_APPEND copy.
+		if attached {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				closeAll()
+				return files, nil, err
+			}
+			dst := files[i]
+			copiers.Add(1)
+			go func() {
+				defer copiers.Done()
+				_, _ = io.Copy(dst, pr)
+				pr.Close()
+			}()
+			files[i] = pw
+			toClose = append(toClose, pw)
+			continue
+		}
+		f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(i), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			closeAll()
+			return files, nil, fmt.Errorf("reopen fd %d in append mode for runsc: %w", i, err)
+		}
+		files[i] = f
+		toClose = append(toClose, f)
+	}
+	if attached {
+		if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				closeAll()
+				return files, nil, err
+			}
+			go func() { io.Copy(pw, os.Stdin); pw.Close() }()
+			files[0] = pr
+			toClose = append(toClose, pr)
+		}
+	}
+	return files, closeAll, nil
+}

@@ -1,0 +1,71 @@
+// Package native is the native engine: containers run by runc's
+// libcontainer in this process, with nucleus's isolation modes on top (the
+// staged rootfs, the pre-exec step, the mount audit).
+package native
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/runc/libcontainer"
+
+	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/spec"
+)
+
+// Engine runs containers with libcontainer; its fields are runc's global
+// flags.
+type Engine struct {
+	// Root is the state directory (absolute).
+	Root string
+	// SystemdCgroup asks for cgroups through systemd instead of cgroupfs.
+	SystemdCgroup bool
+	// Rootless is "auto", "true" or "false", as runc's --rootless.
+	Rootless string
+}
+
+var _ engine.Engine = (*Engine)(nil)
+
+// Kind is engine.Native.
+func (r *Engine) Kind() engine.Kind { return engine.Native }
+
+// Holds reports whether id has libcontainer state under the root: one stat
+// of a file libcontainer reads right after, so it is in the dentry cache.
+func (r *Engine) Holds(id string) bool {
+	if spec.ValidateID(id) != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(r.stateDir(id), "state.json"))
+	return err == nil
+}
+
+func (r *Engine) rootlessCgroups() bool {
+	switch r.Rootless {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return os.Geteuid() != 0
+}
+
+// load returns the libcontainer handle of an existing container.
+func (r *Engine) load(id string) (*libcontainer.Container, error) {
+	if err := spec.ValidateID(id); err != nil {
+		return nil, err
+	}
+	c, err := libcontainer.Load(r.Root, id)
+	if err != nil {
+		if errors.Is(err, libcontainer.ErrNotExist) {
+			return nil, fmt.Errorf("container %s: %w", id, engine.ErrNotExist)
+		}
+		return nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func (r *Engine) stateDir(id string) string { return engine.StateDir(r.Root, id) }
+
+func (r *Engine) lockContainer(id string) (func(), error) { return engine.Lock(r.Root, id) }

@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/nucleus-run/nucleus/policy"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// CreateOptions are the inputs of create and run, as runc's flags name them.
+type CreateOptions struct {
+	ID string
+	// Bundle is the bundle directory; Spec is its loaded config.
+	Bundle string
+	Spec   *specs.Spec
+
+	PidFile       string
+	ConsoleSocket string
+	PidfdSocket   string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFDs   int
+
+	// Run only: Detach returns once the process started; Keep leaves the
+	// stopped container's state for a later delete; NoSubreaper disables
+	// reaping the container's process ourselves.
+	Detach      bool
+	Keep        bool
+	NoSubreaper bool
+
+	// Policy is what policy.Apply decided for Spec (nil: a plain OCI
+	// bundle, run as runc would); Audit receives lifecycle events.
+	Policy *policy.Plan
+	Audit  *policy.Audit
+	// KillOnInterrupt turns SIGINT/SIGTERM/SIGHUP to nucleus into SIGKILL
+	// for the container (a one-shot sandbox must never outlive its caller).
+	KillOnInterrupt bool
+
+	// Engine runs the container: native (default) or gvisor (runsc).
+	Engine Kind
+}
+
+// ExecOptions describe a process to start in a running container.
+type ExecOptions struct {
+	// Process, if set, is the whole process (from --process); otherwise the
+	// container's own process is taken from its bundle and Args, Env, Cwd,
+	// User and Tty override it.
+	Process *specs.Process
+	Args    []string
+	Env     []string
+	Cwd     string
+	// User is "uid[:gid]".
+	User           string
+	AdditionalGids []uint32
+	Tty            bool
+	NoNewPrivs     *bool
+	Caps           []string
+
+	Detach        bool
+	PidFile       string
+	ConsoleSocket string
+	PidfdSocket   string
+	PreserveFDs   int
+	IgnorePaused  bool
+	// SubCgroups are runc's --cgroup values ("[ctrl:]path").
+	SubCgroups []string
+}
+
+// CheckpointOptions are runc's checkpoint and restore flags.
+type CheckpointOptions struct {
+	ImagePath  string // default: ./checkpoint
+	WorkPath   string
+	ParentPath string // relative to ImagePath
+
+	LeaveRunning    bool
+	TCPEstablished  bool
+	TCPSkipInFlight bool
+	LinkRemap       bool
+	ExtUnixSk       bool
+	ShellJob        bool
+	FileLocks       bool
+	PreDump         bool
+	AutoDedup       bool
+	LazyPages       bool
+	StatusFd        int
+	PageServer      string // ADDRESS:PORT
+	// ManageCgroupsMode is soft, full, strict, ignore or "" (CRIU's default).
+	ManageCgroupsMode string
+	// EmptyNs lists namespaces to create but not restore ("network").
+	EmptyNs         []string
+	LsmProfile      string
+	LsmMountContext string
+}
+
+// UpdateOptions are `update`'s inputs besides the resources themselves.
+type UpdateOptions struct {
+	// L3CacheSchema and MemBwSchema are Intel RDT schemata ("" = unchanged).
+	L3CacheSchema string
+	MemBwSchema   string
+}
+
+// NewUpdateResources returns the empty resource set that `update` fills from
+// its flags or its --resources file: every section present, so that a
+// section the caller leaves out means "unchanged", as in runc.
+func NewUpdateResources() *specs.LinuxResources {
+	checkBeforeUpdate := false
+	return &specs.LinuxResources{
+		Memory:  &specs.LinuxMemory{CheckBeforeUpdate: &checkBeforeUpdate},
+		CPU:     &specs.LinuxCPU{},
+		BlockIO: &specs.LinuxBlockIO{},
+		Pids:    &specs.LinuxPids{},
+	}
+}
+
+// State is what `state` prints and `list --format json` lists, field for
+// field as runc prints it, since tools parse it.
+type State struct {
+	Version        string            `json:"ociVersion"`
+	ID             string            `json:"id"`
+	InitProcessPid int               `json:"pid"`
+	Status         string            `json:"status"`
+	Bundle         string            `json:"bundle"`
+	Rootfs         string            `json:"rootfs"`
+	Created        time.Time         `json:"created"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
+	Owner          string            `json:"owner"`
+}
+
+// PsOptions are ps's: the output format (table or json) and, for engines
+// whose processes are host processes, ps(1) arguments.
+type PsOptions struct {
+	Format string
+	Args   []string
+}

@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/nucleus-run/nucleus/spec"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// processFromBundle is the bundle's own process with the exec flags laid
+// over it (both engines take an exec'd process this way).
+func ProcessFromBundle(id, bundle string, o ExecOptions) (*specs.Process, error) {
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	p := s.Process
+	p.Args = o.Args
+	if o.Cwd != "" {
+		p.Cwd = o.Cwd
+	}
+	p.Env = append(p.Env, o.Env...)
+	p.Terminal = o.Tty
+	if o.NoNewPrivs != nil {
+		p.NoNewPrivileges = *o.NoNewPrivs
+	}
+	for _, cp := range o.Caps {
+		if p.Capabilities == nil {
+			p.Capabilities = &specs.LinuxCapabilities{}
+		}
+		p.Capabilities.Bounding = append(p.Capabilities.Bounding, cp)
+		p.Capabilities.Effective = append(p.Capabilities.Effective, cp)
+		p.Capabilities.Permitted = append(p.Capabilities.Permitted, cp)
+	}
+	if o.User != "" {
+		uid, gid, err := ParseUser(o.User)
+		if err != nil {
+			return nil, err
+		}
+		p.User.UID = uid
+		if gid != nil {
+			p.User.GID = *gid
+		}
+	}
+	p.User.AdditionalGids = append(p.User.AdditionalGids, o.AdditionalGids...)
+	file := filepath.Join(bundle, spec.ConfigName)
+	if err := spec.ValidateProcess(file, "exec: process.", p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ParseUser parses "uid[:gid]" as runc's exec --user.
+func ParseUser(s string) (uid uint32, gid *uint32, err error) {
+	us, gs, hasGid := strings.Cut(s, ":")
+	u, err := parseID(us)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--user %q: uid: %w", s, err)
+	}
+	if hasGid {
+		g, err := parseID(gs)
+		if err != nil {
+			return 0, nil, fmt.Errorf("--user %q: gid: %w", s, err)
+		}
+		gid = &g
+	}
+	return u, gid, nil
+}
+func parseID(s string) (uint32, error) {
+	var n uint64
+	if s == "" {
+		return 0, errors.New("empty")
+	}
+	for _, ch := range s {
+		if ch < '0' || ch > '9' {
+			return 0, fmt.Errorf("%q is not a number", s)
+		}
+		n = n*10 + uint64(ch-'0')
+		if n > 1<<32-1 {
+			return 0, fmt.Errorf("%q out of range", s)
+		}
+	}
+	return uint32(n), nil
+}
+func AbsPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	return filepath.Abs(p)
+}
+func CheckTerminal(terminal, detach bool, consoleSocket string) error {
+	if detach && terminal && consoleSocket == "" {
+		return errors.New("process.terminal is true but nucleus detaches: pass --console-socket to receive the terminal")
+	}
+	if (!detach || !terminal) && consoleSocket != "" {
+		return errors.New("--console-socket needs process.terminal true and a detached container (create, run -d, exec -d)")
+	}
+	return nil
+}
+func OwnerName(info fs.FileInfo) string {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	uid := strconv.Itoa(int(st.Uid))
+	if u, err := user.LookupId(uid); err == nil {
+		return u.Username
+	}
+	return "#" + uid
+}
+
+// ParseSignal accepts "KILL", "SIGKILL", "kill" and "9".
+func ParseSignal(raw string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(raw); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal %q: number out of range 1-64", raw)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(raw)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		return 0, fmt.Errorf("invalid signal %q: unknown name", raw)
+	}
+	return sig, nil
+}
+
+// RootfsPath is the config's rootfs, resolved against the bundle.
+func RootfsPath(bundle string, s *specs.Spec) string {
+	if s.Root == nil || filepath.IsAbs(s.Root.Path) {
+		if s.Root == nil {
+			return bundle
+		}
+		return s.Root.Path
+	}
+	return filepath.Join(bundle, s.Root.Path)
+}
