@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestGvisorExecConfined(t *testing.T) {
@@ -64,6 +65,42 @@ func TestGvisorExecConfined(t *testing.T) {
 	data, _ := os.ReadFile(audit)
 	if !strings.Contains(string(data), `"exec"`) {
 		t.Errorf("audit log does not say how exec'd processes are confined:\n%s", data)
+	}
+	r.OK("delete", "--force", id)
+	assertNoGvisorLeftovers(t, r, id, b.Dir)
+}
+
+// TestGvisorExecHelperNotPoisonable: the confinement helper and its filter
+// sat in a 0777 directory of gVisor's /dev that the sandbox could rename
+// away and rebuild, with an allow-all filter, so the platform's next
+// `nucleus exec` ran unfiltered (found by a red-team run).
+func TestGvisorExecHelperNotPoisonable(t *testing.T) {
+	r := gvisorRunner(t)
+	b := probeBundle(t)
+	// The container's own command plants the fake helper directory; the
+	// allow-all program is "ret SECCOMP_RET_ALLOW".
+	b.Spec.Process.Args = []string{"sh", "-c", `mv /dev/.nucleus /dev/.o; mkdir -p /dev/.nucleus; ` +
+		`ln -s /dev/.o/nucleus /dev/.nucleus/nucleus; printf '\006\000\000\000\000\000\377\177' > /dev/.nucleus/seccomp.bpf; ` +
+		`printf '\006\000\000\000\000\000\377\177' > /dev/.o/seccomp.bpf; echo planted; exec sleep 60`}
+	b.Save(t)
+	id := "gs-gv-poison"
+	r.coreDetached("run", "-d", "--mode", "agent", "--bundle", b.Dir, id)
+	t.Cleanup(func() { r.Run(nil, "delete", "--force", id) })
+	// Give the planting command its moment: wait until it sleeps.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		res, _ := r.coreExec(nil, "exec", id, "sh", "-c", "pidof sleep")
+		if res.Code == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res, err := r.coreExec(nil, "exec", id, "probe", "unshare")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Stdout, "DENIED EPERM") {
+		t.Errorf("exec after the sandbox tampered with the helper dir: unshare %q (stderr %q), want DENIED EPERM or a refused exec", res.Stdout, res.Stderr)
 	}
 	r.OK("delete", "--force", id)
 	assertNoGvisorLeftovers(t, r, id, b.Dir)

@@ -10,6 +10,8 @@
 package confine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -25,8 +27,9 @@ import (
 const Command = "gvisor-confine"
 
 // Dir is where the gVisor engine mounts the helper and the filter in the
-// container: under /dev, a tmpfs of gVisor's own, so that no mount point
-// has to be made in a read-only rootfs.
+// container: a read-only directory mount under /dev, a tmpfs of gVisor's
+// own, so that no mount point has to be made in a read-only rootfs, and
+// one the sandbox can neither write nor rename away.
 const Dir = "/dev/.nucleus"
 
 // Helper and Filter are the paths of the helper binary and the compiled
@@ -37,11 +40,12 @@ const (
 )
 
 // Args is the argv runsc exec gets to run cmd confined; filter is "" when
-// the container runs without a filter (no_new_privs only).
-func Args(filter string, cmd []string) []string {
+// the container runs without a filter (no_new_privs only), else sum is its
+// SHA-256 (hex), checked before the filter is loaded.
+func Args(filter, sum string, cmd []string) []string {
 	args := []string{Helper, Command}
 	if filter != "" {
-		args = append(args, "--seccomp", filter)
+		args = append(args, "--seccomp", filter, "--seccomp-sha256", sum)
 	}
 	return append(append(args, "--"), cmd...)
 }
@@ -60,14 +64,19 @@ func Main(args []string) {
 }
 
 func run(args []string) error {
-	filter := ""
+	filter, sum := "", ""
 	for len(args) > 0 && args[0] != "--" {
 		switch {
 		case args[0] == "--seccomp" && len(args) > 1:
 			filter, args = args[1], args[2:]
+		case args[0] == "--seccomp-sha256" && len(args) > 1:
+			sum, args = args[1], args[2:]
 		default:
-			return fmt.Errorf("unknown argument %q (want [--seccomp FILE] -- CMD [ARGS...])", args[0])
+			return fmt.Errorf("unknown argument %q (want [--seccomp FILE --seccomp-sha256 HEX] -- CMD [ARGS...])", args[0])
 		}
+	}
+	if filter != "" && sum == "" {
+		return errors.New("--seccomp needs --seccomp-sha256")
 	}
 	if len(args) < 2 {
 		return errors.New("no command after --")
@@ -84,6 +93,10 @@ func run(args []string) error {
 		}
 		if len(prog) == 0 || len(prog)%8 != 0 || len(prog)/8 > 4096 {
 			return fmt.Errorf("--seccomp %s: %d bytes is not a BPF program", filter, len(prog))
+		}
+		// The filter the container was created with, or none at all.
+		if got := sha256.Sum256(prog); hex.EncodeToString(got[:]) != sum {
+			return fmt.Errorf("--seccomp %s: SHA-256 %x is not the container's filter %s; refusing to run unconfined", filter, got, sum)
 		}
 	}
 	// The filter goes on every thread (TSYNC), and the exec happens on

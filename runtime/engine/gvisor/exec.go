@@ -109,8 +109,9 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error
 	return status, err
 }
 
-// execFilterName is the compiled filter's file in R/ID.
-const execFilterName = "exec-seccomp.bpf"
+// confineDirName is the host directory in R/ID that the container sees as
+// confine.Dir: the filter, and the mount point of the helper binary.
+const confineDirName = "confine"
 
 // execConfinement is what a mode's gVisor container carries for the
 // processes exec'd into it later: the filter they load (nil: the mode runs
@@ -119,13 +120,16 @@ type execConfinement struct {
 	filter []byte
 }
 
-// execConfinement returns the config runsc gets and, for a container
-// in an isolation mode, how exec'd processes will be confined. runsc exec
-// cannot give a process a seccomp filter or no_new_privs, so the config
-// gains two read-only binds: this nucleus binary (the helper) and the
-// container's filter compiled to BPF, which the helper loads in gVisor
-// before it execs the command. A profile that cannot be compiled here is
-// refused: the container's processes would otherwise run unconfined.
+// execConfinement returns the config runsc gets and, for a container in an
+// isolation mode, how exec'd processes will be confined. runsc exec cannot
+// give a process a seccomp filter or no_new_privs, so the config gains a
+// read-only bind of R/ID/confine at confine.Dir, holding the container's
+// filter compiled to BPF, and a read-only bind of this nucleus binary (the
+// helper) inside it; the helper loads the filter in gVisor before it execs
+// the command. The directory is itself a read-only mount point, so the
+// sandbox can neither add to it nor rename it away and put its own in its
+// place. A profile that cannot be compiled here is refused: the container's
+// processes would otherwise run unconfined.
 func (r *Engine) execConfinement(o engine.CreateOptions) (*specs.Spec, *execConfinement, error) {
 	if o.Policy == nil || o.Policy.Mode == "" {
 		return o.Spec, nil, nil
@@ -138,18 +142,35 @@ func (r *Engine) execConfinement(o engine.CreateOptions) (*specs.Spec, *execConf
 		return nil, nil, fmt.Errorf("--engine gvisor: the %s mode's exec confinement needs this nucleus binary's path: %w", o.Policy.Mode, err)
 	}
 	c := &execConfinement{}
-	ro := []string{"bind", "ro", "nosuid", "nodev"}
-	mounts := []specs.Mount{{Destination: confine.Helper, Type: "bind", Source: self, Options: ro}}
 	if o.Spec.Linux != nil && o.Spec.Linux.Seccomp != nil {
-		sc := o.Spec.Linux.Seccomp
-		if c.filter, err = seccomp.Compile(sc); err != nil {
+		if c.filter, err = seccomp.Compile(o.Spec.Linux.Seccomp); err != nil {
 			return nil, nil, fmt.Errorf("--engine gvisor: the %s mode's seccomp profile cannot be compiled for processes exec'd into the container: %w", o.Policy.Mode, err)
 		}
-		mounts = append(mounts, specs.Mount{Destination: confine.Filter, Type: "bind", Source: filepath.Join(engine.StateDir(r.Root, o.ID), execFilterName), Options: ro})
+	}
+	ro := []string{"bind", "ro", "nosuid", "nodev"}
+	mounts := []specs.Mount{
+		{Destination: confine.Dir, Type: "bind", Source: filepath.Join(engine.StateDir(r.Root, o.ID), confineDirName), Options: ro},
+		{Destination: confine.Helper, Type: "bind", Source: self, Options: ro},
 	}
 	s := *o.Spec
 	s.Mounts = append(append([]specs.Mount{}, o.Spec.Mounts...), mounts...)
 	return &s, c, nil
+}
+
+// writeConfineDir makes R/ID/confine: the filter (when there is one) and
+// the helper's mount point.
+func writeConfineDir(dir string, c *execConfinement) error {
+	d := filepath.Join(dir, confineDirName)
+	if err := os.Mkdir(d, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(d, filepath.Base(confine.Helper)), nil, 0o555); err != nil {
+		return err
+	}
+	if c.filter != nil {
+		return os.WriteFile(filepath.Join(d, filepath.Base(confine.Filter)), c.filter, 0o444)
+	}
+	return nil
 }
 
 // confineExec gives a process exec'd into a mode's container the
@@ -164,7 +185,7 @@ func (g *gvisorRecord) confineExec(p *specs.Process, o engine.ExecOptions) error
 	if len(o.Caps) > 0 {
 		return fmt.Errorf("exec --cap: container %s runs in %s mode, which grants no capabilities to exec'd processes", g.id, g.Mode)
 	}
-	if !g.ExecConfined {
+	if !g.ExecConfined || (g.ExecFilter != "" && g.ExecFilterSHA256 == "") {
 		return fmt.Errorf("cannot exec in container %s: it runs in %s mode but was created without the exec confinement helper (by an older nucleus); refusing to run a process unconfined", g.id, g.Mode)
 	}
 	s, err := spec.Load(g.dir)
@@ -173,7 +194,7 @@ func (g *gvisorRecord) confineExec(p *specs.Process, o engine.ExecOptions) error
 	}
 	p.Capabilities = s.Process.Capabilities
 	p.NoNewPrivileges = true
-	p.Args = confine.Args(g.ExecFilter, p.Args)
+	p.Args = confine.Args(g.ExecFilter, g.ExecFilterSHA256, p.Args)
 	return nil
 }
 

@@ -95,17 +95,22 @@ func TestGvisorConfineExec(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rec := &gvisorRecord{Mode: "agent", ExecConfined: true, ExecFilter: confine.Filter, id: "c", dir: dir}
+	sum := strings.Repeat("ab", 32)
+	rec := &gvisorRecord{Mode: "agent", ExecConfined: true, ExecFilter: confine.Filter, ExecFilterSHA256: sum, id: "c", dir: dir}
 	p := &specs.Process{Args: []string{"id", "-u"}, Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN"}}}
 	if err := rec.confineExec(p, engine.ExecOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{confine.Helper, confine.Command, "--seccomp", confine.Filter, "--", "id", "-u"}
+	want := []string{confine.Helper, confine.Command, "--seccomp", confine.Filter, "--seccomp-sha256", sum, "--", "id", "-u"}
 	if !slices.Equal(p.Args, want) || !p.NoNewPrivileges || len(p.Capabilities.Bounding) != 0 {
 		t.Errorf("confined process: args %q nnp %v caps %v", p.Args, p.NoNewPrivileges, p.Capabilities)
 	}
 	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, engine.ExecOptions{Caps: []string{"CAP_SYS_ADMIN"}}); err == nil || !strings.Contains(err.Error(), "exec --cap") {
 		t.Errorf("--cap: %v", err)
+	}
+	rec.ExecFilterSHA256 = ""
+	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, engine.ExecOptions{}); err == nil || !strings.Contains(err.Error(), "unconfined") {
+		t.Errorf("record without the filter's digest: %v", err)
 	}
 	rec.ExecConfined = false
 	if err := rec.confineExec(&specs.Process{Args: []string{"true"}}, engine.ExecOptions{}); err == nil || !strings.Contains(err.Error(), "unconfined") {

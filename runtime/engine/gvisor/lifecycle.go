@@ -1,6 +1,8 @@
 package gvisor
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,7 +90,8 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 	if confinement != nil {
 		rec.Mode, rec.ExecConfined = o.Policy.Mode, true
 		if confinement.filter != nil {
-			rec.ExecFilter = confine.Filter
+			sum := sha256.Sum256(confinement.filter)
+			rec.ExecFilter, rec.ExecFilterSHA256 = confine.Filter, hex.EncodeToString(sum[:])
 		}
 	}
 	if err := r.writeGvisorBundle(rec, config); err != nil {
@@ -100,10 +103,10 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 			rec.cleanup(true)
 		}
 	}()
-	if confinement != nil && confinement.filter != nil {
-		// The mount's source; written before runsc runs, removed with R/ID.
-		if err := os.WriteFile(filepath.Join(rec.dir, execFilterName), confinement.filter, 0o444); err != nil {
-			return -1, fmt.Errorf("create %s: exec filter: %w", o.ID, err)
+	if confinement != nil {
+		// The mounts' source; written before runsc runs, removed with R/ID.
+		if err := writeConfineDir(rec.dir, confinement); err != nil {
+			return -1, fmt.Errorf("create %s: exec confinement: %w", o.ID, err)
 		}
 	}
 	auditPlan(o, rec)

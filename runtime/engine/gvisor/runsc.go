@@ -9,8 +9,9 @@ package gvisor
 //	                   the user's bundle, the creation time
 //	R/ID/config.json   the config handed to runsc (what `nucleus export` writes)
 //	R/ID/rootfs        symlink to the bundle's rootfs
-//	R/ID/exec-seccomp.bpf  in a mode: the compiled filter that processes
-//	                   exec'd into the container load (see package confine)
+//	R/ID/confine/      in a mode: the compiled filter that processes exec'd
+//	                   into the container load, and the helper's mount point
+//	                   (seen as /dev/.nucleus; see package confine)
 //	R/@gvisor/         runsc --root: runsc's own state and locks
 //
 // runsc is found through $NUCLEUS_RUNSC (a path) or else "runsc" on PATH.
@@ -81,6 +82,9 @@ type gvisorRecord struct {
 	// without seccomp). A mode's container without it refuses exec.
 	ExecConfined bool   `json:"execConfined,omitempty"`
 	ExecFilter   string `json:"execFilter,omitempty"`
+	// ExecFilterSHA256 is the filter's digest, which the helper checks
+	// before loading it.
+	ExecFilterSHA256 string `json:"execFilterSHA256,omitempty"`
 
 	id  string
 	dir string
