@@ -150,6 +150,9 @@ func TestEdgeRootfsStaged(t *testing.T) {
 		if strings.Contains(res.Stdout, hidden) {
 			t.Errorf("%s: the container's mountinfo shows the bundle's host path %s:\n%s", mode, hidden, res.Stdout)
 		}
+		if strings.Contains(res.Stdout, r.Root) {
+			t.Errorf("%s: the container's mountinfo shows the state root %s:\n%s", mode, r.Root, res.Stdout)
+		}
 		if f := strings.Fields(res.Stdout); len(f) < 3 || f[0] != "0" || f[1] != "1073741824" {
 			t.Errorf("%s: no user namespace (uid_map %q); stderr %q", mode, strings.Join(f[:min(3, len(f))], " "), res.Stderr)
 		}

@@ -18,8 +18,8 @@ import (
 // bundle's rootfs under the state dir: a read-only-lower overlay at
 // <root>/@rootfs-<id>/merged whose lower layer is named by a file
 // descriptor. So
-//   - the container's mountinfo shows /proc/self/fd/N and state-dir paths,
-//     never where the user keeps the bundle;
+//   - the container's mountinfo shows /proc/self/fd/N for every layer,
+//     never where the user keeps the bundle or the state root;
 //   - the overlay reads the bundle with the credentials of whoever mounted
 //     it (root), so a bundle under a 0700 directory (what mktemp -d makes)
 //     still runs with a user namespace;
@@ -78,13 +78,24 @@ func (r *Engine) StageRootfs(id, rootfs string) (string, func(), error) {
 		release()
 		return "", nil, fmt.Errorf("stage rootfs: %w", err)
 	}
-	lower, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		release()
-		return "", nil, fmt.Errorf("rootfs %s: %w", rootfs, err)
+	// Every layer is named by a descriptor, so the mount's options show
+	// /proc/self/fd/N, never a host path (the bundle's, or the state
+	// root's).
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for _, d := range []string{rootfs, upper, work} {
+		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			release()
+			return "", nil, fmt.Errorf("stage rootfs: %s: %w", d, err)
+		}
+		fds = append(fds, fd)
 	}
-	defer unix.Close(lower)
-	data := fmt.Sprintf("lowerdir=/proc/self/fd/%d,upperdir=%s,workdir=%s", lower, upper, work)
+	data := fmt.Sprintf("lowerdir=/proc/self/fd/%d,upperdir=/proc/self/fd/%d,workdir=/proc/self/fd/%d", fds[0], fds[1], fds[2])
 	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		release()
 		return "", nil, fmt.Errorf("stage rootfs %s at %s: overlay: %w", rootfs, merged, err)
