@@ -296,3 +296,26 @@ func TestEdgeWorkspaceWithoutUserNS(t *testing.T) {
 		assertNoLeftovers(t, r.Root, id, b.Dir)
 	}
 }
+
+// TestEdgeGvisorBundleUntouched: under gVisor, runsc's gofer made the mount
+// points of a mode's container (the workspace, the exec helper's dir) in
+// the platform's own bundle; the rootfs is staged as on the native engine.
+func TestEdgeGvisorBundleUntouched(t *testing.T) {
+	r := newRunner(t)
+	requireCmd(t, "runsc")
+	b := newBundle(t)
+	listing := func() []string {
+		var names []string
+		filepath.Walk(b.Rootfs, func(p string, _ os.FileInfo, _ error) error {
+			names = append(names, p)
+			return nil
+		})
+		return names
+	}
+	before := listing()
+	res := r.sandbox(b, "edge-gv-bundle", []string{"--engine", "gvisor", "--workspace", userWorkspace(t) + ":copy-in-out"}, "sh", "-c", "ls /workspace >/dev/null && echo ran")
+	expectLine(t, res, "ran")
+	if after := listing(); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("the gVisor sandbox changed the bundle's rootfs:\nbefore %v\nafter  %v", before, after)
+	}
+}

@@ -210,7 +210,7 @@ func (r *Runtime) RootfsFor(id, bundle string, s *specs.Spec, mode policy.Mode, 
 	if mode == policy.ModeNone || kind == EngineGvisor {
 		return engine.RootfsPath(bundle, s), nil
 	}
-	return r.native.StagedRootfs(id)
+	return engine.StagedRootfs(r.Root, id)
 }
 
 // ExportOptions describe `nucleus export`.

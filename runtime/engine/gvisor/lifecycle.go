@@ -85,6 +85,21 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 			return -1, err
 		}
 	}
+	if o.Policy != nil && o.Policy.Mode != "" {
+		// As on the native engine: runsc's gofer makes mount points (the
+		// workspace's, the exec helper's) in the staged upper layer, never
+		// in the user's bundle.
+		staged, release, err := engine.StageRootfs(r.Root, o.ID, rootfs)
+		if err != nil {
+			return -1, err
+		}
+		defer func() {
+			if retErr != nil {
+				release()
+			}
+		}()
+		rootfs = staged
+	}
 	started := time.Now()
 	rec := &gvisorRecord{Runsc: runsc, Flags: flags, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), OCIVersion: o.Spec.Version, id: o.ID, dir: engine.StateDir(r.Root, o.ID)}
 	if confinement != nil {

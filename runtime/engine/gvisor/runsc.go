@@ -218,6 +218,9 @@ func (g *gvisorRecord) cleanup(runscDelete bool) {
 	if err := os.RemoveAll(g.dir); err != nil {
 		logrus.Warnf("remove %s: %v", g.dir, err)
 	}
+	if err := engine.UnstageRootfs(filepath.Dir(g.dir), g.id); err != nil {
+		logrus.Warn(err)
+	}
 	// runsc's root goes with its last container (a no-op while others
 	// remain: the directory isn't empty then).
 	if root := g.runscRoot(); root != "" {

@@ -66,7 +66,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int,
 		return -1, errors.New("no config given")
 	}
 	if needsStaging(o) {
-		staged, release, stageErr := r.StageRootfs(o.ID, engine.RootfsPath(o.Bundle, o.Spec))
+		staged, release, stageErr := engine.StageRootfs(r.Root, o.ID, engine.RootfsPath(o.Bundle, o.Spec))
 		if stageErr != nil {
 			return -1, stageErr
 		}

@@ -79,7 +79,7 @@ func (r *Engine) Delete(id string, force bool) error {
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		if force && errors.Is(err, engine.ErrNotExist) {
-			return r.unstageRootfs(id)
+			return engine.UnstageRootfs(r.Root, id)
 		}
 		return err
 	}
@@ -91,7 +91,7 @@ func (r *Engine) Delete(id string, force bool) error {
 			if rmErr := os.RemoveAll(r.stateDir(id)); rmErr != nil {
 				return fmt.Errorf("remove %s: %w", r.stateDir(id), rmErr)
 			}
-			if rmErr := r.unstageRootfs(id); rmErr != nil {
+			if rmErr := engine.UnstageRootfs(r.Root, id); rmErr != nil {
 				return rmErr
 			}
 			if force {
@@ -118,7 +118,7 @@ func destroy(c *libcontainer.Container) error {
 	if err := c.Destroy(); err != nil {
 		return fmt.Errorf("delete %s: %w", c.ID(), err)
 	}
-	releaseStaged(c.ID(), c.Config().Rootfs)
+	engine.ReleaseStaged(c.ID(), c.Config().Rootfs)
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package native
+package engine
 
 import (
 	"errors"
@@ -10,11 +10,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
-// StageRootfs gives a container in an isolation mode its own view of the
+// StageRootfs gives a container (of either engine) in an isolation mode its
+// own view of the
 // bundle's rootfs under the state dir: a read-only-lower overlay at
 // <root>/@rootfs-<id>/merged whose lower layer is named by a file
 // descriptor. So
@@ -28,12 +28,12 @@ import (
 //
 // It returns the path to use as the rootfs and a release function for the
 // caller's error paths; deleting the container releases it too.
-func (r *Engine) StageRootfs(id, rootfs string) (string, func(), error) {
+func StageRootfs(root, id, rootfs string) (string, func(), error) {
 	if err := spec.ValidateID(id); err != nil {
 		return "", nil, err
 	}
-	if _, err := os.Lstat(r.stateDir(id)); err == nil {
-		return "", nil, fmt.Errorf("container %s already exists under %s", id, r.Root)
+	if _, err := os.Lstat(StateDir(root, id)); err == nil {
+		return "", nil, fmt.Errorf("container %s already exists under %s", id, root)
 	}
 	st, err := os.Stat(rootfs)
 	if err != nil {
@@ -42,13 +42,13 @@ func (r *Engine) StageRootfs(id, rootfs string) (string, func(), error) {
 	if !st.IsDir() {
 		return "", nil, fmt.Errorf("rootfs %s: not a directory", rootfs)
 	}
-	if err := engine.SearchableRoot(r.Root); err != nil {
+	if err := SearchableRoot(root); err != nil {
 		return "", nil, err
 	}
-	dir := r.stagingDir(id)
+	dir := stagingDir(root, id)
 	if err := os.Mkdir(dir, 0o711); errors.Is(err, fs.ErrExist) {
 		// Left by a create that crashed before its state existed.
-		if err := r.unstageRootfs(id); err != nil {
+		if err := UnstageRootfs(root, id); err != nil {
 			return "", nil, err
 		}
 		err = os.Mkdir(dir, 0o711)
@@ -58,7 +58,7 @@ func (r *Engine) StageRootfs(id, rootfs string) (string, func(), error) {
 	} else if err != nil {
 		return "", nil, fmt.Errorf("stage rootfs: %w", err)
 	}
-	release := func() { _ = r.unstageRootfs(id) }
+	release := func() { _ = UnstageRootfs(root, id) }
 	upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
 	for _, d := range []string{upper, work, merged} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -106,20 +106,20 @@ func (r *Engine) StageRootfs(id, rootfs string) (string, func(), error) {
 // StagedRootfs is where the rootfs of a container in an isolation mode will
 // be once started (policy.Apply's host facts are about that path). It makes
 // the state root searchable, as staging needs.
-func (r *Engine) StagedRootfs(id string) (string, error) {
-	if err := engine.SearchableRoot(r.Root); err != nil {
+func StagedRootfs(root, id string) (string, error) {
+	if err := SearchableRoot(root); err != nil {
 		return "", err
 	}
-	return filepath.Join(r.stagingDir(id), "merged"), nil
+	return filepath.Join(stagingDir(root, id), "merged"), nil
 }
 
-func (r *Engine) stagingDir(id string) string {
-	return filepath.Join(r.Root, engine.StagingPrefix+id)
+func stagingDir(root, id string) string {
+	return filepath.Join(root, StagingPrefix+id)
 }
 
-// unstageRootfs unmounts and removes a container's staged rootfs, if any.
-func (r *Engine) unstageRootfs(id string) error {
-	dir := r.stagingDir(id)
+// UnstageRootfs unmounts and removes a container's staged rootfs, if any.
+func UnstageRootfs(root, id string) error {
+	dir := stagingDir(root, id)
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -133,13 +133,12 @@ func (r *Engine) unstageRootfs(id string) error {
 	return nil
 }
 
-// releaseStaged removes the staged rootfs of a container being destroyed,
+// ReleaseStaged removes the staged rootfs of a container being destroyed,
 // recognised by its path (<root>/@rootfs-<id>/merged).
-func releaseStaged(id, rootfs string) {
+func ReleaseStaged(id, rootfs string) {
 	dir := filepath.Dir(rootfs)
-	if filepath.Base(rootfs) != "merged" || filepath.Base(dir) != engine.StagingPrefix+id {
+	if filepath.Base(rootfs) != "merged" || filepath.Base(dir) != StagingPrefix+id {
 		return
 	}
-	r := &Engine{Root: filepath.Dir(dir)}
-	_ = r.unstageRootfs(id)
+	_ = UnstageRootfs(filepath.Dir(dir), id)
 }
