@@ -16,8 +16,10 @@ TAGS      := seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static
 GOFLAGS_B := -trimpath -tags "$(TAGS)"
 DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
+# staticcheck from the Go module proxy, pinned (built once, then cached).
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install deps test unit integration bench demo fmt vet clean fuzz flake
+.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake
 
 all: build
 
@@ -54,8 +56,11 @@ flake:
 demo:
 	./scripts/demo.sh
 
-test: deps build
+# test needs the packages `make deps` installs (make install runs it; CI's
+# .ci/run does too); it installs nothing itself.
+test: build
 	$(GO) vet -tags "$(TAGS)" ./...
+	$(STATICCHECK) -tags "$(TAGS)" ./...
 	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -90,6 +95,9 @@ fmt:
 
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...
+
+lint: vet
+	$(STATICCHECK) -tags "$(TAGS)" ./...
 
 clean:
 	rm -rf bin

@@ -38,21 +38,6 @@ func engineOption(c *cli.Context) (runtime.Engine, error) {
 	return runtime.EngineNative, nil
 }
 
-// gvisorPolicy tells policy.Apply that the config goes to runsc: only for
-// a command that takes --engine (create, run) and selected gvisor, so that
-// a command the native engine runs never gets a plan without Landlock.
-func gvisorPolicy(c *cli.Context) bool {
-	for _, f := range c.Command.Flags {
-		for _, name := range f.Names() {
-			if name == "engine" {
-				e, err := engineOption(c)
-				return err == nil && e == runtime.EngineGvisor
-			}
-		}
-	}
-	return false
-}
-
 func init() { register(exportCommand) }
 
 var exportCommand = &cli.Command{

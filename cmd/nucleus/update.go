@@ -127,7 +127,8 @@ func updateFlags(c *cli.Context, res *specs.LinuxResources) error {
 	}{
 		{"memory", &res.Memory.Limit},
 		{"memory-swap", &res.Memory.Swap},
-		{"kernel-memory", &res.Memory.Kernel}, //nolint:staticcheck // accepted and ignored
+		//lint:ignore SA1019 runc's update takes it (and ignores it); so do we
+		{"kernel-memory", &res.Memory.Kernel},
 		{"kernel-memory-tcp", &res.Memory.KernelTCP},
 		{"memory-reservation", &res.Memory.Reservation},
 	} {

@@ -135,6 +135,7 @@ func (t *stdio) initHostConsole() error {
 }
 
 func (t *stdio) recvtty(socket *os.File) (retErr error) {
+	//lint:ignore SA1019 its replacement (runc's cmsg) is internal to runc
 	f, err := utils.RecvFile(socket)
 	if err != nil {
 		return err

@@ -53,7 +53,8 @@ func applyUpdate(c *libcontainer.Container, id string, res *specs.LinuxResources
 		zero := uint64(0)
 		res.CPU.Shares = &zero
 	}
-	if res.Memory.Kernel != nil || res.Memory.KernelTCP != nil { //nolint:staticcheck // accepted and ignored, as runc does
+	//lint:ignore SA1019 accepted and ignored, as runc does
+	if res.Memory.Kernel != nil || res.Memory.KernelTCP != nil {
 		logrus.Warn("kernel memory settings are ignored and will be removed")
 	}
 
