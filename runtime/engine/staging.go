@@ -33,7 +33,7 @@ func StageRootfs(root, id, rootfs string) (string, func(), error) {
 		return "", nil, err
 	}
 	if _, err := os.Lstat(StateDir(root, id)); err == nil {
-		return "", nil, fmt.Errorf("container %s already exists under %s", id, root)
+		return "", nil, fmt.Errorf("container %s %w under %s", id, ErrExist, root)
 	}
 	st, err := os.Stat(rootfs)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -100,7 +101,7 @@ func (r *Engine) writeGvisorBundle(rec *gvisorRecord, config []byte) error {
 	}
 	if err := os.Mkdir(rec.dir, 0o711); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("container %s already exists under %s", rec.id, r.Root)
+			return fmt.Errorf("container %s %w under %s", rec.id, engine.ErrExist, r.Root)
 		}
 		return fmt.Errorf("create container %s: %w", rec.id, err)
 	}

@@ -23,11 +23,11 @@ import (
 func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error) {
 	switch {
 	case o.PreserveFDs > 0:
-		return -1, errors.New("--preserve-fds is not supported in a gvisor container")
+		return -1, &engine.OptionError{Option: "preserve-fds", Msg: "not supported in a gvisor container", Err: engine.ErrUnsupported}
 	case o.PidfdSocket != "":
-		return -1, errors.New("--pidfd-socket is not supported in a gvisor container")
+		return -1, &engine.OptionError{Option: "pidfd-socket", Msg: "not supported in a gvisor container", Err: engine.ErrUnsupported}
 	case len(o.SubCgroups) > 0:
-		return -1, errors.New("--cgroup is not supported in a gvisor container")
+		return -1, &engine.OptionError{Option: "cgroup", Msg: "not supported in a gvisor container", Err: engine.ErrUnsupported}
 	}
 	rec, err := r.readGvisorRecord(id)
 	if err != nil {
@@ -39,9 +39,9 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error
 	}
 	switch {
 	case st == nil || st.Status == "stopped":
-		return -1, fmt.Errorf("cannot exec in container %s: it has stopped", id)
+		return -1, fmt.Errorf("cannot exec in container %s: %w", id, engine.ErrStopped)
 	case st.Status == "paused" && !o.IgnorePaused:
-		return -1, fmt.Errorf("cannot exec in container %s: it is paused (resume it or pass --ignore-paused)", id)
+		return -1, fmt.Errorf("cannot exec in container %s: %w (resume it or pass --ignore-paused)", id, engine.ErrPaused)
 	}
 	p := o.Process
 	if p == nil {
@@ -62,7 +62,7 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error
 		return -1, err
 	}
 	if p.Terminal && !o.Detach {
-		return -1, errors.New("--tty without --detach is not supported in a gvisor container; use --detach with --console-socket")
+		return -1, &engine.OptionError{Option: "tty", Msg: "without detaching is not supported in a gvisor container; use --detach with --console-socket", Err: engine.ErrUnsupported}
 	}
 	data, err := json.Marshal(p)
 	if err != nil {

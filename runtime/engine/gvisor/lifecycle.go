@@ -42,13 +42,13 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 		// mapping are never handed to runsc.
 		return -1, fmt.Errorf("--engine gvisor: the %s policy plan was made for the native engine (Landlock pre-exec step or user namespace); it must be made with policy.Options.Gvisor", o.Policy.Mode)
 	case o.PreserveFDs > 0:
-		return -1, errors.New("--engine gvisor: --preserve-fds is not supported (runsc gets only stdio)")
+		return -1, &engine.OptionError{Option: "preserve-fds", Msg: "not supported by the gvisor engine (runsc gets only stdio)", Err: engine.ErrUnsupported}
 	case o.PidfdSocket != "":
-		return -1, errors.New("--engine gvisor: --pidfd-socket is not supported (the container's processes live in gVisor's kernel)")
+		return -1, &engine.OptionError{Option: "pidfd-socket", Msg: "not supported by the gvisor engine (the container's processes live in gVisor's kernel)", Err: engine.ErrUnsupported}
 	case o.Keep && !detach:
-		return -1, errors.New("--engine gvisor: run --keep is not supported (runsc run removes the container); use create + start")
+		return -1, &engine.OptionError{Option: "keep", Msg: "not supported by the gvisor engine (runsc run removes the container); use create + start", Err: engine.ErrUnsupported}
 	case o.Spec.Process.Terminal && !detach:
-		return -1, errors.New("--engine gvisor: process.terminal with an attached run is not supported; use --detach with --console-socket")
+		return -1, fmt.Errorf("the gvisor engine: process.terminal with an attached run: %w; use --detach with --console-socket", engine.ErrUnsupported)
 	}
 	var err error
 	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
@@ -266,7 +266,11 @@ func (r *Engine) Delete(id string, force bool) error {
 			args = []string{"--force", id}
 		default:
 			if !force {
-				return fmt.Errorf("cannot delete container %s: it is %s (stop it first or use --force)", id, st.Status)
+				class := engine.ErrRunning
+				if st.Status == "paused" {
+					class = engine.ErrPaused
+				}
+				return fmt.Errorf("cannot delete container %s: %w (stop it first or use --force)", id, class)
 			}
 			args = []string{"--force", id}
 		}

@@ -169,7 +169,7 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 	c, err := libcontainer.Create(r.Root, o.ID, config)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) || errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %s already exists under %s", o.ID, r.Root)
+			return nil, fmt.Errorf("container %s %w under %s", o.ID, engine.ErrExist, r.Root)
 		}
 		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/intelrdt"
@@ -78,7 +79,7 @@ func (r *Engine) loadLive(id string) (*libcontainer.Container, error) {
 		return nil, fmt.Errorf("status of %s: %w", id, err)
 	}
 	if status == libcontainer.Stopped {
-		return nil, fmt.Errorf("container with id %s is not running", id)
+		return nil, fmt.Errorf("container %s: %w", id, engine.ErrNotRunning)
 	}
 	return c, nil
 }

@@ -25,10 +25,10 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (int, error) {
 	}
 	switch status {
 	case libcontainer.Stopped:
-		return -1, fmt.Errorf("cannot exec in container %s: it has stopped", id)
+		return -1, fmt.Errorf("cannot exec in container %s: %w", id, engine.ErrStopped)
 	case libcontainer.Paused:
 		if !o.IgnorePaused {
-			return -1, fmt.Errorf("cannot exec in container %s: it is paused (resume it or pass --ignore-paused)", id)
+			return -1, fmt.Errorf("cannot exec in container %s: %w (resume it or pass --ignore-paused)", id, engine.ErrPaused)
 		}
 	}
 	p, err := execProcess(c, o)

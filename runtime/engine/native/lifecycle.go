@@ -28,9 +28,9 @@ func (r *Engine) Start(id string) error {
 			}
 			return nil
 		case libcontainer.Stopped:
-			return fmt.Errorf("cannot start container %s: it has stopped", id)
+			return fmt.Errorf("cannot start container %s: %w", id, engine.ErrStopped)
 		case libcontainer.Running:
-			return fmt.Errorf("cannot start container %s: it is already running", id)
+			return fmt.Errorf("cannot start container %s: %w", id, engine.ErrRunning)
 		default:
 			return fmt.Errorf("cannot start container %s in the %s state", id, status)
 		}
@@ -49,7 +49,7 @@ func (r *Engine) Kill(id string, sig unix.Signal, all bool) error {
 	}
 	if err := c.Signal(sig); err != nil {
 		if errors.Is(err, libcontainer.ErrNotRunning) {
-			return fmt.Errorf("kill %s: container is not running", id)
+			return fmt.Errorf("kill %s: %w", id, engine.ErrNotRunning)
 		}
 		return fmt.Errorf("kill %s: %w", id, err)
 	}
@@ -109,8 +109,10 @@ func (r *Engine) Delete(id string, force bool) error {
 		return destroy(c)
 	case status == libcontainer.Created || force:
 		return killAndDestroy(c)
+	case status == libcontainer.Paused:
+		return fmt.Errorf("cannot delete container %s: %w (stop it first or use --force)", id, engine.ErrPaused)
 	default:
-		return fmt.Errorf("cannot delete container %s: it is %s (stop it first or use --force)", id, status)
+		return fmt.Errorf("cannot delete container %s: %w (stop it first or use --force)", id, engine.ErrRunning)
 	}
 }
 
@@ -163,7 +165,7 @@ func (r *Engine) Pause(id string) error {
 	return r.withLocked(id, func(c *libcontainer.Container) error {
 		if err := c.Pause(); err != nil {
 			if errors.Is(err, libcontainer.ErrNotRunning) {
-				return fmt.Errorf("pause %s: container is not running", id)
+				return fmt.Errorf("pause %s: %w", id, engine.ErrNotRunning)
 			}
 			return fmt.Errorf("pause %s: %w", id, err)
 		}
@@ -176,7 +178,7 @@ func (r *Engine) Resume(id string) error {
 	return r.withLocked(id, func(c *libcontainer.Container) error {
 		if err := c.Resume(); err != nil {
 			if errors.Is(err, libcontainer.ErrNotPaused) {
-				return fmt.Errorf("resume %s: container is not paused", id)
+				return fmt.Errorf("resume %s: %w", id, engine.ErrNotPaused)
 			}
 			return fmt.Errorf("resume %s: %w", id, err)
 		}
