@@ -26,6 +26,11 @@ import (
 // timeout(1) reports it.
 const ExitTimeout = 124
 
+// DefaultWorkspaceMaxBytes bounds what a copy-in-out workspace's
+// write-back may write on the host unless WorkspaceMaxBytes says
+// otherwise: it runs in nucleus, outside the sandbox's cgroup limits.
+const DefaultWorkspaceMaxBytes = 4 << 30
+
 // SandboxOptions describe one ephemeral sandbox run.
 type SandboxOptions struct {
 	// ID defaults to a random sbx-… id.
@@ -36,6 +41,11 @@ type SandboxOptions struct {
 	Args    []string
 	Policy  policy.Options
 	Timeout time.Duration
+	// WorkspaceMaxBytes bounds what the write-back of a copy-in-out
+	// workspace writes on the host (data in 4 KiB blocks, holes free, plus
+	// a block per entry made): 0 is DefaultWorkspaceMaxBytes,
+	// policy.Unlimited no bound.
+	WorkspaceMaxBytes int64
 	// Engine runs the sandbox: native (default) or gvisor.
 	Engine Engine
 	// AuditLog is a file to append audit events to; Debug mirrors them
@@ -72,6 +82,10 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 	}
 	s.Process.Terminal = false
 	ws := o.Policy.Workspace
+	maxBytes, err := workspaceMaxBytes(o.WorkspaceMaxBytes, ws)
+	if err != nil {
+		return -1, err
+	}
 	var copyDir, origDir string
 	if ws != nil {
 		if err := PrepareWorkspace(ws); err != nil {
@@ -114,6 +128,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		if wsCopy, err = workspace.In(origDir, copyDir, uid, gid, workspaceDropped(audit)); err != nil {
 			return -1, err
 		}
+		wsCopy.MaxBytes = maxBytes
 	}
 	if interrupted.Load() {
 		return -1, errors.New("interrupted before the sandbox started")
@@ -154,10 +169,31 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 	}
 	if wsCopy != nil {
 		if err := wsCopy.Back(); err != nil {
+			var be *workspace.BudgetError
+			if errors.As(err, &be) {
+				audit.Event("workspace_budget_exceeded", map[string]any{"workspace": origDir, "max_bytes": be.Max, "path": be.Path})
+				return status, &OptionError{Option: "workspace-max-bytes", Msg: err.Error()}
+			}
 			return status, err
 		}
 	}
 	return status, nil
+}
+
+// workspaceMaxBytes is the write-back budget n asks for: the default for
+// 0, none (0) for policy.Unlimited. Only a copy-in-out workspace has one.
+func workspaceMaxBytes(n int64, ws *policy.Workspace) (int64, error) {
+	switch {
+	case n != 0 && (ws == nil || ws.Kind != policy.WorkspaceCopyInOut):
+		return 0, &OptionError{Option: "workspace-max-bytes", Msg: "only a copy-in-out workspace is written back"}
+	case n == 0:
+		return DefaultWorkspaceMaxBytes, nil
+	case n == policy.Unlimited:
+		return 0, nil
+	case n < 0:
+		return 0, &OptionError{Option: "workspace-max-bytes", Msg: fmt.Sprintf("%d: want a positive size", n)}
+	}
+	return n, nil
 }
 
 // PrepareWorkspace makes the workspace's host path absolute, checks it is

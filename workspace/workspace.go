@@ -14,6 +14,16 @@
 //     and renamed over the old entry, so a run killed half-way leaves no
 //     half-written file and a hard or symbolic link at the old name is
 //     replaced, not written through.
+//   - Only a file's data extents are copied (SEEK_DATA/SEEK_HOLE), its
+//     holes stay holes: a sparse file costs the copy what it costs the
+//     source, not its apparent size.
+//   - Hard links within the tree stay hard links: the second and later
+//     names of a source inode are linked, beneath the destination, to the
+//     file this pass wrote for the first, checked to be that very inode;
+//     never to anything else.
+//   - Going back, what is written is bounded (Copy.MaxBytes): data in 4 KiB
+//     blocks plus a block per entry made. Over it, Back stops before the
+//     file that would cross it, so every file is either old or new.
 //   - Everything written is owned by one uid:gid (the sandbox's ids going
 //     in, the workspace owner's going back) with permission bits only: no
 //     set-id or sticky bits, no xattrs (file capabilities, ACLs).
@@ -27,11 +37,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
 
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,7 +52,11 @@ type Dropped func(path, reason string)
 type Copy struct {
 	// Orig is the host workspace, Dir the copy.
 	Orig, Dir string
-	dropped   Dropped
+	// MaxBytes bounds what Back writes into Orig: file data, in 4 KiB
+	// blocks (holes are free), plus one block per file, directory or link
+	// it makes. 0 is no bound.
+	MaxBytes int64
+	dropped  Dropped
 	// kept are workspace paths In left out: Back must not take their
 	// absence from the copy for a deletion.
 	kept map[string]bool
@@ -67,7 +81,7 @@ func In(orig, dir string, uid, gid int, dropped Dropped) (*Copy, error) {
 	if err := unix.Fstat(sfd, &st); err != nil {
 		return nil, fmt.Errorf("workspace %s: %w", orig, err)
 	}
-	m := &mirror{c: c, uid: uid, gid: gid, ownerUID: st.Uid, ownerGID: st.Gid}
+	m := &mirror{c: c, droot: dfd, uid: uid, gid: gid, ownerUID: st.Uid, ownerGID: st.Gid, links: map[inode]written{}}
 	if err := m.dir(sfd, dfd, ""); err != nil {
 		return nil, fmt.Errorf("workspace copy of %s: %w", orig, err)
 	}
@@ -91,24 +105,64 @@ func (c *Copy) Back() error {
 	if err := unix.Fstat(dfd, &st); err != nil {
 		return fmt.Errorf("workspace copy-back to %s: %w", c.Orig, err)
 	}
-	m := &mirror{c: c, back: true, root: sfd, uid: int(st.Uid), gid: int(st.Gid)}
+	m := &mirror{c: c, back: true, root: sfd, droot: dfd, uid: int(st.Uid), gid: int(st.Gid), links: map[inode]written{}, max: c.MaxBytes}
 	if err := m.dir(sfd, dfd, ""); err != nil {
 		return fmt.Errorf("workspace copy-back to %s: %w", c.Orig, err)
 	}
 	return nil
 }
 
+// BudgetError is a write-back stopped by Copy.MaxBytes. Everything before
+// Path was written back, Path and what follows were not.
+type BudgetError struct {
+	Path string
+	Max  int64
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("write-back over its budget of %s at %s: stopped there, files not written back keep their old contents",
+		units.BytesSize(float64(e.Max)), e.Path)
+}
+
+// block is what the budget charges for an entry, and the unit data is
+// rounded up to.
+const block = 4096
+
 // mirror copies one tree onto another in one direction.
 type mirror struct {
 	c    *Copy
 	back bool
 	// root is the source tree's root (going back: links are checked
-	// against it).
-	root     int
-	uid, gid int
+	// against it), droot the destination's.
+	root, droot int
+	uid, gid    int
 	// ownerUID and ownerGID own the workspace (going in: what they can't
 	// read is left out).
 	ownerUID, ownerGID uint32
+	// links maps each multiply-linked source inode to the file this pass
+	// wrote for it, which its other names are linked to.
+	links map[inode]written
+	// max bounds used (bytes, see Copy.MaxBytes); 0 is no bound.
+	max, used int64
+}
+
+type inode struct{ dev, ino uint64 }
+
+// written is a file a pass wrote: its path in the destination and the
+// inode it got there.
+type written struct {
+	rel string
+	inode
+}
+
+// charge counts n more bytes written, or stops at p if that is over the
+// budget.
+func (m *mirror) charge(p string, n int64) error {
+	if m.max > 0 && m.used+n > m.max {
+		return &BudgetError{Path: p, Max: m.max}
+	}
+	m.used += n
+	return nil
 }
 
 func (m *mirror) drop(p, why string) {
@@ -199,6 +253,9 @@ func (m *mirror) subdir(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 		err = unix.ENOENT
 	}
 	if errors.Is(err, unix.ENOENT) {
+		if err := m.charge(p, block); err != nil {
+			return err
+		}
 		err = unix.Mkdirat(dfd, name, 0o700)
 	}
 	if err != nil {
@@ -250,8 +307,7 @@ func (m *mirror) file(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
-	src := os.NewFile(uintptr(in), p)
-	defer src.Close()
+	defer unix.Close(in)
 	var now unix.Stat_t
 	if err := unix.Fstat(in, &now); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
@@ -260,9 +316,27 @@ func (m *mirror) file(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 		m.skip(p, "changed while being copied")
 		return nil
 	}
-	return m.replace(dfd, name, p, func(fd int, tmp string) error {
-		out := os.NewFile(uintptr(fd), tmp)
-		_, err := io.Copy(out, src)
+	src := inode{uint64(now.Dev), now.Ino}
+	if now.Nlink > 1 {
+		if w, ok := m.links[src]; ok {
+			if linked, err := m.hardlink(dfd, name, p, w); linked || err != nil {
+				return err
+			}
+		}
+	}
+	extents, err := m.extents(in, now.Size, p)
+	if err != nil {
+		return err
+	}
+	var made unix.Stat_t
+	err = m.replace(dfd, name, p, func(fd int, tmp string) error {
+		err := unix.Ftruncate(fd, now.Size)
+		for _, e := range extents {
+			if err != nil {
+				break
+			}
+			err = copyRange(in, fd, e[0], e[1])
+		}
 		if err == nil {
 			err = unix.Fchown(fd, m.uid, m.gid)
 		}
@@ -271,13 +345,145 @@ func (m *mirror) file(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 			err = unix.Fchmod(fd, perm)
 		}
 		if err == nil {
+			err = unix.Fstat(fd, &made)
+		}
+		if err == nil {
 			err = unix.UtimesNanoAt(dfd, tmp, []unix.Timespec{now.Atim, now.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
 		}
-		if cerr := out.Close(); err == nil {
+		if cerr := unix.Close(fd); err == nil {
 			err = cerr
 		}
 		return err
 	})
+	if err == nil && now.Nlink > 1 {
+		if _, ok := m.links[src]; !ok {
+			m.links[src] = written{rel: p, inode: inode{uint64(made.Dev), made.Ino}}
+		}
+	}
+	return err
+}
+
+// hardlink makes name another link to w, the file this pass wrote for the
+// same source inode: linked beneath the destination's root through no
+// symlink, at a temporary name, and kept only if it is w's very inode.
+// Anything else (w moved or replaced since) reports false: copy instead.
+func (m *mirror) hardlink(dfd int, name, p string, w written) (bool, error) {
+	dir, base := path.Split(w.rel)
+	if dir == "" {
+		dir = "."
+	}
+	pfd, err := unix.Openat2(m.droot, dir, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	})
+	if err != nil {
+		return false, nil
+	}
+	defer unix.Close(pfd)
+	if err := m.charge(p, block); err != nil {
+		return false, err
+	}
+	tmp := tempName()
+	// No AT_SYMLINK_FOLLOW: base itself, were it a symlink now, is not
+	// followed, and the check below refuses the link.
+	if err := unix.Linkat(pfd, base, dfd, tmp, 0); err != nil {
+		return false, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, tmp, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Dev) != w.dev || st.Ino != w.ino {
+		_ = unix.Unlinkat(dfd, tmp, 0)
+		return false, nil
+	}
+	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
+		_ = unix.Unlinkat(dfd, tmp, 0)
+		return true, fmt.Errorf("%s: %w", p, err)
+	}
+	return true, nil
+}
+
+// extents lists the data of the size bytes of fd as [offset, length]
+// pairs, holes left out, and charges the budget for them (and the file)
+// before any is written.
+func (m *mirror) extents(fd int, size int64, p string) ([][2]int64, error) {
+	var out [][2]int64
+	cost := int64(block)
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		end := size
+		if err != nil {
+			data = off // no SEEK_DATA here: the rest is data
+		} else if hole, err := unix.Seek(fd, data, unix.SEEK_HOLE); err == nil && hole < size {
+			end = hole
+		}
+		if data >= end {
+			break
+		}
+		out = append(out, [2]int64{data, end - data})
+		cost += (end+block-1)/block*block - data/block*block
+		if m.max > 0 && m.used+cost > m.max {
+			break // charge says so below; no need to look further
+		}
+		off = end
+	}
+	if err := m.charge(p, cost); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// copyRange copies n bytes at off from in to the same offset of out, in
+// the kernel where it can. A source shorter than expected (it shrank)
+// just ends the copy: the rest stays a hole.
+func copyRange(in, out int, off, n int64) error {
+	for n > 0 {
+		roff, woff := off, off
+		c, err := unix.CopyFileRange(in, &roff, out, &woff, int(min(n, 1<<30)), 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return copyRangeRW(in, out, off, n)
+		}
+		if c == 0 {
+			return nil
+		}
+		off, n = off+int64(c), n-int64(c)
+	}
+	return nil
+}
+
+// copyRangeRW is copyRange by pread and pwrite, for filesystems (or pairs
+// of them) copy_file_range does not serve.
+func copyRangeRW(in, out int, off, n int64) error {
+	buf := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		c, err := unix.Pread(in, buf[:min(n, int64(len(buf)))], off)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if c == 0 {
+			return nil
+		}
+		for w := 0; w < c; {
+			k, err := unix.Pwrite(out, buf[w:c], off+int64(w))
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			w += k
+		}
+		off, n = off+int64(c), n-int64(c)
+	}
+	return nil
 }
 
 func (m *mirror) link(sfd, dfd int, name, p string) error {
@@ -302,6 +508,9 @@ func (m *mirror) link(sfd, dfd int, name, p string) error {
 		if err := removeAt(dfd, name); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
+	}
+	if err := m.charge(p, block); err != nil {
+		return err
 	}
 	tmp := tempName()
 	if err := unix.Symlinkat(target, dfd, tmp); err != nil {

@@ -29,6 +29,7 @@ var sandboxCommand = &cli.Command{
 		&cli.StringFlag{Name: "flake", Usage: "FLAKEREF#ATTR to bundle with Nix (cached) and run instead of --bundle"},
 		&cli.StringFlag{Name: "id", Usage: "container id (default: a random sbx-… id)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "kill the sandbox after this long (exit status 124)"},
+		&cli.StringFlag{Name: "workspace-max-bytes", Usage: "most a copy-in-out workspace's write-back may write on the host (e.g. 512M, 10G; max: none); default 4G"},
 		engineFlag(""),
 	}, policyFlags(string(policy.ModeAgent))...),
 	Action: func(c *cli.Context) error {
@@ -65,10 +66,14 @@ var sandboxCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		maxBytes, err := parseLimit(c, "workspace-max-bytes", parseBytes)
+		if err != nil {
+			return err
+		}
 		o := runtime.SandboxOptions{
 			Engine: engine,
 			ID:     c.String("id"), Bundle: bundle, Spec: s, Args: args, Timeout: c.Duration("timeout"),
-			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: po,
+			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: po, WorkspaceMaxBytes: maxBytes,
 		}
 		status, err := r.Sandbox(o)
 		if err != nil {
