@@ -319,3 +319,27 @@ func TestEdgeGvisorBundleUntouched(t *testing.T) {
 		t.Errorf("the gVisor sandbox changed the bundle's rootfs:\nbefore %v\nafter  %v", before, after)
 	}
 }
+
+// TestEdgeCrossDirectoryRename: with Landlock's Refer right unhandled,
+// every cross-directory rename or link in agent mode failed with EXDEV
+// ("Invalid cross-device link"): `mv a/x b/`, a lock file renamed into
+// place, an unpacked tree moved where it belongs.
+func TestEdgeCrossDirectoryRename(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	ws := userWorkspace(t)
+	res := r.sandbox(b, "edge-refer", []string{"--workspace", ws}, "sh", "-c",
+		`set -e; mkdir -p /tmp/a /tmp/b /workspace/c /workspace/d; echo 1 > /tmp/a/x; mv /tmp/a/x /tmp/b/x; `+
+			`echo 2 > /workspace/c/y; mv /workspace/c/y /workspace/d/y; ln /workspace/d/y /workspace/c/z; `+
+			`mv /tmp/b /tmp/a/b; echo moved`)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "moved") {
+		t.Errorf("cross-directory rename and link in agent mode: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	// Moving a file from /tmp into an exec-granted workspace would give it
+	// rights it did not have: still refused.
+	res = r.sandbox(b, "edge-refer-exec", []string{"--workspace", ws, "--workspace-exec"}, "sh", "-c",
+		`cp /bin/busybox /tmp/bb && mv /tmp/bb /workspace/bb && /workspace/bb true && echo RAN`)
+	if strings.Contains(res.Stdout, "RAN") {
+		t.Errorf("a binary written to /tmp ran after a move into the exec workspace")
+	}
+}

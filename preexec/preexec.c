@@ -62,6 +62,7 @@
 #define LL_MAKE_FIFO (1ULL << 10)
 #define LL_MAKE_BLOCK (1ULL << 11)
 #define LL_MAKE_SYM (1ULL << 12)
+#define LL_REFER (1ULL << 13)
 #define LL_TRUNCATE (1ULL << 14)
 #define LL_IOCTL_DEV (1ULL << 15)
 
@@ -197,12 +198,17 @@ static void audit_skip(const struct step *st, const char *path, const char *reas
 }
 
 // Rights Nucleus handles (and so denies unless granted), by ABI: all of
-// ABI 1 but Refer (cross-directory renames stay as without Landlock),
-// Truncate from ABI 3, device ioctls from ABI 5.
+// ABI 1, Refer from ABI 2, Truncate from ABI 3, device ioctls from ABI 5.
+// Refer must be handled and granted where writes are: a ruleset that does
+// not handle it refuses every cross-directory rename and link (EXDEV), so
+// `mv a/x b/` would fail. Landlock still refuses a move that would give a
+// file rights it did not have (from /tmp into an exec workspace).
 static uint64_t handled_rights(int abi)
 {
 	uint64_t h = LL_EXECUTE | LL_READ | LL_WRITE_FILE | LL_REMOVE_DIR | LL_REMOVE_FILE | LL_MAKE_CHAR |
 		     LL_MAKE_DIR | LL_MAKE_REG | LL_MAKE_SOCK | LL_MAKE_FIFO | LL_MAKE_BLOCK | LL_MAKE_SYM;
+	if (abi >= 2)
+		h |= LL_REFER;
 	if (abi >= 3)
 		h |= LL_TRUNCATE;
 	if (abi >= 5)
@@ -345,7 +351,7 @@ static int restrict_self(struct step *st, int abi, char *err, size_t errlen)
 	}
 	closedir(d);
 	if (add_list(st, rs, &rec->list[PX_EXEC], LL_READ | LL_EXECUTE, handled, err, errlen) < 0 ||
-	    add_list(st, rs, &rec->list[PX_WRITE], LL_READ | LL_WRITE, handled, err, errlen) < 0 ||
+	    add_list(st, rs, &rec->list[PX_WRITE], LL_READ | LL_WRITE | LL_REFER, handled, err, errlen) < 0 ||
 	    add_list(st, rs, &rec->list[PX_DEVICES], LL_READ | LL_WRITE | LL_IOCTL_DEV, handled, err, errlen) < 0)
 		goto out;
 	// libcontainer sets no_new_privs already in every mode that plans
