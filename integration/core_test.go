@@ -59,7 +59,7 @@ func TestCoreLifecycle(t *testing.T) {
 		t.Errorf("state after start: %v (pid before %d)", st, pid)
 	}
 	waitFor(t, "the container's sh to run", func() bool { return strings.HasPrefix(cmdline(pid), "sh -c") })
-	r.Fail([]string{"cannot start container " + id + ": it is already running"}, "start", id)
+	r.Fail([]string{"cannot start container " + id, "running"}, "start", id)
 
 	r.OK("kill", id) // SIGTERM by default
 	r.WaitStatus(id, "stopped")

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	_ "github.com/opencontainers/cgroups/devices" // lets the cgroup manager program device rules
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of `nucleus init`
 	"github.com/opencontainers/runc/libcontainer/seccomp"

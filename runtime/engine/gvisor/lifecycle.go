@@ -204,6 +204,14 @@ func (r *Engine) Start(id string) error {
 	if err != nil {
 		return err
 	}
+	switch rec.status() {
+	case "running":
+		return fmt.Errorf("cannot start container %s: %w", id, engine.ErrRunning)
+	case "paused":
+		return fmt.Errorf("cannot start container %s: %w", id, engine.ErrPaused)
+	case "stopped":
+		return fmt.Errorf("cannot start container %s: %w", id, engine.ErrStopped)
+	}
 	_, err = rec.output("start", id)
 	return err
 }
@@ -214,6 +222,9 @@ func (r *Engine) Kill(id string, sig unix.Signal, all bool) error {
 	rec, err := r.readGvisorRecord(id)
 	if err != nil {
 		return err
+	}
+	if !all && rec.status() == "stopped" {
+		return fmt.Errorf("kill %s: %w", id, engine.ErrNotRunning)
 	}
 	args := []string{id, strconv.Itoa(int(sig))}
 	if all {
@@ -232,6 +243,12 @@ func (r *Engine) pause(id string, pause bool) error {
 	sub := "resume"
 	if pause {
 		sub = "pause"
+	}
+	switch status := rec.status(); {
+	case pause && status != "running":
+		return fmt.Errorf("pause %s: %w", id, engine.ErrNotRunning)
+	case !pause && status != "paused":
+		return fmt.Errorf("resume %s: %w", id, engine.ErrNotPaused)
 	}
 	_, err = rec.output(sub, id)
 	return err

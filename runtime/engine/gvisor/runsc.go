@@ -250,3 +250,14 @@ func (g *gvisorRecord) removeRunscFiles() {
 		os.Remove(m)
 	}
 }
+
+// status is the container's status as runsc reports it ("created",
+// "running", "paused", "stopped"), or "" when runsc cannot say: the
+// lifecycle then lets runsc itself refuse.
+func (g *gvisorRecord) status() string {
+	st, err := g.state()
+	if err != nil || st == nil {
+		return ""
+	}
+	return st.Status
+}

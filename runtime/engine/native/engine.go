@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	_ "github.com/opencontainers/cgroups/devices" // lets the cgroup manager program device rules
 	"github.com/opencontainers/runc/libcontainer"
 
 	"github.com/nucleus-run/nucleus/runtime/engine"
