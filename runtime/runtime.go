@@ -127,12 +127,22 @@ func (r *Runtime) engineOf(k Engine) engine.Engine {
 }
 
 // Create sets up a container whose process waits for Start.
-func (r *Runtime) Create(o CreateOptions) error { return r.engineOf(o.Engine).Create(o) }
+func (r *Runtime) Create(o CreateOptions) error {
+	if err := o.Normalize(); err != nil {
+		return err
+	}
+	return r.engineOf(o.Engine).Create(o)
+}
 
 // Run creates and starts a container. Unless detached it streams stdio,
 // forwards signals, waits for the process and removes the container; the
 // returned status is the process's exit status (128+signal if killed).
-func (r *Runtime) Run(o CreateOptions) (int, error) { return r.engineOf(o.Engine).Run(o) }
+func (r *Runtime) Run(o CreateOptions) (int, error) {
+	if err := o.Normalize(); err != nil {
+		return -1, err
+	}
+	return r.engineOf(o.Engine).Run(o)
+}
 
 // Start runs the user process of a created container.
 func (r *Runtime) Start(id string) error { return r.engineFor(id).Start(id) }
@@ -165,7 +175,12 @@ func (r *Runtime) Delete(id string, force bool) error { return r.engineFor(id).D
 
 // Exec starts a process in a running container and, unless detached,
 // returns its exit status.
-func (r *Runtime) Exec(id string, o ExecOptions) (int, error) { return r.engineFor(id).Exec(id, o) }
+func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
+	if err := o.Normalize(); err != nil {
+		return -1, err
+	}
+	return r.engineFor(id).Exec(id, o)
+}
 
 // Ps writes the container's processes to w.
 func (r *Runtime) Ps(id string, o PsOptions, w io.Writer) error {
@@ -199,6 +214,9 @@ func (r *Runtime) Checkpoint(id string, o CheckpointOptions) error {
 
 // Restore creates a container from a checkpoint.
 func (r *Runtime) Restore(o CreateOptions, co CheckpointOptions) (int, error) {
+	if err := o.Normalize(); err != nil {
+		return -1, err
+	}
 	return r.engineOf(o.Engine).Restore(o, co)
 }
 

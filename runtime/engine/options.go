@@ -132,3 +132,26 @@ type PsOptions struct {
 	Format string
 	Args   []string
 }
+
+// Normalize makes the paths of o absolute, once, before any engine (or
+// libcontainer, which moves into the bundle) sees them: they are relative
+// to the caller's working directory.
+func (o *CreateOptions) Normalize() error {
+	return absPaths(map[string]*string{"pid-file": &o.PidFile, "console-socket": &o.ConsoleSocket, "pidfd-socket": &o.PidfdSocket})
+}
+
+// Normalize makes the paths of o absolute, as CreateOptions.Normalize.
+func (o *ExecOptions) Normalize() error {
+	return absPaths(map[string]*string{"pid-file": &o.PidFile, "console-socket": &o.ConsoleSocket, "pidfd-socket": &o.PidfdSocket})
+}
+
+func absPaths(paths map[string]*string) error {
+	for option, p := range paths {
+		abs, err := AbsPath(*p)
+		if err != nil {
+			return &OptionError{Option: option, Msg: err.Error()}
+		}
+		*p = abs
+	}
+	return nil
+}

@@ -52,12 +52,6 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error
 	if err := rec.confineExec(p, o); err != nil {
 		return -1, err
 	}
-	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
-		return -1, fmt.Errorf("--pid-file: %w", err)
-	}
-	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
-		return -1, fmt.Errorf("--console-socket: %w", err)
-	}
 	if err := engine.CheckTerminal(p.Terminal, o.Detach, o.ConsoleSocket); err != nil {
 		return -1, err
 	}

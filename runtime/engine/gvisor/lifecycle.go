@@ -51,12 +51,6 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 		return -1, fmt.Errorf("the gvisor engine: process.terminal with an attached run: %w; use --detach with --console-socket", engine.ErrUnsupported)
 	}
 	var err error
-	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
-		return -1, fmt.Errorf("--pid-file: %w", err)
-	}
-	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
-		return -1, fmt.Errorf("--console-socket: %w", err)
-	}
 	if err := engine.CheckTerminal(o.Spec.Process.Terminal, detach, o.ConsoleSocket); err != nil {
 		return -1, err
 	}

@@ -68,12 +68,6 @@ func (r *Engine) Restore(o engine.CreateOptions, co engine.CheckpointOptions) (i
 		return -1, errors.New("no config given")
 	}
 	var err error
-	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
-		return -1, fmt.Errorf("--pid-file: %w", err)
-	}
-	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
-		return -1, fmt.Errorf("--console-socket: %w", err)
-	}
 	if co.ImagePath == "" {
 		// runc's default is relative to the caller's directory, which
 		// newContainer leaves for the bundle.

@@ -77,15 +77,6 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int,
 		}()
 		o.Spec.Root.Path = staged
 	}
-	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
-		return -1, fmt.Errorf("--pid-file: %w", err)
-	}
-	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
-		return -1, fmt.Errorf("--console-socket: %w", err)
-	}
-	if o.PidfdSocket, err = engine.AbsPath(o.PidfdSocket); err != nil {
-		return -1, fmt.Errorf("--pidfd-socket: %w", err)
-	}
 	detach := o.Detach || act == actCreate
 	if err := engine.CheckTerminal(o.Spec.Process.Terminal, detach, o.ConsoleSocket); err != nil {
 		return -1, err

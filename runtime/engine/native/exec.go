@@ -35,12 +35,6 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if o.PidFile, err = engine.AbsPath(o.PidFile); err != nil {
-		return -1, fmt.Errorf("--pid-file: %w", err)
-	}
-	if o.ConsoleSocket, err = engine.AbsPath(o.ConsoleSocket); err != nil {
-		return -1, fmt.Errorf("--console-socket: %w", err)
-	}
 	if err := engine.CheckTerminal(p.Terminal, o.Detach, o.ConsoleSocket); err != nil {
 		return -1, err
 	}
