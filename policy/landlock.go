@@ -29,7 +29,9 @@ type LandlockPlan struct {
 	Write []string `json:"write"`
 	// Devices are writable and may take device ioctls (terminals).
 	Devices []string `json:"devices"`
-	// Audit identifies the container in the audit event the step writes.
+	// ContainerID and Posture identify the container in the audit event
+	// the step writes; the runtime fills them in at start (Apply does not
+	// know the id).
 	ContainerID string `json:"id,omitempty"`
 	Posture     string `json:"posture,omitempty"`
 }
@@ -52,9 +54,6 @@ func landlockPlan(s *specs.Spec, o Options, minABI int) (*LandlockPlan, error) {
 		ExecRootExcept: slices.Clone(noExecRoot),
 		Write:          []string{"/tmp", "/dev/shm"},
 		Devices:        slices.Clone(devNodes),
-	}
-	if s.Hostname != "" {
-		lp.ContainerID = s.Hostname
 	}
 	if r := o.LandlockRules; r != nil {
 		// A service's own rules add to the base: more paths to read,

@@ -238,7 +238,6 @@ const (
 	maxArgs
 )
 
-// checkArgs enforces a command's argument count with runc's wording.
 // idCommand is a command that takes exactly one container id and calls fn.
 func idCommand(name, usage string, fn func(*runtime.Runtime, string) error) *cli.Command {
 	return &cli.Command{
@@ -269,6 +268,7 @@ func commandPath(c *cli.Context) string {
 	return strings.Join(names, " ")
 }
 
+// checkArgs enforces a command's argument count with runc's wording.
 func checkArgs(c *cli.Context, expected, kind int) error {
 	n := c.NArg()
 	name := commandPath(c)
