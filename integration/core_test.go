@@ -329,8 +329,8 @@ func TestCoreExec(t *testing.T) {
 	r.Fail([]string{"exec failed", "process.json", "no such file"}, "exec", "--process", filepath.Join(t.TempDir(), "process.json"), id)
 	os.WriteFile(procFile, []byte(`{"args": "sh", "cwd": "/"}`), 0o644)
 	r.Fail([]string{"exec failed", procFile + ": args: expected an array of strings"}, "exec", "--process", procFile, id)
-	r.Fail([]string{"exec failed: --cwd \"rel\": not an absolute path"}, "exec", "--cwd", "rel", id, "true")
-	r.Fail([]string{"exec failed: --env \"NOEQ\": not KEY=VALUE"}, "exec", "--env", "NOEQ", id, "true")
+	r.Fail([]string{"exec failed: --cwd: \"rel\": not an absolute path"}, "exec", "--cwd", "rel", id, "true")
+	r.Fail([]string{"exec failed: --env: \"NOEQ\": not KEY=VALUE"}, "exec", "--env", "NOEQ", id, "true")
 
 	r.OK("kill", id, "KILL")
 	r.WaitStatus(id, "stopped")

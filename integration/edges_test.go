@@ -77,7 +77,7 @@ func TestEdgeAgentDefaultLimits(t *testing.T) {
 		t.Errorf("--pids 64 --memory max: got %q (stderr %q)", res.Stdout, res.Stderr)
 	}
 	// strict-agent refuses "unlimited".
-	r.Fail([]string{"strict-agent", "--pids unlimited"}, "sandbox", "--mode", "strict-agent", "--pids", "max", "--bundle", b.Dir, "--id", "edge-strict-max", "--", "true")
+	r.Fail([]string{"strict-agent", "--pids: unlimited"}, "sandbox", "--mode", "strict-agent", "--pids", "max", "--bundle", b.Dir, "--id", "edge-strict-max", "--", "true")
 	assertNoLeftovers(t, r.Root, "edge-strict-max", b.Dir)
 	r.Fail([]string{"--pids", "positive"}, "sandbox", "--pids", "-5", "--bundle", b.Dir, "--id", "edge-pids-neg", "--", "true")
 }
@@ -91,7 +91,7 @@ func TestEdgeProductionNeedsPinnedProfile(t *testing.T) {
 	allowAll := filepath.Join(dir, "allow.json")
 	os.WriteFile(allowAll, []byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`), 0o644)
 	common := []string{"--mode", "production", "--memory", "256M", "--bundle", b.Dir}
-	r.Fail([]string{"pinned", "--seccomp-profile-sha256"}, append(append([]string{"sandbox"}, common...), "--seccomp-profile", allowAll, "--id", "edge-prod-unpinned", "--", "true")...)
+	r.Fail([]string{"--seccomp-profile", "pinned", "seccomp-profile-sha256"}, append(append([]string{"sandbox"}, common...), "--seccomp-profile", allowAll, "--id", "edge-prod-unpinned", "--", "true")...)
 	for _, act := range []string{"SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"} {
 		body := `{"defaultAction":"` + act + `"}`
 		f := filepath.Join(dir, act+".json")

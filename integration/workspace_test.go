@@ -298,7 +298,7 @@ func TestWorkspaceNestedDestNoExec(t *testing.T) {
 	}
 	// The noexec mount alone stops it today; Landlock must not grant exec
 	// there either, so the destination is refused up front.
-	if res.Code == 0 || !strings.Contains(res.Stderr, "--workspace /opt/ws") || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 {
+	if res.Code == 0 || !strings.Contains(res.Stderr, "--workspace: /opt/ws") || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 {
 		t.Errorf("nested workspace destination without --workspace-exec: exit %d, stderr %q; want a one-line refusal", res.Code, res.Stderr)
 	}
 	// Below a dir the sandbox can't execute from, it is fine.

@@ -2,10 +2,11 @@ package policy
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/nucleus-run/nucleus/opterr"
 )
 
 // Audit writes one JSON line per isolation step and lifecycle change.
@@ -25,7 +26,7 @@ func OpenAudit(path, id, posture string, debug bool) (*Audit, error) {
 	if path != "" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("--audit-log %s: %w", path, err)
+			return nil, opterr.Errorf("audit-log", "%s: %w", path, err)
 		}
 		a.file = f
 	}

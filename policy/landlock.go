@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"github.com/nucleus-run/nucleus/opterr"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -69,7 +70,7 @@ func landlockPlan(s *specs.Spec, o Options, minABI int) (*LandlockPlan, error) {
 		// destination would be executable (only the noexec mount would be
 		// left in the way).
 		if top := topLevel(w.Dest); !w.Exec && top != w.Dest && !slices.Contains(lp.ExecRootExcept, top) {
-			return nil, fmt.Errorf("--workspace %s: below %s, which the sandbox may execute from, the workspace would be executable; mount it at a top-level path such as /workspace or below /tmp, or pass --workspace-exec", w.Dest, top)
+			return nil, opterr.Errorf("workspace", "%s: below %s, which the sandbox may execute from, the workspace would be executable; mount it at a top-level path such as /workspace or below /tmp, or pass --workspace-exec", w.Dest, top)
 		}
 		lp.ExecRootExcept = append(lp.ExecRootExcept, w.Dest)
 		if w.Kind != WorkspaceBindRO {

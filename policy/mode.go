@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -33,7 +34,7 @@ func ParseMode(s string) (Mode, error) {
 	case ModeNone, ModeAgent, ModeStrictAgent, ModeProduction:
 		return m, nil
 	}
-	return "", fmt.Errorf("--mode %q: want agent, strict-agent or production", s)
+	return "", opterr.Errorf("mode", "%q: want agent, strict-agent or production", s)
 }
 
 // Strict reports whether a step that cannot be applied aborts the start.
@@ -70,7 +71,7 @@ func ParseWorkspace(arg string) (*Workspace, error) {
 	w := &Workspace{Dest: "/workspace", Kind: WorkspaceBindRW}
 	w.Source = parts[0]
 	if w.Source == "" {
-		return nil, fmt.Errorf("--workspace %q: empty host path", arg)
+		return nil, opterr.Errorf("workspace", "%q: empty host path", arg)
 	}
 	for _, p := range parts[1:] {
 		switch {
@@ -79,11 +80,11 @@ func ParseWorkspace(arg string) (*Workspace, error) {
 		case strings.HasPrefix(p, "/"):
 			w.Dest = filepath.Clean(p)
 		default:
-			return nil, fmt.Errorf("--workspace %q: %q is neither a container path nor one of bind-rw, bind-ro, copy-in-out", arg, p)
+			return nil, opterr.Errorf("workspace", "%q: %q is neither a container path nor one of bind-rw, bind-ro, copy-in-out", arg, p)
 		}
 	}
 	if w.Dest == "/" {
-		return nil, fmt.Errorf("--workspace %q: cannot mount over /", arg)
+		return nil, opterr.Errorf("workspace", "%q: cannot mount over /", arg)
 	}
 	return w, nil
 }
@@ -223,13 +224,13 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	// Production requirements first: refuse before changing anything.
 	if o.Mode == ModeProduction {
 		if o.MemoryLimit <= 0 && (out.Linux.Resources == nil || out.Linux.Resources.Memory == nil || out.Linux.Resources.Memory.Limit == nil) {
-			return nil, nil, fmt.Errorf("production mode: a memory limit is required (--memory)")
+			return nil, nil, opterr.Errorf("memory", "production mode requires a memory limit")
 		}
 		if o.Seccomp == nil || o.SeccompSHA256 == "" {
-			return nil, nil, fmt.Errorf("production mode: a pinned seccomp profile is required (--seccomp-profile with --seccomp-profile-sha256)")
+			return nil, nil, opterr.Errorf("seccomp-profile", "production mode requires a seccomp profile pinned by its SHA-256 (seccomp-profile-sha256)")
 		}
 		if o.Workspace != nil && o.Workspace.Kind != WorkspaceBindRO && o.Workspace.Exec {
-			return nil, nil, fmt.Errorf("production mode: a writable workspace with exec is refused (use bind-ro or drop --workspace-exec)")
+			return nil, nil, opterr.Errorf("workspace-exec", "production mode refuses a writable workspace with exec (use bind-ro, or no exec)")
 		}
 		switch o.Seccomp.DefaultAction {
 		case specs.ActAllow, specs.ActLog, specs.ActTrace, specs.ActNotify:
@@ -237,7 +238,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		}
 	}
 	if o.Net == "host" && o.Mode == ModeStrictAgent {
-		return nil, nil, fmt.Errorf("strict-agent mode: --net host is refused")
+		return nil, nil, opterr.Errorf("net", "host is refused in strict-agent mode")
 	}
 
 	// Namespaces: all of them, user where available.
@@ -248,7 +249,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	case "host":
 		out.Linux.Namespaces = slices.DeleteFunc(out.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
 	default:
-		return nil, nil, fmt.Errorf("--net %q: want none, host or bridge", o.Net)
+		return nil, nil, opterr.Errorf("net", "%q: want none, host or bridge", o.Net)
 	}
 	if o.Net == "bridge" {
 		if err := fail("network", "bridge networking is not available yet; the sandbox gets an empty network namespace"); err != nil {
@@ -396,16 +397,16 @@ func agentLimits(s *specs.Spec, o *Options) (string, error) {
 			*v = def
 		}
 	}
-	pick("--memory", &o.MemoryLimit, bundleMemory, AgentLimits.Memory)
-	pick("--pids", &o.Pids, bundlePids, AgentLimits.Pids)
+	pick("memory", &o.MemoryLimit, bundleMemory, AgentLimits.Memory)
+	pick("pids", &o.Pids, bundlePids, AgentLimits.Pids)
 	switch {
 	case o.CPUs == Unlimited:
-		unlimited = append(unlimited, "--cpus")
+		unlimited = append(unlimited, "cpus")
 	case o.CPUs == 0 && !bundleCPU:
 		o.CPUs = AgentLimits.CPUs
 	}
 	if len(unlimited) > 0 && o.Mode == ModeStrictAgent {
-		return "", fmt.Errorf("strict-agent mode: %s unlimited is refused; give a limit", strings.Join(unlimited, ", "))
+		return "", opterr.Errorf(unlimited[0], "unlimited is refused in strict-agent mode; give a limit")
 	}
 	describe := func(v int64, bundle bool, format func(int64) string) string {
 		switch {
@@ -510,7 +511,7 @@ func checkWorkspaceOwnership(p *specs.Process, w *Workspace, userns, gvisor bool
 	if gvisor {
 		why = "under gVisor, files the sandbox creates are written by root on the host"
 	}
-	return fmt.Errorf("--workspace %s: a writable bind would let the sandbox's root create root-owned (set-id) files on the host: %s; use :copy-in-out or :bind-ro", w.Source, why)
+	return opterr.Errorf("workspace", "%s: a writable bind would let the sandbox's root create root-owned (set-id) files on the host: %s; use :copy-in-out or :bind-ro", w.Source, why)
 }
 
 // addWorkspaceMount binds the workspace nosuid,nodev (and noexec unless

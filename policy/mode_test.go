@@ -197,7 +197,7 @@ func TestApplyAgentDefaultLimits(t *testing.T) {
 		t.Errorf("agent overrides: pids %v memory %+v", *r.Pids.Limit, r.Memory)
 	}
 	o.Mode = ModeStrictAgent
-	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "--memory unlimited") {
+	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "memory: unlimited is refused") {
 		t.Errorf("strict-agent with unlimited memory: %v", err)
 	}
 	// A limit the bundle sets itself stands.

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/isolation"
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/workspace"
@@ -204,17 +205,17 @@ func workspaceMaxBytes(n int64, ws *policy.Workspace) (int64, error) {
 func PrepareWorkspace(ws *policy.Workspace) error {
 	abs, err := filepath.Abs(ws.Source)
 	if err != nil {
-		return fmt.Errorf("--workspace %s: %w", ws.Source, err)
+		return opterr.Errorf("workspace", "%s: %w", ws.Source, err)
 	}
 	st, err := os.Stat(abs)
 	if err != nil || !st.IsDir() {
-		return fmt.Errorf("--workspace %s: not a directory", abs)
+		return opterr.Errorf("workspace", "%s: not a directory", abs)
 	}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		ws.OwnerUID, ws.OwnerGID = sys.Uid, sys.Gid
 	}
 	if ws.Kind == policy.WorkspaceBindRW && (ws.OwnerUID == 0 || ws.OwnerGID == 0) {
-		return fmt.Errorf("--workspace %s: owned by root (%d:%d): a writable workspace would let the sandbox create root-owned files on the host; chown it to an unprivileged user or use :copy-in-out or :bind-ro",
+		return opterr.Errorf("workspace", "%s: owned by root (%d:%d): a writable workspace would let the sandbox create root-owned files on the host; chown it to an unprivileged user or use :copy-in-out or :bind-ro",
 			abs, ws.OwnerUID, ws.OwnerGID)
 	}
 	ws.Source = abs

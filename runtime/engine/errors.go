@@ -1,6 +1,10 @@
 package engine
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/nucleus-run/nucleus/opterr"
+)
 
 // Error classes, for errors.Is. Engines wrap them with the container id and
 // what was attempted, so the CLI's messages stay specific while callers
@@ -33,13 +37,4 @@ var (
 
 // OptionError is an invalid option (Option as the library names it,
 // "root"); the CLI renames Option to its flag ("--root").
-type OptionError struct {
-	Option string
-	Msg    string
-	// Err is the error's class, if any (ErrUnsupported).
-	Err error
-}
-
-func (e *OptionError) Error() string { return e.Option + ": " + e.Msg }
-
-func (e *OptionError) Unwrap() error { return e.Err }
+type OptionError = opterr.Error

@@ -13,6 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/spec"
 )
@@ -97,7 +98,7 @@ func isBindMount(m specs.Mount) bool {
 // create that `delete` removes.
 func (r *Engine) writeGvisorBundle(rec *gvisorRecord, config []byte) error {
 	if err := os.MkdirAll(r.Root, 0o711); err != nil {
-		return fmt.Errorf("--root %s: %w", r.Root, err)
+		return opterr.Errorf("root", "%s: %w", r.Root, err)
 	}
 	if err := os.Mkdir(rec.dir, 0o711); err != nil {
 		if errors.Is(err, fs.ErrExist) {

@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/runc/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/confine"
 	"github.com/nucleus-run/nucleus/runtime/engine"
@@ -35,7 +36,7 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 	detach := o.Detach || act == actCreate
 	switch {
 	case os.Geteuid() != 0:
-		return -1, errors.New("--engine gvisor: needs root (nucleus does not drive rootless runsc)")
+		return -1, opterr.Errorf("engine", "gvisor: needs root (nucleus does not drive rootless runsc)")
 	case o.Policy != nil && (o.Policy.Landlock != nil || o.Policy.UserNS):
 		// A plan made for the native engine: its Landlock pre-exec step
 		// (the sealed nucleus binary as an extra fd) and user namespace

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -121,11 +122,11 @@ func criuOpts(o engine.CheckpointOptions) (*libcontainer.CriuOpts, error) {
 		image = filepath.Join(wd, "checkpoint")
 	}
 	if err := os.MkdirAll(image, 0o700); err != nil {
-		return nil, fmt.Errorf("--image-path: %w", err)
+		return nil, opterr.Errorf("image-path", "%w", err)
 	}
 	if o.ParentPath != "" {
 		if filepath.IsAbs(o.ParentPath) {
-			return nil, errors.New("--parent-path must be relative")
+			return nil, opterr.Errorf("parent-path", "must be relative")
 		}
 		real := filepath.Join(image, o.ParentPath)
 		fi, err := os.Stat(real)
@@ -162,7 +163,7 @@ func criuOpts(o engine.CheckpointOptions) (*libcontainer.CriuOpts, error) {
 		}
 		n, err := strconv.Atoi(port)
 		if err != nil {
-			return nil, fmt.Errorf("--page-server %s: invalid port number", ps)
+			return nil, opterr.Errorf("page-server", "%s: invalid port number", ps)
 		}
 		opts.PageServer = libcontainer.CriuPageServerInfo{Address: addr, Port: int32(n)}
 	}
@@ -170,7 +171,7 @@ func criuOpts(o engine.CheckpointOptions) (*libcontainer.CriuOpts, error) {
 	nsmask := unix.CLONE_NEWNET
 	for _, ns := range o.EmptyNs {
 		if specs.LinuxNamespaceType(ns) != specs.NetworkNamespace {
-			return nil, fmt.Errorf("--empty-ns: namespace %q is not supported", ns)
+			return nil, opterr.Errorf("empty-ns", "namespace %q is not supported", ns)
 		}
 	}
 	opts.EmptyNs = uint32(nsmask)

@@ -1,8 +1,10 @@
 package native
 
 import (
-	"strings"
+	"errors"
 	"testing"
+
+	"github.com/nucleus-run/nucleus/runtime/engine"
 )
 
 func TestParseSubCgroupPaths(t *testing.T) {
@@ -25,8 +27,8 @@ func TestParseSubCgroupPaths(t *testing.T) {
 	} {
 		if got, err := parseSubCgroupPaths(args); err == nil {
 			t.Errorf("parseSubCgroupPaths(%q) = %v, want an error", args, got)
-		} else if !strings.HasPrefix(err.Error(), "--cgroup") {
-			t.Errorf("parseSubCgroupPaths(%q) error %q does not name the flag", args, err)
+		} else if oe := (*engine.OptionError)(nil); !errors.As(err, &oe) || oe.Option != "cgroup" {
+			t.Errorf("parseSubCgroupPaths(%q) error %q does not name the option", args, err)
 		}
 	}
 }

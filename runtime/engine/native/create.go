@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/isolation/host"
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/seccomp"
 	"github.com/nucleus-run/nucleus/spec"
@@ -208,7 +209,7 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 	baseFd := 3 + len(process.ExtraFiles)
 	for i := baseFd; i < baseFd+p.preserveFDs; i++ {
 		if _, err := unix.FcntlInt(uintptr(i), unix.F_GETFD, 0); err != nil {
-			return -1, fmt.Errorf("--preserve-fds: fd %d (preserved fd %d of %d) is not open: %w", i, i-baseFd+1, p.preserveFDs, err)
+			return -1, opterr.Errorf("preserve-fds", "fd %d (preserved fd %d of %d) is not open: %w", i, i-baseFd+1, p.preserveFDs, err)
 		}
 		process.ExtraFiles = append(process.ExtraFiles, os.NewFile(uintptr(i), "PreserveFD:"+strconv.Itoa(i)))
 	}
@@ -297,12 +298,12 @@ func writePidFile(path string, process *libcontainer.Process) error {
 func setupPidfdSocket(process *libcontainer.Process, sockpath string) (func(), error) {
 	conn, err := net.Dial("unix", sockpath)
 	if err != nil {
-		return nil, fmt.Errorf("--pidfd-socket %s: %w", sockpath, err)
+		return nil, opterr.Errorf("pidfd-socket", "%s: %w", sockpath, err)
 	}
 	socket, err := conn.(*net.UnixConn).File()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("--pidfd-socket %s: %w", sockpath, err)
+		return nil, opterr.Errorf("pidfd-socket", "%s: %w", sockpath, err)
 	}
 	process.PidfdSocket = socket
 	return func() { conn.Close(); socket.Close() }, nil

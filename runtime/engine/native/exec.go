@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
@@ -70,11 +71,11 @@ func execProcess(c *libcontainer.Container, o engine.ExecOptions) (*specs.Proces
 	// Flag values are checked here, so that their errors name the flag
 	// rather than the bundle's config.json they are merged into.
 	if o.Cwd != "" && !filepath.IsAbs(o.Cwd) {
-		return nil, fmt.Errorf("--cwd %q: not an absolute path", o.Cwd)
+		return nil, opterr.Errorf("cwd", "%q: not an absolute path", o.Cwd)
 	}
 	for _, e := range o.Env {
 		if !strings.Contains(e, "=") {
-			return nil, fmt.Errorf("--env %q: not KEY=VALUE", e)
+			return nil, opterr.Errorf("env", "%q: not KEY=VALUE", e)
 		}
 	}
 	bundle, ok := utils.SearchLabels(c.Config().Labels, "bundle")
@@ -93,16 +94,16 @@ func parseSubCgroupPaths(args []string) (map[string]string, error) {
 		if ctr, path, ok := strings.Cut(c, ":"); ok {
 			for _, ctrl := range strings.Split(ctr, ",") {
 				if ctrl == "" {
-					return nil, fmt.Errorf("--cgroup %s: empty controller name", c)
+					return nil, opterr.Errorf("cgroup", "%s: empty controller name", c)
 				}
 				if _, dup := paths[ctrl]; dup {
-					return nil, fmt.Errorf("--cgroup: controller %s given twice", ctrl)
+					return nil, opterr.Errorf("cgroup", "controller %s given twice", ctrl)
 				}
 				paths[ctrl] = path
 			}
 		} else {
 			if len(args) != 1 {
-				return nil, fmt.Errorf("--cgroup %s: missing <controller>: prefix", c)
+				return nil, opterr.Errorf("cgroup", "%s: missing <controller>: prefix", c)
 			}
 			paths[""] = c
 		}

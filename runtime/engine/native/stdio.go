@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/containerd/console"
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
 )
@@ -48,7 +49,7 @@ func setupIO(process *libcontainer.Process, container *libcontainer.Container, c
 		// The caller (conmon, the containerd shim) receives the pty master.
 		conn, err := net.Dial("unix", sockpath)
 		if err != nil {
-			return nil, fmt.Errorf("--console-socket %s: %w", sockpath, err)
+			return nil, opterr.Errorf("console-socket", "%s: %w", sockpath, err)
 		}
 		defer func() {
 			if retErr != nil {
@@ -58,7 +59,7 @@ func setupIO(process *libcontainer.Process, container *libcontainer.Container, c
 		t.postStart = append(t.postStart, conn)
 		socket, err := conn.(*net.UnixConn).File()
 		if err != nil {
-			return nil, fmt.Errorf("--console-socket %s: %w", sockpath, err)
+			return nil, opterr.Errorf("console-socket", "%s: %w", sockpath, err)
 		}
 		t.postStart = append(t.postStart, socket)
 		process.ConsoleSocket = socket
