@@ -80,10 +80,13 @@ func TestPolicyAgentProbes(t *testing.T) {
 		{"userfaultfd", "DENIED EPERM"},
 		{"unshare", "DENIED EPERM"},
 		{"perf", "DENIED EPERM"},
-		{"memfd", "ALLOWED"},
+		// memfd_create only with MFD_NOEXEC_SEAL (see TestPolicyMemfdExec)
+		{"memfd", "DENIED EPERM"},
+		{"memfd 0x10", "DENIED EPERM"},
+		{"memfd 0x8", "ALLOWED"},
 	}
 	for i, c := range cases {
-		res := r.sandbox(b, fmt.Sprintf("pol-probe-%d", i), flags, "probe", c.check)
+		res := r.sandbox(b, fmt.Sprintf("pol-probe-%d", i), flags, append([]string{"probe"}, strings.Fields(c.check)...)...)
 		if !strings.Contains(res.Stdout, c.want) {
 			t.Errorf("probe %s: want %q, got %q (stderr %q, exit %d)", c.check, c.want, res.Stdout, res.Stderr, res.Code)
 		}

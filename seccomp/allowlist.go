@@ -122,7 +122,7 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 	if o.DenyMemfd {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"memfd_create"}, Action: specs.ActErrno, ErrnoRet: &eperm})
 	} else {
-		s.Syscalls[0].Names = append(s.Syscalls[0].Names, "memfd_create")
+		s.Syscalls = append(s.Syscalls, memfdRules()...)
 	}
 	s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow,
 		Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpEqualTo}}})
@@ -160,6 +160,38 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 		}
 	}
 	return s
+}
+
+// memfd_create flags (linux/memfd.h; kernel 6.3).
+const (
+	mfdNoexecSeal = 0x0008
+	mfdExec       = 0x0010
+)
+
+// memfdRules allow memfd_create only with MFD_NOEXEC_SEAL (and never with
+// MFD_EXEC): such a memfd is created without execute permission and sealed
+// with F_SEAL_EXEC, so its mode can never gain it. Any other memfd would
+// let a sandbox run a binary it wrote (execve of /proc/self/fd/N, fexecve,
+// execveat) past Landlock, which forbids exec only beneath paths. The other
+// flags are free. The four masked equalities are disjoint and cover every
+// value, so the refusal is an EPERM, never the default kill. Kernels before
+// 6.3 don't know the flag and answer EINVAL.
+func memfdRules() []specs.LinuxSyscall {
+	eperm := uint(unix.EPERM)
+	rule := func(act specs.LinuxSeccompAction, value uint64) specs.LinuxSyscall {
+		r := specs.LinuxSyscall{Names: []string{"memfd_create"}, Action: act,
+			Args: []specs.LinuxSeccompArg{{Index: 1, Value: mfdNoexecSeal | mfdExec, ValueTwo: value, Op: specs.OpMaskedEqual}}}
+		if act == specs.ActErrno {
+			r.ErrnoRet = &eperm
+		}
+		return r
+	}
+	return []specs.LinuxSyscall{
+		rule(specs.ActAllow, mfdNoexecSeal),
+		rule(specs.ActErrno, 0),
+		rule(specs.ActErrno, mfdExec),
+		rule(specs.ActErrno, mfdNoexecSeal|mfdExec),
+	}
 }
 
 // AllowedSyscallCount is how many distinct syscalls a profile lets through

@@ -45,6 +45,13 @@ func TestBuiltinNoDangerousAllow(t *testing.T) {
 		if o.DenyMemfd && allowed["memfd_create"] {
 			t.Errorf("strict profile allows memfd_create")
 		}
+		for _, sc := range s.Syscalls {
+			for _, n := range sc.Names {
+				if sc.Action == specs.ActAllow && len(sc.Args) == 0 && (n == "memfd_create" || n == "socket" || n == "clone" || n == "ioctl") {
+					t.Errorf("%+v: %s is allowed without argument checks", o, n)
+				}
+			}
+		}
 	}
 }
 
@@ -217,5 +224,28 @@ func TestGvisorClone3(t *testing.T) {
 	}
 	if !found {
 		t.Error("no clone3 rule")
+	}
+}
+
+// TestMemfdRules: every flags value matches exactly one memfd_create rule,
+// and only values with MFD_NOEXEC_SEAL and without MFD_EXEC are allowed.
+func TestMemfdRules(t *testing.T) {
+	s := Builtin(Options{})
+	for x := uint64(0); x < 0x400; x++ {
+		for _, hi := range []uint64{0, 1 << 32, 0xffffffff << 32} {
+			acts := evalArgs(s, "memfd_create", 0, x|hi)
+			want := specs.ActErrno
+			if x&mfdNoexecSeal != 0 && x&mfdExec == 0 {
+				want = specs.ActAllow
+			}
+			if len(acts) != 1 || acts[0] != want {
+				t.Fatalf("memfd_create flags %#x: rules %v, want exactly one %s", x|hi, acts, want)
+			}
+		}
+	}
+	for _, r := range Builtin(Options{DenyMemfd: true}).Syscalls {
+		if r.Names[0] == "memfd_create" && r.Action != specs.ActErrno {
+			t.Errorf("strict-agent memfd_create rule %+v, want only the refusal", r)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -100,8 +101,69 @@ func main() {
 		var buf [256]byte
 		result(rawErr(unix.Syscall(unix.SYS_IOCTL, uintptr(fd), num(os.Args[3]), uintptr(unsafe.Pointer(&buf[0])))))
 	case "memfd":
-		_, err := unix.MemfdCreate("x", 0)
+		// memfd [FLAGS]: memfd_create with FLAGS (default 0).
+		flags := 0
+		if len(os.Args) > 2 {
+			flags = int(num(os.Args[2]))
+		}
+		_, err := unix.MemfdCreate("x", flags)
 		result(err)
+	case "memfd-exec":
+		// memfd-exec FLAGS: the fileless-exec attack. Copy this binary into
+		// a memfd made with FLAGS, make it executable, and run it through
+		// /proc/self/fd/N (fexecve) and then execveat(fd, "", AT_EMPTY_PATH).
+		// Landlock's no-exec rules never see the memfd: only the seccomp
+		// filter and the memfd's own mode and seals stand in the way. A run
+		// that worked prints "hello".
+		fd, err := unix.MemfdCreate("x", int(num(os.Args[2])))
+		if err != nil {
+			fmt.Print("MEMFD ")
+			result(err)
+			return
+		}
+		self, err := os.ReadFile("/proc/self/exe")
+		if err != nil {
+			fmt.Println("READ FAILED", err)
+			return
+		}
+		f := os.NewFile(uintptr(fd), "memfd")
+		if _, err := f.Write(self); err != nil {
+			fmt.Println("WRITE FAILED", err)
+			return
+		}
+		fmt.Print("FCHMOD ")
+		result(unix.Fchmod(fd, 0o755))
+		cmd := exec.Command("/proc/self/fd/3", "hello")
+		cmd.ExtraFiles = []*os.File{f}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		fmt.Print("EXEC ")
+		result(cmd.Run())
+		// execveat in a child: outside the allowlist it is killed (under
+		// gVisor, whose seccomp kills only the thread, the child hangs
+		// and is killed after a while).
+		cmd = exec.Command("/proc/self/exe", "execveat-fd3")
+		cmd.ExtraFiles = []*os.File{f}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		fmt.Print("EXECVEAT ")
+		if err := cmd.Start(); err != nil {
+			result(err)
+			return
+		}
+		t := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
+		err = cmd.Wait()
+		t.Stop()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && !ee.Exited() {
+			fmt.Println("KILLED")
+		}
+	case "execveat-fd3":
+		a0, _ := unix.BytePtrFromString("memfd")
+		a1, _ := unix.BytePtrFromString("hello")
+		argv := []*byte{a0, a1, nil}
+		empty, _ := unix.BytePtrFromString("")
+		_, _, e := unix.Syscall6(unix.SYS_EXECVEAT, 3, uintptr(unsafe.Pointer(empty)),
+			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&[]*byte{nil}[0])), unix.AT_EMPTY_PATH, 0)
+		result(e)
 	case "clone-newuser":
 		// A namespace flag on clone is not in the allowlist: the
 		// default action (kill) applies.
