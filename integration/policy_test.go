@@ -389,10 +389,14 @@ func TestPolicyTraceGenerate(t *testing.T) {
 	if res.Code != 0 || !strings.Contains(res.Stdout, "hello") {
 		t.Fatalf("traced workload under its generated profile: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
 	}
-	res = r.sandbox(b, "pol-gen-kill", []string{"--seccomp-profile", profile}, "probe", "bpf")
+	// A syscall the built-in allowlist allows but the trace never saw
+	// kills (socket(AF_UNIX) matches none of socket's refusals); one the
+	// built-in refuses stays refused.
+	res = r.sandbox(b, "pol-gen-kill", []string{"--seccomp-profile", profile}, "probe", "socket", "1", "1", "0")
 	if res.Code != 128+31 {
 		t.Fatalf("untraced syscall under the generated profile: exit %d, want %d (killed)", res.Code, 128+31)
 	}
+	expectLine(t, r.sandbox(b, "pol-gen-bpf", []string{"--seccomp-profile", profile}, "probe", "bpf"), "DENIED EPERM")
 }
 
 // TestPolicySandboxFlake runs a sandbox straight from a flake output: the

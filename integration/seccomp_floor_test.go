@@ -1,11 +1,19 @@
 package integration
 
 // Attacks on the seccomp allowlist from inside a sandbox: fileless exec
-// through memfd_create. Ids are prefixed sc-.
+// through memfd_create, poisoning `policy trace`/`policy generate`, and the
+// trace command's relative paths. Ids are prefixed sc-.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // memfdChecks: memfd_create passes only with MFD_NOEXEC_SEAL (a memfd that
@@ -104,4 +112,71 @@ os.write(fd, b"data"); os.lseek(fd, 0, 0); print("sealed", os.read(fd, 4))
 		checkMemfdAttack(t, r.sandbox(b, "sc-memfd-exec-gv", gv, "sh", "-c", memfdAttack), true)
 		assertNoGvisorLeftovers(t, r, "sc-memfd-exec-gv", b.Dir)
 	})
+}
+
+// expectEscapeRefused wants every step of `probe netescape` (a new user
+// and network namespace, a NETLINK_NETFILTER socket, an AF_PACKET socket)
+// refused by the built-in allowlist's rules: EPERM for unshare,
+// EAFNOSUPPORT for the two families (the kernel's own answer to a packet
+// socket without CAP_NET_RAW is EPERM: not good enough).
+func expectEscapeRefused(t *testing.T, what string, res Result) {
+	t.Helper()
+	for _, want := range []string{"unshare: DENIED EPERM", "netlink: DENIED EAFNOSUPPORT", "packet: DENIED EAFNOSUPPORT"} {
+		if !strings.Contains(res.Stdout, want+"\n") {
+			t.Errorf("%s: want %q: stdout %q stderr %q exit %d", what, want, res.Stdout, res.Stderr, res.Code)
+		}
+	}
+}
+
+// TestPolicyTraceFloor: the red team's trace poisoning. A traced workload
+// that unshares a user and network namespace and opens netfilter and
+// packet sockets is refused during the trace, and the profile generated
+// from its trace refuses them too, in agent and in production mode.
+func TestPolicyTraceFloor(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.json")
+	res := r.Run(nil, "policy", "trace", "--bundle", b.Dir, "-o", trace, "--", "probe", "netescape")
+	if res.Code != 0 {
+		t.Fatalf("policy trace: exit %d: %s", res.Code, res.Stderr)
+	}
+	expectEscapeRefused(t, "during the trace", res)
+
+	profile := filepath.Join(dir, "profile.json")
+	r.OK("policy", "generate", "-o", profile, trace)
+	data, err := os.ReadFile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p specs.LinuxSeccomp
+	if err := json.Unmarshal(data, &p); err != nil {
+		t.Fatal(err)
+	}
+	for _, rule := range p.Syscalls {
+		for _, n := range rule.Names {
+			if rule.Action == specs.ActAllow && len(rule.Args) == 0 && (n == "unshare" || n == "socket" || n == "clone" || n == "ioctl" || n == "setns") {
+				t.Errorf("generated profile allows %s without argument checks", n)
+			}
+		}
+	}
+	sum := sha256.Sum256(data)
+	pin := []string{"--seccomp-profile", profile, "--seccomp-profile-sha256", hex.EncodeToString(sum[:])}
+	expectEscapeRefused(t, "agent mode, generated profile", r.sandbox(b, "sc-floor-agent", pin, "probe", "netescape"))
+	expectEscapeRefused(t, "production mode, generated profile",
+		r.sandbox(b, "sc-floor-prod", append([]string{"--mode", "production", "--memory", "512M"}, pin...), "probe", "netescape"))
+
+	// A hand-written trace naming them (a trace is only a list of names)
+	// lifts nothing either.
+	poisoned := filepath.Join(dir, "poisoned.json")
+	os.WriteFile(poisoned, []byte(`{"command":["x"],"status":0,"syscalls":["execve","mkdirat","unshare","setns","socket","clone","clone3","mount","bpf","ptrace","write","read"]}`), 0o644)
+	profile2 := filepath.Join(dir, "profile2.json")
+	r.OK("policy", "generate", "-o", profile2, poisoned, trace)
+	data, _ = os.ReadFile(profile2)
+	sum = sha256.Sum256(data)
+	pin = []string{"--seccomp-profile", profile2, "--seccomp-profile-sha256", hex.EncodeToString(sum[:])}
+	expectEscapeRefused(t, "poisoned trace", r.sandbox(b, "sc-floor-poison", pin, "probe", "netescape"))
+	for _, c := range []string{"mount", "bpf", "ptrace", "unshare"} {
+		expectLine(t, r.sandbox(b, "sc-floor-"+c, pin, "probe", c), "DENIED EPERM")
+	}
 }

@@ -68,29 +68,18 @@ func TestBuiltinCloneFilter(t *testing.T) {
 	t.Fatal("no clone rule")
 }
 
-// evalArgs is the action a profile's rules for one syscall give the
-// arguments args, evaluated as the kernel filter does (the arguments of a
-// rule and-ed, a masked equality comparing x&mask with the value), with
-// every matching rule reported so that overlaps show.
+// evalArgs lists the actions of every rule of s for the syscall name (by
+// itself) with argument checks that match args, so that overlaps show;
+// matching is ruleMatches, the function Evaluate uses.
 func evalArgs(s *specs.LinuxSeccomp, name string, args ...uint64) []specs.LinuxSeccompAction {
+	var a [6]uint64
+	copy(a[:], args)
 	var acts []specs.LinuxSeccompAction
 	for _, r := range s.Syscalls {
 		if len(r.Names) != 1 || r.Names[0] != name || len(r.Args) == 0 {
 			continue
 		}
-		match := true
-		for _, a := range r.Args {
-			x := args[a.Index]
-			switch a.Op {
-			case specs.OpMaskedEqual:
-				match = match && x&a.Value == a.ValueTwo
-			case specs.OpEqualTo:
-				match = match && x == a.Value
-			default:
-				panic("operator not modelled: " + string(a.Op))
-			}
-		}
-		if match {
+		if ruleMatches(r, a) {
 			acts = append(acts, r.Action)
 		}
 	}

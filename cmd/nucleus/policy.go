@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -104,12 +105,15 @@ var policyCommand = &cli.Command{
 						return err
 					}
 				}
-				status, names, err := r.Trace(o)
+				t, err := r.Trace(o)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(os.Stderr, "traced %d syscalls; the command exited %d\n", len(names), status)
-				return writeJSON(c.String("output"), seccomp.Trace{Command: args, Status: status, Syscalls: names})
+				fmt.Fprintf(os.Stderr, "traced %d syscalls; the command exited %d\n", len(t.Syscalls), t.Status)
+				if len(t.Refused) > 0 {
+					fmt.Fprintf(os.Stderr, "refused by the built-in allowlist (never in a generated profile): %s\n", strings.Join(t.Refused, " "))
+				}
+				return writeJSON(c.String("output"), t)
 			},
 		},
 		{
@@ -117,6 +121,10 @@ var policyCommand = &cli.Command{
 			Usage:     "turn traces into a minimal seccomp allowlist (kill by default)",
 			ArgsUsage: "TRACE... [-o FILE]",
 			Flags:     []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the profile here (default stdout)"}},
+			Description: "The profile is the built-in agent allowlist cut down to the traced syscalls: its argument\n" +
+				"filters (clone, socket, socketpair, ioctl, prctl, personality, memfd_create) and refusals\n" +
+				"(mount, ptrace, bpf, unshare, ...) stay whatever the traces say; traced syscalls the\n" +
+				"allowlist does not mention are added; everything else kills the process.",
 			Action: func(c *cli.Context) error {
 				if err := checkArgs(c, 1, minArgs); err != nil {
 					return err

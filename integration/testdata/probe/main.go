@@ -50,6 +50,22 @@ func num(s string) uintptr {
 	return uintptr(n)
 }
 
+// netSockets opens a NETLINK_NETFILTER and a raw AF_PACKET socket and
+// prints a line for each.
+func netSockets() {
+	for _, s := range []struct {
+		name            string
+		fam, typ, proto uintptr
+	}{{"netlink", unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_NETFILTER}, {"packet", unix.AF_PACKET, unix.SOCK_RAW, 0}} {
+		fd, _, e := unix.RawSyscall(unix.SYS_SOCKET, s.fam, s.typ, s.proto)
+		if e == 0 {
+			unix.Close(int(fd))
+		}
+		fmt.Print(s.name + ": ")
+		result(rawErr(0, 0, e))
+	}
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: probe CHECK [ARGS]")
@@ -164,6 +180,37 @@ func main() {
 		_, _, e := unix.Syscall6(unix.SYS_EXECVEAT, 3, uintptr(unsafe.Pointer(empty)),
 			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&[]*byte{nil}[0])), unix.AT_EMPTY_PATH, 0)
 		result(e)
+	case "netescape":
+		// The red team's trace-poisoning workload: a new user and network
+		// namespace (full capabilities there), then a netfilter netlink
+		// socket and a raw packet socket in it, the way into nf_tables and
+		// af_packet bugs. One line each, in this order. A Go process has
+		// threads, and unshare(CLONE_NEWUSER) wants a single-threaded
+		// caller: the forked child unshares before it execs the sockets
+		// step (Go's SysProcAttr.Unshareflags).
+		// It maps its own ids to root there, to keep the capabilities
+		// across the exec; where it can't write the maps, it goes on
+		// without them.
+		var err error
+		for _, mapped := range []bool{true, false} {
+			cmd := exec.Command("/proc/self/exe", "netescape-sockets")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET}
+			if mapped {
+				cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+				cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+			}
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err = cmd.Start(); err == nil {
+				fmt.Println("unshare: ALLOWED")
+				cmd.Wait()
+				return
+			}
+		}
+		fmt.Print("unshare: ")
+		result(err)
+		netSockets()
+	case "netescape-sockets":
+		netSockets()
 	case "clone-newuser":
 		// A namespace flag on clone is not in the allowlist: the
 		// default action (kill) applies.
