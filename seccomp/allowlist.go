@@ -38,8 +38,8 @@ var allowedSyscalls = []string{
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "sigaltstack", "pause", "restart_syscall",
 	// randomness
 	"getrandom",
-	// sockets (socket itself is filtered below)
-	"socketpair", "bind", "listen", "accept4", "connect", "getsockname", "getpeername",
+	// sockets (socket and socketpair are filtered below)
+	"bind", "listen", "accept4", "connect", "getsockname", "getpeername",
 	"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "setsockopt", "getsockopt", "shutdown",
 	// Landlock and seccomp can only take rights away; the pre-exec step
 	// uses the first, libseccomp probes the second at start-up.
@@ -126,6 +126,14 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 	}
 	s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow,
 		Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpEqualTo}}})
+	// socketpair: Unix sockets only (the other families that implement it
+	// at all have no business in a sandbox); the rest is refused with an
+	// error, as socket's families are.
+	s.Syscalls = append(s.Syscalls,
+		specs.LinuxSyscall{Names: []string{"socketpair"}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpEqualTo}}},
+		specs.LinuxSyscall{Names: []string{"socketpair"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpNotEqual}}})
 	s.Syscalls = append(s.Syscalls, inetSocketRules()...)
 	if o.AllowNetlinkRoute {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow,

@@ -47,7 +47,7 @@ func TestBuiltinNoDangerousAllow(t *testing.T) {
 		}
 		for _, sc := range s.Syscalls {
 			for _, n := range sc.Names {
-				if sc.Action == specs.ActAllow && len(sc.Args) == 0 && (n == "memfd_create" || n == "socket" || n == "clone" || n == "ioctl") {
+				if sc.Action == specs.ActAllow && len(sc.Args) == 0 && (n == "memfd_create" || n == "socketpair" || n == "socket" || n == "clone" || n == "ioctl") {
 					t.Errorf("%+v: %s is allowed without argument checks", o, n)
 				}
 			}
@@ -235,6 +235,23 @@ func TestMemfdRules(t *testing.T) {
 	for _, r := range Builtin(Options{DenyMemfd: true}).Syscalls {
 		if r.Names[0] == "memfd_create" && r.Action != specs.ActErrno {
 			t.Errorf("strict-agent memfd_create rule %+v, want only the refusal", r)
+		}
+	}
+}
+
+// TestSocketpairRules: AF_UNIX only, everything else EPERM, never both.
+func TestSocketpairRules(t *testing.T) {
+	s := Builtin(Options{AllowNetlinkRoute: true})
+	for fam := uint64(0); fam < 64; fam++ {
+		for _, hi := range []uint64{0, 1 << 32} {
+			acts := evalArgs(s, "socketpair", fam|hi, unix.SOCK_STREAM, 0)
+			want := specs.ActErrno
+			if fam|hi == unix.AF_UNIX {
+				want = specs.ActAllow
+			}
+			if len(acts) != 1 || acts[0] != want {
+				t.Errorf("socketpair(%#x): rules %v, want exactly one %s", fam|hi, acts, want)
+			}
 		}
 	}
 }

@@ -40,6 +40,8 @@ func TestEvaluateBuiltin(t *testing.T) {
 		{"socket", []uint64{unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP}, specs.ActErrno, eperm, true},
 		{"socket", []uint64{unix.AF_TIPC, unix.SOCK_RDM, 0}, specs.ActKillProcess, 0, true},
 		{"socketpair", []uint64{unix.AF_UNIX, unix.SOCK_STREAM, 0}, specs.ActAllow, 0, true},
+		{"socketpair", []uint64{unix.AF_ALG, unix.SOCK_SEQPACKET, 0}, specs.ActErrno, eperm, true},
+		{"socketpair", []uint64{1<<32 | unix.AF_UNIX, unix.SOCK_STREAM, 0}, specs.ActErrno, eperm, true},
 		{"memfd_create", []uint64{0, 0}, specs.ActErrno, eperm, true},
 		{"memfd_create", []uint64{0, unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING}, specs.ActErrno, eperm, true},
 		{"memfd_create", []uint64{0, mfdExec}, specs.ActErrno, eperm, true},

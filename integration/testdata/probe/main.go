@@ -211,6 +211,15 @@ func main() {
 		netSockets()
 	case "netescape-sockets":
 		netSockets()
+	case "socketpair":
+		// socketpair FAMILY TYPE PROTOCOL, numbers.
+		var fds [2]int32
+		_, _, e := unix.RawSyscall6(unix.SYS_SOCKETPAIR, num(os.Args[2]), num(os.Args[3]), num(os.Args[4]), uintptr(unsafe.Pointer(&fds[0])), 0, 0)
+		if e == 0 {
+			unix.Close(int(fds[0]))
+			unix.Close(int(fds[1]))
+		}
+		result(rawErr(0, 0, e))
 	case "clone-newuser":
 		// A namespace flag on clone is not in the allowlist: the
 		// default action (kill) applies.
