@@ -180,3 +180,45 @@ func TestPolicyTraceFloor(t *testing.T) {
 		expectLine(t, r.sandbox(b, "sc-floor-"+c, pin, "probe", c), "DENIED EPERM")
 	}
 }
+
+// TestPolicyTraceRelativePaths: `policy trace -o REL` writes REL in the
+// caller's directory, not in the bundle (the runtime moves into the
+// bundle); a relative --bundle and --workspace resolve there too.
+func TestPolicyTraceRelativePaths(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	cwd := t.TempDir()
+	os.Chmod(filepath.Dir(cwd), 0o755)
+	os.Chmod(cwd, 0o755)
+	if err := os.Symlink(b.Dir, filepath.Join(cwd, "bundle")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(cwd, "ws"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(cwd, "ws", "in.txt"), []byte("from-the-workspace"), 0o644)
+	cmd := r.Cmd("policy", "trace", "--bundle", "bundle", "-o", "t.json", "--workspace", "ws:bind-ro", "--", "cat", "/workspace/in.txt")
+	cmd.Dir = cwd
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("policy trace with relative paths: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "from-the-workspace") {
+		t.Errorf("relative --workspace not mounted: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(b.Dir, "t.json")); err == nil {
+		t.Errorf("-o t.json was written into the bundle directory")
+	}
+	if _, err := os.Stat(filepath.Join(cwd, "t.json")); err != nil {
+		t.Errorf("-o t.json is not in the current directory: %v", err)
+	}
+	// generate -o REL as well.
+	cmd = r.Cmd("policy", "generate", "-o", "p.json", "t.json")
+	cmd.Dir = cwd
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("policy generate: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(cwd, "p.json")); err != nil {
+		t.Errorf("generate -o p.json: %v", err)
+	}
+}
