@@ -47,6 +47,20 @@ func socketChecks() (checks [][]string, want map[string]string) {
 	add("ping", unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP, "DENIED EPERM")
 	add("mptcp", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_MPTCP, "DENIED EPERM")
 	add("udplite", unix.AF_INET6, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE, "DENIED EPERM")
+	// socketpair: only AF_UNIX (the kernel alone answers EOPNOTSUPP or
+	// EAFNOSUPPORT for the others, after reaching the family's code).
+	pair := func(name string, fam, typ, proto int, w string) {
+		checks = append(checks, []string{name, "socketpair", fmt.Sprint(fam), fmt.Sprint(typ), fmt.Sprint(proto)})
+		want[name] = w
+	}
+	pair("pair-unix", unix.AF_UNIX, unix.SOCK_STREAM, 0, "ALLOWED")
+	pair("pair-unix-dgram", unix.AF_UNIX, unix.SOCK_DGRAM|nbcx, 0, "ALLOWED")
+	pair("pair-unix-seqpacket", unix.AF_UNIX, unix.SOCK_SEQPACKET, 0, "ALLOWED")
+	pair("pair-alg", unix.AF_ALG, unix.SOCK_SEQPACKET, 0, "DENIED EPERM")
+	pair("pair-tipc", unix.AF_TIPC, unix.SOCK_RDM, 0, "DENIED EPERM")
+	pair("pair-netlink", unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_NETFILTER, "DENIED EPERM")
+	pair("pair-inet", unix.AF_INET, unix.SOCK_STREAM, 0, "DENIED EPERM")
+	pair("pair-unix-hi", 1<<32|unix.AF_UNIX, unix.SOCK_STREAM, 0, "DENIED EPERM")
 	return checks, want
 }
 

@@ -4,32 +4,40 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/seccomp"
 )
 
 // Trace runs a sandbox whose every syscall is recorded and returns the
 // command's status and the sorted syscall names it (and the container's own
-// setup after the filter is in place) used.
-func (r *Runtime) Trace(o SandboxOptions) (int, []string, error) {
+// setup after the filter is in place) used. The mode's built-in allowlist
+// is a floor the trace keeps: a syscall it refuses fails (and is listed in
+// Refused) instead of running, so a traced workload can do nothing the
+// built-in allowlist forbids, and no trace can ask for it.
+func (r *Runtime) Trace(o SandboxOptions) (*seccomp.Trace, error) {
 	dir, err := os.MkdirTemp("", "nucleus-trace-")
 	if err != nil {
-		return -1, nil, fmt.Errorf("trace: %w", err)
+		return nil, fmt.Errorf("trace: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	tracer, err := seccomp.StartTracer(dir)
+	floor := seccomp.Builtin(seccomp.Options{
+		DenyMemfd:         o.Policy.Mode == policy.ModeStrictAgent,
+		AllowNetlinkRoute: o.Policy.Net != "" && o.Policy.Net != "none",
+	})
+	tracer, err := seccomp.StartTracer(dir, floor)
 	if err != nil {
-		return -1, nil, err
+		return nil, err
 	}
 	profile, err := seccomp.TraceProfile(tracer.Path)
 	if err != nil {
-		tracer.Syscalls()
-		return -1, nil, err
+		tracer.Stop()
+		return nil, err
 	}
 	o.Policy.Seccomp = profile
 	status, err := r.Sandbox(o)
-	names := tracer.Syscalls()
+	used, refused := tracer.Stop()
 	if err != nil {
-		return -1, nil, err
+		return nil, err
 	}
-	return status, names, nil
+	return &seccomp.Trace{Command: o.Args, Status: status, Syscalls: used, Refused: refused}, nil
 }

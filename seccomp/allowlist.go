@@ -38,8 +38,8 @@ var allowedSyscalls = []string{
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "sigaltstack", "pause", "restart_syscall",
 	// randomness
 	"getrandom",
-	// sockets (socket itself is filtered below)
-	"socketpair", "bind", "listen", "accept4", "connect", "getsockname", "getpeername",
+	// sockets (socket and socketpair are filtered below)
+	"bind", "listen", "accept4", "connect", "getsockname", "getpeername",
 	"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "setsockopt", "getsockopt", "shutdown",
 	// Landlock and seccomp can only take rights away; the pre-exec step
 	// uses the first, libseccomp probes the second at start-up.
@@ -122,10 +122,18 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 	if o.DenyMemfd {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"memfd_create"}, Action: specs.ActErrno, ErrnoRet: &eperm})
 	} else {
-		s.Syscalls[0].Names = append(s.Syscalls[0].Names, "memfd_create")
+		s.Syscalls = append(s.Syscalls, memfdRules()...)
 	}
 	s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow,
 		Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpEqualTo}}})
+	// socketpair: Unix sockets only (the other families that implement it
+	// at all have no business in a sandbox); the rest is refused with an
+	// error, as socket's families are.
+	s.Syscalls = append(s.Syscalls,
+		specs.LinuxSyscall{Names: []string{"socketpair"}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpEqualTo}}},
+		specs.LinuxSyscall{Names: []string{"socketpair"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpNotEqual}}})
 	s.Syscalls = append(s.Syscalls, inetSocketRules()...)
 	if o.AllowNetlinkRoute {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow,
@@ -160,6 +168,38 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 		}
 	}
 	return s
+}
+
+// memfd_create flags (linux/memfd.h; kernel 6.3).
+const (
+	mfdNoexecSeal = 0x0008
+	mfdExec       = 0x0010
+)
+
+// memfdRules allow memfd_create only with MFD_NOEXEC_SEAL (and never with
+// MFD_EXEC): such a memfd is created without execute permission and sealed
+// with F_SEAL_EXEC, so its mode can never gain it. Any other memfd would
+// let a sandbox run a binary it wrote (execve of /proc/self/fd/N, fexecve,
+// execveat) past Landlock, which forbids exec only beneath paths. The other
+// flags are free. The four masked equalities are disjoint and cover every
+// value, so the refusal is an EPERM, never the default kill. Kernels before
+// 6.3 don't know the flag and answer EINVAL.
+func memfdRules() []specs.LinuxSyscall {
+	eperm := uint(unix.EPERM)
+	rule := func(act specs.LinuxSeccompAction, value uint64) specs.LinuxSyscall {
+		r := specs.LinuxSyscall{Names: []string{"memfd_create"}, Action: act,
+			Args: []specs.LinuxSeccompArg{{Index: 1, Value: mfdNoexecSeal | mfdExec, ValueTwo: value, Op: specs.OpMaskedEqual}}}
+		if act == specs.ActErrno {
+			r.ErrnoRet = &eperm
+		}
+		return r
+	}
+	return []specs.LinuxSyscall{
+		rule(specs.ActAllow, mfdNoexecSeal),
+		rule(specs.ActErrno, 0),
+		rule(specs.ActErrno, mfdExec),
+		rule(specs.ActErrno, mfdNoexecSeal|mfdExec),
+	}
 }
 
 // AllowedSyscallCount is how many distinct syscalls a profile lets through

@@ -45,6 +45,13 @@ func TestBuiltinNoDangerousAllow(t *testing.T) {
 		if o.DenyMemfd && allowed["memfd_create"] {
 			t.Errorf("strict profile allows memfd_create")
 		}
+		for _, sc := range s.Syscalls {
+			for _, n := range sc.Names {
+				if sc.Action == specs.ActAllow && len(sc.Args) == 0 && (n == "memfd_create" || n == "socketpair" || n == "socket" || n == "clone" || n == "ioctl") {
+					t.Errorf("%+v: %s is allowed without argument checks", o, n)
+				}
+			}
+		}
 	}
 }
 
@@ -61,29 +68,18 @@ func TestBuiltinCloneFilter(t *testing.T) {
 	t.Fatal("no clone rule")
 }
 
-// evalArgs is the action a profile's rules for one syscall give the
-// arguments args, evaluated as the kernel filter does (the arguments of a
-// rule and-ed, a masked equality comparing x&mask with the value), with
-// every matching rule reported so that overlaps show.
+// evalArgs lists the actions of every rule of s for the syscall name (by
+// itself) with argument checks that match args, so that overlaps show;
+// matching is ruleMatches, the function Evaluate uses.
 func evalArgs(s *specs.LinuxSeccomp, name string, args ...uint64) []specs.LinuxSeccompAction {
+	var a [6]uint64
+	copy(a[:], args)
 	var acts []specs.LinuxSeccompAction
 	for _, r := range s.Syscalls {
 		if len(r.Names) != 1 || r.Names[0] != name || len(r.Args) == 0 {
 			continue
 		}
-		match := true
-		for _, a := range r.Args {
-			x := args[a.Index]
-			switch a.Op {
-			case specs.OpMaskedEqual:
-				match = match && x&a.Value == a.ValueTwo
-			case specs.OpEqualTo:
-				match = match && x == a.Value
-			default:
-				panic("operator not modelled: " + string(a.Op))
-			}
-		}
-		if match {
+		if ruleMatches(r, a) {
 			acts = append(acts, r.Action)
 		}
 	}
@@ -217,5 +213,45 @@ func TestGvisorClone3(t *testing.T) {
 	}
 	if !found {
 		t.Error("no clone3 rule")
+	}
+}
+
+// TestMemfdRules: every flags value matches exactly one memfd_create rule,
+// and only values with MFD_NOEXEC_SEAL and without MFD_EXEC are allowed.
+func TestMemfdRules(t *testing.T) {
+	s := Builtin(Options{})
+	for x := uint64(0); x < 0x400; x++ {
+		for _, hi := range []uint64{0, 1 << 32, 0xffffffff << 32} {
+			acts := evalArgs(s, "memfd_create", 0, x|hi)
+			want := specs.ActErrno
+			if x&mfdNoexecSeal != 0 && x&mfdExec == 0 {
+				want = specs.ActAllow
+			}
+			if len(acts) != 1 || acts[0] != want {
+				t.Fatalf("memfd_create flags %#x: rules %v, want exactly one %s", x|hi, acts, want)
+			}
+		}
+	}
+	for _, r := range Builtin(Options{DenyMemfd: true}).Syscalls {
+		if r.Names[0] == "memfd_create" && r.Action != specs.ActErrno {
+			t.Errorf("strict-agent memfd_create rule %+v, want only the refusal", r)
+		}
+	}
+}
+
+// TestSocketpairRules: AF_UNIX only, everything else EPERM, never both.
+func TestSocketpairRules(t *testing.T) {
+	s := Builtin(Options{AllowNetlinkRoute: true})
+	for fam := uint64(0); fam < 64; fam++ {
+		for _, hi := range []uint64{0, 1 << 32} {
+			acts := evalArgs(s, "socketpair", fam|hi, unix.SOCK_STREAM, 0)
+			want := specs.ActErrno
+			if fam|hi == unix.AF_UNIX {
+				want = specs.ActAllow
+			}
+			if len(acts) != 1 || acts[0] != want {
+				t.Errorf("socketpair(%#x): rules %v, want exactly one %s", fam|hi, acts, want)
+			}
+		}
 	}
 }

@@ -14,6 +14,9 @@ type Trace struct {
 	Command  []string `json:"command"`
 	Status   int      `json:"status"`
 	Syscalls []string `json:"syscalls"`
+	// Refused are the syscalls the trace's floor (the built-in allowlist)
+	// refused; informational, generate never allows them for that.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // ParseTrace reads a trace file.
@@ -43,27 +46,65 @@ var runtimeBaseline = []string{
 	"futex", "nanosleep", "madvise", "mmap", "munmap", "exit", "exit_group",
 }
 
-// Generate turns the union of traces into a minimal allowlist
-// profile: the traced syscalls plus runtimeBaseline; everything else kills
-// the process.
+// Generate turns the union of traces into a minimal profile built on the
+// built-in allowlist, which is a floor no trace can lift (a trace is only a
+// list of names, and the traced code chose them):
+//   - a traced syscall the built-in allows unconditionally is allowed;
+//   - one it allows under argument checks (clone, socket, socketpair,
+//     ioctl, prctl, personality, memfd_create) gets those same rules;
+//   - one it never mentions is allowed (finding those is what tracing is for);
+//   - every refusal rule of the built-in (the EPERM list: mount, ptrace,
+//     bpf, keyctl, io_uring, unshare, setns, ...; clone3's ENOSYS; the
+//     refused socket families, ioctls and memfd flags) is kept, traced or
+//     not, and a syscall it names is never allowed otherwise.
+//
+// runtimeBaseline counts as traced. Everything else kills the process.
 func Generate(traces []*Trace) *specs.LinuxSeccomp {
-	set := map[string]bool{}
+	used := map[string]bool{}
 	for _, s := range runtimeBaseline {
-		set[s] = true
+		used[s] = true
 	}
 	for _, t := range traces {
 		for _, s := range t.Syscalls {
-			set[s] = true
+			used[s] = true
 		}
 	}
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return &specs.LinuxSeccomp{
+	base := Builtin(Options{})
+	out := &specs.LinuxSeccomp{
 		DefaultAction: specs.ActKillProcess,
 		Architectures: []specs.Arch{specs.ArchX86_64},
-		Syscalls:      []specs.LinuxSyscall{{Names: names, Action: specs.ActAllow}},
 	}
+	mentioned := map[string]bool{}
+	var rules []specs.LinuxSyscall
+	for _, r := range base.Syscalls {
+		for _, n := range r.Names {
+			mentioned[n] = true
+		}
+		if r.Action != specs.ActAllow {
+			rules = append(rules, r)
+			continue
+		}
+		var keep []string
+		for _, n := range r.Names {
+			if used[n] {
+				keep = append(keep, n)
+			}
+		}
+		if len(keep) > 0 {
+			r.Names = keep
+			rules = append(rules, r)
+		}
+	}
+	var extra []string
+	for n := range used {
+		if !mentioned[n] {
+			extra = append(extra, n)
+		}
+	}
+	sort.Strings(extra)
+	if len(extra) > 0 {
+		rules = append(rules, specs.LinuxSyscall{Names: extra, Action: specs.ActAllow})
+	}
+	out.Syscalls = rules
+	return out
 }

@@ -16,9 +16,13 @@ import (
 )
 
 // TraceProfile is a seccomp profile that reports every syscall of the
-// container to a listener (seccomp user notification) and lets it run.
-// write cannot be notified (libcontainer needs it to hand over the
-// notification fd), so it is recorded as always used.
+// container to a listener (seccomp user notification), which decides
+// whether it runs (see Tracer). write cannot be notified (libcontainer
+// needs it to hand over the notification fd), so it is allowed and
+// recorded as always used (the built-in allowlist allows it too).
+// Syscalls libseccomp has no name for (newer than its table) cannot be
+// named in a profile, so no generated profile could allow them: they
+// fail with ENOSYS, as a kernel without them would answer.
 func TraceProfile(listenerPath string) (*specs.LinuxSeccomp, error) {
 	var names []string
 	for nr := 0; nr < 512; nr++ {
@@ -31,34 +35,51 @@ func TraceProfile(listenerPath string) (*specs.LinuxSeccomp, error) {
 	if len(names) == 0 {
 		return nil, errors.New("trace: libseccomp knows no syscall names")
 	}
+	enosys := uint(unix.ENOSYS)
 	return &specs.LinuxSeccomp{
-		DefaultAction: specs.ActAllow,
-		Architectures: []specs.Arch{specs.ArchX86_64},
-		ListenerPath:  listenerPath,
-		Syscalls:      []specs.LinuxSyscall{{Names: names, Action: specs.ActNotify}},
+		DefaultAction:   specs.ActErrno,
+		DefaultErrnoRet: &enosys,
+		Architectures:   []specs.Arch{specs.ArchX86_64},
+		ListenerPath:    listenerPath,
+		Syscalls: []specs.LinuxSyscall{
+			{Names: names, Action: specs.ActNotify},
+			{Names: []string{"write"}, Action: specs.ActAllow},
+		},
 	}, nil
 }
 
 // Tracer is the seccomp agent of a traced container: it receives the
-// notification fd from libcontainer and records each syscall's name.
+// notification fd from libcontainer and answers each syscall by the floor
+// profile. A syscall the floor refuses (an error rule, or a rule that
+// names the syscall but not these arguments) fails with the rule's errno,
+// EPERM where the floor would kill, and is recorded as refused; one the
+// floor allows, or names nowhere (discovering those is what a trace is
+// for), runs and is recorded as used.
 type Tracer struct {
-	Path string
-	ln   *net.UnixListener
-	mu   sync.Mutex
-	seen map[string]int
-	done chan struct{}
+	Path    string
+	floor   *specs.LinuxSeccomp
+	ln      *net.UnixListener
+	mu      sync.Mutex
+	seen    map[string]int
+	refused map[string]int
+	done    chan struct{}
 	// stopping ends the agent once no notification is pending.
 	stopping atomic.Bool
 }
 
-// StartTracer listens on a socket in dir for the container's seccomp fd.
-func StartTracer(dir string) (*Tracer, error) {
+// StartTracer listens on a socket in dir for the container's seccomp fd;
+// floor (the built-in allowlist of the traced mode) says what no trace may
+// let through.
+func StartTracer(dir string, floor *specs.LinuxSeccomp) (*Tracer, error) {
+	if floor == nil {
+		return nil, errors.New("trace: no floor profile")
+	}
 	path := filepath.Join(dir, "seccomp-agent.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("trace: listen %s: %w", path, err)
 	}
-	t := &Tracer{Path: path, ln: ln, seen: map[string]int{"write": 1}, done: make(chan struct{})}
+	t := &Tracer{Path: path, floor: floor, ln: ln, seen: map[string]int{"write": 1}, refused: map[string]int{}, done: make(chan struct{})}
 	go t.serve()
 	return t, nil
 }
@@ -107,24 +128,57 @@ func (t *Tracer) serve() {
 			}
 			return // the last task using the filter is gone
 		}
-		name, _ := req.Data.Syscall.GetNameByArch(libseccomp.ArchAMD64)
+		name, errno := t.decide(req.Data)
+		resp := &libseccomp.ScmpNotifResp{ID: req.ID, Flags: libseccomp.NotifRespFlagContinue}
 		t.mu.Lock()
-		t.seen[name]++
+		if errno != 0 {
+			// libseccomp negates it for the kernel.
+			resp.Error, resp.Flags = int32(errno), 0
+			t.refused[name]++
+		} else {
+			t.seen[name]++
+		}
 		t.mu.Unlock()
-		_ = libseccomp.NotifRespond(fd, &libseccomp.ScmpNotifResp{ID: req.ID, Flags: libseccomp.NotifRespFlagContinue})
+		_ = libseccomp.NotifRespond(fd, resp)
 	}
 }
 
-// Syscalls stops the tracer and returns the sorted names it saw.
-func (t *Tracer) Syscalls() []string {
+// decide returns the syscall's name and the errno to fail it with, 0 to
+// let it run. The arguments in a notification are the registers the
+// filter saw, so the floor's checks (all on register values, never on
+// memory) hold for the call that continues.
+func (t *Tracer) decide(d libseccomp.ScmpNotifData) (string, unix.Errno) {
+	name, err := d.Syscall.GetNameByArch(libseccomp.ArchAMD64)
+	if d.Arch != libseccomp.ArchAMD64 || err != nil || name == "" {
+		return fmt.Sprintf("unknown-%d", int(d.Syscall)), unix.EPERM
+	}
+	var args [6]uint64
+	copy(args[:], d.Args)
+	v := Evaluate(t.floor, name, args)
+	if !v.Refuses() || !v.Ruled {
+		return name, 0
+	}
+	if (v.Action == specs.ActErrno || v.Action == specs.ActTrace) && v.Errno != 0 {
+		return name, unix.Errno(v.Errno)
+	}
+	return name, unix.EPERM
+}
+
+// Stop stops the tracer and returns the sorted names of the syscalls it
+// let run and of those it refused.
+func (t *Tracer) Stop() (used, refused []string) {
 	t.stopping.Store(true)
 	t.ln.Close()
 	<-t.done
 	os.Remove(t.Path)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	names := make([]string, 0, len(t.seen))
-	for n := range t.seen {
+	return sortedKeys(t.seen), sortedKeys(t.refused)
+}
+
+func sortedKeys(m map[string]int) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
 		names = append(names, n)
 	}
 	sort.Strings(names)

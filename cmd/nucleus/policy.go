@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -90,26 +92,43 @@ var policyCommand = &cli.Command{
 				if c.String("bundle") == "" || len(args) == 0 {
 					return errors.New("policy trace: want --bundle DIR -- CMD [ARGS...]")
 				}
+				// The runtime moves into the bundle: resolve every path
+				// the command was given against the caller's directory
+				// first.
+				bundle, err := absFlag("--bundle", c.String("bundle"))
+				if err != nil {
+					return err
+				}
+				output, err := absFlag("--output", c.String("output"))
+				if err != nil {
+					return err
+				}
 				r, err := newRuntime(c)
 				if err != nil {
 					return err
 				}
-				s, err := spec.Load(c.String("bundle"))
+				s, err := spec.Load(bundle)
 				if err != nil {
 					return err
 				}
-				o := runtime.SandboxOptions{Bundle: c.String("bundle"), Spec: s, Args: args, Policy: policy.Options{Mode: policy.ModeAgent}}
+				o := runtime.SandboxOptions{Bundle: bundle, Spec: s, Args: args, Policy: policy.Options{Mode: policy.ModeAgent}}
 				if arg := c.String("workspace"); arg != "" {
 					if o.Policy.Workspace, err = policy.ParseWorkspace(arg); err != nil {
 						return err
 					}
+					if o.Policy.Workspace.Source, err = absFlag("--workspace", o.Policy.Workspace.Source); err != nil {
+						return err
+					}
 				}
-				status, names, err := r.Trace(o)
+				t, err := r.Trace(o)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(os.Stderr, "traced %d syscalls; the command exited %d\n", len(names), status)
-				return writeJSON(c.String("output"), seccomp.Trace{Command: args, Status: status, Syscalls: names})
+				fmt.Fprintf(os.Stderr, "traced %d syscalls; the command exited %d\n", len(t.Syscalls), t.Status)
+				if len(t.Refused) > 0 {
+					fmt.Fprintf(os.Stderr, "refused by the built-in allowlist (never in a generated profile): %s\n", strings.Join(t.Refused, " "))
+				}
+				return writeJSON(output, t)
 			},
 		},
 		{
@@ -117,6 +136,10 @@ var policyCommand = &cli.Command{
 			Usage:     "turn traces into a minimal seccomp allowlist (kill by default)",
 			ArgsUsage: "TRACE... [-o FILE]",
 			Flags:     []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the profile here (default stdout)"}},
+			Description: "The profile is the built-in agent allowlist cut down to the traced syscalls: its argument\n" +
+				"filters (clone, socket, socketpair, ioctl, prctl, personality, memfd_create) and refusals\n" +
+				"(mount, ptrace, bpf, unshare, ...) stay whatever the traces say; traced syscalls the\n" +
+				"allowlist does not mention are added; everything else kills the process.",
 			Action: func(c *cli.Context) error {
 				if err := checkArgs(c, 1, minArgs); err != nil {
 					return err
@@ -139,6 +162,19 @@ var policyCommand = &cli.Command{
 			},
 		},
 	},
+}
+
+// absFlag makes a path given to flag absolute against the current
+// directory ("" stays "").
+func absFlag(flag, p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", flag, p, err)
+	}
+	return abs, nil
 }
 
 func writeJSON(file string, v any) error {

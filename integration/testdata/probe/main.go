@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -47,6 +48,22 @@ func num(s string) uintptr {
 		os.Exit(2)
 	}
 	return uintptr(n)
+}
+
+// netSockets opens a NETLINK_NETFILTER and a raw AF_PACKET socket and
+// prints a line for each.
+func netSockets() {
+	for _, s := range []struct {
+		name            string
+		fam, typ, proto uintptr
+	}{{"netlink", unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_NETFILTER}, {"packet", unix.AF_PACKET, unix.SOCK_RAW, 0}} {
+		fd, _, e := unix.RawSyscall(unix.SYS_SOCKET, s.fam, s.typ, s.proto)
+		if e == 0 {
+			unix.Close(int(fd))
+		}
+		fmt.Print(s.name + ": ")
+		result(rawErr(0, 0, e))
+	}
 }
 
 func main() {
@@ -100,8 +117,109 @@ func main() {
 		var buf [256]byte
 		result(rawErr(unix.Syscall(unix.SYS_IOCTL, uintptr(fd), num(os.Args[3]), uintptr(unsafe.Pointer(&buf[0])))))
 	case "memfd":
-		_, err := unix.MemfdCreate("x", 0)
+		// memfd [FLAGS]: memfd_create with FLAGS (default 0).
+		flags := 0
+		if len(os.Args) > 2 {
+			flags = int(num(os.Args[2]))
+		}
+		_, err := unix.MemfdCreate("x", flags)
 		result(err)
+	case "memfd-exec":
+		// memfd-exec FLAGS: the fileless-exec attack. Copy this binary into
+		// a memfd made with FLAGS, make it executable, and run it through
+		// /proc/self/fd/N (fexecve) and then execveat(fd, "", AT_EMPTY_PATH).
+		// Landlock's no-exec rules never see the memfd: only the seccomp
+		// filter and the memfd's own mode and seals stand in the way. A run
+		// that worked prints "hello".
+		fd, err := unix.MemfdCreate("x", int(num(os.Args[2])))
+		if err != nil {
+			fmt.Print("MEMFD ")
+			result(err)
+			return
+		}
+		self, err := os.ReadFile("/proc/self/exe")
+		if err != nil {
+			fmt.Println("READ FAILED", err)
+			return
+		}
+		f := os.NewFile(uintptr(fd), "memfd")
+		if _, err := f.Write(self); err != nil {
+			fmt.Println("WRITE FAILED", err)
+			return
+		}
+		fmt.Print("FCHMOD ")
+		result(unix.Fchmod(fd, 0o755))
+		cmd := exec.Command("/proc/self/fd/3", "hello")
+		cmd.ExtraFiles = []*os.File{f}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		fmt.Print("EXEC ")
+		result(cmd.Run())
+		// execveat in a child: outside the allowlist it is killed (under
+		// gVisor, whose seccomp kills only the thread, the child hangs
+		// and is killed after a while).
+		cmd = exec.Command("/proc/self/exe", "execveat-fd3")
+		cmd.ExtraFiles = []*os.File{f}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		fmt.Print("EXECVEAT ")
+		if err := cmd.Start(); err != nil {
+			result(err)
+			return
+		}
+		t := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
+		err = cmd.Wait()
+		t.Stop()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && !ee.Exited() {
+			fmt.Println("KILLED")
+		}
+	case "execveat-fd3":
+		a0, _ := unix.BytePtrFromString("memfd")
+		a1, _ := unix.BytePtrFromString("hello")
+		argv := []*byte{a0, a1, nil}
+		empty, _ := unix.BytePtrFromString("")
+		_, _, e := unix.Syscall6(unix.SYS_EXECVEAT, 3, uintptr(unsafe.Pointer(empty)),
+			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&[]*byte{nil}[0])), unix.AT_EMPTY_PATH, 0)
+		result(e)
+	case "netescape":
+		// The red team's trace-poisoning workload: a new user and network
+		// namespace (full capabilities there), then a netfilter netlink
+		// socket and a raw packet socket in it, the way into nf_tables and
+		// af_packet bugs. One line each, in this order. A Go process has
+		// threads, and unshare(CLONE_NEWUSER) wants a single-threaded
+		// caller: the forked child unshares before it execs the sockets
+		// step (Go's SysProcAttr.Unshareflags).
+		// It maps its own ids to root there, to keep the capabilities
+		// across the exec; where it can't write the maps, it goes on
+		// without them.
+		var err error
+		for _, mapped := range []bool{true, false} {
+			cmd := exec.Command("/proc/self/exe", "netescape-sockets")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET}
+			if mapped {
+				cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+				cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+			}
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err = cmd.Start(); err == nil {
+				fmt.Println("unshare: ALLOWED")
+				cmd.Wait()
+				return
+			}
+		}
+		fmt.Print("unshare: ")
+		result(err)
+		netSockets()
+	case "netescape-sockets":
+		netSockets()
+	case "socketpair":
+		// socketpair FAMILY TYPE PROTOCOL, numbers.
+		var fds [2]int32
+		_, _, e := unix.RawSyscall6(unix.SYS_SOCKETPAIR, num(os.Args[2]), num(os.Args[3]), num(os.Args[4]), uintptr(unsafe.Pointer(&fds[0])), 0, 0)
+		if e == 0 {
+			unix.Close(int(fds[0]))
+			unix.Close(int(fds[1]))
+		}
+		result(rawErr(0, 0, e))
 	case "clone-newuser":
 		// A namespace flag on clone is not in the allowlist: the
 		// default action (kill) applies.
