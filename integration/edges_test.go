@@ -323,7 +323,8 @@ func TestEdgeGvisorBundleUntouched(t *testing.T) {
 // TestEdgeCrossDirectoryRename: with Landlock's Refer right unhandled,
 // every cross-directory rename or link in agent mode failed with EXDEV
 // ("Invalid cross-device link"): `mv a/x b/`, a lock file renamed into
-// place, an unpacked tree moved where it belongs.
+// place, an unpacked tree moved where it belongs. And a move across file
+// systems (/tmp to the workspace), which copies, was killed at chown.
 func TestEdgeCrossDirectoryRename(t *testing.T) {
 	r := newRunner(t)
 	b := newBundle(t)
@@ -331,7 +332,7 @@ func TestEdgeCrossDirectoryRename(t *testing.T) {
 	res := r.sandbox(b, "edge-refer", []string{"--workspace", ws}, "sh", "-c",
 		`set -e; mkdir -p /tmp/a /tmp/b /workspace/c /workspace/d; echo 1 > /tmp/a/x; mv /tmp/a/x /tmp/b/x; `+
 			`echo 2 > /workspace/c/y; mv /workspace/c/y /workspace/d/y; ln /workspace/d/y /workspace/c/z; `+
-			`mv /tmp/b /tmp/a/b; echo moved`)
+			`mv /tmp/b /tmp/a/b; mkdir /tmp/t; echo 3 > /tmp/t/f; mv /tmp/t /workspace/t; echo moved`)
 	if res.Code != 0 || !strings.Contains(res.Stdout, "moved") {
 		t.Errorf("cross-directory rename and link in agent mode: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
 	}

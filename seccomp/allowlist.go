@@ -17,8 +17,11 @@ var allowedSyscalls = []string{
 	"fstat", "newfstatat", "statx", "statfs", "fstatfs",
 	"faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir",
 	"mkdirat", "unlinkat", "renameat", "renameat2", "linkat", "symlinkat",
-	// legacy entry points Debian's static busybox still calls
-	"access", "chmod", "link", "mkdir", "rename", "rmdir", "symlink", "unlink",
+	// legacy entry points Debian's static busybox still calls (the same
+	// kernel paths as their allowed *at forms: mv's copy across file
+	// systems chowns and sets times with them)
+	"access", "chmod", "chown", "lchown", "link", "mkdir", "rename", "rmdir", "symlink", "unlink",
+	"utime", "utimes", "futimesat",
 	"fchmod", "fchmodat", "fchown", "fchownat",
 	"truncate", "ftruncate", "fallocate", "fsync", "fdatasync", "umask", "utimensat",
 	"pipe2", "copy_file_range", "sendfile",
