@@ -332,18 +332,6 @@ func assertNoClientLeftovers(t testing.TB, stateRoot string, ids []string, dirs 
 	}
 }
 
-// clientWaitFor polls cond every 50 ms until it is true or limit passes.
-func clientWaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // waitNoProcesses gives the clients' helpers (conmon, the shim) up to 10 s
 // to exit after their container is removed.
 func waitNoProcesses(t testing.TB, ids []string) {

@@ -70,7 +70,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		t.Fatalf("start containerd: %v", err)
 	}
 	t.Cleanup(e.stop)
-	clientWaitFor(t, 20*time.Second, "containerd to answer", func() bool {
+	waitForUpTo(t, 20*time.Second, "containerd to answer", func() bool {
 		return exec.Command("ctr", "--address", e.sock, "version").Run() == nil
 	})
 	if archive != "" {
@@ -159,7 +159,7 @@ func (e *containerdEnv) taskStatus(id string) string {
 
 func (e *containerdEnv) waitStatus(id, want string) {
 	e.t.Helper()
-	clientWaitFor(e.t, 10*time.Second, id+" "+want, func() bool { return e.taskStatus(id) == want })
+	waitForUpTo(e.t, 10*time.Second, id+" "+want, func() bool { return e.taskStatus(id) == want })
 }
 
 // remove deletes a task (forcibly) and its container.
@@ -331,7 +331,7 @@ func TestContainerdKillPauseDeleteMetrics(t *testing.T) {
 		e.waitStatus(box, "STOPPED")
 		rt.assertCalled(t, "kill", "--all", box, "9")
 		for _, n := range []string{"1001", "1002", "1003"} {
-			clientWaitFor(t, 5*time.Second, "sleep "+n+" gone after kill --all", func() bool { return len(findProcs("sleep "+n)) == 0 })
+			waitForUpTo(t, 5*time.Second, "sleep "+n+" gone after kill --all", func() bool { return len(findProcs("sleep "+n)) == 0 })
 		}
 		e.ok("task", "delete", box)
 		e.ok("container", "delete", box)

@@ -113,13 +113,20 @@ func (r *Runner) corePs(id string) []int {
 	return pids
 }
 
-// waitFor polls cond every 10 ms until it holds or 10 s pass.
+// waitFor polls cond until it holds or 10 s pass.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitForUpTo(t, 10*time.Second, what, cond)
+}
+
+// waitForUpTo polls cond every 10 ms until it holds or limit passes: the
+// one wait of the tests (clients' helpers, runsc and CRIU need longer).
+func waitForUpTo(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 10s waiting for %s", what)
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestGvisorExecConfined(t *testing.T) {
@@ -87,14 +86,10 @@ func TestGvisorExecHelperNotPoisonable(t *testing.T) {
 	r.coreDetached("run", "-d", "--mode", "agent", "--bundle", b.Dir, id)
 	t.Cleanup(func() { r.Run(nil, "delete", "--force", id) })
 	// Give the planting command its moment: wait until it sleeps.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	waitFor(t, "the planting command to sleep", func() bool {
 		res, _ := r.coreExec(nil, "exec", id, "sh", "-c", "pidof sleep")
-		if res.Code == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return res.Code == 0
+	})
 	res, err := r.coreExec(nil, "exec", id, "probe", "unshare")
 	if err != nil {
 		t.Fatal(err)

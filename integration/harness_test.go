@@ -242,17 +242,7 @@ func (r *Runner) State(id string) map[string]any {
 // WaitStatus polls `state` until the container reaches want or 10 s pass.
 func (r *Runner) WaitStatus(id, want string) {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := r.State(id)
-		if st["status"] == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("container %s: status %v, want %s after 10s", id, st["status"], want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(r.t, "container "+id+" to be "+want, func() bool { return r.State(id)["status"] == want })
 }
 
 // assertNoLeftovers checks that nothing of container id remains: no state

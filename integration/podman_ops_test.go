@@ -33,7 +33,7 @@ func TestPodmanPauseUnpause(t *testing.T) {
 		if st := strings.TrimSpace(p.ok("inspect", "--format", "{{.State.Status}}", c)); st != "running" {
 			t.Errorf("status after unpause: %q", st)
 		}
-		clientWaitFor(t, 5*time.Second, "ticks after unpause", func() bool {
+		waitForUpTo(t, 5*time.Second, "ticks after unpause", func() bool {
 			now, _ := os.ReadFile(rootfsTick)
 			return !bytes.Equal(now, after)
 		})

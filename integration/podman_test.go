@@ -287,7 +287,7 @@ func TestPodmanDetachExecKillWait(t *testing.T) {
 		trapper := p.name("trapper")
 		p.ok(append(p.runArgs("-d", "--name", trapper), "sh", "-c", "trap 'exit 11' TERM; echo ready; while :; do sleep 0.1; done")...)
 		p.noteID(trapper)
-		clientWaitFor(t, 10*time.Second, "trapper ready", func() bool { return strings.Contains(p.ok("logs", trapper), "ready") })
+		waitForUpTo(t, 10*time.Second, "trapper ready", func() bool { return strings.Contains(p.ok("logs", trapper), "ready") })
 		p.ok("kill", "--signal", "TERM", trapper)
 		if got := strings.TrimSpace(p.ok("wait", trapper)); got != "11" {
 			t.Errorf("wait after kill TERM: %q, want 11", got)
