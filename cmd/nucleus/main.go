@@ -226,10 +226,16 @@ func newRuntime(c *cli.Context) (*runtime.Runtime, error) {
 // "root", the user typed --root), for every command's error.
 func flagError(err error) error {
 	var oe *runtime.OptionError
-	if errors.As(err, &oe) {
-		oe.Option = "--" + oe.Option
+	if !errors.As(err, &oe) || strings.HasPrefix(oe.Option, "--") {
+		return err
 	}
-	return err
+	// The outer errors' text was formatted with the option's own name.
+	msg, inner := err.Error(), oe.Error()
+	oe.Option = "--" + oe.Option
+	if msg == inner {
+		return err
+	}
+	return errors.New(strings.Replace(msg, inner, oe.Error(), 1))
 }
 
 const (

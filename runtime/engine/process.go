@@ -146,3 +146,37 @@ func RootfsPath(bundle string, s *specs.Spec) string {
 	}
 	return filepath.Join(bundle, s.Root.Path)
 }
+
+// IsBindMount reports whether m is a bind mount, by type or option.
+func IsBindMount(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// WithAbsolutePaths returns s with its rootfs and relative bind sources
+// made absolute against bundle (a copy where anything changes), so that no
+// caller has to move into the bundle first, as runc does: a library must
+// not change its process's working directory.
+func WithAbsolutePaths(bundle string, s *specs.Spec) *specs.Spec {
+	out := *s
+	if s.Root != nil && !filepath.IsAbs(s.Root.Path) {
+		root := *s.Root
+		root.Path = filepath.Join(bundle, root.Path)
+		out.Root = &root
+	}
+	out.Mounts = make([]specs.Mount, len(s.Mounts))
+	for i, m := range s.Mounts {
+		if m.Source != "" && !filepath.IsAbs(m.Source) && IsBindMount(m) {
+			m.Source = filepath.Join(bundle, m.Source)
+		}
+		out.Mounts[i] = m
+	}
+	return &out
+}

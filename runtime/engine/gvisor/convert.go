@@ -71,25 +71,13 @@ func GvisorConfig(bundle string, s *specs.Spec) (data []byte, rootfs string, err
 	c.Root = &root
 	c.Mounts = make([]specs.Mount, len(s.Mounts))
 	for i, m := range s.Mounts {
-		if m.Source != "" && !filepath.IsAbs(m.Source) && isBindMount(m) {
+		if m.Source != "" && !filepath.IsAbs(m.Source) && engine.IsBindMount(m) {
 			m.Source = filepath.Join(bundle, m.Source)
 		}
 		c.Mounts[i] = m
 	}
 	data, err = json.MarshalIndent(&c, "", "\t")
 	return data, rootfs, err
-}
-
-func isBindMount(m specs.Mount) bool {
-	if m.Type == "bind" {
-		return true
-	}
-	for _, o := range m.Options {
-		if o == "bind" || o == "rbind" {
-			return true
-		}
-	}
-	return false
 }
 
 // writeGvisorBundle reserves R/ID (mkdir: the same reservation the native

@@ -70,8 +70,7 @@ func (r *Engine) Restore(o engine.CreateOptions, co engine.CheckpointOptions) (i
 	}
 	var err error
 	if co.ImagePath == "" {
-		// runc's default is relative to the caller's directory, which
-		// newContainer leaves for the bundle.
+		// runc's default is relative to the caller's directory.
 		wd, err := os.Getwd()
 		if err != nil {
 			return -1, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/opencontainers/runc/libcontainer"
@@ -122,18 +123,16 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int,
 }
 
 // newContainer turns the OCI config into libcontainer's and creates the
-// container's state directory. specconv resolves the rootfs and records the
-// bundle relative to the working directory, so we move into the bundle first
-// as runc does.
+// container's state directory. specconv resolves relative paths against the
+// working directory, where runc first moves into the bundle; the config's
+// paths are made absolute instead, since a library must not move its
+// caller.
 func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, error) {
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
 	}
-	if err := os.Chdir(bundle); err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
-	}
-	s := o.Spec
+	s := engine.WithAbsolutePaths(bundle, o.Spec)
 	// An empty cgroupsPath would make libcontainer nest the container under
 	// whatever cgroup nucleus itself happens to run in; place it at /<id>
 	// in every hierarchy instead, like runc's documented default. Not for
@@ -157,6 +156,13 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, spec.ConfigName), err)
+	}
+	// specconv names the bundle after the working directory, which is the
+	// caller's: say which bundle it really is (state and ps report it).
+	for i, l := range config.Labels {
+		if strings.HasPrefix(l, "bundle=") {
+			config.Labels[i] = "bundle=" + bundle
+		}
 	}
 	c, err := libcontainer.Create(r.Root, o.ID, config)
 	if err != nil {
