@@ -51,7 +51,7 @@ func init() {
 func main() {
 	app := newApp()
 	if err := app.Run(canonicalFlags(app, os.Args)); err != nil {
-		fatal(flagError(err))
+		fatal(err)
 	}
 }
 
@@ -201,7 +201,7 @@ func fatal(err error) {
 // file or JSON logging is configured, as a log entry there too (containerd's
 // shim and conmon show the "msg" of the last JSON line to the user).
 func fatalWithCode(err error, code int) {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := strings.ReplaceAll(flagError(err).Error(), "\n", " ")
 	_, isJSON := logrus.StandardLogger().Formatter.(*logrus.JSONFormatter)
 	if !logToStderr || isJSON {
 		logrus.Error(msg)
