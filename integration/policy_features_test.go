@@ -316,6 +316,24 @@ func TestPolicyBundleMode(t *testing.T) {
 		t.Fatalf("agent bundle under runc: exit %d: %s", res.Code, res.Stderr)
 	}
 	r.Fail([]string{"production"}, "bundle", "path:"+flake+"#agent-example", "-o", filepath.Join(t.TempDir(), "b"), "--mode", "production", "--cache-dir", cache)
+	// The config is planned for a fixed host, recorded in the attestation,
+	// and the host that runs it is checked against that plan at start.
+	var att struct {
+		Planned *struct {
+			Mode string
+			Host struct{ UserNS, Seccomp bool }
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(agent, "attestation.json"))
+	if err := json.Unmarshal(data, &att); err != nil || att.Planned == nil || att.Planned.Mode != "agent" || !att.Planned.Host.UserNS || !att.Planned.Host.Seccomp {
+		t.Errorf("attestation does not record the plan: %s", data)
+	}
+	cmd := r.Cmd("run", "--verify-attestation", "--bundle", agent, "pol-bundle-nouserns")
+	cmd.Env = append(os.Environ(), "NUCLEUS_DISABLE=userns")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "user namespaces") {
+		t.Errorf("a host without user namespaces ran a bundle planned with them: %v %s", err, out)
+	}
+	assertNoLeftovers(t, r.Root, "pol-bundle-nouserns", agent)
 }
 
 // TestPolicyWorkspaceOwnedByUser: a workspace owned by an ordinary host

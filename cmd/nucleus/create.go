@@ -6,6 +6,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/isolation/host"
 	"github.com/nucleus-run/nucleus/nixbundle"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
@@ -63,9 +64,15 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 	var s *specs.Spec
 	if c.Bool("verify-attestation") {
 		// Run exactly the bytes that were verified.
-		_, config, err := nixbundle.VerifyConfig(bundle)
+		a, config, err := nixbundle.VerifyConfig(bundle)
 		if err != nil {
 			return nil, runtime.CreateOptions{}, err
+		}
+		// The config was planned for a fixed host: this one must cover it.
+		if a.Planned != nil {
+			if err := host.Probe().Covers(a.Planned.Host); err != nil {
+				return nil, runtime.CreateOptions{}, fmt.Errorf("bundle %s (%s mode): %w", bundle, a.Planned.Mode, err)
+			}
 		}
 		s, err = spec.LoadData(bundle, config)
 		if err != nil {
