@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,6 +44,15 @@ func coreID(t testing.TB, r *Runner, name string) string {
 // container too. It reports errors instead of failing, so goroutines may
 // use it.
 func (r *Runner) coreExec(stdin io.Reader, args ...string) (Result, error) {
+	return r.coreExecUpTo(60*time.Second, stdin, args...)
+}
+
+// errStillRunning: coreExecUpTo gave up on a nucleus command (and killed it).
+var errStillRunning = errors.New("still running")
+
+// coreExecUpTo is coreExec with its own limit: past it the command is
+// killed and the error wraps errStillRunning.
+func (r *Runner) coreExecUpTo(limit time.Duration, stdin io.Reader, args ...string) (Result, error) {
 	dir, err := os.MkdirTemp("", "core-out-")
 	if err != nil {
 		return Result{}, err
@@ -67,10 +77,10 @@ func (r *Runner) coreExec(stdin io.Reader, args ...string) (Result, error) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(60 * time.Second):
+	case <-time.After(limit):
 		cmd.Process.Kill()
 		<-done
-		return Result{}, fmt.Errorf("nucleus %v: still running after 60s", args)
+		return Result{}, fmt.Errorf("nucleus %v: %w after %s", args, errStillRunning, limit)
 	}
 	stdout, _ := os.ReadFile(outF.Name())
 	stderr, _ := os.ReadFile(errF.Name())

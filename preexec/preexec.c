@@ -26,6 +26,13 @@
 // program that doesn't match its digest is fatal in every mode. It never
 // returns to Go.
 //
+// When the record asks for it (the container's init, never an exec'd
+// process) the ruleset also scopes signals (Landlock ABI 6): the workload
+// and its descendants can then signal only their own domain, never the
+// processes `nucleus exec` starts later in domains of their own. On an
+// older ABI the scope is skipped, not lost: Landlock still applies and the
+// landlock_applied event says "signal_scope": false, with the reason.
+//
 // --dump-record (instead of "-- ARGV") prints the decoded record and
 // exits: the round-trip test of the encoder runs the real decoder so.
 #define _GNU_SOURCE
@@ -34,6 +41,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +81,16 @@
 
 #define MAX_PROG_INSNS 4096
 
+// LANDLOCK_SCOPE_SIGNAL, from ABI 6.
+#define LL_SCOPE_SIGNAL (1ULL << 1)
+#define LL_SCOPE_ABI 6
+
+// struct landlock_ruleset_attr as of ABI 6: the kernel is passed the size
+// up to the last field set, so older kernels accept the fs-only prefix.
 struct ll_ruleset_attr {
 	uint64_t handled_access_fs;
+	uint64_t handled_access_net; // ABI 4; never set here
+	uint64_t scoped;             // ABI 6
 };
 
 struct ll_path_beneath_attr {
@@ -154,6 +170,8 @@ static void put_json_str(struct buf *b, const char *s)
 struct step {
 	const struct px_record *rec;
 	int degraded;
+	// Whether signals were scoped.
+	int signal_scope;
 	// The top-level symlinks given no rule, as JSON strings joined by
 	// commas, and how many there were.
 	struct buf links;
@@ -306,7 +324,13 @@ static int restrict_self(struct step *st, int abi, char *err, size_t errlen)
 	const struct px_record *rec = st->rec;
 	uint64_t handled = handled_rights(abi);
 	struct ll_ruleset_attr attr = {.handled_access_fs = handled};
-	int rs = syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+	size_t attr_size = offsetof(struct ll_ruleset_attr, handled_access_net);
+	int scope = (rec->flags & PX_FLAG_SCOPE_SIGNALS) && abi >= LL_SCOPE_ABI;
+	if (scope) {
+		attr.scoped = LL_SCOPE_SIGNAL;
+		attr_size = sizeof(attr);
+	}
+	int rs = syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
 	if (rs < 0) {
 		snprintf(err, errlen, "landlock_create_ruleset: %s", strerror(errno));
 		return -1;
@@ -364,6 +388,7 @@ static int restrict_self(struct step *st, int abi, char *err, size_t errlen)
 		snprintf(err, errlen, "landlock_restrict_self: %s", strerror(errno));
 		goto out;
 	}
+	st->signal_scope = scope;
 	ret = 0;
 out:
 	close(rs);
@@ -544,6 +569,9 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 	if (st.links.n)
 		put(&b, st.links.p, st.links.n);
 	puts_(&b, "]");
+	putf(&b, ",\"signal_scope\":%s", st.signal_scope ? "true" : "false");
+	if (!lerr && (rec.flags & PX_FLAG_SCOPE_SIGNALS) && !st.signal_scope)
+		putf(&b, ",\"signal_scope_skipped\":\"kernel Landlock ABI %d, scoped signals need %d\"", abi, LL_SCOPE_ABI);
 	if (lerr) {
 		puts_(&b, ",\"error\":");
 		put_json_str(&b, lerr);

@@ -64,7 +64,7 @@ int px_decode(const unsigned char *buf, size_t len, struct px_record *rec, char 
 	uint32_t fds[4];
 	if (u32(&r, &rec->flags) < 0 || u32(&r, &rec->min_abi) < 0)
 		BAD("record truncated");
-	if (rec->flags & ~PX_FLAG_STRICT)
+	if (rec->flags & ~PX_FLAGS)
 		BAD("unknown record flags %#x", rec->flags);
 	for (int i = 0; i < 4; i++) {
 		if (u32(&r, &fds[i]) < 0)

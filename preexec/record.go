@@ -6,13 +6,16 @@
 // oversized policy refuses the start instead of being cut short in C, and
 // the C decoder refuses any record that breaks them again.
 //
-// Format, version 1 (integers little-endian):
+// Format, version 2 (integers little-endian):
 //
 //	header: "NUCLPXR\x00" | u32 version | u32 body length
 //	body:   u32 flags | u32 min ABI | i32 self, audit, seccomp, status fds |
 //	        [32]byte seccomp SHA-256 | 4 × str JSON fragments |
 //	        5 × (u32 count | count × str) path lists
 //	str:    u32 length | bytes
+//
+// Flags: 1 strict, 2 scope signals (version 2 added it; a version 1
+// decoder would refuse the bit, so the version says which bits exist).
 //
 // The JSON fragments are the audit fields known before the step runs
 // (id, posture, degraded posture, rules), rendered by encoding/json, so
@@ -39,7 +42,7 @@ const RecordFlag = "--record-fd="
 // Limits of a record; preexec.c checks the same numbers.
 const (
 	Magic   = "NUCLPXR\x00"
-	Version = 1
+	Version = 2
 	// MaxPaths is the number of paths over all five lists.
 	MaxPaths = 256
 	// MaxPathLen is PATH_MAX less its terminating NUL.
@@ -52,7 +55,8 @@ const (
 
 // Flag bits.
 const (
-	FlagStrict = 1 << 0
+	FlagStrict       = 1 << 0
+	FlagScopeSignals = 1 << 1
 )
 
 // Record is everything the pre-exec step needs. Descriptor numbers are as
@@ -61,6 +65,15 @@ type Record struct {
 	// Strict makes any failure to confine fatal; otherwise Landlock may
 	// be lost (with a warning and a degraded posture), seccomp never.
 	Strict bool
+	// ScopeSignals asks for Landlock's signal scope (ABI >= 6): the
+	// workload and its descendants may then signal only processes of
+	// their own Landlock domain. The container's init gets it, so that
+	// its processes can't stop or kill what `nucleus exec` starts later
+	// (each exec'd process starts in a domain of its own); exec'd
+	// processes don't, so that the platform can still signal the init
+	// from one. Where the kernel's ABI is older it is skipped, and the
+	// landlock_applied event says so ("signal_scope": false).
+	ScopeSignals bool
 	// MinABI is the lowest Landlock ABI accepted.
 	MinABI int
 	// SelfFd is the sealed nucleus binary (closed on exec).
@@ -188,6 +201,9 @@ func (r *Record) marshal() ([]byte, error) {
 	var flags uint32
 	if r.Strict {
 		flags |= FlagStrict
+	}
+	if r.ScopeSignals {
+		flags |= FlagScopeSignals
 	}
 	u32(flags)
 	u32(uint32(r.MinABI))

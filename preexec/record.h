@@ -8,7 +8,7 @@
 
 // Limits, as in record.go.
 #define PX_MAGIC "NUCLPXR"  // and a NUL: 8 bytes
-#define PX_VERSION 1
+#define PX_VERSION 2
 #define PX_MAX_PATHS 256
 #define PX_MAX_PATH_LEN 4095
 #define PX_MAX_FRAGMENT (1 << 20)
@@ -16,6 +16,8 @@
 #define PX_MAX_FD (1 << 20)
 
 #define PX_FLAG_STRICT 1u
+#define PX_FLAG_SCOPE_SIGNALS 2u
+#define PX_FLAGS (PX_FLAG_STRICT | PX_FLAG_SCOPE_SIGNALS)
 
 enum { PX_FRAG_ID, PX_FRAG_POSTURE, PX_FRAG_DEGRADED, PX_FRAG_RULES, PX_NFRAGS };
 enum { PX_READ, PX_WRITE, PX_DEVICES, PX_EXEC, PX_NOEXEC_ROOT, PX_NLISTS };

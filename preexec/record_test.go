@@ -59,7 +59,10 @@ func want(t *testing.T, r *Record) string {
 	}
 	flags := 0
 	if r.Strict {
-		flags = FlagStrict
+		flags |= FlagStrict
+	}
+	if r.ScopeSignals {
+		flags |= FlagScopeSignals
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "version %d\nflags %d\nmin_abi %d\n", Version, flags, r.MinABI)
@@ -77,7 +80,7 @@ func want(t *testing.T, r *Record) string {
 
 func sample() *Record {
 	return &Record{
-		Strict: true, MinABI: 3, SelfFd: 5, AuditFd: 6, SeccompFd: -1, StatusFd: 7,
+		Strict: true, ScopeSignals: true, MinABI: 3, SelfFd: 5, AuditFd: 6, SeccompFd: -1, StatusFd: 7,
 		SeccompSHA256: sha256.Sum256([]byte("program")),
 		ID:            `c1","applied":true,"x":"`, Posture: "strict-agent", DegradedPosture: "strict-agent-degraded\n",
 		Read:           []string{"/", "/a\"b\\c", "/nl\nx", "/ünï", "/\x01\x7f\xff"},
@@ -93,7 +96,8 @@ func TestRoundTrip(t *testing.T) {
 	for i := 0; i < MaxPaths; i++ {
 		full.ExecRootExcept = append(full.ExecRootExcept, fmt.Sprintf("/d%d", i))
 	}
-	for name, r := range map[string]*Record{"sample": sample(), "empty": {SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1}, "full": full} {
+	scoped := &Record{ScopeSignals: true, SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1}
+	for name, r := range map[string]*Record{"sample": sample(), "empty": {SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1}, "full": full, "scoped": scoped} {
 		raw, err := r.Encode()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -182,6 +186,7 @@ func TestDecoderRefuses(t *testing.T) {
 	cases := map[string][]byte{
 		"magic":        append([]byte("NUCLPXQ\x00"), good[8:]...),
 		"version":      patch(8, Version+1),
+		"version 1":    patch(8, 1),
 		"body length":  patch(12, uint32(len(good)-16+1)),
 		"trailing":     append(bytes.Clone(good), 0),
 		"flags":        patch(16, 1<<7),

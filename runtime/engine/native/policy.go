@@ -74,12 +74,14 @@ func loadPreExecRecord(stateDir string) (*preExecRecord, error) {
 // binary as a sealed read-only copy (never a path the container can reach
 // or write), handed one record (package preexec) that names the other
 // descriptors: the audit log, the compiled filter and, when given, the
-// write end of a status pipe. It returns the descriptors to close once
-// the process has started.
-func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, auditFile, status *os.File) (closers []*os.File, err error) {
+// write end of a status pipe. scopeSignals is for the container's init
+// only (see preexec.Record.ScopeSignals): an exec'd process must stay able
+// to signal the init. It returns the descriptors to close once the process
+// has started.
+func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, scopeSignals bool, auditFile, status *os.File) (closers []*os.File, err error) {
 	lp := rec.Landlock
 	pr := &preexec.Record{
-		Strict: lp.Strict, MinABI: lp.MinABI, SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1,
+		Strict: lp.Strict, ScopeSignals: scopeSignals, MinABI: lp.MinABI, SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1,
 		ID: lp.ContainerID, Posture: lp.Posture, DegradedPosture: rec.Mode.DegradedPosture(),
 		Read: lp.Read, Write: lp.Write, Devices: lp.Devices, Exec: lp.Exec, ExecRootExcept: lp.ExecRootExcept,
 	}
@@ -188,7 +190,9 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			lp := *plan.Landlock
 			lp.ContainerID, lp.Posture = o.ID, plan.Posture()
 			rec.Landlock = &lp
-			c, err := r.wrapPreExec(process, o.ID, rec, audit.File(), statusWr)
+			// Scoped signals: the workload can't signal (stop,
+			// kill) the processes exec'd into the container later.
+			c, err := r.wrapPreExec(process, o.ID, rec, true, audit.File(), statusWr)
 			if err != nil {
 				return err
 			}
@@ -318,7 +322,8 @@ func ensureMountpoints(rootfs string, s *specs.Spec) error {
 // confineExec gives a process exec'd into a container started under an
 // isolation mode the container's own confinement: its (empty or policy-kept)
 // capabilities instead of the bundle's, no_new_privs, and the pre-exec step
-// with the same Landlock rules and seccomp filter.
+// with the same Landlock rules and seccomp filter, in a Landlock domain of
+// its own that the init's scoped signals can't reach.
 func (r *Engine) confineExec(id string, p *specs.Process, o engine.ExecOptions, runner *processRunner) error {
 	rec, err := loadPreExecRecord(r.stateDir(id))
 	if err != nil || rec == nil {
@@ -335,7 +340,8 @@ func (r *Engine) confineExec(id string, p *specs.Process, o engine.ExecOptions, 
 	var closers []*os.File
 	runner.beforeStart = func(process *libcontainer.Process) error {
 		var err error
-		closers, err = r.wrapPreExec(process, id, *rec, nil, nil)
+		// Not scoped: `nucleus exec ID kill -TERM 1` must reach the init.
+		closers, err = r.wrapPreExec(process, id, *rec, false, nil, nil)
 		return err
 	}
 	runner.afterStart = func(*libcontainer.Process) {
