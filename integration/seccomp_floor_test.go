@@ -3,6 +3,7 @@ package integration
 // Attacks on the seccomp allowlist from inside a sandbox: fileless exec
 // through memfd_create, poisoning `policy trace`/`policy generate`, and the
 // trace command's relative paths. Ids are prefixed sc-.
+// TestPolicyTraceUnlisted and TestPolicyTraceOrdinary use gn-.
 
 import (
 	"crypto/sha256"
@@ -179,6 +180,209 @@ func TestPolicyTraceFloor(t *testing.T) {
 	for _, c := range []string{"mount", "bpf", "ptrace", "unshare"} {
 		expectLine(t, r.sandbox(b, "sc-floor-"+c, pin, "probe", c), "DENIED EPERM")
 	}
+}
+
+// unlistedCalls are the checks of `probe unlisted`: syscalls neither the
+// built-in allowlist nor the list of those a trace may add names, each a
+// way to kernel surface an agent has no use for (execveat runs a memfd
+// past Landlock; kcmp and pidfd_getfd reach into other processes;
+// modify_ldt, vmsplice, fanotify, SysV shm, setxattr have their history of
+// kernel bugs; sysfs and ioprio_set are obscure or reach beyond the caller).
+var unlistedCalls = []string{"kcmp", "pidfd_getfd", "modify_ldt", "memfd_secret", "vmsplice",
+	"execveat", "setxattr", "sysfs", "shmget", "fanotify_init", "ioprio_set"}
+
+// expectUnlistedRefused wants every line of `probe unlisted` to be one of
+// the answers in ok (never ALLOWED, nor a kernel errno: those mean the
+// syscall ran).
+func expectUnlistedRefused(t *testing.T, what string, res Result, ok ...string) {
+	t.Helper()
+	for _, c := range unlistedCalls {
+		found := false
+		for _, w := range ok {
+			if strings.Contains(res.Stdout, c+": "+w+"\n") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: %s ran: want one of %q; stdout %q stderr %q exit %d", what, c, ok, res.Stdout, res.Stderr, res.Code)
+		}
+	}
+}
+
+// pinned are the sandbox flags that run under the profile in file, pinned
+// by its hash.
+func pinned(t *testing.T, file string) []string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return []string{"--seccomp-profile", file, "--seccomp-profile-sha256", hex.EncodeToString(sum[:])}
+}
+
+// allowedBy returns the syscalls of names that some allow rule of the
+// profile in file names.
+func allowedBy(t *testing.T, file string, names []string) []string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p specs.LinuxSeccomp
+	if err := json.Unmarshal(data, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.DefaultAction != specs.ActKillProcess {
+		t.Errorf("%s: default action %s, want %s", file, p.DefaultAction, specs.ActKillProcess)
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var got []string
+	for _, rule := range p.Syscalls {
+		for _, n := range rule.Names {
+			if want[n] && (rule.Action == specs.ActAllow || rule.Action == specs.ActLog || rule.Action == specs.ActNotify) {
+				got = append(got, n)
+			}
+		}
+	}
+	return got
+}
+
+// TestPolicyTraceUnlisted: the red team's second trace finding. Syscalls
+// the built-in allowlist never mentions (kcmp, pidfd_getfd, modify_ldt,
+// memfd_secret, vmsplice, execveat, setxattr, ...) used to run for real
+// during `policy trace` and be added by `policy generate` as plain allows.
+// Now the trace refuses them with EPERM (listed under refused), and no
+// generated profile allows them, from a real trace or from a hand-written
+// one; the workload runs under its profile in agent and production mode.
+// Ids are prefixed gn-.
+func TestPolicyTraceUnlisted(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.json")
+	res := r.Run(nil, "policy", "trace", "--bundle", b.Dir, "-o", trace, "--", "probe", "unlisted")
+	if res.Code != 0 {
+		t.Fatalf("policy trace: exit %d: %s", res.Code, res.Stderr)
+	}
+	expectUnlistedRefused(t, "during the trace", res, "DENIED EPERM")
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		Command  []string `json:"command"`
+		Status   int      `json:"status"`
+		Syscalls []string `json:"syscalls"`
+		Refused  []string `json:"refused"`
+	}
+	if err := json.Unmarshal(data, &tr); err != nil {
+		t.Fatal(err)
+	}
+	used, refused := map[string]bool{}, map[string]bool{}
+	for _, s := range tr.Syscalls {
+		used[s] = true
+	}
+	for _, s := range tr.Refused {
+		refused[s] = true
+	}
+	for _, c := range unlistedCalls {
+		if used[c] || !refused[c] {
+			t.Errorf("trace: %s: want it under refused, not syscalls: syscalls %v refused %v", c, tr.Syscalls, tr.Refused)
+		}
+	}
+
+	profile := filepath.Join(dir, "profile.json")
+	r.OK("policy", "generate", "-o", profile, trace)
+	if got := allowedBy(t, profile, unlistedCalls); len(got) > 0 {
+		t.Errorf("profile generated from the trace allows %v", got)
+	}
+	pin := pinned(t, profile)
+	// The trace saw them refused with EPERM: the profile keeps that answer.
+	expectUnlistedRefused(t, "agent mode, generated profile", r.sandbox(b, "gn-unl-agent", pin, "probe", "unlisted"), "DENIED EPERM")
+	expectUnlistedRefused(t, "production mode, generated profile",
+		r.sandbox(b, "gn-unl-prod", append([]string{"--mode", "production", "--memory", "512M"}, pin...), "probe", "unlisted"), "DENIED EPERM")
+
+	// A hand-written trace listing them as used (a trace is only a list of
+	// names) gets them left out, with a warning each, and the default kill.
+	tr.Syscalls = append(tr.Syscalls, unlistedCalls...)
+	tr.Refused = nil
+	data, _ = json.Marshal(tr)
+	poisoned := filepath.Join(dir, "poisoned.json")
+	os.WriteFile(poisoned, data, 0o644)
+	profile2 := filepath.Join(dir, "profile2.json")
+	res = r.Run(nil, "policy", "generate", "-o", profile2, poisoned)
+	if res.Code != 0 {
+		t.Fatalf("policy generate: exit %d: %s", res.Code, res.Stderr)
+	}
+	for _, c := range unlistedCalls {
+		w := "policy generate: " + c + " is not added: not among the syscalls a profile may gain from a trace; edit the profile by hand to allow it\n"
+		if !strings.Contains(res.Stderr, w) {
+			t.Errorf("generate from a hand-written trace: no warning for %s: stderr %q", c, res.Stderr)
+		}
+	}
+	if got := allowedBy(t, profile2, unlistedCalls); len(got) > 0 {
+		t.Errorf("profile generated from a hand-written trace allows %v", got)
+	}
+	pin = pinned(t, profile2)
+	expectUnlistedRefused(t, "hand-written trace", r.sandbox(b, "gn-unl-poison", pin, "probe", "unlisted"), "KILLED")
+	res = r.sandbox(b, "gn-unl-hello", pin, "probe", "hello")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "hello") {
+		t.Errorf("probe hello under the profile of the hand-written trace: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+}
+
+// TestPolicyTraceOrdinary: ordinary workloads (a busybox shell script;
+// CPython with threads, subprocess, multiprocessing, sockets and sqlite)
+// still trace, generate, and run under their generated profile, pinned, now
+// that the trace refuses syscalls outside the allowlist and the extension
+// list. Ids are prefixed gn-.
+func TestPolicyTraceOrdinary(t *testing.T) {
+	r := newRunner(t)
+	run := func(t *testing.T, b *Bundle, id, want string, cmd ...string) {
+		dir := t.TempDir()
+		trace := filepath.Join(dir, "trace.json")
+		res := r.Run(nil, append([]string{"policy", "trace", "--bundle", b.Dir, "-o", trace, "--"}, cmd...)...)
+		if res.Code != 0 || !strings.Contains(res.Stdout, want) {
+			t.Fatalf("policy trace: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+		}
+		t.Logf("trace: %s", strings.TrimSpace(res.Stderr))
+		profile := filepath.Join(dir, "profile.json")
+		res = r.Run(nil, "policy", "generate", "-o", profile, trace)
+		if res.Code != 0 || strings.Contains(res.Stderr, "is not added") {
+			t.Fatalf("policy generate: exit %d, stderr %q", res.Code, res.Stderr)
+		}
+		res = r.sandbox(b, id, pinned(t, profile), cmd...)
+		if res.Code != 0 || !strings.Contains(res.Stdout, want) {
+			t.Errorf("under its generated profile: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+		}
+	}
+	t.Run("busybox", func(t *testing.T) {
+		b := newBundle(t, "true")
+		script := `set -e; cd /tmp; mkdir d; for i in 1 2 3; do echo $i > d/f$i; done; cat d/* | sort -r | tr '\n' ' ' > out; ` +
+			`cp -r d e; mv e/f1 e/g; ls e | wc -l; sleep 0.1 & wait; (echo sub) | sed s/sub/SUB/; find d -type f | xargs cat > /dev/null; ` +
+			`echo "BB OK $(cat out)"`
+		run(t, b, "gn-ord-bb", "BB OK 3 2 1", "sh", "-c", script)
+	})
+	t.Run("python", func(t *testing.T) {
+		b := hostUsrBundle(t, "/usr/bin/python3")
+		script := `
+import multiprocessing, subprocess, threading, socket, os, sqlite3, hashlib
+def sq(x): return x*x
+if __name__ == "__main__":
+    with multiprocessing.Pool(2) as p: r = p.map(sq, range(5))
+    out = subprocess.run(["echo", "sub"], capture_output=True).stdout.decode().strip()
+    t = threading.Thread(target=lambda: None); t.start(); t.join()
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+    c = socket.create_connection(s.getsockname()); a, _ = s.accept(); c.send(b"x"); got = a.recv(1)
+    db = sqlite3.connect(":memory:"); db.execute("create table t(x)")
+    print("PY OK", r, out, got, hashlib.sha256(b"x").hexdigest()[:8])
+`
+		run(t, b, "gn-ord-py", "PY OK [0, 1, 4, 9, 16] sub b'x' 2d711642", "/usr/bin/python3", "-c", script)
+	})
 }
 
 // TestPolicyTraceRelativePaths: `policy trace -o REL` writes REL in the

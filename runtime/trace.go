@@ -13,7 +13,9 @@ import (
 // setup after the filter is in place) used. The mode's built-in allowlist
 // is a floor the trace keeps: a syscall it refuses fails (and is listed in
 // Refused) instead of running, so a traced workload can do nothing the
-// built-in allowlist forbids, and no trace can ask for it.
+// built-in allowlist forbids, and no trace can ask for it. So does one it
+// never mentions that is not among the syscalls a trace may add
+// (seccomp.TraceExtensions).
 func (r *Runtime) Trace(o SandboxOptions) (*seccomp.Trace, error) {
 	dir, err := os.MkdirTemp("", "nucleus-trace-")
 	if err != nil {

@@ -32,7 +32,7 @@ func FuzzParseTrace(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p := Generate([]*Trace{tr})
+		p, _ := Generate([]*Trace{tr})
 		if p.DefaultAction != "SCMP_ACT_KILL_PROCESS" {
 			t.Fatal("generated profile does not kill by default")
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
 )
 
 // Trace is what `nucleus policy trace` writes: the syscalls one run used.
@@ -14,8 +15,10 @@ type Trace struct {
 	Command  []string `json:"command"`
 	Status   int      `json:"status"`
 	Syscalls []string `json:"syscalls"`
-	// Refused are the syscalls the trace's floor (the built-in allowlist)
-	// refused; informational, generate never allows them for that.
+	// Refused are the syscalls the tracer refused: those the built-in
+	// allowlist refuses, and those it never mentions that are not among
+	// the syscalls a trace may add. generate never allows them for that
+	// (the second kind get an EPERM rule, as during the trace).
 	Refused []string `json:"refused,omitempty"`
 }
 
@@ -52,21 +55,33 @@ var runtimeBaseline = []string{
 //   - a traced syscall the built-in allows unconditionally is allowed;
 //   - one it allows under argument checks (clone, socket, socketpair,
 //     ioctl, prctl, personality, memfd_create) gets those same rules;
-//   - one it never mentions is allowed (finding those is what tracing is for);
+//   - one it never mentions is allowed only if it is on the list of
+//     syscalls a trace may add (traceExtensions); any other is left out
+//     (the default kill applies) and returned in leftOut, for the caller
+//     to warn about: a trace could only have recorded it as used if the
+//     file was edited, since the tracer refuses it;
+//   - one it never mentions, not on that list, that a trace records as
+//     refused keeps the tracer's answer (an EPERM rule), so that the
+//     workload meets under the profile the error it met, and coped with,
+//     during the trace;
 //   - every refusal rule of the built-in (the EPERM list: mount, ptrace,
 //     bpf, keyctl, io_uring, unshare, setns, ...; clone3's ENOSYS; the
 //     refused socket families, ioctls and memfd flags) is kept, traced or
 //     not, and a syscall it names is never allowed otherwise.
 //
 // runtimeBaseline counts as traced. Everything else kills the process.
-func Generate(traces []*Trace) *specs.LinuxSeccomp {
+func Generate(traces []*Trace) (profile *specs.LinuxSeccomp, leftOut []string) {
 	used := map[string]bool{}
 	for _, s := range runtimeBaseline {
 		used[s] = true
 	}
+	refused := map[string]bool{}
 	for _, t := range traces {
 		for _, s := range t.Syscalls {
 			used[s] = true
+		}
+		for _, s := range t.Refused {
+			refused[s] = true
 		}
 	}
 	base := Builtin(Options{})
@@ -95,16 +110,40 @@ func Generate(traces []*Trace) *specs.LinuxSeccomp {
 			rules = append(rules, r)
 		}
 	}
-	var extra []string
+	var extra, errs []string
 	for n := range used {
-		if !mentioned[n] {
+		switch {
+		case mentioned[n]:
+		case IsTraceExtension(n):
 			extra = append(extra, n)
+		default:
+			leftOut = append(leftOut, n)
+		}
+	}
+	for n := range refused {
+		// Only real syscall names (the tracer records a call from
+		// another architecture as unknown-NR), and never one that
+		// some rule above or the extension list already decides.
+		if !mentioned[n] && !IsTraceExtension(n) && isSyscallName(n) {
+			errs = append(errs, n)
 		}
 	}
 	sort.Strings(extra)
+	sort.Strings(errs)
+	sort.Strings(leftOut)
 	if len(extra) > 0 {
 		rules = append(rules, specs.LinuxSyscall{Names: extra, Action: specs.ActAllow})
 	}
+	if len(errs) > 0 {
+		errno := uint(unlistedErrno)
+		rules = append(rules, specs.LinuxSyscall{Names: errs, Action: specs.ActErrno, ErrnoRet: &errno})
+	}
 	out.Syscalls = rules
-	return out
+	return out, leftOut
+}
+
+// isSyscallName reports whether libseccomp knows name as an x86_64 syscall.
+func isSyscallName(name string) bool {
+	_, err := libseccomp.GetSyscallFromNameByArch(name, libseccomp.ArchAMD64)
+	return err == nil
 }

@@ -52,9 +52,11 @@ func TraceProfile(listenerPath string) (*specs.LinuxSeccomp, error) {
 // notification fd from libcontainer and answers each syscall by the floor
 // profile. A syscall the floor refuses (an error rule, or a rule that
 // names the syscall but not these arguments) fails with the rule's errno,
-// EPERM where the floor would kill, and is recorded as refused; one the
-// floor allows, or names nowhere (discovering those is what a trace is
-// for), runs and is recorded as used.
+// EPERM where the floor would kill, and is recorded as refused; so does
+// (with EPERM) one the floor names nowhere, unless it is on the list of
+// syscalls a trace may add (traceExtensions): the traced code is untrusted
+// and must not run a syscall nobody has judged. One the floor allows, or
+// on that list, runs and is recorded as used.
 type Tracer struct {
 	Path    string
 	floor   *specs.LinuxSeccomp
@@ -155,7 +157,15 @@ func (t *Tracer) decide(d libseccomp.ScmpNotifData) (string, unix.Errno) {
 	var args [6]uint64
 	copy(args[:], d.Args)
 	v := Evaluate(t.floor, name, args)
-	if !v.Refuses() || !v.Ruled {
+	if !v.Ruled {
+		// The floor names it nowhere: it runs only if a trace may add
+		// it to a profile at all.
+		if IsTraceExtension(name) {
+			return name, 0
+		}
+		return name, unlistedErrno
+	}
+	if !v.Refuses() {
 		return name, 0
 	}
 	if (v.Action == specs.ActErrno || v.Action == specs.ActTrace) && v.Errno != 0 {

@@ -126,7 +126,7 @@ var policyCommand = &cli.Command{
 				}
 				fmt.Fprintf(os.Stderr, "traced %d syscalls; the command exited %d\n", len(t.Syscalls), t.Status)
 				if len(t.Refused) > 0 {
-					fmt.Fprintf(os.Stderr, "refused by the built-in allowlist (never in a generated profile): %s\n", strings.Join(t.Refused, " "))
+					fmt.Fprintf(os.Stderr, "refused (by the built-in allowlist, or not among the syscalls a profile may gain from a trace; never allowed in a generated profile): %s\n", strings.Join(t.Refused, " "))
 				}
 				return writeJSON(output, t)
 			},
@@ -138,8 +138,11 @@ var policyCommand = &cli.Command{
 			Flags:     []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the profile here (default stdout)"}},
 			Description: "The profile is the built-in agent allowlist cut down to the traced syscalls: its argument\n" +
 				"filters (clone, socket, socketpair, ioctl, prctl, personality, memfd_create) and refusals\n" +
-				"(mount, ptrace, bpf, unshare, ...) stay whatever the traces say; traced syscalls the\n" +
-				"allowlist does not mention are added; everything else kills the process.",
+				"(mount, ptrace, bpf, unshare, ...) stay whatever the traces say. Of the traced syscalls\n" +
+				"the allowlist does not mention, only those on a curated list of ordinary, low-risk calls\n" +
+				"(xattr reads, inotify, timerfd, splice, sync, ...; see seccomp/extension.go) are added;\n" +
+				"any other is left out with a warning (the tracer refuses them, so only an edited trace\n" +
+				"lists one): edit the profile by hand to allow it. Everything else kills the process.",
 			Action: func(c *cli.Context) error {
 				if err := checkArgs(c, 1, minArgs); err != nil {
 					return err
@@ -156,7 +159,10 @@ var policyCommand = &cli.Command{
 					}
 					traces = append(traces, t)
 				}
-				p := seccomp.Generate(traces)
+				p, leftOut := seccomp.Generate(traces)
+				for _, n := range leftOut {
+					fmt.Fprintf(os.Stderr, "policy generate: %s is not added: not among the syscalls a profile may gain from a trace; edit the profile by hand to allow it\n", n)
+				}
 				fmt.Fprintf(os.Stderr, "profile allows %d syscalls\n", seccomp.AllowedSyscallCount(p))
 				return writeJSON(c.String("output"), p)
 			},

@@ -211,6 +211,25 @@ func main() {
 		netSockets()
 	case "netescape-sockets":
 		netSockets()
+	case "unlisted":
+		// Syscalls neither the built-in allowlist nor the list of those a
+		// trace may add names (see seccomp/extension.go), each called with
+		// harmless arguments in a child of its own (a profile that kills
+		// by default kills only that child): "NAME: ALLOWED", "NAME:
+		// DENIED <errno>" or "NAME: KILLED". Under a filter, ALLOWED or an
+		// errno other than the filter's means the kernel ran it.
+		for _, name := range unlistedCalls {
+			cmd := exec.Command("/proc/self/exe", "unlisted-one", name)
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && !ee.Exited() {
+				out = []byte("KILLED\n")
+			}
+			fmt.Printf("%s: %s", name, out)
+		}
+	case "unlisted-one":
+		unlistedOne(os.Args[2])
 	case "socketpair":
 		// socketpair FAMILY TYPE PROTOCOL, numbers.
 		var fds [2]int32
@@ -338,4 +357,80 @@ func main() {
 		fmt.Fprintln(os.Stderr, "unknown check", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// unlistedCalls are the syscalls `probe unlisted` tries, in this order.
+var unlistedCalls = []string{"kcmp", "pidfd_getfd", "modify_ldt", "memfd_secret", "vmsplice",
+	"execveat", "setxattr", "sysfs", "shmget", "fanotify_init", "ioprio_set"}
+
+// unlistedOne makes one of unlistedCalls with harmless arguments and
+// prints the result.
+func unlistedOne(name string) {
+	pid := uintptr(os.Getpid())
+	var e syscall.Errno
+	switch name {
+	case "kcmp":
+		// Compare this process's fd 0 with itself.
+		_, _, e = unix.Syscall6(unix.SYS_KCMP, pid, pid, 0 /* KCMP_FILE */, 0, 0, 0)
+	case "pidfd_getfd":
+		// Take a copy of this process's own stdin.
+		pidfd, err := unix.PidfdOpen(int(pid), 0)
+		if err != nil {
+			fmt.Print("PIDFD_OPEN ")
+			result(err)
+			return
+		}
+		_, _, e = unix.Syscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), 0, 0)
+	case "modify_ldt":
+		// Read the (empty) LDT.
+		var buf [16]byte
+		_, _, e = unix.Syscall(unix.SYS_MODIFY_LDT, 0, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	case "memfd_secret":
+		_, _, e = unix.Syscall(447 /* SYS_MEMFD_SECRET */, 0, 0, 0)
+	case "vmsplice":
+		// One byte into a fresh pipe.
+		var p [2]int
+		if err := unix.Pipe2(p[:], 0); err != nil {
+			fmt.Print("PIPE ")
+			result(err)
+			return
+		}
+		b := []byte("x")
+		iov := unix.Iovec{Base: &b[0], Len: 1}
+		_, _, e = unix.Syscall6(unix.SYS_VMSPLICE, uintptr(p[1]), uintptr(unsafe.Pointer(&iov)), 1, 0, 0, 0)
+	case "execveat":
+		// A descriptor that is not open: the kernel says EBADF.
+		path, _ := unix.BytePtrFromString("x")
+		argv := []*byte{nil}
+		_, _, e = unix.Syscall6(unix.SYS_EXECVEAT, 9999, uintptr(unsafe.Pointer(path)),
+			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&argv[0])), 0, 0)
+	case "setxattr":
+		os.WriteFile("/tmp/f", []byte("x"), 0o644)
+		p, _ := unix.BytePtrFromString("/tmp/f")
+		n, _ := unix.BytePtrFromString("user.x")
+		v := []byte("1")
+		_, _, e = unix.Syscall6(unix.SYS_SETXATTR, uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(n)),
+			uintptr(unsafe.Pointer(&v[0])), 1, 0, 0)
+	case "sysfs":
+		// The number of file system types the kernel knows.
+		_, _, e = unix.Syscall(unix.SYS_SYSFS, 3, 0, 0)
+	case "shmget":
+		id, _, err := unix.Syscall(unix.SYS_SHMGET, 0 /* IPC_PRIVATE */, 4096, unix.IPC_CREAT|0o600)
+		if e = err; e == 0 {
+			unix.Syscall(unix.SYS_SHMCTL, id, unix.IPC_RMID, 0)
+		}
+	case "fanotify_init":
+		// What an unprivileged caller may ask for (Linux 5.13).
+		fd, _, err := unix.Syscall(unix.SYS_FANOTIFY_INIT, unix.FAN_CLASS_NOTIF|unix.FAN_REPORT_FID, unix.O_RDONLY, 0)
+		if e = err; e == 0 {
+			unix.Close(int(fd))
+		}
+	case "ioprio_set":
+		// Best-effort class, priority 4, for this process.
+		_, _, e = unix.Syscall(unix.SYS_IOPRIO_SET, 1 /* IOPRIO_WHO_PROCESS */, 0, 2<<13|4)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown call", name)
+		os.Exit(2)
+	}
+	result(rawErr(0, 0, e))
 }
