@@ -12,6 +12,9 @@ N=${N:-30}
 command -v nix >/dev/null || { echo "nix.sh: nix not installed (make deps); skipped"; exit 0; }
 TMP=$(mktemp -d /tmp/nix-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+# The bundle's config is planned with a user namespace: runc's unprivileged
+# root must reach the rootfs (mktemp -d makes 0700).
+chmod 0755 "$TMP"
 ./scripts/nix-flake.sh "$TMP/flake" >/dev/null
 REF=$TMP/flake#agent-example
 CACHE=$TMP/cache
