@@ -63,6 +63,9 @@ type Workspace struct {
 	// caller): under the sandbox's user namespace the bind is idmapped so
 	// that they are the workload's own ids inside.
 	OwnerUID, OwnerGID uint32
+	// Dev and Ino identify Source as the caller found it, so a directory
+	// swapped in later (for a symlink to /etc) is never copied or written.
+	Dev, Ino uint64
 }
 
 // ParseWorkspace parses HOST[:DEST][:KIND] as the sandbox command takes it.

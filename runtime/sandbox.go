@@ -126,7 +126,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		if err := os.Chown(copyDir, uid, gid); err != nil {
 			return -1, fmt.Errorf("workspace copy %s: %w", copyDir, err)
 		}
-		if wsCopy, err = workspace.In(origDir, copyDir, uid, gid, workspaceDropped(audit)); err != nil {
+		if wsCopy, err = workspace.In(workspace.Dir{Path: origDir, Dev: ws.Dev, Ino: ws.Ino}, copyDir, uid, gid, workspaceDropped(audit)); err != nil {
 			return -1, err
 		}
 		wsCopy.MaxBytes = maxBytes
@@ -213,6 +213,7 @@ func PrepareWorkspace(ws *policy.Workspace) error {
 	}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		ws.OwnerUID, ws.OwnerGID = sys.Uid, sys.Gid
+		ws.Dev, ws.Ino = sys.Dev, sys.Ino
 	}
 	if ws.Kind == policy.WorkspaceBindRW && (ws.OwnerUID == 0 || ws.OwnerGID == 0) {
 		return opterr.Errorf("workspace", "%s: owned by root (%d:%d): a writable workspace would let the sandbox create root-owned files on the host; chown it to an unprivileged user or use :copy-in-out or :bind-ro",

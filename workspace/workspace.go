@@ -55,17 +55,52 @@ type Copy struct {
 	dropped  Dropped
 	// kept are workspace paths In left out: Back must not take their
 	// absence from the copy for a deletion.
-	kept map[string]bool
+	kept     map[string]bool
+	dev, ino uint64
 }
+
+// Dir is the host workspace as the caller found it: its path and, when
+// known (Ino != 0), the device and inode it had, which every later open of
+// the path must find again.
+type Dir struct {
+	Path     string
+	Dev, Ino uint64
+}
+
+// openOrig opens the host workspace by its path (the user named it; a
+// symlink there is theirs) and refuses a directory other than the one the
+// caller checked: whoever can write a parent could swap it, during the run,
+// for a link to a directory root must never copy from or write to.
+func (c *Copy) openOrig() (int, error) {
+	fd, err := openDir(unix.AT_FDCWD, c.Orig, false)
+	if err != nil {
+		return -1, fmt.Errorf("workspace %s: %w", c.Orig, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("workspace %s: %w", c.Orig, err)
+	}
+	if c.ino != 0 && (st.Dev != c.dev || st.Ino != c.ino) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("workspace %s: %w", c.Orig, ErrReplaced)
+	}
+	return fd, nil
+}
+
+// ErrReplaced: the workspace path leads to another directory than the one
+// the sandbox was given; nothing is copied or written back.
+var ErrReplaced = errors.New("replaced by another directory since the sandbox started; refusing to copy")
 
 // In fills dir, an existing empty directory, with a copy of orig owned by
 // uid:gid. Files the workspace's owner could not read themselves are left
 // out (a root-only file hard-linked into the workspace stays private).
-func In(orig, dir string, uid, gid int, dropped Dropped) (*Copy, error) {
-	c := &Copy{Orig: orig, Dir: dir, dropped: dropped, kept: map[string]bool{}}
-	sfd, err := openDir(unix.AT_FDCWD, orig, false)
+func In(ws Dir, dir string, uid, gid int, dropped Dropped) (*Copy, error) {
+	orig := ws.Path
+	c := &Copy{Orig: orig, Dir: dir, dropped: dropped, kept: map[string]bool{}, dev: ws.Dev, ino: ws.Ino}
+	sfd, err := c.openOrig()
 	if err != nil {
-		return nil, fmt.Errorf("workspace %s: %w", orig, err)
+		return nil, err
 	}
 	defer unix.Close(sfd)
 	dfd, err := openDir(unix.AT_FDCWD, dir, true)
@@ -92,9 +127,9 @@ func (c *Copy) Back() error {
 		return fmt.Errorf("workspace copy %s: %w", c.Dir, err)
 	}
 	defer unix.Close(sfd)
-	dfd, err := openDir(unix.AT_FDCWD, c.Orig, false)
+	dfd, err := c.openOrig()
 	if err != nil {
-		return fmt.Errorf("workspace copy-back to %s: %w", c.Orig, err)
+		return err
 	}
 	defer unix.Close(dfd)
 	var st unix.Stat_t

@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,7 @@ func copyIn(t *testing.T, orig, dir string, dropped map[string]string) *Copy {
 		}
 		return err
 	})
-	c, err := In(orig, dir, 2000, 2000, func(p, why string) { dropped[p] = why })
+	c, err := In(Dir{Path: orig}, dir, 2000, 2000, func(p, why string) { dropped[p] = why })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,5 +291,42 @@ func TestTempLeftoverRemoved(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(orig, tempPrefix+"0123")); err == nil {
 		t.Errorf("temporary file left")
+	}
+}
+
+// The host workspace swapped, during the run, for a link to another
+// directory (one root owns): Back writes nothing there, nor does In copy
+// from a directory other than the one checked.
+func TestWorkspaceSwappedForALink(t *testing.T) {
+	base := t.TempDir()
+	orig := filepath.Join(base, "ws")
+	os.Mkdir(orig, 0o755)
+	os.WriteFile(filepath.Join(orig, "f"), []byte("mine"), 0o644)
+	victim := filepath.Join(base, "victim")
+	os.Mkdir(victim, 0o755)
+	os.WriteFile(filepath.Join(victim, "keep"), []byte("root's"), 0o600)
+	var st unix.Stat_t
+	if err := unix.Stat(orig, &st); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c, err := In(Dir{Path: orig, Dev: st.Dev, Ino: st.Ino}, dir, 2000, 2000, func(string, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "f"), []byte("sandbox"), 0o644)
+	os.Rename(orig, orig+".away")
+	os.Symlink(victim, orig)
+	if err := c.Back(); !errors.Is(err, ErrReplaced) {
+		t.Fatalf("write-back through a swapped workspace: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(victim, "f")); err == nil {
+		t.Error("the write-back wrote into the directory swapped in")
+	}
+	if data, _ := os.ReadFile(filepath.Join(victim, "keep")); string(data) != "root's" {
+		t.Error("the write-back changed the directory swapped in")
+	}
+	if _, err := In(Dir{Path: orig, Dev: st.Dev, Ino: st.Ino}, t.TempDir(), 2000, 2000, func(string, string) {}); !errors.Is(err, ErrReplaced) {
+		t.Errorf("copy-in from a swapped workspace: %v", err)
 	}
 }
