@@ -312,7 +312,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	ensureTmp(out)
 	hardenDev(out)
 	if o.Workspace != nil {
-		if err := checkWorkspaceOwnership(out.Process, o.Workspace, plan.UserNS, o.Gvisor); err != nil {
+		if err := checkWorkspaceOwnership(o.Workspace, plan.UserNS, o.Gvisor); err != nil {
 			return nil, nil, err
 		}
 		addWorkspaceMount(out, o.Workspace, plan.UserNS)
@@ -497,24 +497,20 @@ func hardenDev(s *specs.Spec) {
 	}
 }
 
-// checkWorkspaceOwnership refuses a writable bind that a root workload
-// would write to as host root: without the sandbox's user namespace
-// (gVisor's gofer writes as root; a host without user namespaces) nothing
-// maps container root away from host uid 0, so a setuid copy of a shell
-// made in the workspace would be root's on the host.
-func checkWorkspaceOwnership(p *specs.Process, w *Workspace, userns, gvisor bool) error {
+// checkWorkspaceOwnership refuses a writable bind where nothing maps
+// container root away from host uid 0 (gVisor's gofer writes as root; a
+// host without user namespaces): a root process in the sandbox, the
+// workload or one `exec --user 0` starts later, could leave a root-owned
+// set-id file on the host.
+func checkWorkspaceOwnership(w *Workspace, userns, gvisor bool) error {
 	if w.Kind != WorkspaceBindRW || userns {
-		return nil
-	}
-	root := p.User.UID == 0 || p.User.GID == 0 || slices.Contains(p.User.AdditionalGids, 0)
-	if !root {
 		return nil
 	}
 	why := "this sandbox runs without a user namespace"
 	if gvisor {
 		why = "under gVisor, files the sandbox creates are written by root on the host"
 	}
-	return opterr.Errorf("workspace", "%s: a writable bind would let the sandbox's root create root-owned (set-id) files on the host: %s; use :copy-in-out or :bind-ro", w.Source, why)
+	return opterr.Errorf("workspace", "%s: a writable bind would let a root process in the sandbox create root-owned (set-id) files on the host: %s; use :copy-in-out or :bind-ro", w.Source, why)
 }
 
 // addWorkspaceMount binds the workspace nosuid,nodev (and noexec unless

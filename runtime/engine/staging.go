@@ -26,44 +26,59 @@ import (
 //   - mount points the runtime has to create land in the upper layer on
 //     the state dir, never in the user's bundle.
 //
-// It returns the path to use as the rootfs and a release function for the
-// caller's error paths; deleting the container releases it too.
-func StageRootfs(root, id, rootfs string) (string, func(), error) {
+// It returns the path to use as the rootfs, a release function for the
+// caller's error paths (deleting the container releases it too) and an
+// unlock function to call once the container's state exists: until then
+// the staging directory is locked, so a concurrent create of the same id
+// is refused instead of taking it for a crashed create's leftover.
+func StageRootfs(root, id, rootfs string) (path string, release, unlock func(), err error) {
+	path, release, lock, err := stageRootfs(root, id, rootfs)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return path, release, func() { unix.Close(lock) }, nil
+}
+
+func stageRootfs(root, id, rootfs string) (string, func(), int, error) {
 	if err := spec.ValidateID(id); err != nil {
-		return "", nil, err
+		return "", nil, -1, err
 	}
 	if _, err := os.Lstat(StateDir(root, id)); err == nil {
-		return "", nil, fmt.Errorf("container %s %w under %s", id, ErrExist, root)
+		return "", nil, -1, fmt.Errorf("container %s %w under %s", id, ErrExist, root)
 	}
 	st, err := os.Stat(rootfs)
 	if err != nil {
-		return "", nil, fmt.Errorf("rootfs %s: %w", rootfs, err)
+		return "", nil, -1, fmt.Errorf("rootfs %s: %w", rootfs, err)
 	}
 	if !st.IsDir() {
-		return "", nil, fmt.Errorf("rootfs %s: not a directory", rootfs)
+		return "", nil, -1, fmt.Errorf("rootfs %s: not a directory", rootfs)
 	}
 	if err := SearchableRoot(root); err != nil {
-		return "", nil, err
+		return "", nil, -1, err
 	}
 	dir := stagingDir(root, id)
-	if err := os.Mkdir(dir, 0o711); errors.Is(err, fs.ErrExist) {
-		// Left by a create that crashed before its state existed.
+	lock, err := lockStaging(dir)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a create that crashed before its state existed (a
+		// live one holds the lock).
 		if err := UnstageRootfs(root, id); err != nil {
-			return "", nil, err
+			return "", nil, -1, err
 		}
-		err = os.Mkdir(dir, 0o711)
-		if err != nil {
-			return "", nil, fmt.Errorf("stage rootfs: %w", err)
-		}
-	} else if err != nil {
-		return "", nil, fmt.Errorf("stage rootfs: %w", err)
+		lock, err = lockStaging(dir)
 	}
-	release := func() { _ = UnstageRootfs(root, id) }
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return "", nil, -1, fmt.Errorf("container %s %w under %s (being created)", id, ErrExist, root)
+	}
+	if err != nil {
+		return "", nil, -1, fmt.Errorf("stage rootfs: %w", err)
+	}
+	release := func() { _ = unstage(dir) }
 	upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
 	for _, d := range []string{upper, work, merged} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			release()
-			return "", nil, fmt.Errorf("stage rootfs: %w", err)
+			unix.Close(lock)
+			return "", nil, -1, fmt.Errorf("stage rootfs: %w", err)
 		}
 	}
 	// The overlay's root directory takes the upper layer's owner and mode:
@@ -71,12 +86,14 @@ func StageRootfs(root, id, rootfs string) (string, func(), error) {
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		if err := os.Chown(upper, int(sys.Uid), int(sys.Gid)); err != nil {
 			release()
-			return "", nil, fmt.Errorf("stage rootfs: %w", err)
+			unix.Close(lock)
+			return "", nil, -1, fmt.Errorf("stage rootfs: %w", err)
 		}
 	}
 	if err := os.Chmod(upper, st.Mode().Perm()); err != nil {
 		release()
-		return "", nil, fmt.Errorf("stage rootfs: %w", err)
+		unix.Close(lock)
+		return "", nil, -1, fmt.Errorf("stage rootfs: %w", err)
 	}
 	// Every layer is named by a descriptor, so the mount's options show
 	// /proc/self/fd/N, never a host path (the bundle's, or the state
@@ -91,16 +108,49 @@ func StageRootfs(root, id, rootfs string) (string, func(), error) {
 		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			release()
-			return "", nil, fmt.Errorf("stage rootfs: %s: %w", d, err)
+			unix.Close(lock)
+			return "", nil, -1, fmt.Errorf("stage rootfs: %s: %w", d, err)
 		}
 		fds = append(fds, fd)
 	}
 	data := fmt.Sprintf("lowerdir=/proc/self/fd/%d,upperdir=/proc/self/fd/%d,workdir=/proc/self/fd/%d", fds[0], fds[1], fds[2])
 	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		release()
-		return "", nil, fmt.Errorf("stage rootfs %s at %s: overlay: %w", rootfs, merged, err)
+		unix.Close(lock)
+		return "", nil, -1, fmt.Errorf("stage rootfs %s at %s: overlay: %w", rootfs, merged, err)
 	}
-	return merged, release, nil
+	return merged, release, lock, nil
+}
+
+// lockStaging makes dir and locks it for this create: fs.ErrExist when it
+// is already there (locked or not: lockStaging tells by trying again after
+// the caller cleaned a leftover), unix.EWOULDBLOCK when another create of
+// the same id holds it.
+func lockStaging(dir string) (int, error) {
+	err := os.Mkdir(dir, 0o711)
+	if errors.Is(err, fs.ErrExist) {
+		fd, oerr := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if oerr != nil {
+			return -1, err
+		}
+		defer unix.Close(fd)
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return -1, unix.EWOULDBLOCK
+		}
+		return -1, err
+	}
+	if err != nil {
+		return -1, err
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // StagedRootfs is where the rootfs of a container in an isolation mode will
@@ -117,9 +167,25 @@ func stagingDir(root, id string) string {
 	return filepath.Join(root, StagingPrefix+id)
 }
 
-// UnstageRootfs unmounts and removes a container's staged rootfs, if any.
+// UnstageRootfs unmounts and removes a container's staged rootfs, if any,
+// unless a create of that id is still making it (it holds the lock).
 func UnstageRootfs(root, id string) error {
 	dir := stagingDir(root, id)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err == nil {
+		defer unix.Close(fd)
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return nil // a create in progress owns it
+		}
+	}
+	return unstage(dir)
+}
+
+// unstage unmounts and removes the staging dir, for its own creator too.
+func unstage(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

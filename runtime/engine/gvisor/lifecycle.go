@@ -80,14 +80,22 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 			return -1, err
 		}
 	}
+	var unlockStaging func()
 	if o.Policy != nil && o.Policy.Mode != "" {
 		// As on the native engine: runsc's gofer makes mount points (the
 		// workspace's, the exec helper's) in the staged upper layer, never
 		// in the user's bundle.
-		staged, release, err := engine.StageRootfs(r.Root, o.ID, rootfs)
+		staged, release, unlock, err := engine.StageRootfs(r.Root, o.ID, rootfs)
 		if err != nil {
 			return -1, err
 		}
+		// Held until R/ID reserves the id (or the create fails).
+		unlockStaging = unlock
+		defer func() {
+			if unlockStaging != nil {
+				unlockStaging()
+			}
+		}()
 		defer func() {
 			if retErr != nil {
 				release()
@@ -106,6 +114,10 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 	}
 	if err := r.writeGvisorBundle(rec, config); err != nil {
 		return -1, err
+	}
+	if unlockStaging != nil {
+		unlockStaging()
+		unlockStaging = nil
 	}
 	defer func() {
 		if retErr != nil {

@@ -67,12 +67,17 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int,
 	if o.Spec == nil {
 		return -1, errors.New("no config given")
 	}
+	var unlockStaging func()
 	if needsStaging(o) {
-		staged, release, stageErr := engine.StageRootfs(r.Root, o.ID, engine.RootfsPath(o.Bundle, o.Spec))
+		staged, release, unlock, stageErr := engine.StageRootfs(r.Root, o.ID, engine.RootfsPath(o.Bundle, o.Spec))
 		if stageErr != nil {
 			return -1, stageErr
 		}
+		unlockStaging = unlock
 		defer func() {
+			if unlockStaging != nil {
+				unlockStaging()
+			}
 			if err != nil {
 				release()
 			}
@@ -99,6 +104,12 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int,
 	container, err := r.newContainer(o)
 	if err != nil {
 		return -1, err
+	}
+	if unlockStaging != nil {
+		// The container's state holds the id now; destroying it later
+		// releases the staging.
+		unlockStaging()
+		unlockStaging = nil
 	}
 	p := &processRunner{
 		container:       container,
