@@ -65,7 +65,7 @@ test: build
 	$(MAKE) --no-print-directory fuzz
 
 # fuzz runs each policy-file parser's fuzz target briefly (seed corpus in
-# policy/testdata/fuzz); FUZZTIME=1m for a longer hunt.
+# policy/testdata/fuzz, seccomp/testdata/fuzz); FUZZTIME=1m for a longer hunt.
 FUZZTIME ?= 5s
 fuzz:
 	for f in FuzzParseWorkspace FuzzParseCapsPolicy FuzzParseLandlockRules; do \

@@ -48,7 +48,9 @@ func (a *Audit) File() *os.File {
 // SetPosture changes the posture recorded in later events.
 func (a *Audit) SetPosture(p string) {
 	if a != nil {
+		a.mu.Lock()
 		a.posture = p
+		a.mu.Unlock()
 	}
 }
 
@@ -57,6 +59,8 @@ func (a *Audit) Event(name string, fields map[string]any) {
 	if a == nil {
 		return
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	e := map[string]any{"time": time.Now().UTC().Format(time.RFC3339Nano), "event": name, "id": a.id, "posture": a.posture}
 	for k, v := range fields {
 		e[k] = v
@@ -66,8 +70,6 @@ func (a *Audit) Event(name string, fields map[string]any) {
 		return
 	}
 	line = append(line, '\n')
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.file != nil {
 		_, _ = a.file.Write(line)
 	}

@@ -171,7 +171,18 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 // Delete removes a stopped (or, with force, any) container and all it
 // holds. A forced delete of an id that does not exist succeeds, as
 // containerd's cleanup expects.
-func (r *Runtime) Delete(id string, force bool) error { return r.engineFor(id).Delete(id, force) }
+func (r *Runtime) Delete(id string, force bool) error {
+	if err := r.engineFor(id).Delete(id, force); err != nil {
+		return err
+	}
+	if force {
+		// A sandbox's workspace copy, left by a nucleus that was killed.
+		if err := os.RemoveAll(filepath.Join(r.Root, engine.WorkspaceCopyPrefix+id)); err != nil {
+			return fmt.Errorf("delete %s: %w", id, err)
+		}
+	}
+	return nil
+}
 
 // Exec starts a process in a running container and, unless detached,
 // returns its exit status.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -223,10 +224,6 @@ func PrepareWorkspace(ws *policy.Workspace) error {
 	return nil
 }
 
-// workspaceCopyPrefix names sandboxes' private workspace copies under the
-// state root.
-const workspaceCopyPrefix = engine.WorkspaceCopyPrefix
-
 // makeWorkspaceCopyDir makes the empty directory a copy-in-out workspace is
 // copied to: under the root-owned state dir, not a shared temp dir, and
 // mode 0700 so no host user can reach what the sandbox puts there.
@@ -234,8 +231,14 @@ func (r *Runtime) makeWorkspaceCopyDir(id string) (string, error) {
 	if err := engine.SearchableRoot(r.Root); err != nil {
 		return "", err
 	}
-	dir := filepath.Join(r.Root, workspaceCopyPrefix+id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	dir := filepath.Join(r.Root, engine.WorkspaceCopyPrefix+id)
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		// A sandbox of this id is copying in, or one was killed: only
+		// the user can tell, and `delete --force` cleans a leftover.
+		return "", fmt.Errorf("container %s %w under %s (its workspace copy %s is there; nucleus delete --force %s removes a leftover)", id, ErrExist, r.Root, dir, id)
+	}
+	if err != nil {
 		return "", fmt.Errorf("workspace copy: %w", err)
 	}
 	return dir, nil

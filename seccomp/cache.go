@@ -28,7 +28,7 @@ import (
 // allowlist's argument checks. The bundle's config.json keeps the profile,
 // so any other runtime enforces the same thing.
 
-// compilerVersion is part of every cache key: bump it when compileSeccomp
+// compilerVersion is part of every cache key: bump it when Compile
 // changes what it emits or how entries are stored, so no stale program is
 // ever loaded. 2: entries carry the program's SHA-256.
 const compilerVersion = 2
@@ -50,7 +50,7 @@ type Program struct {
 	Sum  [32]byte
 }
 
-// compiledSeccomp returns the cache entry holding the BPF program of s,
+// Cached returns the cache entry holding the BPF program of s,
 // compiling and caching it on first use. An entry is the program
 // (KEY.bpf) and its digest (KEY.sha256), written when compiled; the
 // digest goes into the pre-exec record, so a program swapped or edited
@@ -172,7 +172,7 @@ func writeCacheFile(dir, path string, data []byte) error {
 	return nil
 }
 
-// compileSeccomp builds the filter as libcontainer's InitSeccomp does (same
+// Compile builds the filter as libcontainer's InitSeccomp does (same
 // actions, operators, optimisation and per-argument rule splitting) and
 // exports it instead of loading it. Syscalls this libseccomp doesn't know
 // are skipped, as libcontainer does.

@@ -26,7 +26,8 @@
 //     file that would cross it, so every file is either old or new.
 //   - Everything written is owned by one uid:gid (the sandbox's ids going
 //     in, the workspace owner's going back) with permission bits only: no
-//     set-id or sticky bits, no xattrs (file capabilities, ACLs).
+//     set-id bits (directories keep a sticky bit), no xattrs (file
+//     capabilities, ACLs).
 //   - Devices, fifos and sockets are not copied.
 //   - Going back, entries deleted in the copy are deleted in the
 //     workspace, beneath it and without following links.

@@ -92,7 +92,7 @@ var policyCommand = &cli.Command{
 				if c.String("bundle") == "" || len(args) == 0 {
 					return errors.New("policy trace: want --bundle DIR -- CMD [ARGS...]")
 				}
-				// The runtime moves into the bundle: resolve every path
+				// Relative paths are the caller's: resolve every path
 				// the command was given against the caller's directory
 				// first.
 				bundle, err := absFlag("--bundle", c.String("bundle"))

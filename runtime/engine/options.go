@@ -134,7 +134,7 @@ type PsOptions struct {
 }
 
 // Normalize makes the paths of o absolute, once, before any engine (or
-// libcontainer, which moves into the bundle) sees them: they are relative
+// libcontainer) sees them: they are relative
 // to the caller's working directory.
 func (o *CreateOptions) Normalize() error {
 	return absPaths(map[string]*string{"pid-file": &o.PidFile, "console-socket": &o.ConsoleSocket, "pidfd-socket": &o.PidfdSocket})

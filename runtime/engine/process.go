@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// processFromBundle is the bundle's own process with the exec flags laid
+// ProcessFromBundle is the bundle's own process with the exec flags laid
 // over it (both engines take an exec'd process this way).
 func ProcessFromBundle(id, bundle string, o ExecOptions) (*specs.Process, error) {
 	s, err := spec.Load(bundle)

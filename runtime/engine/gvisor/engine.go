@@ -1,5 +1,5 @@
 // Package gvisor is the gVisor engine: the same lifecycle, driven through
-// Debian's runsc (see gvisor.go for the layout it keeps under the root).
+// Debian's runsc (see runsc.go for the layout it keeps under the root).
 package gvisor
 
 import (

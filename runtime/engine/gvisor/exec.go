@@ -62,10 +62,20 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error
 	if err != nil {
 		return -1, err
 	}
-	tag := strconv.Itoa(os.Getpid())
-	procFile := filepath.Join(rec.dir, "exec-"+tag+".json")
-	ipidFile := filepath.Join(rec.dir, "exec-"+tag+".pid")
-	if err := os.WriteFile(procFile, data, 0o600); err != nil {
+	// Unique per exec: a library caller may exec into one container
+	// from several goroutines.
+	pf, err := os.CreateTemp(rec.dir, "exec-*.json")
+	if err != nil {
+		return -1, err
+	}
+	procFile := pf.Name()
+	ipidFile := strings.TrimSuffix(procFile, ".json") + ".pid"
+	_, err = pf.Write(data)
+	if cerr := pf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(procFile)
 		return -1, err
 	}
 	defer os.Remove(procFile)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/types"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/opterr"
@@ -278,7 +279,14 @@ func (r *Engine) Delete(id string, force bool) error {
 	}
 	st, err := rec.state()
 	if err != nil {
-		return err
+		if !force {
+			return err
+		}
+		// runsc cannot say (removed, or broken): a forced delete still
+		// removes what nucleus made.
+		logrus.Warnf("delete %s: runsc state: %v; removing the container's files", id, err)
+		rec.cleanup(true)
+		return nil
 	}
 	var sandboxPid int
 	if st != nil {
@@ -404,6 +412,9 @@ func (r *Engine) Stats(id string) (*types.Event, error) {
 // Events emits a stats event every interval until the container
 // stops (runsc's OOM notifications are not relayed).
 func (r *Engine) Events(id string, interval time.Duration, emit func(*types.Event) error) error {
+	if interval <= 0 {
+		return errors.New("duration interval must be greater than 0")
+	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for range tick.C {

@@ -8,7 +8,8 @@ package gvisor
 //	                   create (runsc needs them repeated on every command),
 //	                   the user's bundle, the creation time
 //	R/ID/config.json   the config handed to runsc (what `nucleus export` writes)
-//	R/ID/rootfs        symlink to the bundle's rootfs
+//	R/ID/rootfs        symlink to the bundle's rootfs (in a mode: to its
+//	                   staging, R/@rootfs-ID/merged)
 //	R/ID/confine/      in a mode: the compiled filter that processes exec'd
 //	                   into the container load, and the helper's mount point
 //	                   (seen as /dev/.nucleus; see package confine)
@@ -162,7 +163,7 @@ type runscState struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-// runscStateOf returns runsc's state, or nil when runsc holds nothing for
+// state returns runsc's state, or nil when runsc holds nothing for
 // the id (never created, or removed by an attached run that ended).
 func (g *gvisorRecord) state() (*runscState, error) {
 	out, err := g.output("state", g.id)

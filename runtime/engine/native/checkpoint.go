@@ -68,6 +68,11 @@ func (r *Engine) Restore(o engine.CreateOptions, co engine.CheckpointOptions) (i
 	if o.Spec == nil {
 		return -1, errors.New("no config given")
 	}
+	if o.Policy != nil && o.Policy.Mode != "" {
+		// CRIU restores the processes as they were, without the pre-exec
+		// step: a restored container would not have the mode's Landlock.
+		return -1, fmt.Errorf("restore %s in %s mode: %w", o.ID, o.Policy.Mode, engine.ErrUnsupported)
+	}
 	var err error
 	if co.ImagePath == "" {
 		// runc's default is relative to the caller's directory.

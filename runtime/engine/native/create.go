@@ -201,7 +201,8 @@ type processRunner struct {
 	subCgroupPaths  map[string]string
 	killOnInterrupt bool
 	// beforeStart, if set, adjusts the process after stdio and fds are
-	// set up (the policy pre-exec step); afterStart runs once it started.
+	// set up (the policy pre-exec step); afterStart runs once the start
+	// was tried, started or not (it closes what beforeStart handed over).
 	beforeStart func(*libcontainer.Process) error
 	afterStart  func(*libcontainer.Process)
 }
@@ -247,16 +248,18 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 		}
 		defer closeConn()
 	}
+	var startErr error
 	if p.beforeStart != nil {
-		if err := p.beforeStart(process); err != nil {
-			return -1, err
-		}
+		startErr = p.beforeStart(process)
 	}
-	if err := start(process); err != nil {
-		return -1, err
+	if startErr == nil {
+		startErr = start(process)
 	}
 	if p.afterStart != nil {
 		p.afterStart(process)
+	}
+	if startErr != nil {
+		return -1, startErr
 	}
 	if err := io.waitConsole(); err != nil {
 		terminate(process)

@@ -193,10 +193,10 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			// Scoped signals: the workload can't signal (stop,
 			// kill) the processes exec'd into the container later.
 			c, err := r.wrapPreExec(process, o.ID, rec, true, audit.File(), statusWr)
+			closers = append(closers, c...)
 			if err != nil {
 				return err
 			}
-			closers = append(closers, c...)
 		}
 		return rec.save(r.stateDir(o.ID))
 	}
