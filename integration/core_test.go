@@ -325,7 +325,7 @@ func TestCoreExec(t *testing.T) {
 		t.Errorf("exec of a missing binary: code %d stderr %q", res.Code, res.Stderr)
 	}
 	r.Fail([]string{"exec failed", "no command given"}, "exec", id)
-	r.Fail([]string{"exec failed", `--user "nobody": uid: "nobody" is not a number`}, "exec", "--user", "nobody", id, "true")
+	r.Fail([]string{"exec failed", `--user: "nobody": uid: "nobody" is not a number`}, "exec", "--user", "nobody", id, "true")
 	r.Fail([]string{"exec failed", "process.json", "no such file"}, "exec", "--process", filepath.Join(t.TempDir(), "process.json"), id)
 	os.WriteFile(procFile, []byte(`{"args": "sh", "cwd": "/"}`), 0o644)
 	r.Fail([]string{"exec failed", procFile + ": args: expected an array of strings"}, "exec", "--process", procFile, id)

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nucleus-run/nucleus/isolation/host"
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 )
@@ -60,7 +61,7 @@ func Prepare(s *specs.Spec, o Options, t Target) (*Prepared, error) {
 		return &Prepared{Spec: s}, nil
 	}
 	if o.LandlockRules != nil && o.Mode == policy.ModeNone {
-		return nil, fmt.Errorf("landlock rules need an isolation mode (agent, strict-agent or production)")
+		return nil, opterr.Errorf("landlock-policy", "needs an isolation mode (agent, strict-agent or production)")
 	}
 	po := o.Options
 	po.Gvisor = t.Engine == engine.Gvisor

@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -73,6 +74,20 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 	}()
 	defer signal.Stop(sigs)
 
+	if o.Spec == nil || o.Spec.Process == nil {
+		return -1, errors.New("sandbox: no config (or no process in it) given")
+	}
+	// The caller's spec and workspace stay as they were: the sandbox
+	// changes its own copies.
+	copied, err := copySpec(o.Spec)
+	if err != nil {
+		return -1, err
+	}
+	o.Spec = copied
+	if o.Policy.Workspace != nil {
+		ws := *o.Policy.Workspace
+		o.Policy.Workspace = &ws
+	}
 	if o.ID == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
@@ -276,4 +291,17 @@ func workspaceDropped(audit *policy.Audit) workspace.Dropped {
 		logrus.Debugf("workspace: %s not copied: %s", p, why)
 		audit.Event("workspace_entry_dropped", map[string]any{"path": p, "reason": why})
 	}
+}
+
+// copySpec is a deep copy of s.
+func copySpec(s *specs.Spec) (*specs.Spec, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("copy config: %w", err)
+	}
+	var out specs.Spec
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("copy config: %w", err)
+	}
+	return &out, nil
 }

@@ -17,6 +17,10 @@ import (
 // never mentions that is not among the syscalls a trace may add
 // (seccomp.TraceExtensions).
 func (r *Runtime) Trace(o SandboxOptions) (*seccomp.Trace, error) {
+	if o.Engine == EngineGvisor {
+		// gVisor's kernel has no seccomp user notification to trace with.
+		return nil, fmt.Errorf("trace under the gvisor engine: %w", ErrUnsupported)
+	}
 	dir, err := os.MkdirTemp("", "nucleus-trace-")
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)

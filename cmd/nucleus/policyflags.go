@@ -66,9 +66,6 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 	if o.Seccomp != nil {
 		o.SeccompSHA256 = c.String("seccomp-profile-sha256")
 	}
-	if o.LandlockRules != nil && mode == policy.ModeNone {
-		return o, fmt.Errorf("--landlock-policy needs an isolation mode (--mode agent, strict-agent or production)")
-	}
 	return o, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -63,17 +64,18 @@ func ParseUser(s string) (uid uint32, gid *uint32, err error) {
 	us, gs, hasGid := strings.Cut(s, ":")
 	u, err := parseID(us)
 	if err != nil {
-		return 0, nil, fmt.Errorf("--user %q: uid: %w", s, err)
+		return 0, nil, opterr.Errorf("user", "%q: uid: %w", s, err)
 	}
 	if hasGid {
 		g, err := parseID(gs)
 		if err != nil {
-			return 0, nil, fmt.Errorf("--user %q: gid: %w", s, err)
+			return 0, nil, opterr.Errorf("user", "%q: gid: %w", s, err)
 		}
 		gid = &g
 	}
 	return u, gid, nil
 }
+
 func parseID(s string) (uint32, error) {
 	var n uint64
 	if s == "" {
@@ -90,21 +92,28 @@ func parseID(s string) (uint32, error) {
 	}
 	return uint32(n), nil
 }
+
+// AbsPath makes p absolute against the working directory; "" stays "".
 func AbsPath(p string) (string, error) {
 	if p == "" {
 		return "", nil
 	}
 	return filepath.Abs(p)
 }
+
+// CheckTerminal refuses what runc refuses of a terminal and a console
+// socket: a detached terminal needs the socket, the socket needs both.
 func CheckTerminal(terminal, detach bool, consoleSocket string) error {
 	if detach && terminal && consoleSocket == "" {
-		return errors.New("process.terminal is true but nucleus detaches: pass --console-socket to receive the terminal")
+		return opterr.Errorf("console-socket", "process.terminal is true but nucleus detaches: pass a console socket to receive the terminal")
 	}
 	if (!detach || !terminal) && consoleSocket != "" {
-		return errors.New("--console-socket needs process.terminal true and a detached container (create, run -d, exec -d)")
+		return opterr.Errorf("console-socket", "needs process.terminal true and a detached container (create, run -d, exec -d)")
 	}
 	return nil
 }
+
+// OwnerName is the user name of a state dir's owner, as runc lists it.
 func OwnerName(info fs.FileInfo) string {
 	st, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {

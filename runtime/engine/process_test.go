@@ -84,16 +84,16 @@ func TestParseUser(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"":                       `--user "": uid: empty`,
-		":5":                     `--user ":5": uid: empty`,
-		"5:":                     `--user "5:": gid: empty`,
-		"root":                   `--user "root": uid: "root" is not a number`,
-		"1000:users":             `--user "1000:users": gid: "users" is not a number`,
-		"-1":                     `--user "-1": uid: "-1" is not a number`,
-		"4294967296":             `--user "4294967296": uid: "4294967296" out of range`,
-		"1:99999999999999999999": `--user "1:99999999999999999999": gid: "99999999999999999999" out of range`,
-		"1:2:3":                  `--user "1:2:3": gid: "2:3" is not a number`,
-		" 1":                     `--user " 1": uid: " 1" is not a number`,
+		"":                       `user: "": uid: empty`,
+		":5":                     `user: ":5": uid: empty`,
+		"5:":                     `user: "5:": gid: empty`,
+		"root":                   `user: "root": uid: "root" is not a number`,
+		"1000:users":             `user: "1000:users": gid: "users" is not a number`,
+		"-1":                     `user: "-1": uid: "-1" is not a number`,
+		"4294967296":             `user: "4294967296": uid: "4294967296" out of range`,
+		"1:99999999999999999999": `user: "1:99999999999999999999": gid: "99999999999999999999" out of range`,
+		"1:2:3":                  `user: "1:2:3": gid: "2:3" is not a number`,
+		" 1":                     `user: " 1": uid: " 1" is not a number`,
 	} {
 		uid, gid, err := ParseUser(in)
 		if err == nil {
@@ -115,9 +115,9 @@ func TestCheckTerminal(t *testing.T) {
 		{false, true, "", ""},
 		{true, false, "", ""},
 		{true, true, "/s", ""},
-		{true, true, "", "pass --console-socket"},
-		{false, true, "/s", "--console-socket needs process.terminal true"},
-		{true, false, "/s", "--console-socket needs process.terminal true and a detached container"},
+		{true, true, "", "pass a console socket"},
+		{false, true, "/s", "console-socket: needs process.terminal true"},
+		{true, false, "/s", "console-socket: needs process.terminal true and a detached container"},
 	} {
 		err := CheckTerminal(tc.terminal, tc.detach, tc.socket)
 		switch {

@@ -64,8 +64,8 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int,
 	if err := spec.ValidateID(o.ID); err != nil {
 		return -1, err
 	}
-	if o.Spec == nil {
-		return -1, errors.New("no config given")
+	if o.Spec == nil || o.Spec.Process == nil {
+		return -1, errors.New("no config (or no process in it) given")
 	}
 	var unlockStaging func()
 	if needsStaging(o) {

@@ -253,7 +253,7 @@ func auditMounts(pid int, o engine.CreateOptions, audit *policy.Audit) error {
 		if len(f) < 6 {
 			continue
 		}
-		mounts[f[4]] = strings.Split(f[5], ",")
+		mounts[unescapeMountinfo(f[4])] = strings.Split(f[5], ",")
 	}
 	var problems []string
 	want := func(mp string, flags ...string) {
@@ -276,7 +276,7 @@ func auditMounts(pid int, o engine.CreateOptions, audit *policy.Audit) error {
 			want(m.Destination, "noexec")
 			continue
 		}
-		if m.Type != "bind" || !contains(m.Options, "nosuid") {
+		if !engine.IsBindMount(m) || !contains(m.Options, "nosuid") {
 			continue
 		}
 		flags := []string{"nosuid", "nodev"}
@@ -293,6 +293,26 @@ func auditMounts(pid int, o engine.CreateOptions, audit *policy.Audit) error {
 		return fmt.Errorf("mount audit failed: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// unescapeMountinfo decodes the octal escapes (\040 for a space) the kernel
+// writes in mountinfo paths.
+func unescapeMountinfo(p string) string {
+	if !strings.Contains(p, "\\") {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+3 < len(p) {
+			if n, err := strconv.ParseUint(p[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 func contains(list []string, s string) bool {
