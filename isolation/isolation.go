@@ -33,8 +33,8 @@ type Target struct {
 	// ID is the container's id (audit events carry it).
 	ID     string
 	Engine engine.Kind
-	// Rootfs is the path the container's rootfs will have: the state dir
-	// staging of a native container in a mode, else the bundle's.
+	// Rootfs is the path the container's rootfs will have, for the user
+	// namespace's reach (Runtime.RootfsFor).
 	Rootfs string
 }
 

@@ -2,6 +2,12 @@
 // state root, each run by the engine that holds it (engineFor), and
 // one-shot sandboxes. The CLI in cmd/nucleus only parses flags and calls
 // it; platforms can call it the same way.
+//
+// An attached run (Run without Detach, Sandbox, Exec without Detach)
+// behaves as runc's does: while it lasts it takes over the process's
+// signals (forwarding them to the container) and reaps children as a
+// subreaper. Run one attached call at a time per process, or detach and
+// wait on the container's state.
 package runtime
 
 import (
@@ -231,10 +237,11 @@ func (r *Runtime) Restore(o CreateOptions, co CheckpointOptions) (int, error) {
 	return r.engineOf(o.Engine).Restore(o, co)
 }
 
-// RootfsFor is the path the container's rootfs will have once started:
-// staged under the state dir for a native container in an isolation mode
-// (isolation.Prepare measures the host against that path), the bundle's
-// own otherwise.
+// RootfsFor is the path the container's rootfs will have once started, as
+// far as a user namespace's reach goes (isolation.Prepare measures the host
+// against it): the staging under the state dir for a native container in a
+// mode; the bundle's own otherwise (the gVisor engine stages a mode's
+// rootfs too, but its sandbox has no user namespace to reach it).
 func (r *Runtime) RootfsFor(id, bundle string, s *specs.Spec, mode policy.Mode, kind Engine) (string, error) {
 	if mode == policy.ModeNone || kind == EngineGvisor {
 		return engine.RootfsPath(bundle, s), nil
