@@ -32,18 +32,7 @@ func TestPolicyPython(t *testing.T) {
 	b.Spec.Mounts = append(b.Spec.Mounts, specMount("/usr", "/usr"))
 	b.Save(t)
 	ws := t.TempDir()
-	script := `
-import multiprocessing, subprocess, threading, socket, os, sqlite3, hashlib
-def sq(x): return x*x
-if __name__ == "__main__":
-    with multiprocessing.Pool(2) as p: r = p.map(sq, range(5))
-    out = subprocess.run(["echo", "sub"], capture_output=True).stdout.decode().strip()
-    t = threading.Thread(target=lambda: None); t.start(); t.join()
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-    c = socket.create_connection(s.getsockname()); a, _ = s.accept(); c.send(b"x"); got = a.recv(1)
-    db = sqlite3.connect(":memory:"); db.execute("create table t(x)")
-    print("PY OK", r, out, got, hashlib.sha256(b"x").hexdigest()[:8])
-`
+	script := pythonWorkload
 	os.WriteFile(filepath.Join(ws, "w.py"), []byte(script), 0o644)
 	res := r.sandbox(b, "pol-python", []string{"--workspace", ws + ":bind-ro"}, "/usr/bin/python3", "w.py")
 	expectLine(t, res, "PY OK [0, 1, 4, 9, 16] sub b'x' 2d711642")
@@ -389,3 +378,19 @@ func TestPolicyLandlockPolicyFile(t *testing.T) {
 	os.WriteFile(bad, []byte(`{"write":["tmp"]}`), 0o644)
 	r.Fail([]string{bad, "write[0]"}, "sandbox", "--bundle", b.Dir, "--id", "pol-llfile4", "--landlock-policy", bad, "--", "true")
 }
+
+// pythonWorkload exercises what agent code commonly does in Python:
+// processes, threads, subprocesses, a loopback socket, sqlite, hashing. It
+// prints PY OK and what it computed.
+const pythonWorkload = `
+import multiprocessing, subprocess, threading, socket, os, sqlite3, hashlib
+def sq(x): return x*x
+if __name__ == "__main__":
+    with multiprocessing.Pool(2) as p: r = p.map(sq, range(5))
+    out = subprocess.run(["echo", "sub"], capture_output=True).stdout.decode().strip()
+    t = threading.Thread(target=lambda: None); t.start(); t.join()
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+    c = socket.create_connection(s.getsockname()); a, _ = s.accept(); c.send(b"x"); got = a.recv(1)
+    db = sqlite3.connect(":memory:"); db.execute("create table t(x)")
+    print("PY OK", r, out, got, hashlib.sha256(b"x").hexdigest()[:8])
+`

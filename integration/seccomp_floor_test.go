@@ -369,25 +369,15 @@ func TestPolicyTraceOrdinary(t *testing.T) {
 	})
 	t.Run("python", func(t *testing.T) {
 		b := hostUsrBundle(t, "/usr/bin/python3")
-		script := `
-import multiprocessing, subprocess, threading, socket, os, sqlite3, hashlib
-def sq(x): return x*x
-if __name__ == "__main__":
-    with multiprocessing.Pool(2) as p: r = p.map(sq, range(5))
-    out = subprocess.run(["echo", "sub"], capture_output=True).stdout.decode().strip()
-    t = threading.Thread(target=lambda: None); t.start(); t.join()
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-    c = socket.create_connection(s.getsockname()); a, _ = s.accept(); c.send(b"x"); got = a.recv(1)
-    db = sqlite3.connect(":memory:"); db.execute("create table t(x)")
-    print("PY OK", r, out, got, hashlib.sha256(b"x").hexdigest()[:8])
-`
+		script := pythonWorkload
 		run(t, b, "gn-ord-py", "PY OK [0, 1, 4, 9, 16] sub b'x' 2d711642", "/usr/bin/python3", "-c", script)
 	})
 }
 
 // TestPolicyTraceRelativePaths: `policy trace -o REL` writes REL in the
-// caller's directory, not in the bundle (the runtime moves into the
-// bundle); a relative --bundle and --workspace resolve there too.
+// caller's directory, not in the bundle (where it went while the runtime
+// moved into the bundle); a relative --bundle and --workspace resolve
+// there too.
 func TestPolicyTraceRelativePaths(t *testing.T) {
 	r := newRunner(t)
 	b := probeBundle(t)
