@@ -176,7 +176,10 @@ func TestWorkspaceCopyBackHardlinks(t *testing.T) {
 	}
 	_, ost := allocated(t, other)
 	_, h2 := allocated(t, filepath.Join(ws, "h2"))
-	if h2.Ino == ost.Ino || ost.Nlink != 2 {
+	// h's inode was linked in the copy, so h comes back as a file of its
+	// own (the outside file loses that link, nothing else); h2 is never a
+	// link to the outside file.
+	if h2.Ino == ost.Ino || ost.Nlink > 2 {
 		t.Errorf("write-back linked h2 to the host file outside the workspace (links now %d)", ost.Nlink)
 	}
 	if data, _ := os.ReadFile(other); string(data) != "host-secret" {

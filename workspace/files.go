@@ -15,12 +15,16 @@ func (m *mirror) file(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 		return nil
 	}
 	perm := st.Mode & 0o777
+	if m.back {
+		// Untouched since In copied it (a write, chmod or utimes changes
+		// the ctime, which no one can set): the workspace keeps what it
+		// has, a host-side edit made during the run included.
+		if s, ok := m.c.copied[p]; ok && s.ino == st.Ino && s.ctim == st.Ctim {
+			return nil
+		}
+	}
 	var dst unix.Stat_t
 	err := unix.Fstatat(dfd, name, &dst, unix.AT_SYMLINK_NOFOLLOW)
-	if err == nil && dst.Mode&unix.S_IFMT == unix.S_IFREG && dst.Mode&0o7777 == perm &&
-		dst.Size == st.Size && dst.Mtim == st.Mtim {
-		return nil // unchanged
-	}
 	if err == nil && dst.Mode&unix.S_IFMT == unix.S_IFDIR {
 		if err := removeAt(dfd, name); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
@@ -44,6 +48,9 @@ func (m *mirror) file(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 	if now.Nlink > 1 {
 		if w, ok := m.links[src]; ok {
 			if linked, err := m.hardlink(dfd, name, p, w); linked || err != nil {
+				if err == nil {
+					m.stamp(dfd, name, p)
+				}
 				return err
 			}
 		}
@@ -84,7 +91,23 @@ func (m *mirror) file(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 			m.links[src] = written{rel: p, inode: inode{uint64(made.Dev), made.Ino}}
 		}
 	}
+	if err == nil {
+		m.stamp(dfd, name, p)
+	}
 	return err
+}
+
+// stamp records, going in, the copy's inode and ctime of p (after the
+// rename, which changes the ctime too), for Back to tell a file the
+// sandbox never touched.
+func (m *mirror) stamp(dfd int, name, p string) {
+	if m.back {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		m.c.copied[p] = stamp{ino: st.Ino, ctim: st.Ctim}
+	}
 }
 
 // hardlink makes name another link to w, the file this pass wrote for the

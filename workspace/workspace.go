@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 
 	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
@@ -58,6 +59,16 @@ type Copy struct {
 	// absence from the copy for a deletion.
 	kept     map[string]bool
 	dev, ino uint64
+	// copied is what In wrote of each regular file: Back leaves a file
+	// the sandbox never touched alone.
+	copied map[string]stamp
+}
+
+// stamp identifies one state of a file: a write, chmod or utimes changes
+// the ctime, and no one can set it back.
+type stamp struct {
+	ino  uint64
+	ctim unix.Timespec
 }
 
 // Dir is the host workspace as the caller found it: its path and, when
@@ -98,7 +109,7 @@ var ErrReplaced = errors.New("replaced by another directory since the sandbox st
 // out (a root-only file hard-linked into the workspace stays private).
 func In(ws Dir, dir string, uid, gid int, dropped Dropped) (*Copy, error) {
 	orig := ws.Path
-	c := &Copy{Orig: orig, Dir: dir, dropped: dropped, kept: map[string]bool{}, dev: ws.Dev, ino: ws.Ino}
+	c := &Copy{Orig: orig, Dir: dir, dropped: dropped, kept: map[string]bool{}, dev: ws.Dev, ino: ws.Ino, copied: map[string]stamp{}}
 	sfd, err := c.openOrig()
 	if err != nil {
 		return nil, err
@@ -116,6 +127,14 @@ func In(ws Dir, dir string, uid, gid int, dropped Dropped) (*Copy, error) {
 	m := &mirror{c: c, droot: dfd, uid: uid, gid: gid, ownerUID: st.Uid, ownerGID: st.Gid, links: map[inode]written{}}
 	if err := m.dir(sfd, dfd, ""); err != nil {
 		return nil, fmt.Errorf("workspace copy of %s: %w", orig, err)
+	}
+	// Linking a later name moved the ctime of its inode: read every
+	// stamp again now that the copy is done (nothing else writes it yet).
+	for p := range c.copied {
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(dir, p), &st) == nil {
+			c.copied[p] = stamp{ino: st.Ino, ctim: st.Ctim}
+		}
 	}
 	return c, nil
 }

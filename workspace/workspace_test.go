@@ -330,3 +330,30 @@ func TestWorkspaceSwappedForALink(t *testing.T) {
 		t.Errorf("copy-in from a swapped workspace: %v", err)
 	}
 }
+
+// An edit that keeps the size and puts the mtime back is still an edit:
+// the write-back goes by what the sandbox touched (the copy's ctime), not
+// by size and mtime; and a file it never touched is left as the host has it.
+func TestWriteBackSeesEditsThatRestoreMtime(t *testing.T) {
+	orig, dir, dropped := setup(t)
+	write(t, filepath.Join(orig, "a"), "aaaa", 0o644)
+	write(t, filepath.Join(orig, "b"), "bbbb", 0o644)
+	c := copyIn(t, orig, dir, dropped)
+	st, err := os.Stat(filepath.Join(dir, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "a"), "AAAA", 0o644)
+	os.Chtimes(filepath.Join(dir, "a"), st.ModTime(), st.ModTime())
+	// The host user edits b during the run; the sandbox never touched it.
+	write(t, filepath.Join(orig, "b"), "host edit", 0o644)
+	if err := c.Back(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(orig, "a")); string(data) != "AAAA" {
+		t.Errorf("an edit that restored the mtime was lost: a = %q", data)
+	}
+	if data, _ := os.ReadFile(filepath.Join(orig, "b")); string(data) != "host edit" {
+		t.Errorf("an untouched file overwrote the host's edit: b = %q", data)
+	}
+}
