@@ -303,7 +303,8 @@ func (m *mirror) subdir(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 		}
 		err = unix.ENOENT
 	}
-	if errors.Is(err, unix.ENOENT) {
+	made := errors.Is(err, unix.ENOENT)
+	if made {
 		if err := m.charge(p, block); err != nil {
 			return err
 		}
@@ -327,10 +328,17 @@ func (m *mirror) subdir(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 	if err := m.dir(cs, cd, p); err != nil {
 		return err
 	}
-	if err := unix.Fchown(cd, m.uid, m.gid); err != nil {
+	mode := st.Mode&0o777 | st.Mode&unix.S_ISVTX
+	if m.back && !made {
+		// A directory the workspace already had keeps its owner; only a
+		// mode the sandbox changed comes back.
+		if dst.Mode&(0o777|unix.S_ISVTX) == mode {
+			return nil
+		}
+	} else if err := unix.Fchown(cd, m.uid, m.gid); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
-	if err := unix.Fchmod(cd, st.Mode&0o777|st.Mode&unix.S_ISVTX); err != nil {
+	if err := unix.Fchmod(cd, mode); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	return nil

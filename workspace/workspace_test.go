@@ -357,3 +357,23 @@ func TestWriteBackSeesEditsThatRestoreMtime(t *testing.T) {
 		t.Errorf("an untouched file overwrote the host's edit: b = %q", data)
 	}
 }
+
+// A directory the workspace already had keeps its owner after the
+// write-back; one the sandbox made belongs to the workspace's owner.
+func TestWriteBackKeepsExistingDirectoryOwners(t *testing.T) {
+	orig, dir, dropped := setup(t)
+	os.Mkdir(filepath.Join(orig, "theirs"), 0o755)
+	c := copyIn(t, orig, dir, dropped)
+	os.Chown(filepath.Join(orig, "theirs"), 3000, 3000)
+	os.Mkdir(filepath.Join(dir, "new"), 0o755)
+	write(t, filepath.Join(dir, "theirs", "f"), "x", 0o644)
+	if err := c.Back(); err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid, _ := owner(t, filepath.Join(orig, "theirs")); uid != 3000 || gid != 3000 {
+		t.Errorf("an existing directory changed owner to %d:%d", uid, gid)
+	}
+	if uid, _, _ := owner(t, filepath.Join(orig, "new")); uid != 1000 {
+		t.Errorf("a directory the sandbox made is owned by %d, want the workspace owner 1000", uid)
+	}
+}
