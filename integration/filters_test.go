@@ -74,13 +74,19 @@ func expectProbeLines(t *testing.T, res Result, want map[string]string) {
 }
 
 func TestPolicySocketFilter(t *testing.T) {
+	checks, want := socketChecks()
+	probeOnBothEngines(t, "gs-sock", checks, want)
+}
+
+// probeOnBothEngines runs the probe checks in an agent sandbox on the
+// native engine and under gVisor, which enforces the same profile.
+func probeOnBothEngines(t *testing.T, id string, checks [][]string, want map[string]string) {
 	r := newRunner(t)
 	b := probeBundle(t)
-	checks, want := socketChecks()
-	expectProbeLines(t, r.sandbox(b, "gs-sock", nil, "sh", "-c", probeScript(checks)), want)
+	expectProbeLines(t, r.sandbox(b, id, nil, "sh", "-c", probeScript(checks)), want)
 	t.Run("gvisor", func(t *testing.T) {
 		requireCmd(t, "runsc")
-		res := r.sandbox(b, "gs-sock-gv", []string{"--engine", "gvisor"}, "sh", "-c", probeScript(checks))
+		res := r.sandbox(b, id+"-gv", []string{"--engine", "gvisor"}, "sh", "-c", probeScript(checks))
 		expectProbeLines(t, res, want)
 	})
 }
@@ -107,15 +113,8 @@ func ioctlChecks() (checks [][]string, want map[string]string) {
 }
 
 func TestPolicyIoctlFilter(t *testing.T) {
-	r := newRunner(t)
-	b := probeBundle(t)
 	checks, want := ioctlChecks()
-	expectProbeLines(t, r.sandbox(b, "gs-ioctl", nil, "sh", "-c", probeScript(checks)), want)
-	t.Run("gvisor", func(t *testing.T) {
-		requireCmd(t, "runsc")
-		res := r.sandbox(b, "gs-ioctl-gv", []string{"--engine", "gvisor"}, "sh", "-c", probeScript(checks))
-		expectProbeLines(t, res, want)
-	})
+	probeOnBothEngines(t, "gs-ioctl", checks, want)
 }
 
 // hostUsrBundle is a busybox bundle with the host's /usr bind-mounted

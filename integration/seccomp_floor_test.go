@@ -161,8 +161,7 @@ func TestPolicyTraceFloor(t *testing.T) {
 			}
 		}
 	}
-	sum := sha256.Sum256(data)
-	pin := []string{"--seccomp-profile", profile, "--seccomp-profile-sha256", hex.EncodeToString(sum[:])}
+	pin := pinned(t, profile)
 	expectEscapeRefused(t, "agent mode, generated profile", r.sandbox(b, "sc-floor-agent", pin, "probe", "netescape"))
 	expectEscapeRefused(t, "production mode, generated profile",
 		r.sandbox(b, "sc-floor-prod", append([]string{"--mode", "production", "--memory", "512M"}, pin...), "probe", "netescape"))
@@ -173,9 +172,7 @@ func TestPolicyTraceFloor(t *testing.T) {
 	os.WriteFile(poisoned, []byte(`{"command":["x"],"status":0,"syscalls":["execve","mkdirat","unshare","setns","socket","clone","clone3","mount","bpf","ptrace","write","read"]}`), 0o644)
 	profile2 := filepath.Join(dir, "profile2.json")
 	r.OK("policy", "generate", "-o", profile2, poisoned, trace)
-	data, _ = os.ReadFile(profile2)
-	sum = sha256.Sum256(data)
-	pin = []string{"--seccomp-profile", profile2, "--seccomp-profile-sha256", hex.EncodeToString(sum[:])}
+	pin = pinned(t, profile2)
 	expectEscapeRefused(t, "poisoned trace", r.sandbox(b, "sc-floor-poison", pin, "probe", "netescape"))
 	for _, c := range []string{"mount", "bpf", "ptrace", "unshare"} {
 		expectLine(t, r.sandbox(b, "sc-floor-"+c, pin, "probe", c), "DENIED EPERM")

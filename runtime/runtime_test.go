@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/spec"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,5 +80,18 @@ func TestInvalidIDsRejected(t *testing.T) {
 	}
 	if err := r.Delete("core-none", true); err != nil {
 		t.Errorf("delete --force core-none: %v", err)
+	}
+}
+
+// A container in a mode is never restored: CRIU would bring its processes
+// back without the pre-exec step, so without the mode's Landlock.
+func TestRestoreRefusesAMode(t *testing.T) {
+	r, err := New(t.TempDir(), false, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Restore(CreateOptions{ID: "rst", Spec: spec.Default(false), Policy: &policy.Plan{Mode: policy.ModeAgent}}, CheckpointOptions{})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("restore in agent mode: %v, want ErrUnsupported", err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
@@ -75,10 +74,10 @@ func Cached(s *specs.LinuxSeccomp) (Program, error) {
 	if err != nil {
 		return Program{}, fmt.Errorf("seccomp cache: %w", err)
 	}
+	// cachedir.Sub made and checked dir: a directory (no symlink) owned
+	// by us and writable by nobody else, below dirs no one else controls,
+	// since a program found there is loaded for every later container.
 	base := filepath.Join(dir, hex.EncodeToString(sum[:16]))
-	if err := checkCacheDir(dir); err != nil {
-		return Program{}, err
-	}
 	if p, err := readCachedSum(base); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -98,26 +97,6 @@ func Cached(s *specs.LinuxSeccomp) (Program, error) {
 		return Program{}, err
 	}
 	return p, nil
-}
-
-// checkCacheDir trusts the cache directory only if it is a directory (not
-// a symlink) owned by us and writable by nobody else: whoever can write
-// it could otherwise plant a program for every later container.
-func checkCacheDir(dir string) error {
-	st, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("seccomp cache: %w", err)
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	switch {
-	case !st.IsDir():
-		return fmt.Errorf("seccomp cache %s: not a directory (a symlink?); remove it", dir)
-	case !ok || int(sys.Uid) != os.Geteuid():
-		return fmt.Errorf("seccomp cache %s: owned by uid %d, not %d; remove it", dir, sys.Uid, os.Geteuid())
-	case st.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("seccomp cache %s: mode %04o is group/world-writable; remove it or chmod go-w", dir, st.Mode().Perm())
-	}
-	return nil
 }
 
 // OpenProgram opens a cached program (or its digest) for reading, refusing

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nucleus-run/nucleus/cachedir"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -58,28 +59,28 @@ func TestSeccompCacheDirMustBeOurs(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkCacheDir(dir); err != nil {
+	if err := cachedir.Check(dir); err != nil {
 		t.Fatalf("0700 dir of ours: %v", err)
 	}
 	os.Chmod(dir, 0o777)
-	if err := checkCacheDir(dir); err == nil || !strings.Contains(err.Error(), "writable") {
+	if err := cachedir.Check(dir); err == nil || !strings.Contains(err.Error(), "writable") {
 		t.Errorf("world-writable dir: %v", err)
 	}
 	os.Chmod(dir, 0o720)
-	if err := checkCacheDir(dir); err == nil {
+	if err := cachedir.Check(dir); err == nil {
 		t.Errorf("group-writable dir trusted")
 	}
 	os.Chmod(dir, 0o700)
 	if os.Geteuid() == 0 {
 		os.Chown(dir, 12345, 12345)
-		if err := checkCacheDir(dir); err == nil || !strings.Contains(err.Error(), "owned by uid 12345") {
+		if err := cachedir.Check(dir); err == nil || !strings.Contains(err.Error(), "owned by uid 12345") {
 			t.Errorf("dir of another uid: %v", err)
 		}
 		os.Chown(dir, 0, 0)
 	}
 	link := dir + "-link"
 	os.Symlink(dir, link)
-	if err := checkCacheDir(link); err == nil {
+	if err := cachedir.Check(link); err == nil {
 		t.Errorf("symlinked dir trusted")
 	}
 	file := filepath.Join(dir, "x.bpf")

@@ -62,16 +62,16 @@ func (r *Engine) Checkpoint(id string, o engine.CheckpointOptions) error {
 // from a CRIU image. Attached (not o.Detach) it waits for the restored init
 // and returns its exit status, as run does.
 func (r *Engine) Restore(o engine.CreateOptions, co engine.CheckpointOptions) (int, error) {
+	if o.Policy != nil && o.Policy.Mode != "" {
+		// CRIU restores the processes as they were, without the pre-exec
+		// step: a restored container would not have the mode's Landlock.
+		return -1, fmt.Errorf("restore %s in %s mode: %w", o.ID, o.Policy.Mode, engine.ErrUnsupported)
+	}
 	if err := criuUsable(); err != nil {
 		return -1, fmt.Errorf("restore %s: %w", o.ID, err)
 	}
 	if o.Spec == nil {
 		return -1, errors.New("no config given")
-	}
-	if o.Policy != nil && o.Policy.Mode != "" {
-		// CRIU restores the processes as they were, without the pre-exec
-		// step: a restored container would not have the mode's Landlock.
-		return -1, fmt.Errorf("restore %s in %s mode: %w", o.ID, o.Policy.Mode, engine.ErrUnsupported)
 	}
 	var err error
 	if co.ImagePath == "" {

@@ -41,3 +41,13 @@ func TestRootlessCgroups(t *testing.T) {
 		t.Errorf("--rootless true: rootlessCgroups() = false")
 	}
 }
+
+// The mount audit reads mountinfo paths, where the kernel escapes a space
+// as \040: a workspace at "/my ws" must be found as such.
+func TestUnescapeMountinfo(t *testing.T) {
+	for in, want := range map[string]string{`/my\040ws`: "/my ws", "/plain": "/plain", `/tab\011x`: "/tab\tx", `/bad\9`: `/bad\9`} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
