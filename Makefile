@@ -15,6 +15,10 @@ TAGS      := seccomp netgo osusergo urfave_cli_no_docs
 # container start runs it two or three times (CLI, init, Landlock step).
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static
 GOFLAGS_B := -trimpath -tags "$(TAGS)"
+# Test binaries are static too: a test that starts a container in a mode
+# runs its own binary inside it as the pre-exec step (as the sandbox
+# package's examples do), where no dynamic loader is.
+TESTLDFLAGS := -extldflags -static
 DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
 # staticcheck from the Go module proxy, pinned (built once, then cached).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -61,7 +65,7 @@ demo:
 test: build
 	$(GO) vet -tags "$(TAGS)" ./...
 	$(STATICCHECK) -tags "$(TAGS)" ./...
-	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m ./...
+	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 -p 1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
 
 # fuzz runs each policy-file parser's fuzz target briefly (seed corpus in
@@ -76,7 +80,7 @@ fuzz:
 	done
 
 unit:
-	$(GO) test -tags "$(TAGS)" -count=1 $$($(GO) list ./... | grep -v /integration)
+	$(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 $$($(GO) list ./... | grep -v /integration)
 
 integration: build
 	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...

@@ -49,7 +49,7 @@ type Prepared struct {
 // Plain reports whether o asks for nothing: the bundle's config runs as it
 // is, exactly as under runc.
 func (o *Options) Plain() bool {
-	return o.Mode == policy.ModeNone && o.Seccomp == nil && o.Workspace == nil &&
+	return o.Mode == policy.ModeNone && o.Seccomp == nil && len(o.Workspaces) == 0 &&
 		o.MemoryLimit <= 0 && o.Pids <= 0 && o.CPUs <= 0 && o.LandlockRules == nil
 }
 

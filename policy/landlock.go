@@ -64,7 +64,7 @@ func landlockPlan(s *specs.Spec, o Options, minABI int) (*LandlockPlan, error) {
 		lp.Exec = append(lp.Exec, r.Exec...)
 		lp.ExecRootExcept = append(lp.ExecRootExcept, r.NoExecRoot...)
 	}
-	if w := o.Workspace; w != nil {
+	for _, w := range o.Workspaces {
 		// Landlock only adds rights: exec granted beneath a top-level dir
 		// can't be taken back for a workspace mounted below it, so such a
 		// destination would be executable (only the noexec mount would be

@@ -49,7 +49,7 @@ const (
 	WorkspaceCopyInOut WorkspaceKind = "copy-in-out"
 )
 
-// Workspace is the one host directory a sandbox may see.
+// Workspace is a host directory a sandbox may see.
 type Workspace struct {
 	// Source is the host directory bind-mounted (for copy-in-out: the
 	// private copy, prepared by the caller).
@@ -66,6 +66,20 @@ type Workspace struct {
 	// Dev and Ino identify Source as the caller found it, so a directory
 	// swapped in later (for a symlink to /etc) is never copied or written.
 	Dev, Ino uint64
+}
+
+// CheckWorkspaces refuses a set of workspaces two of which share a
+// destination or nest (one mounted inside another would hide or expose
+// the other's files, and write-backs would overlap).
+func CheckWorkspaces(ws []*Workspace) error {
+	for i, a := range ws {
+		for _, b := range ws[i+1:] {
+			if a.Dest == b.Dest || strings.HasPrefix(b.Dest, a.Dest+"/") || strings.HasPrefix(a.Dest, b.Dest+"/") {
+				return opterr.Errorf("workspace", "%s and %s: destinations %s and %s overlap; give each workspace its own top-level path (HOST:/DEST)", a.Source, b.Source, a.Dest, b.Dest)
+			}
+		}
+	}
+	return nil
 }
 
 // ParseWorkspace parses HOST[:DEST][:KIND] as the sandbox command takes it.
@@ -95,8 +109,10 @@ func ParseWorkspace(arg string) (*Workspace, error) {
 // Options are the inputs of Apply: the mode, the user's flags, and facts
 // about the host that the caller measured (Apply makes no syscalls).
 type Options struct {
-	Mode      Mode
-	Workspace *Workspace
+	Mode Mode
+	// Workspaces are the host directories offered to the sandbox, each at
+	// its own destination (CheckWorkspaces says which sets are valid).
+	Workspaces []*Workspace
 	// Net is none (default), host or bridge.
 	Net string
 	// Seccomp replaces the built-in profile (a pinned per-service profile).
@@ -187,6 +203,9 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		return nil, nil, err
 	}
 	plan := &Plan{Mode: o.Mode}
+	if err := CheckWorkspaces(o.Workspaces); err != nil {
+		return nil, nil, err
+	}
 	if out.Process == nil {
 		return nil, nil, fmt.Errorf("config: process: must be set")
 	}
@@ -206,8 +225,8 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		if o.Seccomp != nil {
 			out.Linux.Seccomp = o.Seccomp
 		}
-		if o.Workspace != nil {
-			addWorkspaceMount(out, o.Workspace, false)
+		for _, w := range o.Workspaces {
+			addWorkspaceMount(out, w, false)
 		}
 		plan.SeccompSyscalls = seccomp.AllowedSyscallCount(out.Linux.Seccomp)
 		return out, plan, nil
@@ -232,8 +251,10 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		if o.Seccomp == nil || o.SeccompSHA256 == "" {
 			return nil, nil, opterr.Errorf("seccomp-profile", "production mode requires a seccomp profile pinned by its SHA-256 (seccomp-profile-sha256)")
 		}
-		if o.Workspace != nil && o.Workspace.Kind != WorkspaceBindRO && o.Workspace.Exec {
-			return nil, nil, opterr.Errorf("workspace-exec", "production mode refuses a writable workspace with exec (use bind-ro, or no exec)")
+		for _, w := range o.Workspaces {
+			if w.Kind != WorkspaceBindRO && w.Exec {
+				return nil, nil, opterr.Errorf("workspace-exec", "production mode refuses a writable workspace with exec (use bind-ro, or no exec)")
+			}
 		}
 		switch o.Seccomp.DefaultAction {
 		case specs.ActAllow, specs.ActLog, specs.ActTrace, specs.ActNotify:
@@ -311,11 +332,11 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	}
 	ensureTmp(out)
 	hardenDev(out)
-	if o.Workspace != nil {
-		if err := checkWorkspaceOwnership(o.Workspace, plan.UserNS, o.Gvisor); err != nil {
+	for _, w := range o.Workspaces {
+		if err := checkWorkspaceOwnership(w, plan.UserNS, o.Gvisor); err != nil {
 			return nil, nil, err
 		}
-		addWorkspaceMount(out, o.Workspace, plan.UserNS)
+		addWorkspaceMount(out, w, plan.UserNS)
 	}
 
 	// Seccomp.

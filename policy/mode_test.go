@@ -40,7 +40,7 @@ func TestApplyAgent(t *testing.T) {
 	s := baseSpec()
 	o := allHost
 	o.Mode = ModeAgent
-	o.Workspace = &Workspace{Source: "/w", Dest: "/workspace", Kind: WorkspaceBindRW}
+	o.Workspaces = []*Workspace{{Source: "/w", Dest: "/workspace", Kind: WorkspaceBindRW}}
 	out, plan, err := Apply(s, o)
 	if err != nil {
 		t.Fatal(err)
@@ -157,11 +157,11 @@ func TestApplyProduction(t *testing.T) {
 	}
 	o.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}
 	o.KeepCaps = []string{"CAP_NET_BIND_SERVICE"}
-	o.Workspace = &Workspace{Source: "/w", Dest: "/workspace", Kind: WorkspaceBindRW, Exec: true}
+	o.Workspaces = []*Workspace{{Source: "/w", Dest: "/workspace", Kind: WorkspaceBindRW, Exec: true}}
 	if _, _, err := Apply(baseSpec(), o); err == nil || !strings.Contains(err.Error(), "workspace") {
 		t.Errorf("production with writable exec workspace: %v", err)
 	}
-	o.Workspace.Exec = false
+	o.Workspaces[0].Exec = false
 	out, plan, err := Apply(baseSpec(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestNestedWorkspaceNotExecutable(t *testing.T) {
 	} {
 		o := allHost
 		o.Mode = ModeAgent
-		o.Workspace = &Workspace{Source: "/w", Dest: c.dest, Kind: WorkspaceBindRW, Exec: c.exec}
+		o.Workspaces = []*Workspace{{Source: "/w", Dest: c.dest, Kind: WorkspaceBindRW, Exec: c.exec}}
 		_, plan, err := Apply(baseSpec(), o)
 		if c.ok != (err == nil) {
 			t.Errorf("%s exec=%v: err %v, want ok=%v", c.dest, c.exec, err, c.ok)
@@ -329,5 +329,21 @@ func TestNestedWorkspaceNotExecutable(t *testing.T) {
 		if !c.exec && !slices.Contains(plan.Landlock.ExecRootExcept, c.dest) && c.dest == "/ws" {
 			t.Errorf("%s: not kept out of exec: %+v", c.dest, plan.Landlock)
 		}
+	}
+}
+
+func TestWorkspacesMustNotOverlap(t *testing.T) {
+	ok := []*Workspace{{Source: "/a", Dest: "/workspace"}, {Source: "/b", Dest: "/data"}}
+	if err := CheckWorkspaces(ok); err != nil {
+		t.Fatalf("separate destinations refused: %v", err)
+	}
+	for _, dests := range [][2]string{{"/workspace", "/workspace"}, {"/workspace", "/workspace/sub"}, {"/data/x", "/data"}} {
+		ws := []*Workspace{{Source: "/a", Dest: dests[0]}, {Source: "/b", Dest: dests[1]}}
+		if err := CheckWorkspaces(ws); err == nil {
+			t.Errorf("%v accepted", dests)
+		}
+	}
+	if err := CheckWorkspaces([]*Workspace{{Source: "/a", Dest: "/work"}, {Source: "/b", Dest: "/workspace"}}); err != nil {
+		t.Errorf("/work and /workspace refused: %v", err)
 	}
 }

@@ -6,7 +6,7 @@
 // oversized policy refuses the start instead of being cut short in C, and
 // the C decoder refuses any record that breaks them again.
 //
-// Format, version 2 (integers little-endian):
+// Format, version 3 (integers little-endian):
 //
 //	header: "NUCLPXR\x00" | u32 version | u32 body length
 //	body:   u32 flags | u32 min ABI | i32 self, audit, seccomp, status fds |
@@ -14,8 +14,9 @@
 //	        5 × (u32 count | count × str) path lists
 //	str:    u32 length | bytes
 //
-// Flags: 1 strict, 2 scope signals (version 2 added it; a version 1
-// decoder would refuse the bit, so the version says which bits exist).
+// Flags: 1 strict, 2 scope signals (version 2 added it), 4 hold (version
+// 3); an older decoder would refuse a newer bit, so the version says which
+// bits exist.
 //
 // The JSON fragments are the audit fields known before the step runs
 // (id, posture, degraded posture, rules), rendered by encoding/json, so
@@ -42,7 +43,7 @@ const RecordFlag = "--record-fd="
 // Limits of a record; preexec.c checks the same numbers.
 const (
 	Magic   = "NUCLPXR\x00"
-	Version = 2
+	Version = 3
 	// MaxPaths is the number of paths over all five lists.
 	MaxPaths = 256
 	// MaxPathLen is PATH_MAX less its terminating NUL.
@@ -57,7 +58,12 @@ const (
 const (
 	FlagStrict       = 1 << 0
 	FlagScopeSignals = 1 << 1
+	FlagHold         = 1 << 2
 )
+
+// HoldCommand is the command of a held init (Record.Hold): the step's argv
+// after "--" is HoldCommand and the seconds until it exits (0: never).
+const HoldCommand = "nucleus-hold"
 
 // Record is everything the pre-exec step needs. Descriptor numbers are as
 // the step will see them; -1 is none.
@@ -74,6 +80,12 @@ type Record struct {
 	// from one. Where the kernel's ABI is older it is skipped, and the
 	// landlock_applied event says so ("signal_scope": false).
 	ScopeSignals bool
+	// Hold makes the step, once confined, stay as the container's init
+	// instead of exec'ing a workload: it reaps orphans (the processes
+	// `nucleus exec` starts end up its children) and exits on SIGTERM,
+	// SIGINT or SIGHUP, or when the seconds given after HoldCommand have
+	// passed. A long-lived sandbox without a command of its own runs it.
+	Hold bool
 	// MinABI is the lowest Landlock ABI accepted.
 	MinABI int
 	// SelfFd is the sealed nucleus binary (closed on exec).
@@ -204,6 +216,9 @@ func (r *Record) marshal() ([]byte, error) {
 	}
 	if r.ScopeSignals {
 		flags |= FlagScopeSignals
+	}
+	if r.Hold {
+		flags |= FlagHold
 	}
 	u32(flags)
 	u32(uint32(r.MinABI))

@@ -64,6 +64,9 @@ func want(t *testing.T, r *Record) string {
 	if r.ScopeSignals {
 		flags |= FlagScopeSignals
 	}
+	if r.Hold {
+		flags |= FlagHold
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "version %d\nflags %d\nmin_abi %d\n", Version, flags, r.MinABI)
 	fmt.Fprintf(&b, "self_fd %d\naudit_fd %d\nseccomp_fd %d\nstatus_fd %d\nseccomp_sha256 %x\n", r.SelfFd, r.AuditFd, r.SeccompFd, r.StatusFd, r.SeccompSHA256)

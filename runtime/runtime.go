@@ -11,6 +11,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -156,8 +157,10 @@ func (r *Runtime) Start(id string) error { return r.engineFor(id).Start(id) }
 // State reports one container's state.
 func (r *Runtime) State(id string) (*State, error) { return r.engineFor(id).State(id) }
 
-// List reports every container under the root, of every engine.
+// List reports every container under the root, of every engine, after
+// removing the long-lived sandboxes past their deadline.
 func (r *Runtime) List() ([]State, error) {
+	r.SweepSandboxes()
 	var all []State
 	for _, e := range []engine.Engine{r.native, r.gvisor} {
 		states, err := e.List()
@@ -176,8 +179,17 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 
 // Delete removes a stopped (or, with force, any) container and all it
 // holds. A forced delete of an id that does not exist succeeds, as
-// containerd's cleanup expects.
+// containerd's cleanup expects. A long-lived sandbox is ended whatever its
+// state: what runs is killed and its copy-in-out workspaces are written
+// back first.
 func (r *Runtime) Delete(id string, force bool) error {
+	if r.IsSandbox(id) {
+		err := r.removeSandbox(id)
+		if errors.Is(err, ErrNotExist) && force {
+			return nil
+		}
+		return err
+	}
 	if err := r.engineFor(id).Delete(id, force); err != nil {
 		return err
 	}
@@ -194,6 +206,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 // returns its exit status.
 func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	if err := o.Normalize(); err != nil {
+		return -1, err
+	}
+	if err := r.sandboxExecDefaults(id, &o); err != nil {
 		return -1, err
 	}
 	return r.engineFor(id).Exec(id, o)

@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/spec"
 	"github.com/nucleus-run/nucleus/workspace"
 )
 
@@ -34,16 +38,35 @@ const ExitTimeout = 124
 // otherwise: it runs in nucleus, outside the sandbox's cgroup limits.
 const DefaultWorkspaceMaxBytes = 4 << 30
 
-// SandboxOptions describe one ephemeral sandbox run.
+// SandboxOptions describe a sandbox: one command run start to finish
+// (Sandbox), or a long-lived sandbox that later commands exec into
+// (StartSandbox, with Detach).
 type SandboxOptions struct {
 	// ID defaults to a random sbx-… id.
 	ID     string
 	Bundle string
 	Spec   *specs.Spec
-	// Args replace the bundle's process args when given.
-	Args    []string
-	Policy  policy.Options
+	// Args replace the bundle's process args when given (the command to
+	// run, as `podman run IMAGE CMD`).
+	Args []string
+	// Env entries (K=V) replace the config's entries of the same name or
+	// are added; Cwd and User ("UID[:GID]") replace the config's. The
+	// working directory defaults to the first workspace's destination.
+	Env  []string
+	Cwd  string
+	User string
+	// Tty gives the command a pseudo-terminal (attached runs only); Stdio
+	// replaces nucleus's own streams otherwise (native engine).
+	Tty    bool
+	Stdio  *Stdio
+	Policy policy.Options
+	// Timeout kills a one-shot sandbox after this long (ExitTimeout).
 	Timeout time.Duration
+	// Detach starts a long-lived sandbox and returns (StartSandbox). TTL,
+	// if set, is how long it may live: its init exits at the deadline and
+	// the next command that lists the root (or Gc) removes it.
+	Detach bool
+	TTL    time.Duration
 	// WorkspaceMaxBytes bounds what the write-back of a copy-in-out
 	// workspace writes on the host (data in 4 KiB blocks, holes free, plus
 	// a block per entry made): 0 is DefaultWorkspaceMaxBytes,
@@ -57,11 +80,55 @@ type SandboxOptions struct {
 	Debug    bool
 }
 
+// Stdio are an attached process's streams (engine.Stdio).
+type Stdio = engine.Stdio
+
+// SandboxResult is how a one-shot sandbox's command ended.
+type SandboxResult struct {
+	ID       string `json:"id"`
+	ExitCode int    `json:"exit_code"`
+	// Signal is the signal that killed the command, if one did.
+	Signal string `json:"signal,omitempty"`
+	// Reason is exited, signaled or timeout.
+	Reason     string        `json:"reason"`
+	Duration   time.Duration `json:"-"`
+	DurationMS int64         `json:"duration_ms"`
+}
+
+// Reasons a sandbox's command ended.
+const (
+	ReasonExited   = "exited"
+	ReasonSignaled = "signaled"
+	ReasonTimeout  = "timeout"
+)
+
+// sandboxSetup is a sandbox made ready to run: its prepared config and
+// plan, its audit log and its workspace copies.
+type sandboxSetup struct {
+	o      SandboxOptions
+	spec   *specs.Spec
+	plan   *policy.Plan
+	audit  *policy.Audit
+	copies []*workspace.Copy
+	// copyRoot holds the copy-in-out copies (removed with the sandbox).
+	copyRoot string
+}
+
+func (st *sandboxSetup) close() {
+	if st.audit != nil {
+		st.audit.Close()
+	}
+}
+
 // Sandbox runs one command in a fresh container start to finish: prepare
-// the workspace, apply the mode, run with stdio streamed, copy a
-// copy-in-out workspace back, and remove every trace, also when nucleus
-// itself is interrupted. It returns the command's exit status.
-func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
+// the workspaces, apply the mode, run with stdio streamed, copy copy-in-out
+// workspaces back, and remove every trace, also when nucleus itself is
+// interrupted.
+func (r *Runtime) Sandbox(o SandboxOptions) (SandboxResult, error) {
+	res := SandboxResult{ExitCode: -1}
+	if o.Detach {
+		return res, errors.New("sandbox: a detached sandbox is started with StartSandbox")
+	}
 	// Until the container's own signal forwarding takes over, an interrupt
 	// must not kill nucleus half-way through setting up.
 	var interrupted atomic.Bool
@@ -74,81 +141,19 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 	}()
 	defer signal.Stop(sigs)
 
-	if o.Spec == nil || o.Spec.Process == nil {
-		return -1, errors.New("sandbox: no config (or no process in it) given")
+	r.SweepSandboxes()
+	st, err := r.setupSandbox(o)
+	if st != nil && st.copyRoot != "" {
+		defer os.RemoveAll(st.copyRoot)
 	}
-	// The caller's spec and workspace stay as they were: the sandbox
-	// changes its own copies.
-	copied, err := copySpec(o.Spec)
 	if err != nil {
-		return -1, err
+		return res, err
 	}
-	o.Spec = copied
-	if o.Policy.Workspace != nil {
-		ws := *o.Policy.Workspace
-		o.Policy.Workspace = &ws
-	}
-	if o.ID == "" {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		o.ID = "sbx-" + hex.EncodeToString(b[:])
-	}
-	s := o.Spec
-	if len(o.Args) > 0 {
-		s.Process.Args = o.Args
-	}
-	s.Process.Terminal = false
-	ws := o.Policy.Workspace
-	maxBytes, err := workspaceMaxBytes(o.WorkspaceMaxBytes, ws)
-	if err != nil {
-		return -1, err
-	}
-	var copyDir, origDir string
-	if ws != nil {
-		if err := PrepareWorkspace(ws); err != nil {
-			return -1, err
-		}
-		origDir = ws.Source
-		if ws.Kind == policy.WorkspaceCopyInOut {
-			// Filled once the plan says which host ids the workload has.
-			var err error
-			if copyDir, err = r.makeWorkspaceCopyDir(o.ID); err != nil {
-				return -1, err
-			}
-			defer os.RemoveAll(copyDir)
-			ws.Source = copyDir
-		}
-		s.Process.Cwd = ws.Dest
-	}
-	rootfs, err := r.RootfsFor(o.ID, o.Bundle, s, o.Policy.Mode, o.Engine)
-	if err != nil {
-		return -1, err
-	}
-	prep, err := isolation.Prepare(s, isolation.Options{Options: o.Policy, AuditLog: o.AuditLog, Debug: o.Debug},
-		isolation.Target{ID: o.ID, Engine: o.Engine, Rootfs: rootfs})
-	if err != nil {
-		return -1, err
-	}
-	out, plan, audit := prep.Spec, prep.Plan, prep.Audit
-	if audit != nil {
-		defer audit.Close()
-	}
-	var wsCopy *workspace.Copy
-	if copyDir != "" {
-		uid, gid, err := workloadHostIDs(out, plan)
-		if err != nil {
-			return -1, err
-		}
-		if err := os.Chown(copyDir, uid, gid); err != nil {
-			return -1, fmt.Errorf("workspace copy %s: %w", copyDir, err)
-		}
-		if wsCopy, err = workspace.In(workspace.Dir{Path: origDir, Dev: ws.Dev, Ino: ws.Ino}, copyDir, uid, gid, workspaceDropped(audit)); err != nil {
-			return -1, err
-		}
-		wsCopy.MaxBytes = maxBytes
-	}
+	defer st.close()
+	o = st.o
+	res.ID = o.ID
 	if interrupted.Load() {
-		return -1, errors.New("interrupted before the sandbox started")
+		return res, errors.New("interrupted before the sandbox started")
 	}
 
 	var timedOut atomic.Bool
@@ -173,35 +178,194 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		})
 		defer timer.Stop()
 	}
+	started := time.Now()
 	status, err := r.Run(CreateOptions{
-		ID: o.ID, Bundle: o.Bundle, Spec: out, Policy: plan, Audit: audit, KillOnInterrupt: true, Engine: o.Engine,
+		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, KillOnInterrupt: true, Engine: o.Engine,
+		Stdio: o.Stdio,
 	})
 	close(finished)
+	res.Duration = time.Since(started)
+	res.DurationMS = res.Duration.Milliseconds()
 	if err != nil {
-		return -1, err
+		return res, err
+	}
+	res.ExitCode, res.Reason = status, ReasonExited
+	if status > 128 && status < 128+65 {
+		res.Reason, res.Signal = ReasonSignaled, unix.SignalName(unix.Signal(status-128))
 	}
 	if timedOut.Load() {
-		audit.Event("sandbox_timeout", map[string]any{"timeout": o.Timeout.String()})
-		status = ExitTimeout
+		st.audit.Event("sandbox_timeout", map[string]any{"timeout": o.Timeout.String()})
+		res.ExitCode, res.Reason = ExitTimeout, ReasonTimeout
 	}
-	if wsCopy != nil {
-		if err := wsCopy.Back(); err != nil {
-			var be *workspace.BudgetError
-			if errors.As(err, &be) {
-				audit.Event("workspace_budget_exceeded", map[string]any{"workspace": origDir, "max_bytes": be.Max, "path": be.Path})
-				return status, &OptionError{Option: "workspace-max-bytes", Msg: err.Error()}
+	return res, copyBack(st.copies, st.audit)
+}
+
+// setupSandbox checks o, fills its defaults, copies the copy-in-out
+// workspaces in and prepares the config. On error, what it made is
+// removed, but for the copies' root, which it returns for the caller to
+// remove (with its own defer, so an interrupt can't skip it).
+func (r *Runtime) setupSandbox(o SandboxOptions) (*sandboxSetup, error) {
+	if o.Spec == nil || o.Spec.Process == nil {
+		return nil, errors.New("sandbox: no config (or no process in it) given")
+	}
+	// The caller's spec and workspaces stay as they were: the sandbox
+	// changes its own copies.
+	copied, err := copySpec(o.Spec)
+	if err != nil {
+		return nil, err
+	}
+	o.Spec = copied
+	o.Policy.Workspaces = slices.Clone(o.Policy.Workspaces)
+	for i, ws := range o.Policy.Workspaces {
+		w := *ws
+		o.Policy.Workspaces[i] = &w
+	}
+	if err := policy.CheckWorkspaces(o.Policy.Workspaces); err != nil {
+		return nil, err
+	}
+	if o.ID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		o.ID = "sbx-" + hex.EncodeToString(b[:])
+	}
+	if err := spec.ValidateID(o.ID); err != nil {
+		return nil, err
+	}
+	s := o.Spec
+	if err := applyProcessOptions(s.Process, o); err != nil {
+		return nil, err
+	}
+	maxBytes, err := workspaceMaxBytes(o.WorkspaceMaxBytes, o.Policy.Workspaces)
+	if err != nil {
+		return nil, err
+	}
+	st := &sandboxSetup{o: o}
+	type pending struct {
+		ws   *policy.Workspace
+		orig string
+	}
+	var copies []pending
+	for i, ws := range o.Policy.Workspaces {
+		if err := PrepareWorkspace(ws); err != nil {
+			return st, err
+		}
+		if ws.Kind != policy.WorkspaceCopyInOut {
+			continue
+		}
+		if st.copyRoot == "" {
+			if st.copyRoot, err = r.makeWorkspaceCopyRoot(o.ID); err != nil {
+				return st, err
 			}
-			return status, err
+		}
+		// Filled once the plan says which host ids the workload has.
+		dir := filepath.Join(st.copyRoot, strconv.Itoa(i))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return st, fmt.Errorf("workspace copy: %w", err)
+		}
+		copies = append(copies, pending{ws, ws.Source})
+		ws.Source = dir
+	}
+	if o.Cwd == "" && len(o.Policy.Workspaces) > 0 {
+		s.Process.Cwd = o.Policy.Workspaces[0].Dest
+	}
+	rootfs, err := r.RootfsFor(o.ID, o.Bundle, s, o.Policy.Mode, o.Engine)
+	if err != nil {
+		return st, err
+	}
+	prep, err := isolation.Prepare(s, isolation.Options{Options: o.Policy, AuditLog: o.AuditLog, Debug: o.Debug},
+		isolation.Target{ID: o.ID, Engine: o.Engine, Rootfs: rootfs})
+	if err != nil {
+		return st, err
+	}
+	st.spec, st.plan, st.audit = prep.Spec, prep.Plan, prep.Audit
+	if len(copies) > 0 {
+		uid, gid, err := workloadHostIDs(st.spec, st.plan)
+		if err != nil {
+			st.close()
+			return st, err
+		}
+		for _, c := range copies {
+			if err := os.Chown(c.ws.Source, uid, gid); err != nil {
+				st.close()
+				return st, fmt.Errorf("workspace copy %s: %w", c.ws.Source, err)
+			}
+			wc, err := workspace.In(workspace.Dir{Path: c.orig, Dev: c.ws.Dev, Ino: c.ws.Ino}, c.ws.Source, uid, gid, workspaceDropped(st.audit))
+			if err != nil {
+				st.close()
+				return st, err
+			}
+			wc.MaxBytes = maxBytes
+			st.copies = append(st.copies, wc)
 		}
 	}
-	return status, nil
+	return st, nil
+}
+
+// applyProcessOptions lays the sandbox's process flags over the config's
+// process.
+func applyProcessOptions(p *specs.Process, o SandboxOptions) error {
+	if len(o.Args) > 0 {
+		p.Args = o.Args
+	}
+	p.Env = mergeEnv(p.Env, o.Env)
+	if o.Cwd != "" {
+		if !filepath.IsAbs(o.Cwd) {
+			return opterr.Errorf("cwd", "%q: want an absolute path in the container", o.Cwd)
+		}
+		p.Cwd = o.Cwd
+	}
+	if o.User != "" {
+		uid, gid, err := engine.ParseUser(o.User)
+		if err != nil {
+			return err
+		}
+		p.User.UID = uid
+		if gid != nil {
+			p.User.GID = *gid
+		}
+	}
+	p.Terminal = o.Tty && !o.Detach
+	return nil
+}
+
+// mergeEnv is env with each K=V of set replacing the entry named K (or
+// added), as podman's --env does.
+func mergeEnv(env, set []string) []string {
+	out := slices.Clone(env)
+	for _, kv := range set {
+		k, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(e string) bool { ek, _, _ := strings.Cut(e, "="); return ek == k })
+		if i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// copyBack writes each copy-in-out workspace back to the host.
+func copyBack(copies []*workspace.Copy, audit *policy.Audit) error {
+	var errs []error
+	for _, c := range copies {
+		if err := c.Back(); err != nil {
+			var be *workspace.BudgetError
+			if errors.As(err, &be) {
+				audit.Event("workspace_budget_exceeded", map[string]any{"workspace": c.Orig, "max_bytes": be.Max, "path": be.Path})
+				err = &OptionError{Option: "workspace-max-bytes", Msg: err.Error()}
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // workspaceMaxBytes is the write-back budget n asks for: the default for
 // 0, none (0) for policy.Unlimited. Only a copy-in-out workspace has one.
-func workspaceMaxBytes(n int64, ws *policy.Workspace) (int64, error) {
+func workspaceMaxBytes(n int64, ws []*policy.Workspace) (int64, error) {
+	copyInOut := slices.ContainsFunc(ws, func(w *policy.Workspace) bool { return w.Kind == policy.WorkspaceCopyInOut })
 	switch {
-	case n != 0 && (ws == nil || ws.Kind != policy.WorkspaceCopyInOut):
+	case n != 0 && !copyInOut:
 		return 0, &OptionError{Option: "workspace-max-bytes", Msg: "only a copy-in-out workspace is written back"}
 	case n == 0:
 		return DefaultWorkspaceMaxBytes, nil
@@ -239,15 +403,16 @@ func PrepareWorkspace(ws *policy.Workspace) error {
 	return nil
 }
 
-// makeWorkspaceCopyDir makes the empty directory a copy-in-out workspace is
-// copied to: under the root-owned state dir, not a shared temp dir, and
-// mode 0700 so no host user can reach what the sandbox puts there.
-func (r *Runtime) makeWorkspaceCopyDir(id string) (string, error) {
+// makeWorkspaceCopyRoot makes the directory a sandbox's copy-in-out
+// workspaces are copied below (each to a 0700 directory of the workload's,
+// so no other host user can reach what the sandbox puts there): under the
+// root-owned state dir, not a shared temp dir.
+func (r *Runtime) makeWorkspaceCopyRoot(id string) (string, error) {
 	if err := engine.SearchableRoot(r.Root); err != nil {
 		return "", err
 	}
 	dir := filepath.Join(r.Root, engine.WorkspaceCopyPrefix+id)
-	err := os.Mkdir(dir, 0o700)
+	err := os.Mkdir(dir, 0o711)
 	if errors.Is(err, fs.ErrExist) {
 		// A sandbox of this id is copying in, or one was killed: only
 		// the user can tell, and `delete --force` cleans a leftover.

@@ -85,9 +85,9 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}
-	if ws := po.Workspace; ws != nil {
+	for _, ws := range po.Workspaces {
 		if ws.Kind == policy.WorkspaceCopyInOut {
-			return nil, runtime.CreateOptions{}, fmt.Errorf("--workspace %s: copy-in-out needs a one-shot run: use 'nucleus sandbox'", c.String("workspace"))
+			return nil, runtime.CreateOptions{}, fmt.Errorf("--workspace %s: copy-in-out needs a sandbox, which writes it back when it ends: use 'nucleus sandbox' (--detach for a long-lived one)", ws.Source)
 		}
 		if err := runtime.PrepareWorkspace(ws); err != nil {
 			return nil, runtime.CreateOptions{}, err

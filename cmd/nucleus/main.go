@@ -137,6 +137,8 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "default-mode", EnvVars: []string{"NUCLEUS_MODE"}, Usage: "isolation mode for create/run when --mode is not given (agent, strict-agent, production)"},
 		},
 		Before:   configureLogging,
+		// --env A=1,2 is one variable, not two.
+		DisableSliceFlagSeparator: true,
 		Commands: sortedCommands(),
 		// Errors are printed once, by fatal, in the format --log-format asks.
 		ExitErrHandler: func(*cli.Context, error) {},

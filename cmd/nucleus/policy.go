@@ -113,12 +113,14 @@ var policyCommand = &cli.Command{
 				}
 				o := runtime.SandboxOptions{Bundle: bundle, Spec: s, Args: args, Policy: policy.Options{Mode: policy.ModeAgent}}
 				if arg := c.String("workspace"); arg != "" {
-					if o.Policy.Workspace, err = policy.ParseWorkspace(arg); err != nil {
+					ws, err := policy.ParseWorkspace(arg)
+					if err != nil {
 						return err
 					}
-					if o.Policy.Workspace.Source, err = absFlag("--workspace", o.Policy.Workspace.Source); err != nil {
+					if ws.Source, err = absFlag("--workspace", ws.Source); err != nil {
 						return err
 					}
+					o.Policy.Workspaces = []*policy.Workspace{ws}
 				}
 				t, err := r.Trace(o)
 				if err != nil {

@@ -27,7 +27,7 @@ func policyFlags(defaultMode string) []cli.Flag {
 		&cli.StringFlag{Name: "caps-policy-sha256", Usage: "refuse --caps-policy unless its SHA-256 is this"},
 		&cli.StringFlag{Name: "landlock-policy", Usage: "Landlock rules (JSON: read, write, exec, no_exec_root paths) added to the mode's"},
 		&cli.StringFlag{Name: "landlock-policy-sha256", Usage: "refuse --landlock-policy unless its SHA-256 is this"},
-		&cli.StringFlag{Name: "workspace", Usage: "HOST[:/workspace][:bind-rw|bind-ro|copy-in-out] directory to offer the sandbox"},
+		&cli.StringSliceFlag{Name: "workspace", Usage: "HOST[:/workspace][:bind-rw|bind-ro|copy-in-out] directory to offer the sandbox (repeatable, each at its own destination)"},
 		&cli.BoolFlag{Name: "workspace-exec", Usage: "allow executing files from the workspace"},
 		&cli.StringFlag{Name: "net", Value: "none", Usage: "network: none, host or bridge (modes only)"},
 		&cli.StringFlag{Name: "memory", Usage: "memory limit (e.g. 512M, 2G; max: none); agent modes default to 1G"},
@@ -51,11 +51,16 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 		return o, err
 	}
 	o.CPUs = cpus
-	if arg := c.String("workspace"); arg != "" {
-		if o.Workspace, err = policy.ParseWorkspace(arg); err != nil {
+	for _, arg := range c.StringSlice("workspace") {
+		ws, err := policy.ParseWorkspace(arg)
+		if err != nil {
 			return o, err
 		}
-		o.Workspace.Exec = c.Bool("workspace-exec")
+		ws.Exec = c.Bool("workspace-exec")
+		o.Workspaces = append(o.Workspaces, ws)
+	}
+	if err := policy.CheckWorkspaces(o.Workspaces); err != nil {
+		return o, err
 	}
 	if o.MemoryLimit, err = parseLimit(c, "memory", parseBytes); err != nil {
 		return o, err

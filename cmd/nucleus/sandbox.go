@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,14 +24,28 @@ import (
 func init() { register(sandboxCommand) }
 
 var sandboxCommand = &cli.Command{
-	Name:      "sandbox",
-	Usage:     "run one command in a fresh isolated container, start to finish, and remove every trace",
-	ArgsUsage: "[flags] -- CMD [ARGS...]",
+	Name:  "sandbox",
+	Usage: "run a command in a fresh isolated container and remove every trace, or (--detach) start a long-lived sandbox",
+	Description: `The command after -- replaces the bundle's process args (as podman run IMAGE CMD);
+without one the bundle's own process runs. With --detach the sandbox keeps running:
+nucleus exec ID CMD runs more commands in it, nucleus cp copies files in and out, and
+nucleus delete ID ends it (writing copy-in-out workspaces back). Without a command a
+detached sandbox holds itself open until deleted or its --ttl passes.`,
+	ArgsUsage: "[flags] [-- CMD [ARGS...]]",
 	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "OCI bundle whose rootfs to use"},
 		&cli.StringFlag{Name: "flake", Usage: "FLAKEREF#ATTR to bundle with Nix (cached) and run instead of --bundle"},
-		&cli.StringFlag{Name: "id", Usage: "container id (default: a random sbx-… id)"},
+		&cli.StringFlag{Name: "id", Usage: "sandbox id (default: a random sbx-… id)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "kill the sandbox after this long (exit status 124)"},
+		&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "start a long-lived sandbox, print its id and return"},
+		&cli.DurationFlag{Name: "ttl", Usage: "with --detach: remove the sandbox after this long (e.g. 30m)"},
+		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable (KEY=VALUE, or KEY to take it from nucleus's environment)"},
+		&cli.StringSliceFlag{Name: "env-file", Usage: "read KEY=VALUE lines from a file (# comments and blank lines skipped)"},
+		&cli.StringFlag{Name: "cwd", Aliases: []string{"w"}, Usage: "working directory in the sandbox (default: the first workspace, else the bundle's)"},
+		&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "UID[:GID] to run as"},
+		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a pseudo-terminal"},
+		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin open (otherwise the command's stdin is empty)"},
+		&cli.BoolFlag{Name: "json", Usage: "after the command's output, print its result as one JSON line on stdout"},
 		&cli.StringFlag{Name: "workspace-max-bytes", Usage: "most a copy-in-out workspace's write-back may write on the host (e.g. 512M, 10G; max: none); default 4G"},
 		engineFlag(""),
 	}, policyFlags(string(policy.ModeAgent))...),
@@ -50,6 +67,13 @@ var sandboxCommand = &cli.Command{
 		if bundle == "" {
 			return errors.New("sandbox: --bundle DIR or --flake REF is required")
 		}
+		detach := c.Bool("detach")
+		switch {
+		case c.IsSet("ttl") && !detach:
+			return errors.New("--ttl: applies to a detached sandbox (--detach); a one-shot sandbox takes --timeout")
+		case c.Bool("json") && (detach || c.Bool("tty")):
+			return errors.New("--json: reports a one-shot sandbox's result; not with --detach or --tty")
+		}
 		r, err := newRuntime(c)
 		if err != nil {
 			return err
@@ -70,18 +94,106 @@ var sandboxCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		o := runtime.SandboxOptions{
-			Engine: engine,
-			ID:     c.String("id"), Bundle: bundle, Spec: s, Args: args, Timeout: c.Duration("timeout"),
-			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: po, WorkspaceMaxBytes: maxBytes,
-		}
-		status, err := r.Sandbox(o)
+		env, err := envFlags(c)
 		if err != nil {
 			return err
 		}
-		os.Exit(status)
+		o := runtime.SandboxOptions{
+			Engine: engine,
+			ID:     c.String("id"), Bundle: bundle, Spec: s, Args: args, Timeout: c.Duration("timeout"),
+			Env: env, Cwd: c.String("cwd"), User: c.String("user"), Tty: c.Bool("tty"),
+			Detach: detach, TTL: c.Duration("ttl"),
+			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: po, WorkspaceMaxBytes: maxBytes,
+		}
+		if detach {
+			id, err := r.StartSandbox(o)
+			if err != nil {
+				return err
+			}
+			fmt.Println(id)
+			return nil
+		}
+		out := &lastByteWriter{w: os.Stdout}
+		if !o.Tty && engine != runtime.EngineGvisor {
+			o.Stdio = &runtime.Stdio{Out: out, Err: os.Stderr}
+			if c.Bool("interactive") {
+				o.Stdio.In = os.Stdin
+			}
+		}
+		res, err := r.Sandbox(o)
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			if out.last != 0 && out.last != '\n' {
+				fmt.Println()
+			}
+			data, err := json.Marshal(res)
+			if err != nil {
+				return err
+			}
+			fmt.Println(string(data))
+		}
+		os.Exit(res.ExitCode)
 		return nil
 	},
+}
+
+// lastByteWriter remembers the last byte written, so that --json's line
+// starts on a line of its own.
+type lastByteWriter struct {
+	w    io.Writer
+	last byte
+}
+
+func (l *lastByteWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if n > 0 {
+		l.last = p[n-1]
+	}
+	return n, err
+}
+
+// envFlags reads --env-file (in order) then --env: KEY=VALUE entries, a
+// bare KEY taking nucleus's own value, as podman does.
+func envFlags(c *cli.Context) ([]string, error) {
+	var env []string
+	for _, file := range c.StringSlice("env-file") {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--env-file %s: %w", file, err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			kv, err := envEntry(line)
+			if err != nil {
+				return nil, fmt.Errorf("--env-file %s: line %d: %w", file, i+1, err)
+			}
+			env = append(env, kv)
+		}
+	}
+	for _, e := range c.StringSlice("env") {
+		kv, err := envEntry(e)
+		if err != nil {
+			return nil, fmt.Errorf("--env %q: %w", e, err)
+		}
+		env = append(env, kv)
+	}
+	return env, nil
+}
+
+func envEntry(e string) (string, error) {
+	k, _, hasValue := strings.Cut(e, "=")
+	if k == "" || strings.ContainsAny(k, " \t\x00") {
+		return "", fmt.Errorf("want KEY=VALUE")
+	}
+	if !hasValue {
+		return k + "=" + os.Getenv(k), nil
+	}
+	return e, nil
 }
 
 // flakeBundle keeps one bundle per flake reference in sandbox/ of the

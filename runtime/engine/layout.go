@@ -27,6 +27,8 @@ const (
 	// WorkspaceCopyPrefix names a sandbox's private copy-in-out workspace
 	// (@workspace-<id>).
 	WorkspaceCopyPrefix = "@workspace-"
+	// SandboxPrefix names a long-lived sandbox's record (@sandbox-<id>).
+	SandboxPrefix = "@sandbox-"
 )
 
 // IsRuntimeDir tells nucleus's own directories under the root from

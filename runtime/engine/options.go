@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"io"
 	"time"
 
 	"github.com/nucleus-run/nucleus/policy"
@@ -38,6 +39,23 @@ type CreateOptions struct {
 
 	// Engine runs the container: native (default) or gvisor (runsc).
 	Engine Kind
+	// Stdio, for an attached run without a terminal, replaces nucleus's
+	// own standard streams.
+	Stdio *Stdio
+	// Hold runs no workload: the container's init, once confined, waits
+	// (reaping orphans) until signalled or until Spec.Process.Args[1]
+	// seconds have passed (preexec.Record.Hold). Only a container in an
+	// isolation mode on the native engine can hold.
+	Hold bool
+}
+
+// Stdio are the streams an attached process without a terminal is
+// connected to, through pipes nucleus copies: a nil In is an empty
+// stdin, a nil Out or Err discards. Without a Stdio the process gets
+// nucleus's own streams.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
 }
 
 // ExecOptions describe a process to start in a running container.
@@ -64,6 +82,9 @@ type ExecOptions struct {
 	IgnorePaused  bool
 	// SubCgroups are runc's --cgroup values ("[ctrl:]path").
 	SubCgroups []string
+	// Stdio, for an attached process without a terminal, replaces
+	// nucleus's own standard streams.
+	Stdio *Stdio
 }
 
 // CheckpointOptions are runc's checkpoint and restore flags.

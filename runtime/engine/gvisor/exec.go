@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/runtime/confine"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/seccomp"
@@ -51,6 +52,9 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error
 	}
 	if err := rec.confineExec(p, o); err != nil {
 		return -1, err
+	}
+	if o.Stdio != nil {
+		return -1, opterr.Errorf("engine", "gvisor: exec with streams other than nucleus's own stdio: %w", engine.ErrUnsupported)
 	}
 	if err := engine.CheckTerminal(p.Terminal, o.Detach, o.ConsoleSocket); err != nil {
 		return -1, err

@@ -36,6 +36,10 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 	}
 	detach := o.Detach || act == actCreate
 	switch {
+	case o.Stdio != nil:
+		return -1, opterr.Errorf("engine", "gvisor: streams other than nucleus's own stdio: %w", engine.ErrUnsupported)
+	case o.Hold:
+		return -1, opterr.Errorf("engine", "gvisor: a held init (a long-lived sandbox without a command) runs in the native engine's pre-exec step; give the sandbox a command: %w", engine.ErrUnsupported)
 	case os.Geteuid() != 0:
 		return -1, opterr.Errorf("engine", "gvisor: needs root (nucleus does not drive rootless runsc)")
 	case o.Policy != nil && (o.Policy.Landlock != nil || o.Policy.UserNS):

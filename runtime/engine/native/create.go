@@ -119,6 +119,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int,
 		shouldDestroy:   !o.Keep,
 		pidFile:         o.PidFile,
 		consoleSocket:   o.ConsoleSocket,
+		stdio:           o.Stdio,
 		pidfdSocket:     o.PidfdSocket,
 		preserveFDs:     o.PreserveFDs,
 		listenFDs:       activation.Files(false),
@@ -195,6 +196,7 @@ type processRunner struct {
 	shouldDestroy   bool
 	pidFile         string
 	consoleSocket   string
+	stdio           *engine.Stdio
 	pidfdSocket     string
 	preserveFDs     int
 	listenFDs       []*os.File
@@ -236,7 +238,7 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 		signals = newSignalHandler(p.enableSubreaper)
 		signals.killOnInterrupt = p.killOnInterrupt
 	}
-	io, err := setupIO(process, p.container, config.Terminal, p.detach, p.consoleSocket)
+	io, err := setupIO(process, p.container, config.Terminal, p.detach, p.consoleSocket, p.stdio)
 	if err != nil {
 		return -1, err
 	}

@@ -51,6 +51,7 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (int, error) {
 		enableSubreaper: true,
 		pidFile:         o.PidFile,
 		consoleSocket:   o.ConsoleSocket,
+		stdio:           o.Stdio,
 		pidfdSocket:     o.PidfdSocket,
 		preserveFDs:     o.PreserveFDs,
 		subCgroupPaths:  subCgroups,

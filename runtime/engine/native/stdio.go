@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/nucleus-run/nucleus/opterr"
+	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
 )
@@ -28,7 +29,7 @@ type stdio struct {
 	consoleC    chan error
 }
 
-func setupIO(process *libcontainer.Process, container *libcontainer.Container, createTTY, detach bool, sockpath string) (_ *stdio, retErr error) {
+func setupIO(process *libcontainer.Process, container *libcontainer.Container, createTTY, detach bool, sockpath string, streams *engine.Stdio) (_ *stdio, retErr error) {
 	if createTTY {
 		process.Stdin, process.Stdout, process.Stderr = nil, nil, nil
 		t := &stdio{}
@@ -68,6 +69,16 @@ func setupIO(process *libcontainer.Process, container *libcontainer.Container, c
 	if detach {
 		// The caller gave us the stdio it wants the container to have.
 		process.Stdin, process.Stdout, process.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if streams != nil {
+			// Handed over as they are: nothing of ours stays to copy.
+			in, inOK := streams.In.(*os.File)
+			out, outOK := streams.Out.(*os.File)
+			errOut, errOK := streams.Err.(*os.File)
+			if !inOK || !outOK || !errOK {
+				return nil, errors.New("a detached process's streams must be files")
+			}
+			process.Stdin, process.Stdout, process.Stderr = in, out, errOut
+		}
 		return &stdio{}, nil
 	}
 	config := container.Config()
@@ -79,13 +90,27 @@ func setupIO(process *libcontainer.Process, container *libcontainer.Container, c
 	if err != nil {
 		return nil, err
 	}
-	return setupPipes(process, rootuid, rootgid)
+	return setupPipes(process, rootuid, rootgid, streams)
 }
 
 // setupPipes gives the process pipes owned by the container's root and
 // copies them to and from ours, so the process never holds our terminal or
 // files directly.
-func setupPipes(p *libcontainer.Process, rootuid, rootgid int) (*stdio, error) {
+func setupPipes(p *libcontainer.Process, rootuid, rootgid int, streams *engine.Stdio) (*stdio, error) {
+	var in io.Reader = os.Stdin
+	var out, errOut io.Writer = os.Stdout, os.Stderr
+	if streams != nil {
+		in, out, errOut = streams.In, streams.Out, streams.Err
+		if in == nil {
+			in = eofReader{}
+		}
+		if out == nil {
+			out = io.Discard
+		}
+		if errOut == nil {
+			errOut = io.Discard
+		}
+	}
 	i, err := p.InitializeIO(rootuid, rootgid)
 	if err != nil {
 		return nil, fmt.Errorf("set up stdio pipes: %w", err)
@@ -97,14 +122,19 @@ func setupPipes(p *libcontainer.Process, rootuid, rootgid int) (*stdio, error) {
 		}
 	}
 	go func() {
-		_, _ = io.Copy(i.Stdin, os.Stdin)
+		_, _ = io.Copy(i.Stdin, in)
 		_ = i.Stdin.Close()
 	}()
 	t.wg.Add(2)
-	go t.copyIO(os.Stdout, i.Stdout)
-	go t.copyIO(os.Stderr, i.Stderr)
+	go t.copyIO(out, i.Stdout)
+	go t.copyIO(errOut, i.Stderr)
 	return t, nil
 }
+
+// eofReader is an empty stdin.
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 func (t *stdio) copyIO(w io.Writer, r io.ReadCloser) {
 	defer t.wg.Done()

@@ -1,0 +1,309 @@
+// Package sandbox runs untrusted code in Nucleus sandboxes from a Go
+// program: a long-lived sandbox to run commands in and copy files to and
+// from (New, Exec, CopyIn, CopyOut, Close), or one command start to
+// finish (Run). It is the code `nucleus sandbox` runs, with the same
+// isolation modes, limits and workspaces.
+//
+// A program that uses it must call Init first thing in main: the runtime
+// re-executes the program's own binary as a container's init, and Init
+// turns that process into it. It runs as root.
+//
+// Exec and Run wait in the calling goroutine and, while they last, take
+// over the process's signals (forwarding them to the command) and reap
+// its children, as `nucleus exec` does: run one at a time per process.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of a container's init
+	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/runtime/confine"
+	"github.com/nucleus-run/nucleus/spec"
+)
+
+// Error classes, for errors.Is.
+var (
+	ErrNotExist    = runtime.ErrNotExist
+	ErrExist       = runtime.ErrExist
+	ErrNotRunning  = runtime.ErrNotRunning
+	ErrUnsupported = runtime.ErrUnsupported
+)
+
+// Init makes this process a container's init when the runtime started it
+// as one; otherwise it returns at once. Call it first in main.
+func Init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init()
+	}
+	if len(os.Args) > 1 && os.Args[1] == confine.Command {
+		confine.Main(os.Args[2:])
+	}
+}
+
+// Workspace is a host directory offered to the sandbox.
+type Workspace struct {
+	// Host is the directory on the host; Dest its path in the sandbox
+	// (default /workspace).
+	Host, Dest string
+	// Kind is bind-rw (default), bind-ro or copy-in-out: a private copy,
+	// written back when the sandbox ends.
+	Kind string
+	// Exec allows running files from the workspace.
+	Exec bool
+}
+
+// Options describe a sandbox.
+type Options struct {
+	// Root is the state directory (default /run/nucleus).
+	Root string
+	// Bundle is an OCI bundle whose rootfs and config the sandbox uses.
+	Bundle string
+	// ID defaults to a random sbx-… id.
+	ID string
+	// Mode is agent (default), strict-agent or production.
+	Mode       string
+	Workspaces []Workspace
+	// Env (KEY=VALUE), Cwd and User ("UID[:GID]") apply to every command;
+	// Cwd defaults to the first workspace.
+	Env  []string
+	Cwd  string
+	User string
+	// TTL bounds a long-lived sandbox's life (New); Timeout a one-shot
+	// command's (Run).
+	TTL     time.Duration
+	Timeout time.Duration
+	// Memory (bytes), Pids and CPUs (cores) replace the mode's default
+	// limits (1 GiB, 512, 1 in the agent modes).
+	Memory int64
+	Pids   int64
+	CPUs   float64
+	// Net is none (default) or host.
+	Net string
+	// Engine is native (default) or gvisor.
+	Engine string
+	// AuditLog is a file the sandbox's audit events are appended to.
+	AuditLog string
+	// Policy, if set, is the whole policy (as the CLI's flags build it),
+	// and Mode, Workspaces, the limits and Net are ignored.
+	Policy *policy.Options
+}
+
+// Cmd is a command to run in a sandbox.
+type Cmd struct {
+	Args []string
+	// Env entries are added to the sandbox's; Cwd and User replace its.
+	Env  []string
+	Cwd  string
+	User string
+	// Stdin is the command's input (nil: empty); Stdout and Stderr
+	// receive its output (nil: discarded).
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Result is how a command ended.
+type Result struct {
+	ExitCode int
+	// Signal names the signal that ended the command, if one did.
+	Signal string
+	// Reason is exited, signaled or timeout.
+	Reason   string
+	Duration time.Duration
+}
+
+// Sandbox is a long-lived sandbox.
+type Sandbox struct {
+	rt *runtime.Runtime
+	id string
+}
+
+// New starts a long-lived sandbox that holds itself open until Close (or
+// its TTL) for Exec, CopyIn and CopyOut.
+func New(ctx context.Context, o Options) (*Sandbox, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r, so, err := prepare(o)
+	if err != nil {
+		return nil, err
+	}
+	so.Detach, so.TTL = true, o.TTL
+	id, err := r.StartSandbox(so)
+	if err != nil {
+		return nil, err
+	}
+	return &Sandbox{rt: r, id: id}, nil
+}
+
+// Open returns the long-lived sandbox id under root (started by New or by
+// `nucleus sandbox --detach`).
+func Open(root, id string) (*Sandbox, error) {
+	r, err := runtime.New(root, false, "auto")
+	if err != nil {
+		return nil, err
+	}
+	if !r.IsSandbox(id) {
+		return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotExist)
+	}
+	return &Sandbox{rt: r, id: id}, nil
+}
+
+// ID is the sandbox's id, as `nucleus exec` and `nucleus delete` take it.
+func (s *Sandbox) ID() string { return s.id }
+
+// Exec runs c in the sandbox and waits for it. Cancelling ctx kills the
+// command (the sandbox lives on), and the result's reason says timeout.
+func (s *Sandbox) Exec(ctx context.Context, c Cmd) (Result, error) {
+	if len(c.Args) == 0 {
+		return Result{ExitCode: -1}, errors.New("sandbox exec: no command")
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{ExitCode: -1}, err
+	}
+	dir, err := os.MkdirTemp("", "nucleus-exec-")
+	if err != nil {
+		return Result{ExitCode: -1}, err
+	}
+	defer os.RemoveAll(dir)
+	pidFile := filepath.Join(dir, "pid")
+	o := runtime.ExecOptions{Args: c.Args, Env: c.Env, Cwd: c.Cwd, User: c.User, PidFile: pidFile,
+		Stdio: &runtime.Stdio{In: c.Stdin, Out: c.Stdout, Err: c.Stderr}}
+	done := make(chan struct{})
+	cancelled := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			close(cancelled)
+			// The pid file appears once the process has started.
+			for {
+				if data, err := os.ReadFile(pidFile); err == nil {
+					if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+						_ = unix.Kill(pid, unix.SIGKILL)
+						return
+					}
+				}
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		case <-done:
+		}
+	}()
+	started := time.Now()
+	status, err := s.rt.Exec(s.id, o)
+	close(done)
+	res := result(status, time.Since(started))
+	select {
+	case <-cancelled:
+		res.Reason = runtime.ReasonTimeout
+	default:
+	}
+	return res, err
+}
+
+// Close ends the sandbox: its processes are killed, copy-in-out
+// workspaces are written back and every trace is removed.
+func (s *Sandbox) Close() error { return s.rt.Delete(s.id, false) }
+
+// Run runs one command in a fresh sandbox and removes it.
+func Run(ctx context.Context, o Options, c Cmd) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{ExitCode: -1}, err
+	}
+	r, so, err := prepare(o)
+	if err != nil {
+		return Result{ExitCode: -1}, err
+	}
+	so.Args, so.Timeout = c.Args, o.Timeout
+	if deadline, ok := ctx.Deadline(); ok && (so.Timeout == 0 || time.Until(deadline) < so.Timeout) {
+		so.Timeout = max(time.Until(deadline), time.Millisecond)
+	}
+	so.Env = append(so.Env, c.Env...)
+	if c.Cwd != "" {
+		so.Cwd = c.Cwd
+	}
+	if c.User != "" {
+		so.User = c.User
+	}
+	so.Stdio = &runtime.Stdio{In: c.Stdin, Out: c.Stdout, Err: c.Stderr}
+	res, err := r.Sandbox(so)
+	return Result{ExitCode: res.ExitCode, Signal: res.Signal, Reason: res.Reason, Duration: res.Duration}, err
+}
+
+func result(status int, d time.Duration) Result {
+	res := Result{ExitCode: status, Reason: runtime.ReasonExited, Duration: d}
+	if status > 128 && status < 128+65 {
+		res.Reason, res.Signal = runtime.ReasonSignaled, unix.SignalName(unix.Signal(status-128))
+	}
+	return res
+}
+
+// prepare turns o into the runtime's options.
+func prepare(o Options) (*runtime.Runtime, runtime.SandboxOptions, error) {
+	var so runtime.SandboxOptions
+	if o.Bundle == "" {
+		return nil, so, errors.New("sandbox: no bundle given")
+	}
+	r, err := runtime.New(o.Root, false, "auto")
+	if err != nil {
+		return nil, so, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, so, err
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, so, err
+	}
+	var po policy.Options
+	if o.Policy != nil {
+		po = *o.Policy
+	} else {
+		mode := o.Mode
+		if mode == "" {
+			mode = string(policy.ModeAgent)
+		}
+		if po.Mode, err = policy.ParseMode(mode); err != nil {
+			return nil, so, err
+		}
+		po.Net, po.MemoryLimit, po.Pids, po.CPUs = o.Net, o.Memory, o.Pids, o.CPUs
+		for _, w := range o.Workspaces {
+			ws := &policy.Workspace{Source: w.Host, Dest: w.Dest, Kind: policy.WorkspaceKind(w.Kind), Exec: w.Exec}
+			if ws.Dest == "" {
+				ws.Dest = "/workspace"
+			}
+			if ws.Kind == "" {
+				ws.Kind = policy.WorkspaceBindRW
+			}
+			switch ws.Kind {
+			case policy.WorkspaceBindRW, policy.WorkspaceBindRO, policy.WorkspaceCopyInOut:
+			default:
+				return nil, so, fmt.Errorf("sandbox: workspace %s: kind %q: want bind-rw, bind-ro or copy-in-out", w.Host, w.Kind)
+			}
+			po.Workspaces = append(po.Workspaces, ws)
+		}
+	}
+	engine := runtime.EngineNative
+	if o.Engine != "" {
+		engine = runtime.Engine(o.Engine)
+	}
+	so = runtime.SandboxOptions{ID: o.ID, Bundle: bundle, Spec: s, Env: o.Env, Cwd: o.Cwd, User: o.User,
+		Policy: po, Engine: engine, AuditLog: o.AuditLog}
+	return r, so, nil
+}
