@@ -255,7 +255,7 @@ func TestWorkspaceSetuidRoot(t *testing.T) {
 func checkPrivateCopy(t *testing.T, r *Runner, id string) {
 	t.Helper()
 	var dir string
-	for _, pat := range []string{filepath.Join(r.Root, "*"), filepath.Join(os.TempDir(), "nucleus-workspace-*")} {
+	for _, pat := range []string{filepath.Join(r.Root, "*"), filepath.Join(r.Root, "*", "*"), filepath.Join(os.TempDir(), "nucleus-workspace-*")} {
 		cands, _ := filepath.Glob(pat)
 		for _, c := range cands {
 			if _, err := os.Lstat(filepath.Join(c, "marker-"+id)); err == nil {

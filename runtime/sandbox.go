@@ -181,7 +181,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (SandboxResult, error) {
 	started := time.Now()
 	status, err := r.Run(CreateOptions{
 		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, KillOnInterrupt: true, Engine: o.Engine,
-		Stdio: o.Stdio,
+		Stdio: o.Stdio, Stage: true,
 	})
 	close(finished)
 	res.Duration = time.Since(started)
@@ -271,6 +271,12 @@ func (r *Runtime) setupSandbox(o SandboxOptions) (*sandboxSetup, error) {
 	rootfs, err := r.RootfsFor(o.ID, o.Bundle, s, o.Policy.Mode, o.Engine)
 	if err != nil {
 		return st, err
+	}
+	if o.Engine != EngineGvisor {
+		// Staged in every mode, also none (CreateOptions.Stage).
+		if rootfs, err = engine.StagedRootfs(r.Root, o.ID); err != nil {
+			return st, err
+		}
 	}
 	prep, err := isolation.Prepare(s, isolation.Options{Options: o.Policy, AuditLog: o.AuditLog, Debug: o.Debug},
 		isolation.Target{ID: o.ID, Engine: o.Engine, Rootfs: rootfs})

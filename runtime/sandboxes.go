@@ -122,7 +122,7 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	defer log.Close()
 	_, err = r.Run(CreateOptions{
 		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, Engine: o.Engine,
-		Detach: true, Hold: hold, Stdio: &Stdio{In: null, Out: log, Err: log},
+		Detach: true, Hold: hold, Stage: true, Stdio: &Stdio{In: null, Out: log, Err: log},
 	})
 	if err != nil {
 		cleanup()

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of a container's init
 	"golang.org/x/sys/unix"
 
@@ -69,8 +70,10 @@ type Workspace struct {
 type Options struct {
 	// Root is the state directory (default /run/nucleus).
 	Root string
-	// Bundle is an OCI bundle whose rootfs and config the sandbox uses.
+	// Bundle is an OCI bundle whose rootfs and config the sandbox uses;
+	// Spec, if set, is its config already loaded.
 	Bundle string
+	Spec   *specs.Spec
 	// ID defaults to a random sbx-… id.
 	ID string
 	// Mode is agent (default), strict-agent or production.
@@ -81,6 +84,10 @@ type Options struct {
 	Env  []string
 	Cwd  string
 	User string
+	// Command, for New, is the sandbox's own command, run detached
+	// (output in <root>/@sandbox-<id>/init.log); without one the sandbox
+	// holds itself open until Close or its TTL.
+	Command []string
 	// TTL bounds a long-lived sandbox's life (New); Timeout a one-shot
 	// command's (Run).
 	TTL     time.Duration
@@ -94,8 +101,13 @@ type Options struct {
 	Net string
 	// Engine is native (default) or gvisor.
 	Engine string
-	// AuditLog is a file the sandbox's audit events are appended to.
+	// AuditLog is a file the sandbox's audit events are appended to;
+	// Debug also writes them to stderr.
 	AuditLog string
+	Debug    bool
+	// WorkspaceMaxBytes bounds each copy-in-out write-back (0: 4 GiB,
+	// policy.Unlimited: none).
+	WorkspaceMaxBytes int64
 	// Policy, if set, is the whole policy (as the CLI's flags build it),
 	// and Mode, Workspaces, the limits and Net are ignored.
 	Policy *policy.Options
@@ -112,17 +124,15 @@ type Cmd struct {
 	// receive its output (nil: discarded).
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Inherit gives the command this process's own standard streams
+	// instead, and Tty (with Inherit, in Run) a pseudo-terminal on them,
+	// as the nucleus command line does.
+	Inherit bool
+	Tty     bool
 }
 
 // Result is how a command ended.
-type Result struct {
-	ExitCode int
-	// Signal names the signal that ended the command, if one did.
-	Signal string
-	// Reason is exited, signaled or timeout.
-	Reason   string
-	Duration time.Duration
-}
+type Result = runtime.SandboxResult
 
 // Sandbox is a long-lived sandbox.
 type Sandbox struct {
@@ -140,7 +150,7 @@ func New(ctx context.Context, o Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	so.Detach, so.TTL = true, o.TTL
+	so.Detach, so.TTL, so.Args, so.Timeout = true, o.TTL, o.Command, o.Timeout
 	id, err := r.StartSandbox(so)
 	if err != nil {
 		return nil, err
@@ -179,8 +189,10 @@ func (s *Sandbox) Exec(ctx context.Context, c Cmd) (Result, error) {
 	}
 	defer os.RemoveAll(dir)
 	pidFile := filepath.Join(dir, "pid")
-	o := runtime.ExecOptions{Args: c.Args, Env: c.Env, Cwd: c.Cwd, User: c.User, PidFile: pidFile,
-		Stdio: &runtime.Stdio{In: c.Stdin, Out: c.Stdout, Err: c.Stderr}}
+	o := runtime.ExecOptions{Args: c.Args, Env: c.Env, Cwd: c.Cwd, User: c.User, PidFile: pidFile, Tty: c.Tty && c.Inherit}
+	if !c.Inherit {
+		o.Stdio = &runtime.Stdio{In: c.Stdin, Out: c.Stdout, Err: c.Stderr}
+	}
 	done := make(chan struct{})
 	cancelled := make(chan struct{})
 	go func() {
@@ -207,7 +219,7 @@ func (s *Sandbox) Exec(ctx context.Context, c Cmd) (Result, error) {
 	started := time.Now()
 	status, err := s.rt.Exec(s.id, o)
 	close(done)
-	res := result(status, time.Since(started))
+	res := result(s.id, status, time.Since(started))
 	select {
 	case <-cancelled:
 		res.Reason = runtime.ReasonTimeout
@@ -240,13 +252,15 @@ func Run(ctx context.Context, o Options, c Cmd) (Result, error) {
 	if c.User != "" {
 		so.User = c.User
 	}
-	so.Stdio = &runtime.Stdio{In: c.Stdin, Out: c.Stdout, Err: c.Stderr}
-	res, err := r.Sandbox(so)
-	return Result{ExitCode: res.ExitCode, Signal: res.Signal, Reason: res.Reason, Duration: res.Duration}, err
+	so.Tty = c.Tty && c.Inherit
+	if !c.Inherit {
+		so.Stdio = &runtime.Stdio{In: c.Stdin, Out: c.Stdout, Err: c.Stderr}
+	}
+	return r.Sandbox(so)
 }
 
-func result(status int, d time.Duration) Result {
-	res := Result{ExitCode: status, Reason: runtime.ReasonExited, Duration: d}
+func result(id string, status int, d time.Duration) Result {
+	res := Result{ID: id, ExitCode: status, Reason: runtime.ReasonExited, Duration: d, DurationMS: d.Milliseconds()}
 	if status > 128 && status < 128+65 {
 		res.Reason, res.Signal = runtime.ReasonSignaled, unix.SignalName(unix.Signal(status-128))
 	}
@@ -267,7 +281,10 @@ func prepare(o Options) (*runtime.Runtime, runtime.SandboxOptions, error) {
 	if err != nil {
 		return nil, so, err
 	}
-	s, err := spec.Load(bundle)
+	s := o.Spec
+	if s == nil {
+		s, err = spec.Load(bundle)
+	}
 	if err != nil {
 		return nil, so, err
 	}
@@ -299,11 +316,11 @@ func prepare(o Options) (*runtime.Runtime, runtime.SandboxOptions, error) {
 			po.Workspaces = append(po.Workspaces, ws)
 		}
 	}
-	engine := runtime.EngineNative
-	if o.Engine != "" {
-		engine = runtime.Engine(o.Engine)
+	engine, err := runtime.ParseEngine(o.Engine)
+	if err != nil {
+		return nil, so, err
 	}
 	so = runtime.SandboxOptions{ID: o.ID, Bundle: bundle, Spec: s, Env: o.Env, Cwd: o.Cwd, User: o.User,
-		Policy: po, Engine: engine, AuditLog: o.AuditLog}
+		Policy: po, Engine: engine, AuditLog: o.AuditLog, Debug: o.Debug, WorkspaceMaxBytes: o.WorkspaceMaxBytes}
 	return r, so, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nucleus-run/nucleus/nixbundle"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
+	"github.com/nucleus-run/nucleus/sandbox"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -74,10 +75,6 @@ detached sandbox holds itself open until deleted or its --ttl passes.`,
 		case c.Bool("json") && (detach || c.Bool("tty")):
 			return errors.New("--json: reports a one-shot sandbox's result; not with --detach or --tty")
 		}
-		r, err := newRuntime(c)
-		if err != nil {
-			return err
-		}
 		s, err := spec.Load(bundle)
 		if err != nil {
 			return err
@@ -98,29 +95,35 @@ detached sandbox holds itself open until deleted or its --ttl passes.`,
 		if err != nil {
 			return err
 		}
-		o := runtime.SandboxOptions{
-			Engine: engine,
-			ID:     c.String("id"), Bundle: bundle, Spec: s, Args: args, Timeout: c.Duration("timeout"),
-			Env: env, Cwd: c.String("cwd"), User: c.String("user"), Tty: c.Bool("tty"),
-			Detach: detach, TTL: c.Duration("ttl"),
-			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: po, WorkspaceMaxBytes: maxBytes,
+		o := sandbox.Options{
+			Root: c.String("root"), Bundle: bundle, Spec: s, ID: c.String("id"), Engine: string(engine),
+			Env: env, Cwd: c.String("cwd"), User: c.String("user"), TTL: c.Duration("ttl"), Timeout: c.Duration("timeout"),
+			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: &po, WorkspaceMaxBytes: maxBytes,
 		}
+		ctx := context.Background()
 		if detach {
-			id, err := r.StartSandbox(o)
+			if len(args) > 0 {
+				o.Command = args
+			}
+			if c.Bool("tty") {
+				return errors.New("--tty: a detached sandbox has no terminal; use nucleus exec -t ID CMD")
+			}
+			sb, err := sandbox.New(ctx, o)
 			if err != nil {
 				return err
 			}
-			fmt.Println(id)
+			fmt.Println(sb.ID())
 			return nil
 		}
 		out := &lastByteWriter{w: os.Stdout}
-		if !o.Tty && engine != runtime.EngineGvisor {
-			o.Stdio = &runtime.Stdio{Out: out, Err: os.Stderr}
-			if c.Bool("interactive") {
-				o.Stdio.In = os.Stdin
-			}
+		cmd := sandbox.Cmd{Args: args, Stdout: out, Stderr: os.Stderr, Tty: c.Bool("tty")}
+		// A terminal, or runsc (which takes only nucleus's own streams),
+		// gets nucleus's stdio as it is.
+		cmd.Inherit = cmd.Tty || engine == runtime.EngineGvisor
+		if c.Bool("interactive") {
+			cmd.Stdin = os.Stdin
 		}
-		res, err := r.Sandbox(o)
+		res, err := sandbox.Run(ctx, o, cmd)
 		if err != nil {
 			return err
 		}

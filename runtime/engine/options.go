@@ -42,6 +42,10 @@ type CreateOptions struct {
 	// Stdio, for an attached run without a terminal, replaces nucleus's
 	// own standard streams.
 	Stdio *Stdio
+	// Stage runs the container on a staged rootfs even outside a mode
+	// (as every container in one is), so that nothing it mounts creates
+	// a directory in the bundle: a sandbox never changes its bundle.
+	Stage bool
 	// Hold runs no workload: the container's init, once confined, waits
 	// (reaping orphans) until signalled or until Spec.Process.Args[1]
 	// seconds have passed (preexec.Record.Hold). Only a container in an

@@ -36,10 +36,10 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 	}
 	detach := o.Detach || act == actCreate
 	switch {
-	case o.Stdio != nil:
-		return -1, opterr.Errorf("engine", "gvisor: streams other than nucleus's own stdio: %w", engine.ErrUnsupported)
 	case o.Hold:
 		return -1, opterr.Errorf("engine", "gvisor: a held init (a long-lived sandbox without a command) runs in the native engine's pre-exec step; give the sandbox a command: %w", engine.ErrUnsupported)
+	case o.Stdio != nil && !(detach && stdioFiles(o.Stdio)):
+		return -1, opterr.Errorf("engine", "gvisor: streams other than nucleus's own stdio: %w", engine.ErrUnsupported)
 	case os.Geteuid() != 0:
 		return -1, opterr.Errorf("engine", "gvisor: needs root (nucleus does not drive rootless runsc)")
 	case o.Policy != nil && (o.Policy.Landlock != nil || o.Policy.UserNS):
@@ -142,6 +142,10 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 		return -1, err
 	}
 	defer closeStdio()
+	if o.Stdio != nil {
+		// Files (checked above), handed to runsc as they are.
+		stdio = [3]*os.File{o.Stdio.In.(*os.File), o.Stdio.Out.(*os.File), o.Stdio.Err.(*os.File)}
+	}
 	args := []string{"--bundle", rec.dir}
 	if o.PidFile != "" {
 		args = append(args, "--pid-file", o.PidFile)
@@ -434,4 +438,13 @@ func (r *Engine) Events(id string, interval time.Duration, emit func(*types.Even
 		}
 	}
 	return nil
+}
+
+// stdioFiles reports whether every stream of s is a file, which a
+// detached runsc can be handed.
+func stdioFiles(s *engine.Stdio) bool {
+	_, in := s.In.(*os.File)
+	_, out := s.Out.(*os.File)
+	_, errOut := s.Err.(*os.File)
+	return in && out && errOut
 }

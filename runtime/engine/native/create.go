@@ -31,7 +31,7 @@ func needsStaging(o engine.CreateOptions) bool {
 	if o.Spec.Root == nil {
 		return false
 	}
-	if o.Policy != nil && o.Policy.Mode != "" {
+	if o.Stage || (o.Policy != nil && o.Policy.Mode != "") {
 		return true
 	}
 	if o.Spec.Linux == nil || len(o.Spec.Linux.UIDMappings) == 0 {
