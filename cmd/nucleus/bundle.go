@@ -27,7 +27,9 @@ var bundleCommand = &cli.Command{
 mount points; each store path of the closure is bind-mounted read-only at its
 /nix/store path), DIR/attestation.json and DIR/gcroot (a GC root). ARGS after
 -- are appended to the entrypoint. An unchanged local flake is bundled from
-the cache without running Nix (see README).`,
+the cache without running Nix (see README). On a terminal Nix shows its
+progress and build logs; a Nix failure is printed as Nix printed it, then
+one nucleus line.`,
 	Flags: bundleFlags(),
 	Action: func(c *cli.Context) error {
 		o, err := parseBundleArgs(c)
