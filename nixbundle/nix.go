@@ -222,7 +222,7 @@ func (n *Nix) run(ctx context.Context, args ...string) ([]byte, error) {
 // builders' logs stream above the progress bar), else as run does.
 func (n *Nix) runLive(ctx context.Context, args ...string) ([]byte, error) {
 	tty, ok := n.Stderr.(*os.File)
-	if !ok || !IsTerminal(tty) {
+	if !ok || !isTerminal(tty) {
 		return n.run(ctx, args...)
 	}
 	n.Calls++
@@ -258,8 +258,8 @@ func (n *Nix) show(err error) error {
 	return err
 }
 
-// IsTerminal reports whether f is a terminal.
-func IsTerminal(f *os.File) bool {
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
