@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrUnsafe marks a cache dir that is not a private directory of the
@@ -116,4 +118,58 @@ func checkDir(dir string) error {
 		return fmt.Errorf("cache dir %s: writable by group or others (%v); chmod go-w it or set NUCLEUS_CACHE_DIR to a private dir: %w", dir, st.Mode().Perm(), ErrUnsafe)
 	}
 	return nil
+}
+
+// ErrBusy marks an entry someone is using (TryExclusive).
+var ErrBusy = errors.New("in use")
+
+// Use marks the entry guarded by lockPath (a file in a checked cache dir)
+// in use until release: a shared flock, which Prune's TryExclusive sees.
+// It waits while a prune holds the entry, and locks the file that is
+// there afterwards (a prune removes the lock file with the entry).
+func Use(lockPath string) (release func(), err error) {
+	for {
+		fd, err := unix.Open(lockPath, unix.O_RDONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("cache lock %s: %w", lockPath, err)
+		}
+		if err := unix.Flock(fd, unix.LOCK_SH); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("cache lock %s: %w", lockPath, err)
+		}
+		if same(fd, lockPath) {
+			return func() { unix.Close(fd) }, nil
+		}
+		unix.Close(fd) // removed while we waited: lock the new one
+	}
+}
+
+// TryExclusive takes the entry guarded by lockPath for removal, or fails
+// with ErrBusy if a Use holds it. A missing lock file is no one's: ok
+// with a no-op release.
+func TryExclusive(lockPath string) (release func(), err error) {
+	fd, err := unix.Open(lockPath, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return func() {}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache lock %s: %w", lockPath, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", lockPath, ErrBusy)
+		}
+		return nil, fmt.Errorf("cache lock %s: %w", lockPath, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// same reports whether fd is still the file at path.
+func same(fd int, path string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Lstat(path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }

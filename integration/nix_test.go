@@ -398,20 +398,37 @@ func TestNixBadInput(t *testing.T) {
 `), 0o644)
 	parent := t.TempDir()
 	out := filepath.Join(parent, "bundle")
+	// Nix's errors come as Nix printed them, then one nucleus line naming
+	// the flake and the Nix command (wants holds both).
 	cases := []struct {
 		name  string
 		ref   string
+		nix   bool
 		wants []string
 	}{
-		{"no such flake", filepath.Join(parent, "nothing") + "#x", []string{"flake " + filepath.Join(parent, "nothing"), "No such file or directory"}},
-		{"no such attribute", flake + "#missing", []string{"does not provide attribute", "missing"}},
-		{"not a derivation", flake + "#notdrv", []string{"notdrv", "is not a derivation"}},
-		{"no entrypoint", flake + "#noentry", []string{"has no entrypoint", "--entrypoint"}},
-		{"build failure", flake + "#broken", []string{"failed with exit code 3", "the build broke on purpose"}},
+		{"no such flake", filepath.Join(parent, "nothing") + "#x", true, []string{"nucleus: flake " + filepath.Join(parent, "nothing") + ": nix flake metadata failed", "No such file or directory"}},
+		{"no such attribute", flake + "#missing", true, []string{"does not provide attribute", "missing", "nucleus: build " + flake + "#missing: nix build failed"}},
+		{"not a derivation", flake + "#notdrv", true, []string{"notdrv", "is not a derivation"}},
+		{"no entrypoint", flake + "#noentry", false, []string{"has no entrypoint", "--entrypoint"}},
+		{"build failure", flake + "#broken", true, []string{"failed with exit code 3", "\n       > the build broke on purpose\n"}},
 	}
 	for _, c := range cases {
 		t.Logf("case: %s", c.name)
-		r.Fail(c.wants, "bundle", c.ref, "-o", out, "--cache-dir", cache)
+		if c.nix {
+			res := r.Run(nil, "bundle", c.ref, "-o", out, "--cache-dir", cache)
+			lines := strings.Split(strings.TrimRight(res.Stderr, "\n"), "\n")
+			last := lines[len(lines)-1]
+			if res.Code == 0 || !strings.HasPrefix(last, "nucleus: ") || !strings.HasSuffix(last, "failed with exit status 1 (Nix's error is above)") || strings.Count(res.Stderr, "nucleus:") != 1 {
+				t.Errorf("%s: exit %d, stderr does not end in one nucleus line:\n%s", c.name, res.Code, res.Stderr)
+			}
+			for _, w := range c.wants {
+				if !strings.Contains(res.Stderr, w) {
+					t.Errorf("%s: stderr lacks %q:\n%s", c.name, w, res.Stderr)
+				}
+			}
+		} else {
+			r.Fail(c.wants, "bundle", c.ref, "-o", out, "--cache-dir", cache)
+		}
 		if entries, _ := os.ReadDir(parent); len(entries) != 0 {
 			t.Errorf("%s: left behind: %v", c.name, entries)
 		}

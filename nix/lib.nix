@@ -5,7 +5,11 @@
 # builder. The flake copies Debian's busybox-static there (make flake).
 { busyboxDir, system ? "x86_64-linux" }:
 let
-  sh = "${busyboxDir}/busybox";
+  # A flake in a git work tree (or taken as a git input) sees only tracked
+  # files, and the busybox is never committed: say what to do instead.
+  sh =
+    if builtins.pathExists (busyboxDir + "/busybox") then "${busyboxDir}/busybox"
+    else throw "nucleus lib.nix: no static busybox at ${toString busyboxDir}/busybox: run `make flake` and use the flake it writes, path:<repo>/build/flake (a git work tree or git input hides the untracked nix/bb)";
 
   # run name script: a derivation built by `busybox sh -euc script`, with
   # busybox's applets on PATH.

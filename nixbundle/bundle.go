@@ -9,6 +9,7 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -49,6 +50,10 @@ type Options struct {
 	Nix string
 	// NixStateDir is where GC roots go (/nix/var/nix if empty).
 	NixStateDir string
+	// NixStderr, if set, is where Nix's errors go as Nix printed them, and
+	// its progress and build log when it is a terminal (see Nix.Stderr);
+	// the returned error is then one line that points there.
+	NixStderr io.Writer
 	// Transform, if set, rewrites the generated config before it is
 	// written and attested (an isolation mode's policy.Apply). It gets the
 	// bundle's final rootfs path.
@@ -126,7 +131,7 @@ func Bundle(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	if plan == nil {
-		nix := &Nix{Bin: opts.Nix}
+		nix := &Nix{Bin: opts.Nix, Stderr: opts.NixStderr}
 		if nix.Bin == "" {
 			p, err := exec.LookPath("nix")
 			if err != nil {
@@ -364,6 +369,13 @@ func writeBundle(dir string, p *Plan, stateDir string, transform func(*specs.Spe
 	if err := os.WriteFile(filepath.Join(tmp, AttestationName), adata, 0o644); err != nil {
 		return nil, err
 	}
+	for _, f := range []string{spec.ConfigName, AttestationName} {
+		// Readable whatever the umask, like the rootfs (runc reads
+		// config.json as root; verifiers need not be).
+		if err := os.Chmod(filepath.Join(tmp, f), 0o644); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.Symlink(p.Output, filepath.Join(tmp, GCRootName)); err != nil {
 		return nil, err
 	}
@@ -435,4 +447,32 @@ func removeTree(dir string) error {
 		}
 	}
 	return os.RemoveAll(dir)
+}
+
+// RemoveBundle deletes a bundle written by Bundle and unregisters its GC
+// root (the auto root that names dir/gcroot), so `nix store gc` can reclaim
+// the closure. Like removeTree it refuses a bundle with anything mounted
+// below it; symlinks are removed, never followed.
+func RemoveBundle(dir, stateDir string) error {
+	if err := removeTree(dir); err != nil {
+		return err
+	}
+	return RemoveIndirectRoot(stateDir, filepath.Join(dir, GCRootName))
+}
+
+// RemoveIndirectRoot undoes addIndirectRoot for link: it removes the auto
+// root only if it still names link.
+func RemoveIndirectRoot(stateDir, link string) error {
+	if stateDir == "" {
+		stateDir = "/nix/var/nix"
+	}
+	sum := sha1.Sum([]byte(link))
+	name := filepath.Join(stateDir, "gcroots", "auto", nix32(sum[:]))
+	if cur, err := os.Readlink(name); err != nil || cur != link {
+		return nil
+	}
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("unregister GC root %s: %w", name, err)
+	}
+	return nil
 }

@@ -262,12 +262,10 @@ func storeCache(dir, key string, p *Plan) error {
 	return os.Rename(tmp.Name(), filepath.Join(dir, key+".json"))
 }
 
-// DefaultCacheDir is $NUCLEUS_CACHE_DIR, else bundle/ in the cache dir
-// (/var/cache/nucleus for root, the user's cache dir otherwise), made and
-// owner-checked (cachedir.Ensure): never a shared path in /tmp.
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("NUCLEUS_CACHE_DIR"); d != "" {
-		return d, cachedir.Ensure(d)
-	}
-	return cachedir.Sub("bundle")
-}
+// DefaultCacheDir is bundle/ in the cache dir ($NUCLEUS_CACHE_DIR,
+// /var/cache/nucleus for root, the user's cache dir otherwise), made and
+// owner-checked (cachedir.Sub): never a shared path in /tmp.
+func DefaultCacheDir() (string, error) { return cachedir.Sub(BundleCacheSub) }
+
+// BundleCacheSub is the bundle cache's directory in the cache dir.
+const BundleCacheSub = "bundle"

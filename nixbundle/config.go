@@ -2,6 +2,7 @@ package nixbundle
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,7 +174,19 @@ func MakeRootfs(bundle string, s *specs.Spec) error {
 			return err
 		}
 	}
-	return nil
+	// The modes above went through the umask; a user namespace's
+	// unprivileged root must still reach every mount point (a umask of
+	// 077 made the bundle unrunnable with agent mode's user namespace).
+	return filepath.WalkDir(rootfs, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o444)
+		if d.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(path, mode)
+	})
 }
 
 // nested reports whether dst lies under another mount's destination.

@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // PathInfo is one store path of a closure, as `nix path-info -r --json`
@@ -131,10 +135,37 @@ func (m *FlakeMetadata) HasInputs() bool {
 type Nix struct {
 	Bin   string
 	Calls int
+	// Stderr, if set, is where the user sees Nix: a failed command's
+	// stderr is written there as Nix printed it (its error is many lines:
+	// a trace, the builder's last log lines), and when it is a terminal
+	// the build runs with it as its own stderr, so Nix draws its progress
+	// and streams the build log (-L) there.
+	Stderr io.Writer
 }
 
-// nixError turns a failed Nix invocation into one line: Nix's own "error:"
-// message with its continuation lines folded in.
+// NixError is a failed Nix command with Nix's own message.
+type NixError struct {
+	Cmd string
+	// Msg is Nix's error folded into one line (see ErrorLine).
+	Msg string
+	// Output is Nix's stderr as it printed it (empty when Nix wrote to
+	// the terminal itself).
+	Output string
+	// ExitCode is Nix's exit status.
+	ExitCode int
+	// Shown is set once Nix's error reached Nix.Stderr: the error then
+	// says so in one line rather than repeating it.
+	Shown bool
+}
+
+func (e *NixError) Error() string {
+	if e.Shown {
+		return fmt.Sprintf("%s failed with exit status %d (Nix's error is above)", e.Cmd, e.ExitCode)
+	}
+	return e.Cmd + ": " + e.Msg
+}
+
+// nixError turns a failed Nix invocation into a *NixError.
 func nixError(args []string, err error, stderr []byte) error {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
@@ -144,16 +175,12 @@ func nixError(args []string, err error, stderr []byte) error {
 	if msg == "" {
 		msg = fmt.Sprintf("exit status %d", ee.ExitCode())
 	}
-	return &NixError{Cmd: "nix " + strings.Join(args[:min(2, len(args))], " "), Msg: msg}
+	name := "nix " + args[0]
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		name += " " + args[1] // a subcommand: flake metadata
+	}
+	return &NixError{Cmd: name, Msg: msg, Output: string(stderr), ExitCode: ee.ExitCode()}
 }
-
-// NixError is a failed Nix command with Nix's own message.
-type NixError struct {
-	Cmd string
-	Msg string
-}
-
-func (e *NixError) Error() string { return e.Cmd + ": " + e.Msg }
 
 // ErrorLine extracts Nix's error message from its stderr as one line: from
 // the first line starting with "error:" to the end, whitespace collapsed,
@@ -179,6 +206,7 @@ func ErrorLine(stderr []byte) string {
 	return strings.TrimSpace(strings.TrimPrefix(msg, "error:"))
 }
 
+// run runs nix with args, its stderr captured.
 func (n *Nix) run(ctx context.Context, args ...string) ([]byte, error) {
 	n.Calls++
 	cmd := exec.CommandContext(ctx, n.Bin, args...)
@@ -190,20 +218,66 @@ func (n *Nix) run(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
+// runLive runs nix with the terminal in n.Stderr as its stderr (and -L, so
+// builders' logs stream above the progress bar), else as run does.
+func (n *Nix) runLive(ctx context.Context, args ...string) ([]byte, error) {
+	tty, ok := n.Stderr.(*os.File)
+	if !ok || !isTerminal(tty) {
+		return n.run(ctx, args...)
+	}
+	n.Calls++
+	args = append([]string{args[0], "-L"}, args[1:]...)
+	cmd := exec.CommandContext(ctx, n.Bin, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, tty
+	if err := cmd.Run(); err != nil {
+		err = nixError(args, err, nil)
+		var ne *NixError
+		if errors.As(err, &ne) {
+			ne.Shown = true
+		}
+		return nil, err
+	}
+	return stdout.Bytes(), nil
+}
+
+// show writes a failed command's stderr to n.Stderr, once, as Nix printed
+// it, and returns err (which then says so instead of repeating it).
+func (n *Nix) show(err error) error {
+	var ne *NixError
+	if n.Stderr == nil || !errors.As(err, &ne) || ne.Shown || strings.TrimSpace(ne.Output) == "" {
+		return err
+	}
+	out := ne.Output
+	if !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	if _, werr := io.WriteString(n.Stderr, out); werr == nil {
+		ne.Shown = true
+	}
+	return err
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
 // Metadata runs `nix flake metadata --json REF`.
 func (n *Nix) Metadata(ctx context.Context, ref string) (*FlakeMetadata, error) {
 	out, err := n.run(ctx, "flake", "metadata", "--json", "--no-write-lock-file", ref)
 	if err != nil {
-		return nil, err
+		return nil, n.show(err)
 	}
 	return ParseFlakeMetadata(out)
 }
 
 // Build runs `nix build --json --no-link INSTALLABLE` and returns the out path.
 func (n *Nix) Build(ctx context.Context, installable string) (string, error) {
-	out, err := n.run(ctx, "build", "--json", "--no-link", "--no-write-lock-file", installable)
+	out, err := n.runLive(ctx, "build", "--json", "--no-link", "--no-write-lock-file", installable)
 	if err != nil {
-		return "", err
+		return "", n.show(err)
 	}
 	return ParseBuildJSON(out)
 }
@@ -212,7 +286,7 @@ func (n *Nix) Build(ctx context.Context, installable string) (string, error) {
 func (n *Nix) Closure(ctx context.Context, path string) ([]PathInfo, error) {
 	out, err := n.run(ctx, "path-info", "-r", "--json", path)
 	if err != nil {
-		return nil, err
+		return nil, n.show(err)
 	}
 	return ParsePathInfo(out)
 }
@@ -226,6 +300,7 @@ func (n *Nix) EvalString(ctx context.Context, installable string) (val string, m
 		if errors.As(err, &ne) && (strings.Contains(ne.Msg, "does not provide attribute") || strings.Contains(ne.Msg, "attribute 'mainProgram' missing")) {
 			return "", true, nil
 		}
+		// A probe: the caller decides what its failure means.
 		return "", false, err
 	}
 	return string(out), false, nil

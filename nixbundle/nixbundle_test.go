@@ -422,3 +422,32 @@ func TestCacheStoreLoad(t *testing.T) {
 		t.Fatal("hit with a missing store path")
 	}
 }
+
+// A failed Nix command's stderr reaches Nix.Stderr byte for byte, and the
+// error is then one line pointing there; without Stderr the error carries
+// Nix's message folded into one line, as before.
+func TestNixErrorShownIntact(t *testing.T) {
+	nixErr := "warning: Git tree is dirty\nerror: builder for '/nix/store/x-broken.drv' failed with exit code 3;\n       last 2 log lines:\n       > one\n       > two\n"
+	fake := filepath.Join(t.TempDir(), "nix")
+	os.WriteFile(fake, []byte("#!/bin/sh\nprintf '%s' \""+nixErr+"\" >&2\nexit 1\n"), 0o755)
+	var shown bytes.Buffer
+	n := &Nix{Bin: fake, Stderr: &shown}
+	_, err := n.Build(t.Context(), "path:/x#broken")
+	if shown.String() != nixErr {
+		t.Errorf("shown %q, want Nix's stderr %q", shown.String(), nixErr)
+	}
+	if err == nil || err.Error() != "nix build failed with exit status 1 (Nix's error is above)" {
+		t.Errorf("error %v", err)
+	}
+	_, err = (&Nix{Bin: fake}).Build(t.Context(), "path:/x#broken")
+	want := "nix build: builder for '/nix/store/x-broken.drv' failed with exit code 3; last 2 log lines: > one > two"
+	if err == nil || err.Error() != want {
+		t.Errorf("error without Stderr %q, want %q", err, want)
+	}
+	// Probes stay quiet: a missing attribute is an answer, not an error.
+	os.WriteFile(fake, []byte("#!/bin/sh\necho \"error: flake 'path:/x' does not provide attribute 'apps'\" >&2\nexit 1\n"), 0o755)
+	shown.Reset()
+	if _, missing, err := n.EvalString(t.Context(), "path:/x#apps"); err != nil || !missing || shown.Len() != 0 {
+		t.Errorf("EvalString: missing %v err %v shown %q", missing, err, shown.String())
+	}
+}

@@ -27,13 +27,18 @@ var bundleCommand = &cli.Command{
 mount points; each store path of the closure is bind-mounted read-only at its
 /nix/store path), DIR/attestation.json and DIR/gcroot (a GC root). ARGS after
 -- are appended to the entrypoint. An unchanged local flake is bundled from
-the cache without running Nix (see README).`,
+the cache without running Nix (see README). On a terminal Nix shows its
+progress and build logs; a Nix failure is printed as Nix printed it, then
+one nucleus line.`,
 	Flags: bundleFlags(),
 	Action: func(c *cli.Context) error {
 		o, err := parseBundleArgs(c)
 		if err != nil {
 			return err
 		}
+		// Nix's errors reach the user as Nix printed them, and its
+		// progress too on a terminal; nucleus adds one summary line.
+		o.NixStderr = os.Stderr
 		res, err := nixbundle.Bundle(context.Background(), o)
 		if err != nil {
 			return err
@@ -53,7 +58,7 @@ func bundleFlags() []cli.Flag {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle directory to write (replaced atomically if it is a bundle)"},
 		&cli.StringFlag{Name: "entrypoint", Usage: "program to run: a path in the closure, or relative to the output (bin/sh)"},
 		&cli.BoolFlag{Name: "no-cache", Usage: "always run Nix (the cache is still refreshed)"},
-		&cli.StringFlag{Name: "cache-dir", Usage: "bundle cache directory (default $NUCLEUS_CACHE_DIR or /var/cache/nucleus/bundle)"},
+		&cli.StringFlag{Name: "cache-dir", Usage: "bundle cache directory (default bundle/ in $NUCLEUS_CACHE_DIR or /var/cache/nucleus)"},
 		&cli.StringFlag{Name: "mode", Value: string(policy.ModeAgent), Usage: "isolation mode written into config.json: agent, strict-agent, or \"\" for a plain config"},
 	}
 }
@@ -120,9 +125,6 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 	}
 	if o.Dir == "" {
 		return o, errors.New("bundle: no output directory: pass -o DIR")
-	}
-	if o.CacheDir == "" {
-		o.CacheDir = os.Getenv("NUCLEUS_CACHE_DIR")
 	}
 	return o, nil
 }

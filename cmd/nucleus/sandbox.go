@@ -2,19 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/nucleus-run/nucleus/cachedir"
 	"github.com/nucleus-run/nucleus/nixbundle"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
@@ -199,25 +195,12 @@ func envEntry(e string) (string, error) {
 	return e, nil
 }
 
-// flakeBundle keeps one bundle per flake reference in sandbox/ of the
-// cache dir ($NUCLEUS_CACHE_DIR/sandbox, /var/cache/nucleus/sandbox), so
-// repeated sandboxes of an unchanged flake skip Nix entirely. The dirs must
-// be ours alone (a bundle found there is run as is) and searchable by
-// others: the sandbox's unprivileged root must reach the rootfs.
+// flakeBundle is the cached bundle of ref (see nixbundle.SandboxBundle),
+// kept in use until this process exits.
 func flakeBundle(ref string) (string, error) {
-	sandboxBundles, err := cachedir.Sub("sandbox")
+	// The lock is released when the process exits: after the sandbox.
+	dir, _, err := nixbundle.SandboxBundle(context.Background(), ref, os.Stderr)
 	if err != nil {
-		return "", fmt.Errorf("--flake %s: %w", ref, err)
-	}
-	sum := sha256.Sum256([]byte(ref))
-	dir := filepath.Join(sandboxBundles, hex.EncodeToString(sum[:8]))
-	for _, d := range []string{filepath.Dir(sandboxBundles), sandboxBundles} {
-		_ = os.Chmod(d, 0o711)
-	}
-	if _, err := nixbundle.Bundle(context.Background(), nixbundle.Options{Ref: ref, Dir: dir}); err != nil {
-		return "", err
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
 		return "", fmt.Errorf("--flake %s: %w", ref, err)
 	}
 	return dir, nil

@@ -375,3 +375,30 @@ func (r *Engine) confineExec(id string, p *specs.Process, o engine.ExecOptions, 
 	}
 	return nil
 }
+
+// SeccompInUse returns the compiled seccomp programs (cache paths) that the
+// containers under the state root were started with: their later execs
+// load the same program again, so a cache prune must keep it.
+func SeccompInUse(root string) (map[string]bool, error) {
+	inUse := map[string]bool{}
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return inUse, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state root %s: %w", root, err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		rec, err := loadPreExecRecord(filepath.Join(root, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", e.Name(), err)
+		}
+		if rec != nil && rec.Seccomp != "" {
+			inUse[rec.Seccomp] = true
+		}
+	}
+	return inUse, nil
+}
