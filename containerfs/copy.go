@@ -106,7 +106,7 @@ func (r *Root) CopyOut(src, dest string, w io.Writer, o Options) error {
 		}
 		return uid, gid
 	}
-	return pipe(pfd, name, s, t, ids, owner, o.Warn)
+	return pipe(pfd, name, s, t, ids, &unpacker{owner: owner, warn: o.Warn})
 }
 
 // CopyIn copies the host path src into the container's dest or, with src
@@ -137,7 +137,7 @@ func (r *Root) CopyIn(src string, rd io.Reader, dest string, o Options) error {
 			return fmt.Errorf("%s: %w", dest, err)
 		}
 		defer unix.Close(fd)
-		u := &unpacker{root: fd, owner: owner, warn: o.Warn}
+		u := &unpacker{root: fd, owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID)}
 		return u.run(rd)
 	}
 	dir, name, contents := splitSrc(src)
@@ -156,7 +156,7 @@ func (r *Root) CopyIn(src string, rd io.Reader, dest string, o Options) error {
 	}
 	defer unix.Close(t.dir)
 	ids := func(uid, gid uint32) (int, int) { return int(uid), int(gid) }
-	return pipe(pfd, name, s, t, ids, owner, o.Warn)
+	return pipe(pfd, name, s, t, ids, &unpacker{owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID)})
 }
 
 func statSrc(pfd int, name, shown string, contents bool) (*source, error) {
@@ -267,7 +267,7 @@ var errStopped = errors.New("copy stopped")
 
 // pipe streams the source through tar into the target: the packer in a
 // goroutine, the unpacker here, so only the stream's buffers are held.
-func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (int, int), owner func(*tar.Header) (int, int), warn Warn) error {
+func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (int, int), u *unpacker) error {
 	top := t.name
 	if top == "" {
 		top = s.base
@@ -281,7 +281,7 @@ func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		p := newPacker(pw, ids, warn)
+		p := newPacker(pw, ids, u.warn)
 		err := p.entry(pfd, name, top)
 		if err == nil {
 			err = p.close()
@@ -289,7 +289,7 @@ func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	u := &unpacker{root: t.dir, owner: owner, warn: warn}
+	u.root = t.dir
 	err := u.run(pr)
 	pr.CloseWithError(errStopped)
 	// The packer's own failure is the cause of the unpacker's.

@@ -25,6 +25,8 @@ type unpacker struct {
 	// owner gives the on-disk ids of an entry from its header.
 	owner func(h *tar.Header) (int, int)
 	warn  Warn
+	// fsUID and fsGID create what is written (see asOwner).
+	fsUID, fsGID int
 }
 
 func (u *unpacker) skip(name, why string) {
@@ -34,6 +36,10 @@ func (u *unpacker) skip(name, why string) {
 }
 
 func (u *unpacker) run(r io.Reader) error {
+	return asOwner(u.fsUID, u.fsGID, func() error { return u.loop(r) })
+}
+
+func (u *unpacker) loop(r io.Reader) error {
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
