@@ -198,7 +198,7 @@ func (u *unpacker) file(tr *tar.Reader, pfd int, tmp string, hdr *tar.Header, ui
 		return err
 	}
 	f := os.NewFile(uintptr(fd), tmp)
-	_, err = io.Copy(f, tr)
+	err = copySparse(f, tr)
 	if err == nil {
 		err = f.Chown(uid, gid)
 	}
@@ -235,6 +235,9 @@ func (u *unpacker) hardlink(pfd int, tmp, target string) error {
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	})
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("hard link to %q: %w (a symlink or a file on the way)", target, ErrEscape)
+	}
 	if err != nil {
 		return fmt.Errorf("hard link to %q: %w", target, err)
 	}
@@ -249,4 +252,38 @@ func (u *unpacker) hardlink(pfd int, tmp, target string) error {
 	// No AT_SYMLINK_FOLLOW: were base swapped for a symlink since, the
 	// link is to the symlink itself, still beneath the root.
 	return unix.Linkat(tfd, base, pfd, tmp, 0)
+}
+
+// copySparse copies r to f leaving blocks of zeros as holes: a file the
+// container made sparse (or of zeros) costs the destination no more
+// disk than it cost the source.
+func copySparse(f *os.File, r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	var off int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if !allZero(buf[:n]) {
+				if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+					return werr
+				}
+			}
+			off += int64(n)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return f.Truncate(off)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

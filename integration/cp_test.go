@@ -331,6 +331,11 @@ func TestCpTarStreams(t *testing.T) {
 	if got := catIn(t, r, id, "/tmp/x/y/z"); got != "zz" {
 		t.Errorf("tar(1) stream: %q", got)
 	}
+	// A paused container's files can be copied too.
+	r.OK("pause", id)
+	r.OK("cp", id+":/tmp/d/one", filepath.Join(src, "paused"))
+	r.OK("resume", id)
+	sameFile(t, filepath.Join(src, "paused"), []byte("one\n"))
 	// A tar stream must go into a directory.
 	r.Fail([]string{"/tmp/d/one", "not a directory"}, "cp", "-", id+":/tmp/d/one")
 }
@@ -403,4 +408,17 @@ func TestCpAgentMode(t *testing.T) {
 	}
 	// The read-only root stays read-only.
 	r.Fail([]string{"read-only"}, "cp", filepath.Join(host, "f"), id+":/etc/f")
+}
+
+// TestCpGvisorRefused: a gVisor container's files live in its sandbox's
+// own kernel; cp refuses in one line rather than reach for a host path.
+func TestCpGvisorRefused(t *testing.T) {
+	r := gvisorRunner(t)
+	b := gvisorBundle(t, "sleep", "1000")
+	id := cpID(t, r, "gvisor")
+	r.createDetached(t, id, b.Dir)
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "f"), []byte("f"), 0o644)
+	r.Fail([]string{id, "gvisor engine", "not supported"}, "cp", filepath.Join(host, "f"), id+":/tmp")
+	r.Fail([]string{id, "gvisor engine", "not supported"}, "cp", id+":/etc/passwd", host)
 }
