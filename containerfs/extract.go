@@ -157,7 +157,7 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
 		defer unix.Close(fd)
-		if err := unix.Fchown(fd, uid, gid); err != nil {
+		if err := u.owned(rel, unix.Fchown(fd, uid, gid)); err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
 		if err := unix.Fchmod(fd, uint32(hdr.Mode)&(0o777|unix.S_ISVTX)); err != nil {
@@ -175,12 +175,12 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
 	case tar.TypeSymlink:
 		err = unix.Symlinkat(hdr.Linkname, pfd, tmp)
 		if err == nil {
-			err = unix.Fchownat(pfd, tmp, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+			err = u.owned(rel, unix.Fchownat(pfd, tmp, uid, gid, unix.AT_SYMLINK_NOFOLLOW))
 		}
 	case tar.TypeLink:
 		err = u.hardlink(pfd, tmp, hdr.Linkname)
 	default:
-		err = u.file(tr, pfd, tmp, hdr, uid, gid)
+		err = u.file(tr, pfd, tmp, rel, hdr, uid, gid)
 	}
 	if err == nil {
 		err = unix.Renameat(pfd, tmp, pfd, base)
@@ -192,7 +192,19 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
 	return nil
 }
 
-func (u *unpacker) file(tr *tar.Reader, pfd int, tmp string, hdr *tar.Header, uid, gid int) error {
+// owned passes the error of giving rel its owner, but for an owner the
+// filesystem cannot store (an id outside an idmapped mount's map, or not
+// mapped in the user namespace that mounted it): rel is left to the id
+// that created it, with a warning.
+func (u *unpacker) owned(rel string, err error) error {
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOVERFLOW) {
+		u.skip(rel, "owner not representable on this filesystem; left to the container's root")
+		return nil
+	}
+	return err
+}
+
+func (u *unpacker) file(tr *tar.Reader, pfd int, tmp, rel string, hdr *tar.Header, uid, gid int) error {
 	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
@@ -200,7 +212,7 @@ func (u *unpacker) file(tr *tar.Reader, pfd int, tmp string, hdr *tar.Header, ui
 	f := os.NewFile(uintptr(fd), tmp)
 	err = copySparse(f, tr)
 	if err == nil {
-		err = f.Chown(uid, gid)
+		err = u.owned(rel, unix.Fchown(fd, uid, gid))
 	}
 	if err == nil {
 		// After the chown, which would clear set-id bits anyway.

@@ -398,6 +398,15 @@ func TestCpAgentMode(t *testing.T) {
 	if got := strings.TrimSpace(r.OK("exec", id, "stat", "-c", "%u:%g", "/tmp/fa").Stdout); got != "1000:1000" {
 		t.Errorf("cp -a into the user namespace: %s, want 1000:1000", got)
 	}
+	// An owner the idmapped workspace cannot store: left to the container's
+	// root (the workspace owner on the host), with a warning.
+	res := r.OK("cp", "-a", filepath.Join(host, "f"), id+":/workspace/fa")
+	if !strings.Contains(res.Stderr, "not representable") {
+		t.Errorf("cp -a into the workspace with an unmapped owner: no warning: %q", res.Stderr)
+	}
+	if err := syscall.Stat(filepath.Join(ws, "fa"), &st); err != nil || st.Uid != 1000 {
+		t.Errorf("workspace fa: uid %d %v, want the owner 1000", st.Uid, err)
+	}
 	// Out of /workspace and /tmp.
 	r.OK("cp", id+":/workspace/f", filepath.Join(host, "back"))
 	sameFile(t, filepath.Join(host, "back"), []byte("agent\n"))
