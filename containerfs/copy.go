@@ -181,6 +181,8 @@ func place(s *source, shown string, exists, isDir, slash bool) (into bool, err e
 	switch {
 	case exists && isDir:
 		return true, nil // into it (for contents: onto it)
+	case exists && slash:
+		return false, fmt.Errorf("%s: %w", shown, ErrNotDir)
 	case exists && s.isDir:
 		return false, fmt.Errorf("%s: %w", shown, ErrDirOntoFile)
 	case !exists && slash && !s.isDir:

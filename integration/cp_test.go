@@ -258,6 +258,9 @@ func TestCpSemantics(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(host, "contents", "src")); err == nil {
 		t.Error("SRC/. copied the directory, not its contents")
 	}
+	// SRC/. onto a new name: the directory is made with what SRC holds.
+	r.OK("cp", id+":/tmp/src/.", filepath.Join(host, "fresh"))
+	sameFile(t, filepath.Join(host, "fresh", "sub", "deep", "b"), []byte("b\n"))
 	// File into an existing dir, file onto a file.
 	r.OK("cp", id+":/tmp/file", host)
 	sameFile(t, filepath.Join(host, "file"), []byte("old\n"))
@@ -277,6 +280,7 @@ func TestCpSemantics(t *testing.T) {
 	r.Fail([]string{"/tmp/nope/x", "no such file"}, "cp", filepath.Join(host, "f2"), id+":/tmp/nope/x")
 	r.Fail([]string{"/tmp/missing", "no such file"}, "cp", id+":/tmp/missing", host)
 	r.Fail([]string{filepath.Join(host, "missing"), "no such file"}, "cp", filepath.Join(host, "missing"), id+":/tmp")
+	r.Fail([]string{"/tmp/file/", "not a directory"}, "cp", filepath.Join(host, "f2"), id+":/tmp/file/")
 	r.Fail([]string{"/tmp/file", "onto a non-directory"}, "cp", filepath.Join(host, "new"), id+":/tmp/file")
 	r.Fail([]string{"does not exist"}, "cp", filepath.Join(host, "f2"), "cp-no-such-container:/tmp")
 	r.Fail([]string{"CONTAINER:PATH"}, "cp", filepath.Join(host, "f2"), filepath.Join(host, "f3"))
@@ -430,4 +434,22 @@ func TestCpGvisorRefused(t *testing.T) {
 	os.WriteFile(filepath.Join(host, "f"), []byte("f"), 0o644)
 	r.Fail([]string{id, "gvisor engine", "not supported"}, "cp", filepath.Join(host, "f"), id+":/tmp")
 	r.Fail([]string{id, "gvisor engine", "not supported"}, "cp", id+":/etc/passwd", host)
+}
+
+// TestCpCreatedAgentContainer: files copied into a created (not yet
+// started) agent-mode container are there when its process starts.
+func TestCpCreatedAgentContainer(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "cat", "/tmp/in/f")
+	id := cpID(t, r, "created")
+	out := r.createDetached(t, id, b.Dir, "--mode", "agent")
+	src := filepath.Join(t.TempDir(), "in")
+	os.Mkdir(src, 0o755)
+	os.WriteFile(filepath.Join(src, "f"), []byte("before start\n"), 0o644)
+	r.OK("cp", src, id+":/tmp")
+	r.OK("start", id)
+	r.WaitStatus(id, "stopped")
+	if data, _ := os.ReadFile(out); string(data) != "before start\n" {
+		t.Errorf("the container's process read %q", data)
+	}
 }
