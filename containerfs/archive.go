@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
-	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -92,18 +92,40 @@ func (p *packer) dir(dirfd int, name, tarName string, hdr *tar.Header, st *unix.
 			return err
 		}
 	}
-	names, err := workspace.ReadNames(fd)
+	if strings.Count(tarName, "/") >= maxDepth {
+		return fmt.Errorf("%s: %w", tarName, ErrTooDeep)
+	}
+	// Listed a batch at a time through a descriptor of its own: a
+	// directory of millions of entries costs no more memory than a small
+	// one.
+	lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", show(tarName), err)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := p.entry(fd, n, path.Join(tarName, n)); err != nil {
-			return err
+	list := os.NewFile(uintptr(lfd), ".")
+	defer list.Close()
+	for {
+		names, err := list.Readdirnames(1024)
+		for _, n := range names {
+			if err := p.entry(fd, n, path.Join(tarName, n)); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", show(tarName), err)
 		}
 	}
-	return nil
 }
+
+// maxDepth bounds how deep a copied tree may nest: each level holds a
+// descriptor and its path, and a container can nest without end.
+const maxDepth = 1024
+
+// ErrTooDeep: the tree nests deeper than maxDepth.
+var ErrTooDeep = errors.New("nested too deep to copy")
 
 func (p *packer) file(dirfd int, name string, hdr *tar.Header, st *unix.Stat_t) error {
 	// O_NONBLOCK: a fifo swapped in since the stat must not hang us.

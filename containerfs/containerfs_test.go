@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -160,5 +161,34 @@ func TestCopySparse(t *testing.T) {
 	}
 	if st.Blocks*512 > 1<<20 {
 		t.Errorf("8 MiB of zeros took %d bytes of disk", st.Blocks*512)
+	}
+}
+
+func TestPackRefusesEndlessNesting(t *testing.T) {
+	top := t.TempDir()
+	fd, err := unix.Open(top, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < maxDepth+2; i++ {
+		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	unix.Close(fd)
+	root, err := unix.Open(top, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+	p := newPacker(io.Discard, func(u, g uint32) (int, int) { return int(u), int(g) }, nil)
+	if err := p.entry(root, "d", "d"); !errors.Is(err, ErrTooDeep) {
+		t.Errorf("packing %d nested dirs: %v, want ErrTooDeep", maxDepth+2, err)
 	}
 }

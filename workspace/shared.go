@@ -14,9 +14,6 @@ func OpenDir(dirfd int, name string, noFollow bool) (int, error) {
 	return openDir(dirfd, name, noFollow)
 }
 
-// ReadNames lists the directory fd (its read offset does not matter).
-func ReadNames(fd int) ([]string, error) { return readNames(fd) }
-
 // ReadlinkAt reads the target of the symlink name beneath dirfd, of any
 // length.
 func ReadlinkAt(dirfd int, name string) (string, error) { return readlinkAt(dirfd, name) }
