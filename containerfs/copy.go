@@ -64,6 +64,20 @@ func splitSrc(p string) (dir, name string, contents bool) {
 	return path.Dir(c), path.Base(c), contents
 }
 
+// splitHostSrc is splitSrc for a host path, relative to the working
+// directory.
+func splitHostSrc(p string) (dir, name string, contents bool, err error) {
+	contents = strings.HasSuffix(p, "/.") || p == "."
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", "", false, fmt.Errorf("%s: %w", p, err)
+	}
+	if abs == "/" {
+		return "/", ".", true, nil
+	}
+	return filepath.Dir(abs), filepath.Base(abs), contents, nil
+}
+
 // CopyOut copies the container's src onto the host path dest, or, with
 // dest "", writes it to w as a tar stream.
 func (r *Root) CopyOut(src, dest string, w io.Writer, o Options) error {
@@ -140,7 +154,10 @@ func (r *Root) CopyIn(src string, rd io.Reader, dest string, o Options) error {
 		u := &unpacker{root: fd, owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID)}
 		return u.run(rd)
 	}
-	dir, name, contents := splitSrc(src)
+	dir, name, contents, err := splitHostSrc(src)
+	if err != nil {
+		return err
+	}
 	pfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, err)

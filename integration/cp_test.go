@@ -276,6 +276,15 @@ func TestCpSemantics(t *testing.T) {
 	if got := strings.TrimSpace(r.OK("exec", id, "readlink", "/tmp/exist/new/lnk").Stdout); got != "sub/deep/b" {
 		t.Errorf("link copied in: %q", got)
 	}
+	// Host paths relative to the caller's directory, both ways.
+	for _, args := range [][]string{{"cp", "f2", id + ":/tmp/rel"}, {"cp", id + ":/tmp/rel", "rel-back"}} {
+		cmd := r.Cmd(args...)
+		cmd.Dir = host
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nucleus %v in %s: %v: %s", args, host, err, out)
+		}
+	}
+	sameFile(t, filepath.Join(host, "rel-back"), []byte("new\n"))
 	// Errors: one line each, naming what is wrong.
 	r.Fail([]string{"/tmp/nope/x", "no such file"}, "cp", filepath.Join(host, "f2"), id+":/tmp/nope/x")
 	r.Fail([]string{"/tmp/missing", "no such file"}, "cp", id+":/tmp/missing", host)
