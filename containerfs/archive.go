@@ -25,10 +25,29 @@ type packer struct {
 	ids   func(uid, gid uint32) (int, int)
 	warn  Warn
 	links map[[2]uint64]string
+	// max bounds used (bytes, see Options.MaxBytes); 0 is no bound.
+	max, used int64
 }
 
-func newPacker(w io.Writer, ids func(uid, gid uint32) (int, int), warn Warn) *packer {
-	return &packer{tw: tar.NewWriter(w), ids: ids, warn: warn, links: map[[2]uint64]string{}}
+func newPacker(w io.Writer, ids func(uid, gid uint32) (int, int), warn Warn, max int64) *packer {
+	return &packer{tw: tar.NewWriter(w), ids: ids, warn: warn, links: map[[2]uint64]string{}, max: max}
+}
+
+// block is what the budget charges for an entry, and the unit data is
+// rounded up to.
+const block = 4096
+
+// ErrBudget: the copy would exceed Options.MaxBytes.
+var ErrBudget = errors.New("over the copy's budget")
+
+// charge counts n more bytes of name, or stops there.
+func (p *packer) charge(name string, n int64) error {
+	n = (n+block-1)/block*block + block
+	if p.max > 0 && p.used+n > p.max {
+		return fmt.Errorf("%s: %w of %d bytes: stopped there", show(name), ErrBudget, p.max)
+	}
+	p.used += n
+	return nil
 }
 
 func (p *packer) skip(name, why string) {
@@ -47,6 +66,9 @@ func (p *packer) entry(dirfd int, name, tarName string) error {
 			return nil
 		}
 		return fmt.Errorf("%s: %w", show(tarName), err)
+	}
+	if err := p.charge(tarName, 0); err != nil {
+		return err
 	}
 	uid, gid := p.ids(st.Uid, st.Gid)
 	hdr := &tar.Header{
@@ -154,6 +176,9 @@ func (p *packer) file(dirfd int, name string, hdr *tar.Header, st *unix.Stat_t) 
 			return p.tw.WriteHeader(hdr)
 		}
 		p.links[key] = hdr.Name
+	}
+	if err := p.charge(hdr.Name, now.Size); err != nil {
+		return err
 	}
 	hdr.Typeflag, hdr.Size = tar.TypeReg, now.Size
 	if err := p.tw.WriteHeader(hdr); err != nil {

@@ -187,7 +187,7 @@ func TestPackRefusesEndlessNesting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(root)
-	p := newPacker(io.Discard, func(u, g uint32) (int, int) { return int(u), int(g) }, nil)
+	p := newPacker(io.Discard, func(u, g uint32) (int, int) { return int(u), int(g) }, nil, 0)
 	if err := p.entry(root, "d", "d"); !errors.Is(err, ErrTooDeep) {
 		t.Errorf("packing %d nested dirs: %v, want ErrTooDeep", maxDepth+2, err)
 	}

@@ -21,6 +21,11 @@ type Options struct {
 	Archive bool
 	// Warn is told about each entry left out.
 	Warn Warn
+	// MaxBytes bounds what a copy from a tree writes (a tar stream
+	// given as the source is not counted): file data in 4 KiB blocks
+	// plus a block per entry. Past it the copy stops with ErrBudget,
+	// what was written before staying. 0 is no bound.
+	MaxBytes int64
 }
 
 // Error classes of a copy, besides fs.ErrNotExist for a missing source
@@ -98,7 +103,7 @@ func (r *Root) CopyOut(src, dest string, w io.Writer, o Options) error {
 		return int(u), int(g)
 	}
 	if dest == "" {
-		p := newPacker(w, ids, o.Warn)
+		p := newPacker(w, ids, o.Warn, o.MaxBytes)
 		top := s.base
 		if s.contents {
 			top = ""
@@ -120,7 +125,7 @@ func (r *Root) CopyOut(src, dest string, w io.Writer, o Options) error {
 		}
 		return uid, gid
 	}
-	return pipe(pfd, name, s, t, ids, &unpacker{owner: owner, warn: o.Warn})
+	return pipe(pfd, name, s, t, ids, o.MaxBytes, &unpacker{owner: owner, warn: o.Warn})
 }
 
 // CopyIn copies the host path src into the container's dest or, with src
@@ -173,7 +178,7 @@ func (r *Root) CopyIn(src string, rd io.Reader, dest string, o Options) error {
 	}
 	defer unix.Close(t.dir)
 	ids := func(uid, gid uint32) (int, int) { return int(uid), int(gid) }
-	return pipe(pfd, name, s, t, ids, &unpacker{owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID)})
+	return pipe(pfd, name, s, t, ids, o.MaxBytes, &unpacker{owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID)})
 }
 
 func statSrc(pfd int, name, shown string, contents bool) (*source, error) {
@@ -286,7 +291,7 @@ var errStopped = errors.New("copy stopped")
 
 // pipe streams the source through tar into the target: the packer in a
 // goroutine, the unpacker here, so only the stream's buffers are held.
-func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (int, int), u *unpacker) error {
+func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (int, int), max int64, u *unpacker) error {
 	top := t.name
 	if top == "" {
 		top = s.base
@@ -300,7 +305,7 @@ func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		p := newPacker(pw, ids, u.warn)
+		p := newPacker(pw, ids, u.warn, max)
 		err := p.entry(pfd, name, top)
 		if err == nil {
 			err = p.close()

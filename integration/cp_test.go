@@ -462,3 +462,21 @@ func TestCpCreatedAgentContainer(t *testing.T) {
 		t.Errorf("the container's process read %q", data)
 	}
 }
+
+// TestCpMaxBytes: --max-bytes bounds what a copy writes, so a container
+// that grows its tree without end cannot fill the host's disk through cp.
+func TestCpMaxBytes(t *testing.T) {
+	r := newRunner(t)
+	id, _ := cpContainer(t, r, "max", "mkdir /tmp/d; dd if=/dev/zero of=/tmp/d/big bs=1024 count=1024 2>/dev/null; echo s > /tmp/d/a")
+	host := t.TempDir()
+	r.Fail([]string{"big", "budget", "65536"}, "cp", "--max-bytes", "64K", id+":/tmp/d", filepath.Join(host, "out"))
+	if _, err := os.Stat(filepath.Join(host, "out", "big")); err == nil {
+		t.Error("the file over the budget was written")
+	}
+	r.Fail([]string{"d/big", "budget"}, "cp", "--max-bytes", "64K", id+":/tmp/d", "-")
+	r.Fail([]string{"--max-bytes", "lots"}, "cp", "--max-bytes", "lots", id+":/tmp/d", host)
+	r.OK("cp", "--max-bytes", "2M", id+":/tmp/d", filepath.Join(host, "ok"))
+	if fi, err := os.Stat(filepath.Join(host, "ok", "big")); err != nil || fi.Size() != 1<<20 {
+		t.Errorf("within the budget: %v %v", fi, err)
+	}
+}

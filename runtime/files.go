@@ -29,6 +29,11 @@ type CopyOptions struct {
 	Archive bool
 	// Warn is told of each entry left out (special files) and why.
 	Warn func(path, reason string)
+	// MaxBytes bounds what a copy from a tree writes (not a tar stream
+	// read from Reader): file data in 4 KiB blocks plus a block per
+	// entry; past it the copy stops with an error of class
+	// containerfs.ErrBudget. 0 is no bound.
+	MaxBytes int64
 }
 
 // CopyIn copies o.HostPath (or the tar stream o.Reader) into the running
@@ -42,7 +47,7 @@ func (r *Runtime) CopyIn(id string, o CopyOptions) error {
 		return err
 	}
 	defer root.Close()
-	if err := root.CopyIn(o.HostPath, o.Reader, o.ContainerPath, containerfs.Options{Archive: o.Archive, Warn: o.Warn}); err != nil {
+	if err := root.CopyIn(o.HostPath, o.Reader, o.ContainerPath, containerfs.Options{Archive: o.Archive, Warn: o.Warn, MaxBytes: o.MaxBytes}); err != nil {
 		return fmt.Errorf("copy into %s: %w", id, err)
 	}
 	return nil
@@ -59,7 +64,7 @@ func (r *Runtime) CopyOut(id string, o CopyOptions) error {
 		return err
 	}
 	defer root.Close()
-	if err := root.CopyOut(o.ContainerPath, o.HostPath, o.Writer, containerfs.Options{Archive: o.Archive, Warn: o.Warn}); err != nil {
+	if err := root.CopyOut(o.ContainerPath, o.HostPath, o.Writer, containerfs.Options{Archive: o.Archive, Warn: o.Warn, MaxBytes: o.MaxBytes}); err != nil {
 		return fmt.Errorf("copy out of %s: %w", id, err)
 	}
 	return nil

@@ -20,6 +20,7 @@ var cpCommand = &cli.Command{
 		"A host path containing ':' must start with / or ./",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "archive", Aliases: []string{"a"}, Usage: "keep owners (uid:gid), mapped by the container's user namespace"},
+		&cli.StringFlag{Name: "max-bytes", Usage: "most the copy may write (e.g. 512M, 10G; file data in 4 KiB blocks plus a block per entry); default no bound"},
 	},
 	Action: func(c *cli.Context) error {
 		if err := checkArgs(c, 2, exactArgs); err != nil {
@@ -31,11 +32,18 @@ var cpCommand = &cli.Command{
 		if sIn == dIn {
 			return errors.New("cp: exactly one of SRC and DEST must be CONTAINER:PATH")
 		}
+		maxBytes, err := parseLimit(c, "max-bytes", parseBytes)
+		if err != nil {
+			return err
+		}
+		if maxBytes < 0 {
+			maxBytes = 0 // max: no bound
+		}
 		r, err := newRuntime(c)
 		if err != nil {
 			return err
 		}
-		o := runtime.CopyOptions{Archive: c.Bool("archive"), Warn: func(p, why string) {
+		o := runtime.CopyOptions{Archive: c.Bool("archive"), MaxBytes: maxBytes, Warn: func(p, why string) {
 			fmt.Fprintf(os.Stderr, "nucleus cp: warning: %s: %s\n", p, why)
 		}}
 		if sIn {
