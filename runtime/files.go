@@ -1,0 +1,80 @@
+package runtime
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/nucleus-run/nucleus/containerfs"
+	"github.com/nucleus-run/nucleus/runtime/engine"
+)
+
+// CopyOptions describe one copy between the host and a container
+// (`nucleus cp`), with `docker cp`'s semantics: a file onto a file or
+// into an existing directory, a directory as a directory, "DIR/." for
+// what it holds; a destination whose parent is missing is an error.
+type CopyOptions struct {
+	// ContainerPath is the path as the container sees it; symlinks in it
+	// are resolved within the container's root.
+	ContainerPath string
+	// HostPath is the host side; "" means a tar stream: Reader for
+	// CopyIn (extracted into the directory ContainerPath), Writer for
+	// CopyOut.
+	HostPath string
+	Reader   io.Reader
+	Writer   io.Writer
+	// Archive keeps owners (`cp -a`): going in, the source's ids taken as
+	// container ids and mapped by its user namespace; going out, the ids
+	// the container sees. Without it, what is copied in belongs to the
+	// container's root and what is copied out to the caller.
+	Archive bool
+	// Warn is told of each entry left out (special files) and why.
+	Warn func(path, reason string)
+	// MaxBytes bounds what a copy from a tree writes (not a tar stream
+	// read from Reader): file data in 4 KiB blocks plus a block per
+	// entry; past it the copy stops with an error of class
+	// containerfs.ErrBudget. 0 is no bound.
+	MaxBytes int64
+}
+
+// CopyIn copies o.HostPath (or the tar stream o.Reader) into the running
+// container id at o.ContainerPath.
+func (r *Runtime) CopyIn(id string, o CopyOptions) error {
+	if o.HostPath == "" && o.Reader == nil {
+		return &OptionError{Option: "source", Msg: "no host path or tar stream given"}
+	}
+	root, err := r.filesRoot(id)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.CopyIn(o.HostPath, o.Reader, o.ContainerPath, containerfs.Options{Archive: o.Archive, Warn: o.Warn, MaxBytes: o.MaxBytes}); err != nil {
+		return fmt.Errorf("copy into %s: %w", id, err)
+	}
+	return nil
+}
+
+// CopyOut copies o.ContainerPath of the running container id to
+// o.HostPath (or as a tar stream to o.Writer).
+func (r *Runtime) CopyOut(id string, o CopyOptions) error {
+	if o.HostPath == "" && o.Writer == nil {
+		return &OptionError{Option: "destination", Msg: "no host path or tar stream given"}
+	}
+	root, err := r.filesRoot(id)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.CopyOut(o.ContainerPath, o.HostPath, o.Writer, containerfs.Options{Archive: o.Archive, Warn: o.Warn, MaxBytes: o.MaxBytes}); err != nil {
+		return fmt.Errorf("copy out of %s: %w", id, err)
+	}
+	return nil
+}
+
+// filesRoot holds id's root filesystem. A gVisor container's files live
+// in its sandbox's own kernel, which no host path reaches safely.
+func (r *Runtime) filesRoot(id string) (*containerfs.Root, error) {
+	if e := r.engineFor(id); e.Kind() != engine.Native {
+		return nil, fmt.Errorf("container %s runs on the %s engine: copying files is %w there (only the native engine's containers)", id, e.Kind(), ErrUnsupported)
+	}
+	return r.native.FilesRoot(id)
+}
