@@ -101,6 +101,22 @@ func ExampleNew() {
 	fmt.Print(out.String())
 	fmt.Println("exit", res.ExitCode, res.Reason)
 
+	// Files in and out.
+	host, _ := os.MkdirTemp("", "files-")
+	defer os.RemoveAll(host)
+	os.WriteFile(filepath.Join(host, "data.txt"), []byte("42\n"), 0o644)
+	if err := sb.CopyIn(ctx, filepath.Join(host, "data.txt"), "/tmp/data.txt"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	sb.Exec(ctx, sandbox.Cmd{Args: []string{"sh", "-c", "echo $(cat /tmp/data.txt) answered > /tmp/answer.txt"}})
+	if err := sb.CopyOut(ctx, "/tmp/answer.txt", filepath.Join(host, "answer.txt")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	answer, _ := os.ReadFile(filepath.Join(host, "answer.txt"))
+	fmt.Print(string(answer))
+
 	// A command killed when its context ends; the sandbox lives on.
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
@@ -110,6 +126,7 @@ func ExampleNew() {
 	// hello from uid 0
 	// stdin reaches the command
 	// exit 0 exited
+	// 42 answered
 	// exit 137 timeout
 }
 

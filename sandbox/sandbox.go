@@ -228,6 +228,27 @@ func (s *Sandbox) Exec(ctx context.Context, c Cmd) (Result, error) {
 	return res, err
 }
 
+// CopyIn copies the host file or directory hostPath into the sandbox at
+// sandboxPath, with `nucleus cp`'s rules (symlinks resolved inside the
+// sandbox, never to the host; set-id bits stripped; special files
+// skipped). What it writes belongs to the sandbox's root.
+func (s *Sandbox) CopyIn(ctx context.Context, hostPath, sandboxPath string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.rt.CopyIn(s.id, runtime.CopyOptions{HostPath: hostPath, ContainerPath: sandboxPath})
+}
+
+// CopyOut copies the sandbox's sandboxPath to hostPath on the host, with
+// `nucleus cp`'s rules (nothing written outside hostPath, no host symlink
+// followed, set-id bits stripped); what it writes belongs to the caller.
+func (s *Sandbox) CopyOut(ctx context.Context, sandboxPath, hostPath string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.rt.CopyOut(s.id, runtime.CopyOptions{HostPath: hostPath, ContainerPath: sandboxPath})
+}
+
 // Close ends the sandbox: its processes are killed, copy-in-out
 // workspaces are written back and every trace is removed.
 func (s *Sandbox) Close() error { return s.rt.Delete(s.id, false) }
