@@ -29,6 +29,9 @@ var policyCommand = &cli.Command{
 			Usage: "print the built-in seccomp allowlist of a mode and its syscall count",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "mode", Value: "agent", Usage: "agent or strict-agent"}},
 			Action: func(c *cli.Context) error {
+				if err := checkArgs(c, 0, exactArgs); err != nil {
+					return err
+				}
 				mode, err := policy.ParseMode(c.String("mode"))
 				if err != nil {
 					return err

@@ -24,9 +24,16 @@ var sandboxCommand = &cli.Command{
 	Name:      "sandbox",
 	Usage:     "run one command in a fresh isolated container, start to finish, and remove every trace",
 	ArgsUsage: "[flags] -- CMD [ARGS...]",
+	Description: `Runs CMD ARGS (after --) in place of the bundle's process.args, as
+'docker run IMAGE CMD' replaces an image's command; without them the bundle's
+process.args run. With --entrypoint PROG the words after -- are PROG's
+arguments, as with 'docker run --entrypoint PROG IMAGE ARGS' and as
+'nucleus bundle --entrypoint PROG -- ARGS' writes them. Flags may come before
+or after each other; everything after -- is the command's.`,
 	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "OCI bundle whose rootfs to use"},
 		&cli.StringFlag{Name: "flake", Usage: "FLAKEREF#ATTR to bundle with Nix (cached) and run instead of --bundle"},
+		&cli.StringFlag{Name: "entrypoint", Usage: "program to run with the arguments after -- (default: the first word after --)"},
 		&cli.StringFlag{Name: "id", Usage: "container id (default: a random sbx-… id)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "kill the sandbox after this long (exit status 124)"},
 		&cli.StringFlag{Name: "workspace-max-bytes", Usage: "most a copy-in-out workspace's write-back may write on the host (e.g. 512M, 10G; max: none); default 4G"},
@@ -36,6 +43,9 @@ var sandboxCommand = &cli.Command{
 		args := c.Args().Slice()
 		if len(args) > 0 && args[0] == "--" {
 			args = args[1:]
+		}
+		if ep := c.String("entrypoint"); ep != "" {
+			args = append([]string{ep}, args...)
 		}
 		bundle := c.String("bundle")
 		if ref := c.String("flake"); ref != "" {
