@@ -79,7 +79,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"policy", "check", "a", "b"}, `"policy check" requires exactly 1 argument(s), got 2`},
 		{[]string{"policy", "show", "--mode"}, "nucleus: policy show: flag needs an argument: --mode (see nucleus policy show --help)"},
 		{[]string{"sandbox", "--bogus", "--", "true"}, "nucleus: sandbox: flag provided but not defined: --bogus (see nucleus sandbox --help)"},
-		{[]string{"bundle", "a", "b", "-o", "/nonexistent-out"}, "nucleus: bundle: want exactly 1 argument FLAKEREF#ATTR, got 2 (see nucleus bundle --help)"},
+		{[]string{"bundle", "a", "b", "-o", "/nonexistent-out"}, "nucleus: bundle: requires exactly 1 argument FLAKEREF#ATTR, got 2 (see nucleus bundle --help)"},
 		{[]string{"state"}, `"state" requires exactly 1 argument(s), got 0`},
 		{[]string{"kill", "--nope", "x"}, "nucleus: kill: flag provided but not defined: --nope (see nucleus kill --help)"},
 		{[]string{"--bogus", "list"}, "nucleus: flag provided but not defined: --bogus (see nucleus --help)"},

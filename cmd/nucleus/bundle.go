@@ -78,7 +78,7 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 		pos = pos[:i]
 	}
 	if len(pos) != 1 {
-		return o, &usageError{path: "bundle", msg: fmt.Sprintf("want exactly 1 argument FLAKEREF#ATTR, got %d", len(pos))}
+		return o, &usageError{path: "bundle", msg: fmt.Sprintf("requires exactly 1 argument FLAKEREF#ATTR, got %d", len(pos))}
 	}
 	o.Ref = pos[0]
 	var err error
