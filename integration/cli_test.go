@@ -51,6 +51,21 @@ func TestCLIFlagsAnywhere(t *testing.T) {
 		t.Errorf("policy generate TRACE -o FILE wrote no file: %v", err)
 	}
 
+	// export BUNDLE -o DIR --mode agent: both flags after the argument.
+	exp := filepath.Join(dir, "exported")
+	res = r.OK("export", b.Dir, "-o", exp, "--mode", "agent")
+	if !strings.Contains(res.Stdout, "--bundle "+exp) {
+		t.Errorf("export BUNDLE -o DIR: stdout %q", res.Stdout)
+	}
+	if _, err := os.Stat(filepath.Join(exp, "config.json")); err != nil {
+		t.Errorf("export BUNDLE -o DIR wrote no config.json: %v", err)
+	}
+	// --help anywhere is the command's help, not help on a subcommand
+	// named by the argument.
+	if res := r.OK("export", b.Dir, "--help"); !strings.Contains(res.Stdout, "nucleus export") {
+		t.Errorf("export BUNDLE --help: %q", res.Stdout)
+	}
+
 	// runc's exec: short aliases before the id, and every word after the
 	// id (flag-like or not) is the command's.
 	lb := newBundle(t, "sleep", "60")
@@ -74,7 +89,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"export", "-x"}, "nucleus: export: flag provided but not defined: -x (see nucleus export --help)"},
-		{[]string{"export", "somebundle"}, "nucleus: export: -o DIR is required (see nucleus export --help)"},
+		{[]string{"export", "somebundle"}, "nucleus: export: --output is required (see nucleus export --help)"},
 		{[]string{"policy", "check"}, `"policy check" requires exactly 1 argument(s), got 0`},
 		{[]string{"policy", "check", "a", "b"}, `"policy check" requires exactly 1 argument(s), got 2`},
 		{[]string{"policy", "show", "--mode"}, "nucleus: policy show: flag needs an argument: --mode (see nucleus policy show --help)"},

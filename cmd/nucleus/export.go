@@ -45,7 +45,7 @@ var exportCommand = &cli.Command{
 	Usage:     "write the bundle the gvisor engine hands to runsc, runnable with plain 'runsc run'",
 	ArgsUsage: "<bundle>",
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to write (must not exist or be empty)"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "directory to write (must not exist or be empty)"},
 		&cli.StringFlag{Name: "engine", Value: "gvisor", Usage: "engine the bundle is for (only gvisor has anything to export)"},
 		&cli.BoolFlag{Name: "copy", Usage: "copy the rootfs (cp -a) instead of symlinking it"},
 		&cli.StringFlag{Name: "mode", Usage: "isolation mode to apply for gVisor: agent or strict-agent (empty: the bundle's config as is)"},
@@ -53,9 +53,6 @@ var exportCommand = &cli.Command{
 	Action: func(c *cli.Context) error {
 		if err := checkArgs(c, 1, exactArgs); err != nil {
 			return err
-		}
-		if c.String("output") == "" {
-			return &usageError{path: "export", msg: "-o DIR is required"}
 		}
 		engine, err := runtime.ParseEngine(c.String("engine"))
 		if err != nil {

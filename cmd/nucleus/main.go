@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	goruntime "runtime"
 	"sort"
@@ -268,6 +269,11 @@ func flagsFirst(cmd *cli.Command, args []string) []string {
 			pos = append(pos, a)
 			continue
 		}
+		if a == "--help" || a == "-h" {
+			// urfave/cli reads `cmd --help ARG` as help on a
+			// subcommand ARG.
+			return []string{"--help"}
+		}
 		a, takesValue := canonical(cmd, long, a)
 		flags = append(flags, a)
 		if takesValue && j+1 < len(args) {
@@ -327,11 +333,44 @@ func newApp() *cli.App {
 	oneLine = func(cmds []*cli.Command) {
 		for _, c := range cmds {
 			c.OnUsageError = onUsageError
+			checkRequiredOurselves(c)
 			oneLine(c.Subcommands)
 		}
 	}
 	oneLine(app.Commands)
 	return app
+}
+
+// checkRequiredOurselves takes over a command's Required flags: urfave/cli
+// prints the whole help before its "Required flag not set" error, so the
+// flags are made optional to it and checked in Before, in one line.
+func checkRequiredOurselves(c *cli.Command) {
+	var required []string
+	for _, f := range c.Flags {
+		v := reflect.ValueOf(f)
+		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		if r := v.Elem().FieldByName("Required"); r.IsValid() && r.Kind() == reflect.Bool && r.Bool() && r.CanSet() {
+			r.SetBool(false)
+			required = append(required, f.Names()[0])
+		}
+	}
+	if len(required) == 0 {
+		return
+	}
+	before := c.Before
+	c.Before = func(ctx *cli.Context) error {
+		for _, name := range required {
+			if !ctx.IsSet(name) {
+				return &usageError{path: commandPath(ctx), msg: "--" + name + " is required"}
+			}
+		}
+		if before != nil {
+			return before(ctx)
+		}
+		return nil
+	}
 }
 
 // onUsageError replaces urfave/cli's usage error (the message, then the
