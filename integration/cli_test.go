@@ -220,3 +220,34 @@ func TestCLINetHostAgent(t *testing.T) {
 	r.Fail(want, "run", "--mode", "agent", "--net", "host", "--bundle", b.Dir, "cl-nh2")
 	assertNoLeftovers(t, r.Root, "cl-nh2", b.Dir)
 }
+
+// TestCLIBundleAndSandboxArgsAgree: bundle --entrypoint PROG -- ARGS and
+// sandbox --entrypoint PROG -- ARGS both run PROG ARGS; sandbox -- CMD
+// replaces the bundle's whole command.
+func TestCLIBundleAndSandboxArgsAgree(t *testing.T) {
+	r, cache := nixEnv(t)
+	flake := nixFlakeCopy(t)
+	dir, _ := nixBundle(t, r, cache, flake+"#agent-example", "--entrypoint", "bin/echo", "--", "from", "bundle")
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct{ Process struct{ Args []string } }
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	args := s.Process.Args
+	if len(args) != 3 || !strings.HasSuffix(args[0], "/bin/echo") || args[1] != "from" || args[2] != "bundle" {
+		t.Fatalf("bundle --entrypoint bin/echo -- from bundle wrote process.args %q; want the entrypoint, then the args", args)
+	}
+	b := &Bundle{Dir: dir}
+	if res := r.sandbox(b, "cl-agree1", nil); strings.TrimSpace(res.Stdout) != "from bundle" {
+		t.Errorf("sandbox of the bundle: %q %q", res.Stdout, res.Stderr)
+	}
+	if res := r.sandbox(b, "cl-agree2", []string{"--entrypoint", args[0]}, "from", "sandbox"); strings.TrimSpace(res.Stdout) != "from sandbox" {
+		t.Errorf("sandbox --entrypoint ECHO -- from sandbox: %q %q", res.Stdout, res.Stderr)
+	}
+	if res := r.sandbox(b, "cl-agree3", nil, args[0], "replaced"); strings.TrimSpace(res.Stdout) != "replaced" {
+		t.Errorf("sandbox -- ECHO replaced: %q %q; want the bundle's command replaced", res.Stdout, res.Stderr)
+	}
+}
