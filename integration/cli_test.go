@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // TestCLIFlagsAnywhere: a nucleus command takes its flags after its
@@ -211,7 +213,7 @@ func TestCLINetHostAgent(t *testing.T) {
 		need(t, false, "needs user namespaces")
 	}
 	b := newBundle(t, "true")
-	want := []string{"--net", "host is refused in agent mode", "sysfs", "--net none"}
+	want := []string{"--net: host is refused in agent mode", "cannot mount sysfs", "network namespace of its own", "drop the bundle's sysfs mount"}
 	res := r.Fail(want, "sandbox", "--net", "host", "--bundle", b.Dir, "--id", "cl-nh1", "--", "true")
 	if strings.Contains(res.Stderr, "error mounting") {
 		t.Errorf("raw mount error: %s", res.Stderr)
@@ -219,6 +221,29 @@ func TestCLINetHostAgent(t *testing.T) {
 	assertNoLeftovers(t, r.Root, "cl-nh1", b.Dir)
 	r.Fail(want, "run", "--mode", "agent", "--net", "host", "--bundle", b.Dir, "cl-nh2")
 	assertNoLeftovers(t, r.Root, "cl-nh2", b.Dir)
+
+	// A bundle without a sysfs mount gets the host's network namespace.
+	host, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mounts []specs.Mount
+	for _, m := range b.Spec.Mounts {
+		if m.Type != "sysfs" {
+			mounts = append(mounts, m)
+		}
+	}
+	b.Spec.Mounts = mounts
+	b.Save(t)
+	res = r.sandbox(b, "cl-nh3", []string{"--net", "host"}, "readlink", "/proc/self/ns/net")
+	if res.Code != 0 || strings.TrimSpace(res.Stdout) != host {
+		t.Errorf("agent --net host without /sys: exit %d stdout %q stderr %q; want the host's %s", res.Code, res.Stdout, res.Stderr, host)
+	}
+	res = r.Run(nil, "run", "--mode", "agent", "--net", "host", "--bundle", b.Dir, "cl-nh4")
+	if res.Code != 0 {
+		t.Errorf("run --mode agent --net host without /sys: exit %d stderr %q", res.Code, res.Stderr)
+	}
+	assertNoLeftovers(t, r.Root, "cl-nh4", b.Dir)
 }
 
 // TestCLIBundleAndSandboxArgsAgree: bundle --entrypoint PROG -- ARGS and

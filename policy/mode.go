@@ -275,7 +275,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		// in the container's init with a raw mount error. (A bind of the
 		// host's /sys would carry its cgroup, debug and security mounts.)
 		if o.Net == "host" && slices.ContainsFunc(out.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" }) {
-			return nil, nil, opterr.Errorf("net", "host is refused in %s mode: the sandbox's user namespace cannot mount sysfs at /sys on the host's network namespace (use --net none, or run without --mode)", o.Mode)
+			return nil, nil, opterr.Errorf("net", "host is refused in %s mode: the sandbox's user namespace cannot mount sysfs at /sys on the host's network namespace (keep a network namespace of its own, run without an isolation mode, or drop the bundle's sysfs mount)", o.Mode)
 		}
 	} else {
 		why := "user namespaces are not available on this host"
