@@ -231,7 +231,7 @@ func canonical(cmd *cli.Command, long map[string]string, a string) (string, bool
 		}
 		name = l
 	}
-	takesValue := !hasValue && !isBoolFlag(cmd.Flags, name) && !isHelp(name) && name != "help" && knownFlag(cmd.Flags, name)
+	takesValue := !hasValue && !isBoolFlag(cmd.Flags, name) && !isHelp(name) && knownFlag(cmd.Flags, name)
 	return a, takesValue
 }
 
