@@ -135,8 +135,12 @@ func TestCLIPolicyTraceOutputRelative(t *testing.T) {
 	if err == nil {
 		t.Fatalf("policy trace with --bundle after -- (the command's) succeeded: %s", out)
 	}
-	cmd = r.Cmd("policy", "trace", "--", "true")
-	cmd.Args = append(cmd.Args[:len(cmd.Args)-2], "-o", "trace.json", "--bundle", b.Dir, "--", "true")
+	// Both paths relative to the caller, flags after -o's value.
+	rel, err := filepath.Rel(cwd, b.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = r.Cmd("policy", "trace", "-o", "trace.json", "--bundle", rel, "--", "true")
 	cmd.Dir = cwd
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("policy trace -o trace.json from %s: %v: %s", cwd, err, out)

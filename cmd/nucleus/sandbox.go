@@ -28,8 +28,8 @@ var sandboxCommand = &cli.Command{
 'docker run IMAGE CMD' replaces an image's command; without them the bundle's
 process.args run. With --entrypoint PROG the words after -- are PROG's
 arguments, as with 'docker run --entrypoint PROG IMAGE ARGS' and as
-'nucleus bundle --entrypoint PROG -- ARGS' writes them. Flags may come before
-or after each other; everything after -- is the command's.`,
+'nucleus bundle --entrypoint PROG -- ARGS' writes them. Everything after --
+is the command's, flag-like words included.`,
 	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "OCI bundle whose rootfs to use"},
 		&cli.StringFlag{Name: "flake", Usage: "FLAKEREF#ATTR to bundle with Nix (cached) and run instead of --bundle"},
