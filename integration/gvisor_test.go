@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -513,4 +514,55 @@ func TestGvisorEventsStats(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.Root, "@gvisor")); err == nil {
 		t.Errorf("runsc root left behind after the last gVisor container")
 	}
+}
+
+// TestGvisorStdoutSharedWithCaller: `{ create; start; echo x; } > file`:
+// the caller keeps writing through the descriptor it gave create, and its
+// lines land after the container's, never over them.
+func TestGvisorStdoutSharedWithCaller(t *testing.T) {
+	r := gvisorRunner(t)
+	b := gvisorBundle(t, "sh", "-c", "echo LINE; sleep 3; echo AFTER; echo AFTER")
+	path := filepath.Join(t.TempDir(), "out.txt")
+	// A shell's `> out.txt`: truncated, no O_APPEND, shared by every
+	// command of the group.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, args := range [][]string{{"create", "--bundle", b.Dir, "cl-gvout"}, {"start", "cl-gvout"}} {
+		cmd := r.Cmd(args...)
+		cmd.Stdout, cmd.Stderr = f, f
+		if err := cmd.Run(); err != nil {
+			data, _ := os.ReadFile(path)
+			t.Fatalf("%v: %v: %s", args, err, data)
+		}
+	}
+	waitFor(t, "the container's first line", func() bool {
+		data, _ := os.ReadFile(path)
+		return strings.Contains(string(data), "LINE")
+	})
+	if _, err := f.WriteString("CALLER\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitForUpTo(t, 30*time.Second, "the container to stop", func() bool { return r.State("cl-gvout")["status"] == "stopped" })
+	r.OK("delete", "cl-gvout")
+	if data, _ := os.ReadFile(path); string(data) != "LINE\nCALLER\nAFTER\nAFTER\n" {
+		t.Errorf("out.txt %q: want LINE, CALLER, AFTER, AFTER in order, nothing overwritten", data)
+	}
+	assertNoGvisorLeftovers(t, r, "cl-gvout", b.Dir)
+}
+
+// TestGvisorOldRunscNamesFix: a seccomp action the installed runsc cannot
+// enforce is refused with the ways out.
+func TestGvisorOldRunscNamesFix(t *testing.T) {
+	r := gvisorRunner(t)
+	out, _ := exec.Command("runsc", "--version").Output()
+	m := regexp.MustCompile(`20[0-9]{6}`).FindString(string(out))
+	need(t, m != "" && m <= "20221219", "needs a runsc of 20221219 or older (the one that cannot enforce SCMP_ACT_KILL_PROCESS); have "+strings.TrimSpace(string(out)))
+	b := gvisorBundle(t, "true")
+	b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow}}}
+	b.Save(t)
+	r.Fail([]string{"cannot enforce", "SCMP_ACT_KILL_PROCESS", "--mode agent", `bundle with --mode ""`, "newer runsc"}, "run", "--bundle", b.Dir, "cl-gvold")
+	assertNoGvisorLeftovers(t, r, "cl-gvold", b.Dir)
 }

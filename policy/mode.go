@@ -291,6 +291,13 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		out.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
 		plan.UserNS = true
 		plan.Steps = append(plan.Steps, Step{Name: "userns_mapped", Applied: true, Detail: fmt.Sprintf("0->%d size %d", HostUID, userNSSize)})
+		// The kernel lets a user namespace mount sysfs only on a network
+		// namespace it owns; refuse here, in one line, rather than fail
+		// in the container's init with a raw mount error. (A bind of the
+		// host's /sys would carry its cgroup, debug and security mounts.)
+		if o.Net == "host" && slices.ContainsFunc(out.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" }) {
+			return nil, nil, opterr.Errorf("net", "host is refused in %s mode: the sandbox's user namespace cannot mount sysfs at /sys on the host's network namespace (keep a network namespace of its own, run without an isolation mode, or drop the bundle's sysfs mount)", o.Mode)
+		}
 	} else {
 		why := "user namespaces are not available on this host"
 		if o.HostUserNS {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
@@ -25,11 +25,14 @@ var bundleCommand = &cli.Command{
 	ArgsUsage: "FLAKEREF#ATTR -o DIR [--entrypoint PATH] [-- ARGS...]",
 	Description: `Builds FLAKEREF#ATTR with Nix and writes DIR/config.json, DIR/rootfs (empty
 mount points; each store path of the closure is bind-mounted read-only at its
-/nix/store path), DIR/attestation.json and DIR/gcroot (a GC root). ARGS after
--- are appended to the entrypoint. An unchanged local flake is bundled from
-the cache without running Nix (see README). On a terminal Nix shows its
-progress and build logs; a Nix failure is printed as Nix printed it, then
-one nucleus line.`,
+/nix/store path), DIR/attestation.json and DIR/gcroot (a GC root).
+process.args is the entrypoint followed by ARGS (after --), as
+'docker run --entrypoint PROG IMAGE ARGS' runs PROG ARGS; 'nucleus sandbox
+--bundle DIR -- CMD' later replaces all of process.args (with --entrypoint,
+sandbox too puts its args after PROG). Flags may come before or after
+FLAKEREF#ATTR. An unchanged local flake is bundled from the cache without
+running Nix (see README). On a terminal Nix shows its progress and build
+logs; a Nix failure is printed as Nix printed it, then one nucleus line.`,
 	Flags: bundleFlags(),
 	Action: func(c *cli.Context) error {
 		o, err := parseBundleArgs(c)
@@ -63,8 +66,8 @@ func bundleFlags() []cli.Flag {
 	}
 }
 
-// parseBundleArgs accepts bundle's flags before or after FLAKEREF#ATTR (the
-// documented form is `bundle REF -o DIR`); everything after -- is ARGS.
+// parseBundleArgs reads FLAKEREF#ATTR and the ARGS after -- (main's
+// flagsFirst has moved the flags given after FLAKEREF before it).
 func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 	o := nixbundle.Options{
 		Dir:        c.String("output"),
@@ -73,50 +76,13 @@ func parseBundleArgs(c *cli.Context) (nixbundle.Options, error) {
 		CacheDir:   c.String("cache-dir"),
 	}
 	mode := c.String("mode")
-	var pos []string
-	args := c.Args().Slice()
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			o.Args = append([]string{}, args[i+1:]...)
-			break
-		}
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
-		}
-		value := func() (string, error) {
-			if hasVal {
-				return val, nil
-			}
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("flag %s needs a value", a)
-			}
-			i++
-			return args[i], nil
-		}
-		var err error
-		switch name {
-		case "o", "output":
-			o.Dir, err = value()
-		case "entrypoint":
-			o.Entrypoint, err = value()
-		case "cache-dir":
-			o.CacheDir, err = value()
-		case "no-cache":
-			o.NoCache = true
-		case "mode":
-			mode, err = value()
-		default:
-			return o, fmt.Errorf("bundle: unknown flag %s (see 'nucleus bundle --help')", a)
-		}
-		if err != nil {
-			return o, err
-		}
+	pos := c.Args().Slice()
+	if i := slices.Index(pos, "--"); i >= 0 {
+		o.Args = append([]string{}, pos[i+1:]...)
+		pos = pos[:i]
 	}
 	if len(pos) != 1 {
-		return o, fmt.Errorf("\"bundle\" requires exactly 1 argument FLAKEREF#ATTR, got %d (see 'nucleus bundle --help')", len(pos))
+		return o, &usageError{path: "bundle", msg: fmt.Sprintf("requires exactly 1 argument FLAKEREF#ATTR, got %d", len(pos))}
 	}
 	o.Ref = pos[0]
 	var err error

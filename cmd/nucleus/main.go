@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"regexp"
 	goruntime "runtime"
 	"sort"
 	"strings"
@@ -50,19 +52,65 @@ func init() {
 
 func main() {
 	app := newApp()
-	if err := app.Run(canonicalFlags(app, os.Args)); err != nil {
+	args, err := canonicalFlags(app, os.Args)
+	if err != nil {
+		fatal(err)
+	}
+	if err := app.Run(args); err != nil {
 		fatal(err)
 	}
 }
 
-// canonicalFlags rewrites a command's short flag aliases (-e, -u, -t, ...)
-// to their long names in the flags before the first argument. runc takes
-// `exec -e A=1 --env B=2`; urfave/cli refuses two forms of one flag.
-func canonicalFlags(app *cli.App, args []string) []string {
+// runcCommands keep runc's command line exactly: flags come before the
+// container id, and what follows the id is an argument (exec's command,
+// kill's signal), since drop-in callers (containerd, podman, scripts) build
+// those lines. Every other command is nucleus's own and takes its flags
+// before or after its arguments; only `--` ends them. A new command is
+// nucleus's own unless it is added here.
+var runcCommands = map[string]bool{
+	"checkpoint": true, "create": true, "delete": true, "events": true, "exec": true,
+	"features": true, "kill": true, "list": true, "pause": true, "ps": true,
+	"restore": true, "resume": true, "run": true, "spec": true, "start": true,
+	"state": true, "update": true,
+}
+
+// errUsage marks a command line nucleus cannot parse.
+var errUsage = errors.New("usage")
+
+// usageError is the one line a usage error prints (urfave/cli would print
+// the whole help): the command, what is wrong, and where to read more.
+type usageError struct {
+	path string // "policy check"; "" for the global flags
+	msg  string
+	bare bool // msg says it all
+}
+
+func (e *usageError) Error() string {
+	if e.bare {
+		return e.msg
+	}
+	if e.path == "" {
+		return e.msg + " (see nucleus --help)"
+	}
+	return fmt.Sprintf("%s: %s (see nucleus %s --help)", e.path, e.msg, e.path)
+}
+
+func (e *usageError) Unwrap() error { return errUsage }
+
+// canonicalFlags finds the command a command line names, refuses a command
+// that does not exist, and rewrites the flags so urfave/cli parses them as
+// documented: short aliases (-e, -u, -t, ...) become their long names
+// (runc takes `exec -e A=1 --env B=2`; urfave/cli refuses two forms of one
+// flag), and a nucleus command's flags after its arguments move before
+// them.
+func canonicalFlags(app *cli.App, args []string) ([]string, error) {
 	out := append([]string(nil), args...)
 	// Skip the global flags (and their values) to find the command.
 	i := 1
 	for i < len(out) && strings.HasPrefix(out[i], "-") {
+		if out[i] == "--" {
+			return out, nil
+		}
 		name := strings.TrimLeft(out[i], "-")
 		i++
 		if !strings.Contains(name, "=") && !isBoolFlag(app.Flags, name) && i < len(out) {
@@ -70,17 +118,98 @@ func canonicalFlags(app *cli.App, args []string) []string {
 		}
 	}
 	if i >= len(out) {
-		return out
+		return out, nil
 	}
 	var cmd *cli.Command
-	for _, c := range app.Commands {
-		if c.HasName(out[i]) {
-			cmd = c
+	var path []string
+	cmds := app.Commands
+	for ; i < len(out); i++ {
+		if len(path) > 0 && strings.HasPrefix(out[i], "-") {
+			i-- // a flag of the command found so far
+			break
+		}
+		next := findCommand(cmds, out[i])
+		if next == nil {
+			if isHelp(out[i]) {
+				return out, nil
+			}
+			return nil, unknownCommand(path, out[i], cmds)
+		}
+		cmd = next
+		path = append(path, cmd.Name)
+		if len(cmd.Subcommands) == 0 {
+			break
+		}
+		cmds = cmd.Subcommands
+	}
+	if i >= len(out) {
+		i = len(out) - 1
+	}
+	rest := out[i+1:]
+	if runcCommands[cmd.Name] && len(path) == 1 {
+		return append(out[:i+1], runcFlags(cmd, rest)...), nil
+	}
+	return append(out[:i+1], flagsFirst(cmd, rest)...), nil
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
 		}
 	}
-	if cmd == nil {
-		return out
+	return nil
+}
+
+func isHelp(name string) bool { return name == "help" || name == "h" }
+
+// unknownCommand names the nearest command, if one is close enough to be a
+// typo.
+func unknownCommand(path []string, name string, cmds []*cli.Command) error {
+	best, bestDist := "", 3
+	for _, c := range cmds {
+		for _, n := range c.Names() {
+			if d := editDistance(name, n); d < bestDist || (d == bestDist && best == "" && strings.HasPrefix(n, name)) {
+				best, bestDist = n, d
+			}
+		}
 	}
+	what := "command"
+	if len(path) > 0 {
+		what = strings.Join(path, " ") + " command"
+	}
+	msg := fmt.Sprintf("unknown %s %q", what, name)
+	if best != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", best)
+	} else {
+		msg += fmt.Sprintf(" (see nucleus %s--help)", strings.Join(append(path, ""), " "))
+	}
+	return &usageError{msg: msg, bare: true}
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// longNames maps a command's flag aliases to their long names.
+func longNames(cmd *cli.Command) map[string]string {
 	long := map[string]string{}
 	for _, f := range cmd.Flags {
 		names := f.Names()
@@ -88,24 +217,82 @@ func canonicalFlags(app *cli.App, args []string) []string {
 			long[alias] = names[0]
 		}
 	}
-	for j := i + 1; j < len(out); j++ {
+	return long
+}
+
+// canonical rewrites one flag argument to its long name and says whether
+// the next argument is its value.
+func canonical(cmd *cli.Command, long map[string]string, a string) (string, bool) {
+	name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	if l, ok := long[name]; ok {
+		a = "--" + l
+		if hasValue {
+			a += "=" + value
+		}
+		name = l
+	}
+	takesValue := !hasValue && !isBoolFlag(cmd.Flags, name) && !isHelp(name) && knownFlag(cmd.Flags, name)
+	return a, takesValue
+}
+
+// runcFlags rewrites aliases in the flags before the first argument, as
+// urfave/cli (and runc) parse them.
+func runcFlags(cmd *cli.Command, args []string) []string {
+	out := append([]string(nil), args...)
+	long := longNames(cmd)
+	for j := 0; j < len(out); j++ {
 		a := out[j]
-		if a == "--" || !strings.HasPrefix(a, "-") {
-			break // flags end at the first argument, as urfave/cli parses them
+		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+			break
 		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if l, ok := long[name]; ok {
-			out[j] = "--" + l
-			if hasValue {
-				out[j] += "=" + value
-			}
-			name = l
-		}
-		if !hasValue && !isBoolFlag(cmd.Flags, name) {
-			j++ // skip the flag's value
+		var takesValue bool
+		out[j], takesValue = canonical(cmd, long, a)
+		if takesValue {
+			j++
 		}
 	}
 	return out
+}
+
+// flagsFirst moves a nucleus command's flags (and their values) before its
+// arguments; everything from `--` on is the command's, untouched.
+func flagsFirst(cmd *cli.Command, args []string) []string {
+	long := longNames(cmd)
+	var flags, pos []string
+	j := 0
+	for ; j < len(args); j++ {
+		a := args[j]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		if a == "--help" || a == "-h" {
+			// urfave/cli reads `cmd --help ARG` as help on a
+			// subcommand ARG.
+			return []string{"--help"}
+		}
+		a, takesValue := canonical(cmd, long, a)
+		flags = append(flags, a)
+		if takesValue && j+1 < len(args) {
+			j++
+			flags = append(flags, args[j])
+		}
+	}
+	return append(append(flags, pos...), args[j:]...)
+}
+
+func knownFlag(flags []cli.Flag, name string) bool {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isBoolFlag(flags []cli.Flag, name string) bool {
@@ -137,14 +324,67 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "default-mode", EnvVars: []string{"NUCLEUS_MODE"}, Usage: "isolation mode for create/run when --mode is not given (agent, strict-agent, production)"},
 		},
 		Before:   configureLogging,
+		Commands: sortedCommands(),
 		// --env A=1,2 is one variable, not two.
 		DisableSliceFlagSeparator: true,
-		Commands: sortedCommands(),
+		OnUsageError:              onUsageError,
 		// Errors are printed once, by fatal, in the format --log-format asks.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	var oneLine func([]*cli.Command)
+	oneLine = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.OnUsageError = onUsageError
+			checkRequiredOurselves(c)
+			oneLine(c.Subcommands)
+		}
+	}
+	oneLine(app.Commands)
 	return app
 }
+
+// checkRequiredOurselves takes over a command's Required flags: urfave/cli
+// prints the whole help before its "Required flag not set" error, so the
+// flags are made optional to it and checked in Before, in one line.
+func checkRequiredOurselves(c *cli.Command) {
+	var required []string
+	for _, f := range c.Flags {
+		v := reflect.ValueOf(f)
+		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		if r := v.Elem().FieldByName("Required"); r.IsValid() && r.Kind() == reflect.Bool && r.Bool() && r.CanSet() {
+			r.SetBool(false)
+			required = append(required, f.Names()[0])
+		}
+	}
+	if len(required) == 0 {
+		return
+	}
+	before := c.Before
+	c.Before = func(ctx *cli.Context) error {
+		for _, name := range required {
+			if !ctx.IsSet(name) {
+				return &usageError{path: commandPath(ctx), msg: "--" + name + " is required"}
+			}
+		}
+		if before != nil {
+			return before(ctx)
+		}
+		return nil
+	}
+}
+
+// onUsageError replaces urfave/cli's usage error (the message, then the
+// whole help) with one line.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	// Go's flag package writes every flag with one dash; name them as
+	// --help shows them.
+	msg := longFlag.ReplaceAllString(err.Error(), "$1--$2")
+	return &usageError{path: commandPath(c), msg: msg}
+}
+
+var longFlag = regexp.MustCompile(`(^|\s)-([a-z0-9][a-z0-9-]+)`)
 
 // commands holds every subcommand; each command file registers its own in
 // an init function, so adding a command touches only its file.

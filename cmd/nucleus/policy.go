@@ -29,6 +29,9 @@ var policyCommand = &cli.Command{
 			Usage: "print the built-in seccomp allowlist of a mode and its syscall count",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "mode", Value: "agent", Usage: "agent or strict-agent"}},
 			Action: func(c *cli.Context) error {
+				if err := checkArgs(c, 0, exactArgs); err != nil {
+					return err
+				}
 				mode, err := policy.ParseMode(c.String("mode"))
 				if err != nil {
 					return err
@@ -40,11 +43,11 @@ var policyCommand = &cli.Command{
 		},
 		{
 			Name:      "check",
-			Usage:     "check a policy file parses and matches its pinned SHA-256",
+			Usage:     "check a policy file (seccomp profile, caps or Landlock policy) parses and matches its pinned SHA-256",
 			ArgsUsage: "FILE",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "sha256", Usage: "expected SHA-256 of FILE"},
-				&cli.StringFlag{Name: "kind", Value: "seccomp", Usage: "seccomp or caps"},
+				&cli.StringFlag{Name: "kind", Usage: "seccomp, caps or landlock (default: told by the file's fields)"},
 			},
 			Action: func(c *cli.Context) error {
 				if err := checkArgs(c, 1, exactArgs); err != nil {
@@ -55,21 +58,33 @@ var policyCommand = &cli.Command{
 				if err != nil {
 					return err
 				}
-				switch c.String("kind") {
-				case "seccomp":
+				kind := c.String("kind")
+				if kind == "" {
+					if kind, err = policy.DetectKind(file, data); err != nil {
+						return err
+					}
+				}
+				switch kind {
+				case policy.KindSeccomp:
 					p, err := seccomp.ParseProfile(file, data)
 					if err != nil {
 						return err
 					}
 					fmt.Printf("%s: seccomp profile, %d syscalls allowed, default %s\n", file, seccomp.AllowedSyscallCount(p), p.DefaultAction)
-				case "caps":
+				case policy.KindCaps:
 					cp, err := policy.ParseCapsPolicy(file, data)
 					if err != nil {
 						return err
 					}
 					fmt.Printf("%s: capability policy keeping %v\n", file, cp.Keep)
+				case policy.KindLandlock:
+					r, err := policy.ParseLandlockRules(file, data)
+					if err != nil {
+						return err
+					}
+					fmt.Printf("%s: Landlock policy: read %v, write %v, exec %v, no_exec_root %v\n", file, r.Read, r.Write, r.Exec, r.NoExecRoot)
 				default:
-					return fmt.Errorf("--kind %q: want seccomp or caps", c.String("kind"))
+					return &usageError{path: "policy check", msg: fmt.Sprintf("--kind %q: want %s", kind, strings.Join(policy.Kinds, ", "))}
 				}
 				sum := sha256.Sum256(data)
 				fmt.Printf("sha256 %s\n", hex.EncodeToString(sum[:]))

@@ -23,15 +23,22 @@ func init() { register(sandboxCommand) }
 var sandboxCommand = &cli.Command{
 	Name:  "sandbox",
 	Usage: "run a command in a fresh isolated container and remove every trace, or (--detach) start a long-lived sandbox",
-	Description: `The command after -- replaces the bundle's process args (as podman run IMAGE CMD);
-without one the bundle's own process runs. With --detach the sandbox keeps running:
-nucleus exec ID CMD runs more commands in it, nucleus cp copies files in and out, and
-nucleus delete ID ends it (writing copy-in-out workspaces back). Without a command a
-detached sandbox holds itself open until deleted or its --ttl passes.`,
+	Description: `Runs CMD ARGS (after --) in place of the bundle's process.args, as
+'docker run IMAGE CMD' replaces an image's command; without them the bundle's
+process.args run. With --entrypoint PROG the words after -- are PROG's
+arguments, as with 'docker run --entrypoint PROG IMAGE ARGS' and as
+'nucleus bundle --entrypoint PROG -- ARGS' writes them. Everything after --
+is the command's, flag-like words included.
+
+With --detach the sandbox keeps running: nucleus exec ID CMD runs more
+commands in it, nucleus cp copies files in and out, and nucleus delete ID
+ends it (writing copy-in-out workspaces back). Without a command a detached
+sandbox holds itself open until deleted or its --ttl passes.`,
 	ArgsUsage: "[flags] [-- CMD [ARGS...]]",
 	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "OCI bundle whose rootfs to use"},
 		&cli.StringFlag{Name: "flake", Usage: "FLAKEREF#ATTR to bundle with Nix (cached) and run instead of --bundle"},
+		&cli.StringFlag{Name: "entrypoint", Usage: "program to run with the arguments after -- (default: the first word after --)"},
 		&cli.StringFlag{Name: "id", Usage: "sandbox id (default: a random sbx-… id)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "kill the sandbox after this long (exit status 124)"},
 		&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "start a long-lived sandbox, print its id and return"},
@@ -50,6 +57,9 @@ detached sandbox holds itself open until deleted or its --ttl passes.`,
 		args := c.Args().Slice()
 		if len(args) > 0 && args[0] == "--" {
 			args = args[1:]
+		}
+		if ep := c.String("entrypoint"); ep != "" {
+			args = append([]string{ep}, args...)
 		}
 		bundle := c.String("bundle")
 		if ref := c.String("flake"); ref != "" {

@@ -98,7 +98,7 @@ func (r *Engine) checkRunscSeccomp(runsc string, sc *specs.LinuxSeccomp) error {
 		return nil // newer (or unknown): runsc reports what it can't do
 	}
 	bad := func(field string, a specs.LinuxSeccompAction) error {
-		return fmt.Errorf("gvisor engine: runsc at %s (%s) is too old for linux.seccomp.%s %s: it enforces only SCMP_ACT_ALLOW, ERRNO, KILL, TRAP and TRACE (refusing rather than running unfiltered)", runsc, f.Version, field, a)
+		return fmt.Errorf("gvisor engine: runsc at %s (%s) cannot enforce linux.seccomp.%s %s (it enforces only SCMP_ACT_ALLOW, ERRNO, KILL, TRAP and TRACE; refusing rather than running unfiltered): run with --mode agent (nucleus gives runsc a KILL-based plan), bundle with --mode \"\", or install a newer runsc", runsc, f.Version, field, a)
 	}
 	if !oldRunscSeccompActions[sc.DefaultAction] {
 		return bad("defaultAction", sc.DefaultAction)

@@ -74,7 +74,8 @@ var forwardedSignals = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.
 
 // runscStdio returns the stdio runsc gets. runsc writes a regular file
 // from offset 0 unless it is in append mode, so a stdout or stderr that is
-// a regular file without O_APPEND is reopened with it. An attached run
+// a regular file without O_APPEND is relayed (attached) or switched to
+// append mode (detached). An attached run
 // whose stdin is a terminal gets a pipe instead: runsc runs in its own
 // process group and must not read the terminal from the background.
 func runscStdio(attached bool) ([3]*os.File, func(), error) {
@@ -115,6 +116,16 @@ func runscStdio(attached bool) ([3]*os.File, func(), error) {
 			}()
 			files[i] = pw
 			toClose = append(toClose, pw)
+			continue
+		}
+		// Append mode goes on the caller's own open file description,
+		// not a reopened copy: the caller (a shell's `{ create; start;
+		// echo x; } > file`) keeps writing through it, at an offset
+		// runsc's writes never move, so with a separate copy its next
+		// line would overwrite the container's output. Shared and
+		// appending, every write lands after the last, as a runc
+		// container's writes through the shared offset do.
+		if _, err := unix.FcntlInt(uintptr(i), unix.F_SETFL, fl|unix.O_APPEND); err == nil {
 			continue
 		}
 		f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(i), os.O_WRONLY|os.O_APPEND, 0)
