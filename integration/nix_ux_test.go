@@ -174,9 +174,9 @@ func TestNixBundleQuietAndRunnableUnderUmask(t *testing.T) {
 	}
 }
 
-// readmeBlock returns the fenced block of README.md (with the given info
+// readmeFencedBlock returns the fenced block of README.md (with the given info
 // string) that contains marker.
-func readmeBlock(t *testing.T, lang, marker string) string {
+func readmeFencedBlock(t *testing.T, lang, marker string) string {
 	t.Helper()
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -199,7 +199,7 @@ func TestNixReadmeSecondFlake(t *testing.T) {
 	r, cache := nixEnv(t)
 	nucleusFlake := nixFlakeCopy(t)
 	const placeholder = "path:/path/to/nucleus/build/flake"
-	text := readmeBlock(t, "nix", "inputs.nucleus.url")
+	text := readmeFencedBlock(t, "nix", "inputs.nucleus.url")
 	if !strings.Contains(text, placeholder) {
 		t.Fatalf("README's second flake does not name %s:\n%s", placeholder, text)
 	}
@@ -208,7 +208,7 @@ func TestNixReadmeSecondFlake(t *testing.T) {
 	os.WriteFile(filepath.Join(mine, "flake.nix"), []byte(strings.Replace(text, placeholder, "path:"+nucleusFlake, 1)), 0o644)
 
 	// The README's commands and the output it promises.
-	usage := readmeBlock(t, "sh", "path:$HOME/greeter")
+	usage := readmeFencedBlock(t, "sh", "path:$HOME/greeter")
 	var args []string
 	var want string
 	for _, l := range strings.Split(usage, "\n") {
