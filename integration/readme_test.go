@@ -25,8 +25,9 @@ type readmeBlock struct {
 var (
 	readmeDirective = regexp.MustCompile(`^<!--\s*readme-test:\s*(.*?)\s*-->$`)
 	readmeSkip      = regexp.MustCompile(`^skip \((.+)\)$`)
-	// Container ids in the examples are a letter and a digit (c1, a1).
-	readmeID = regexp.MustCompile(`(^|[\s;&|])([a-z][0-9])($|[\s;&|])`)
+	// Container ids in the examples are a letter and a digit (c1, a1),
+	// also as cp's ID:PATH.
+	readmeID = regexp.MustCompile(`(^|[\s;&|])([a-z][0-9])($|[\s;&|:])`)
 )
 
 func readmeBlocks(t *testing.T, path string) []readmeBlock {
