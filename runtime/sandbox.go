@@ -55,6 +55,9 @@ type SandboxOptions struct {
 	// on stderr.
 	AuditLog string
 	Debug    bool
+
+	// result, if set, receives how the run ended (SandboxResult).
+	result *Exit
 }
 
 // Sandbox runs one command in a fresh container start to finish: prepare
@@ -173,16 +176,22 @@ func (r *Runtime) Sandbox(o SandboxOptions) (int, error) {
 		})
 		defer timer.Stop()
 	}
-	status, err := r.Run(CreateOptions{
+	res, err := r.RunResult(CreateOptions{
 		ID: o.ID, Bundle: o.Bundle, Spec: out, Policy: plan, Audit: audit, KillOnInterrupt: true, Engine: o.Engine,
 	})
 	close(finished)
 	if err != nil {
 		return -1, err
 	}
+	status := res.Status
 	if timedOut.Load() {
+		res = res.TimedOut(o.Timeout)
 		audit.Event("sandbox_timeout", map[string]any{"timeout": o.Timeout.String()})
+		audit.Event(ExitReasonEvent, res.Fields())
 		status = ExitTimeout
+	}
+	if o.result != nil {
+		*o.result = res
 	}
 	if wsCopy != nil {
 		if err := wsCopy.Back(); err != nil {

@@ -75,11 +75,12 @@ var sandboxCommand = &cli.Command{
 			ID:     c.String("id"), Bundle: bundle, Spec: s, Args: args, Timeout: c.Duration("timeout"),
 			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: po, WorkspaceMaxBytes: maxBytes,
 		}
-		status, err := r.Sandbox(o)
+		ex, err := r.SandboxResult(o)
 		if err != nil {
 			return err
 		}
-		os.Exit(status)
+		reportExit(ex)
+		os.Exit(ex.Status)
 		return nil
 	},
 }
