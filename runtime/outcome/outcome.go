@@ -62,24 +62,42 @@ type Exit struct {
 // the process exited (or was signaled) for no reason nucleus knows.
 func (e Exit) Line() string { return e.line }
 
-// MarshalJSON writes the exit as `sandbox --json` and audit events show it.
+// exitJSON is Exit as JSON: the message is Line, the duration in ms.
+type exitJSON struct {
+	Status          int    `json:"status"`
+	Signal          string `json:"signal,omitempty"`
+	Reason          Reason `json:"reason"`
+	Syscall         string `json:"syscall,omitempty"`
+	SyscallNr       *int   `json:"syscall_nr,omitempty"`
+	Detail          string `json:"detail,omitempty"`
+	Message         string `json:"message,omitempty"`
+	DurationMs      int64  `json:"duration_ms"`
+	PeakMemoryBytes int64  `json:"peak_memory_bytes,omitempty"`
+}
+
+// MarshalJSON writes the exit as audit events (and `sandbox --json`) show
+// it.
 func (e Exit) MarshalJSON() ([]byte, error) {
-	out := struct {
-		Status          int    `json:"status"`
-		Signal          string `json:"signal,omitempty"`
-		Reason          Reason `json:"reason"`
-		Syscall         string `json:"syscall,omitempty"`
-		SyscallNr       *int   `json:"syscall_nr,omitempty"`
-		Detail          string `json:"detail,omitempty"`
-		Message         string `json:"message,omitempty"`
-		DurationMs      int64  `json:"duration_ms"`
-		PeakMemoryBytes int64  `json:"peak_memory_bytes,omitempty"`
-	}{Status: e.Status, Signal: e.Signal, Reason: e.Reason, Syscall: e.Syscall, Detail: e.Detail,
+	out := exitJSON{Status: e.Status, Signal: e.Signal, Reason: e.Reason, Syscall: e.Syscall, Detail: e.Detail,
 		Message: e.line, DurationMs: e.Duration.Milliseconds(), PeakMemoryBytes: e.PeakMemoryBytes}
 	if e.Reason == Seccomp && e.SyscallNr >= 0 {
 		out.SyscallNr = &e.SyscallNr
 	}
 	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (e *Exit) UnmarshalJSON(data []byte) error {
+	var in exitJSON
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	*e = Exit{Status: in.Status, Signal: in.Signal, Reason: in.Reason, Syscall: in.Syscall, SyscallNr: -1, Detail: in.Detail,
+		Duration: time.Duration(in.DurationMs) * time.Millisecond, PeakMemoryBytes: in.PeakMemoryBytes, line: in.Message}
+	if in.SyscallNr != nil {
+		e.SyscallNr = *in.SyscallNr
+	}
+	return nil
 }
 
 // Fields are the exit's fields for an audit event.

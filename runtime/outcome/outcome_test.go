@@ -170,6 +170,10 @@ func TestClassifySeccomp(t *testing.T) {
 	if err := json.Unmarshal(data, &j); err != nil || j["reason"] != "seccomp" || j["syscall"] != "sysfs" || j["syscall_nr"] != 139.0 || j["signal"] != "SIGSYS" || j["duration_ms"] != 2000.0 {
 		t.Errorf("JSON %s", data)
 	}
+	var back Exit
+	if err := json.Unmarshal(data, &back); err != nil || back != e {
+		t.Errorf("JSON round trip: %+v, %v; want %+v", back, err, e)
+	}
 }
 
 func TestClassifyOthers(t *testing.T) {
