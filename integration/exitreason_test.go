@@ -47,10 +47,19 @@ func expectExitEvent(t *testing.T, what, log string, want map[string]any) {
 // other tests on the host may have used them up.
 func untilRecordFound(t *testing.T, run func(attempt int) Result) Result {
 	t.Helper()
+	return untilRecorded(t, run, func(res Result) bool {
+		return !strings.Contains(res.Stderr, "the kernel's record naming it was not found")
+	})
+}
+
+// untilRecorded reruns run, up to three times, while recorded says the
+// kernel's record was missing.
+func untilRecorded(t *testing.T, run func(attempt int) Result, recorded func(Result) bool) Result {
+	t.Helper()
 	var res Result
 	for attempt := 0; attempt < 3; attempt++ {
 		res = run(attempt)
-		if !strings.Contains(res.Stderr, "the kernel's record naming it was not found") {
+		if recorded(res) {
 			return res
 		}
 		t.Logf("attempt %d: the kernel's record was not printed (rate limit?); again in 5s", attempt)
@@ -171,15 +180,23 @@ func TestExitReasonLandlock(t *testing.T) {
 	}
 
 	setKernelAudit(t, 1)
-	log := filepath.Join(t.TempDir(), "audit.jsonl")
-	res = r.sandbox(b, "kl-ll-write", []string{"--audit-log", log}, write...)
+	// The kernel's records are rate-limited as a seccomp kill's are.
+	named := func(res Result) bool { return strings.Contains(res.Stderr, "landlock denied") }
+	dir := t.TempDir()
+	var log string
+	res = untilRecorded(t, func(i int) Result {
+		log = filepath.Join(dir, "audit"+string(rune('0'+i))+".jsonl")
+		return r.sandbox(b, "kl-ll-write", []string{"--audit-log", log}, write...)
+	}, named)
 	line := "landlock denied: creating a file in /dev (agent mode allows writes beneath /tmp, /dev/shm)"
 	expectExitLine(t, "write", res, 1, line)
 	expectExitEvent(t, "write", log, map[string]any{"reason": "landlock", "status": 1.0, "message": line})
 
 	// /scratch allows exec as a mount; Landlock is what refuses it.
 	flags := landlockPolicy(t, `{"write":["/scratch"],"no_exec_root":["/scratch"]}`)
-	res = r.sandbox(b, "kl-ll-exec", flags, "sh", "-c", "cp /bin/busybox /scratch/bb && /scratch/bb true")
+	res = untilRecorded(t, func(int) Result {
+		return r.sandbox(b, "kl-ll-exec", flags, "sh", "-c", "cp /bin/busybox /scratch/bb && /scratch/bb true")
+	}, named)
 	expectExitLine(t, "exec", res, 126, "landlock denied: exec of /scratch/bb (agent mode allows no exec beneath /tmp, /proc, /sys, /dev, /run, /scratch)")
 
 	// A failure Landlock had no part in says nothing.
