@@ -158,6 +158,9 @@ type Plan struct {
 	UserNS          bool          `json:"userns"`
 	Steps           []Step        `json:"steps"`
 	Warnings        []string      `json:"warnings,omitempty"`
+	// SeccompCustom: the filter is the user's --seccomp-profile, not the
+	// mode's built-in allowlist.
+	SeccompCustom bool `json:"seccomp_custom,omitempty"`
 }
 
 // Posture is a one-word summary of the plan for audit events.
@@ -355,6 +358,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		out.Linux.Seccomp = nil
 	case o.Seccomp != nil:
 		out.Linux.Seccomp = o.Seccomp
+		plan.SeccompCustom = true
 	default:
 		out.Linux.Seccomp = seccomp.Builtin(seccomp.Options{
 			DenyMemfd:         o.Mode == ModeStrictAgent,

@@ -86,6 +86,13 @@
 #define LL_SCOPE_SIGNAL (1ULL << 1)
 #define LL_SCOPE_ABI 6
 
+// LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON, from ABI 7: audit the denials of
+// the programs exec'd after restricting (the workload), not only of the
+// step itself, so that nucleus can name the denial that failed a run
+// (package runtime/outcome). The kernel logs only while audit is enabled.
+#define LL_LOG_NEW_EXEC_ON (1U << 1)
+#define LL_LOG_ABI 7
+
 // struct landlock_ruleset_attr as of ABI 6: the kernel is passed the size
 // up to the last field set, so older kernels accept the fs-only prefix.
 struct ll_ruleset_attr {
@@ -385,7 +392,7 @@ static int restrict_self(struct step *st, int abi, char *err, size_t errlen)
 		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
 		goto out;
 	}
-	if (syscall(SYS_landlock_restrict_self, rs, 0) < 0) {
+	if (syscall(SYS_landlock_restrict_self, rs, abi >= LL_LOG_ABI ? LL_LOG_NEW_EXEC_ON : 0) < 0) {
 		snprintf(err, errlen, "landlock_restrict_self: %s", strerror(errno));
 		goto out;
 	}

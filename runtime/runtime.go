@@ -144,11 +144,10 @@ func (r *Runtime) Create(o CreateOptions) error {
 // Run creates and starts a container. Unless detached it streams stdio,
 // forwards signals, waits for the process and removes the container; the
 // returned status is the process's exit status (128+signal if killed).
+// RunResult says more.
 func (r *Runtime) Run(o CreateOptions) (int, error) {
-	if err := o.Normalize(); err != nil {
-		return -1, err
-	}
-	return r.engineOf(o.Engine).Run(o)
+	ex, err := r.RunResult(o)
+	return ex.Status, err
 }
 
 // Start runs the user process of a created container.

@@ -25,6 +25,7 @@ import (
 	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/runtime/outcome"
 	"github.com/nucleus-run/nucleus/spec"
 	"github.com/nucleus-run/nucleus/workspace"
 )
@@ -83,25 +84,6 @@ type SandboxOptions struct {
 // Stdio are an attached process's streams (engine.Stdio).
 type Stdio = engine.Stdio
 
-// SandboxResult is how a one-shot sandbox's command ended.
-type SandboxResult struct {
-	ID       string `json:"id"`
-	ExitCode int    `json:"exit_code"`
-	// Signal is the signal that killed the command, if one did.
-	Signal string `json:"signal,omitempty"`
-	// Reason is exited, signaled or timeout.
-	Reason     string        `json:"reason"`
-	Duration   time.Duration `json:"-"`
-	DurationMS int64         `json:"duration_ms"`
-}
-
-// Reasons a sandbox's command ended.
-const (
-	ReasonExited   = "exited"
-	ReasonSignaled = "signaled"
-	ReasonTimeout  = "timeout"
-)
-
 // sandboxSetup is a sandbox made ready to run: its prepared config and
 // plan, its audit log and its workspace copies.
 type sandboxSetup struct {
@@ -123,9 +105,10 @@ func (st *sandboxSetup) close() {
 // Sandbox runs one command in a fresh container start to finish: prepare
 // the workspaces, apply the mode, run with stdio streamed, copy copy-in-out
 // workspaces back, and remove every trace, also when nucleus itself is
-// interrupted.
-func (r *Runtime) Sandbox(o SandboxOptions) (SandboxResult, error) {
-	res := SandboxResult{ExitCode: -1}
+// interrupted. The result says how the command ended, and why when
+// something killed it (Exit.Line).
+func (r *Runtime) Sandbox(o SandboxOptions) (Exit, error) {
+	res := outcome.Plain(-1)
 	if o.Detach {
 		return res, errors.New("sandbox: a detached sandbox is started with StartSandbox")
 	}
@@ -178,24 +161,19 @@ func (r *Runtime) Sandbox(o SandboxOptions) (SandboxResult, error) {
 		})
 		defer timer.Stop()
 	}
-	started := time.Now()
-	status, err := r.Run(CreateOptions{
+	res, err = r.RunResult(CreateOptions{
 		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, KillOnInterrupt: true, Engine: o.Engine,
 		Stdio: o.Stdio, Stage: true,
 	})
 	close(finished)
-	res.Duration = time.Since(started)
-	res.DurationMS = res.Duration.Milliseconds()
+	res.ID = o.ID
 	if err != nil {
 		return res, err
 	}
-	res.ExitCode, res.Reason = status, ReasonExited
-	if status > 128 && status < 128+65 {
-		res.Reason, res.Signal = ReasonSignaled, unix.SignalName(unix.Signal(status-128))
-	}
 	if timedOut.Load() {
+		res = res.TimedOut(o.Timeout)
 		st.audit.Event("sandbox_timeout", map[string]any{"timeout": o.Timeout.String()})
-		res.ExitCode, res.Reason = ExitTimeout, ReasonTimeout
+		st.audit.Event(ExitReasonEvent, res.Fields())
 	}
 	return res, copyBack(st.copies, st.audit)
 }

@@ -45,5 +45,5 @@ func (r *Runtime) Trace(o SandboxOptions) (*seccomp.Trace, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &seccomp.Trace{Command: o.Args, Status: status.ExitCode, Syscalls: used, Refused: refused}, nil
+	return &seccomp.Trace{Command: o.Args, Status: status.Status, Syscalls: used, Refused: refused}, nil
 }

@@ -99,7 +99,7 @@ func ExampleNew() {
 		return
 	}
 	fmt.Print(out.String())
-	fmt.Println("exit", res.ExitCode, res.Reason)
+	fmt.Println("exit", res.Status, res.Reason)
 
 	// Files in and out.
 	host, _ := os.MkdirTemp("", "files-")
@@ -121,7 +121,7 @@ func ExampleNew() {
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	res, _ = sb.Exec(short, sandbox.Cmd{Args: []string{"sh", "-c", "while :; do :; done"}})
-	fmt.Println("exit", res.ExitCode, res.Reason)
+	fmt.Println("exit", res.Status, res.Reason)
 	// Output:
 	// hello from uid 0
 	// stdin reaches the command
@@ -148,7 +148,7 @@ func ExampleRun() {
 	}
 	data, _ := os.ReadFile(filepath.Join(work, "out.txt"))
 	fmt.Print(out.String(), string(data))
-	fmt.Println("exit", res.ExitCode)
+	fmt.Println("exit", res.Status)
 	// Output:
 	// /workspace
 	// result

@@ -32,6 +32,7 @@ import (
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/runtime/confine"
+	"github.com/nucleus-run/nucleus/runtime/outcome"
 	"github.com/nucleus-run/nucleus/spec"
 )
 
@@ -132,7 +133,7 @@ type Cmd struct {
 }
 
 // Result is how a command ended.
-type Result = runtime.SandboxResult
+type Result = runtime.Exit
 
 // Sandbox is a long-lived sandbox.
 type Sandbox struct {
@@ -175,17 +176,18 @@ func Open(root, id string) (*Sandbox, error) {
 func (s *Sandbox) ID() string { return s.id }
 
 // Exec runs c in the sandbox and waits for it. Cancelling ctx kills the
-// command (the sandbox lives on), and the result's reason says timeout.
+// command (the sandbox lives on): the result's reason is then timeout,
+// its status the killed command's (137).
 func (s *Sandbox) Exec(ctx context.Context, c Cmd) (Result, error) {
 	if len(c.Args) == 0 {
-		return Result{ExitCode: -1}, errors.New("sandbox exec: no command")
+		return outcome.Plain(-1), errors.New("sandbox exec: no command")
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{ExitCode: -1}, err
+		return outcome.Plain(-1), err
 	}
 	dir, err := os.MkdirTemp("", "nucleus-exec-")
 	if err != nil {
-		return Result{ExitCode: -1}, err
+		return outcome.Plain(-1), err
 	}
 	defer os.RemoveAll(dir)
 	pidFile := filepath.Join(dir, "pid")
@@ -222,7 +224,8 @@ func (s *Sandbox) Exec(ctx context.Context, c Cmd) (Result, error) {
 	res := result(s.id, status, time.Since(started))
 	select {
 	case <-cancelled:
-		res.Reason = runtime.ReasonTimeout
+		res = res.TimedOut(time.Since(started))
+		res.Status = status
 	default:
 	}
 	return res, err
@@ -256,11 +259,11 @@ func (s *Sandbox) Close() error { return s.rt.Delete(s.id, false) }
 // Run runs one command in a fresh sandbox and removes it.
 func Run(ctx context.Context, o Options, c Cmd) (Result, error) {
 	if err := ctx.Err(); err != nil {
-		return Result{ExitCode: -1}, err
+		return outcome.Plain(-1), err
 	}
 	r, so, err := prepare(o)
 	if err != nil {
-		return Result{ExitCode: -1}, err
+		return outcome.Plain(-1), err
 	}
 	so.Args, so.Timeout = c.Args, o.Timeout
 	if deadline, ok := ctx.Deadline(); ok && (so.Timeout == 0 || time.Until(deadline) < so.Timeout) {
@@ -281,9 +284,10 @@ func Run(ctx context.Context, o Options, c Cmd) (Result, error) {
 }
 
 func result(id string, status int, d time.Duration) Result {
-	res := Result{ID: id, ExitCode: status, Reason: runtime.ReasonExited, Duration: d, DurationMS: d.Milliseconds()}
+	res := outcome.Plain(status)
+	res.ID, res.Duration = id, d
 	if status > 128 && status < 128+65 {
-		res.Reason, res.Signal = runtime.ReasonSignaled, unix.SignalName(unix.Signal(status-128))
+		res.Reason, res.Signal = outcome.Signaled, unix.SignalName(unix.Signal(status-128))
 	}
 	return res
 }

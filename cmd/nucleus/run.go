@@ -28,11 +28,12 @@ var runCommand = &cli.Command{
 		opts.Detach = c.Bool("detach")
 		opts.Keep = c.Bool("keep")
 		opts.NoSubreaper = c.Bool("no-subreaper")
-		status, err := r.Run(opts)
+		ex, err := r.RunResult(opts)
 		if err != nil {
 			return err
 		}
-		os.Exit(status)
+		reportExit(ex)
+		os.Exit(ex.Status)
 		return nil
 	},
 }

@@ -133,19 +133,32 @@ sandbox holds itself open until deleted or its --ttl passes.`,
 		if err != nil {
 			return err
 		}
+		reportExit(res)
 		if c.Bool("json") {
 			if out.last != 0 && out.last != '\n' {
 				fmt.Println()
 			}
-			data, err := json.Marshal(res)
-			if err != nil {
+			if err := printResultJSON(res); err != nil {
 				return err
 			}
-			fmt.Println(string(data))
 		}
-		os.Exit(res.ExitCode)
+		os.Exit(res.Status)
 		return nil
 	},
+}
+
+// printResultJSON prints a sandbox's result as one JSON line: the exit's
+// fields, its status as exit_code.
+func printResultJSON(res runtime.Exit) error {
+	fields := res.Fields()
+	fields["exit_code"] = fields["status"]
+	delete(fields, "status")
+	data, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(data))
+	return nil
 }
 
 // lastByteWriter remembers the last byte written, so that --json's line

@@ -72,3 +72,22 @@ type Engine interface {
 	Checkpoint(id string, o CheckpointOptions) error
 	Restore(o CreateOptions, co CheckpointOptions) (int, error)
 }
+
+// RunInfo is what an engine knows of an attached run once its process
+// ended, read before the container is removed.
+type RunInfo struct {
+	Status int
+	// Pid was the container's init on the host (0 if unknown).
+	Pid int
+	// OOMKills counts the container's processes the kernel's OOM killer
+	// killed; PeakMemoryBytes is its cgroup's peak memory use. 0 when the
+	// engine can't tell.
+	OOMKills        int64
+	PeakMemoryBytes int64
+}
+
+// RunReporter is an engine whose attached run also reports RunInfo. An
+// engine without it reports the status alone.
+type RunReporter interface {
+	RunReport(o CreateOptions) (RunInfo, error)
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/nucleus-run/nucleus/isolation/host"
 	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/runtime/outcome"
 	"github.com/nucleus-run/nucleus/seccomp"
 	"github.com/nucleus-run/nucleus/spec"
 )
@@ -49,7 +50,7 @@ const (
 
 // Create sets up a container whose process waits for Start.
 func (r *Engine) Create(o engine.CreateOptions) error {
-	_, err := r.startContainer(o, actCreate)
+	_, err := r.startContainer(o, actCreate, nil)
 	return err
 }
 
@@ -57,10 +58,24 @@ func (r *Engine) Create(o engine.CreateOptions) error {
 // forwards signals, waits for the process and removes the container; the
 // returned status is the process's exit status (128+signal if killed).
 func (r *Engine) Run(o engine.CreateOptions) (int, error) {
-	return r.startContainer(o, actRun)
+	return r.startContainer(o, actRun, nil)
 }
 
-func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int, err error) {
+var _ engine.RunReporter = (*Engine)(nil)
+
+// RunReport is Run that also reports the init's pid and what the
+// container's memory cgroup says of the run (OOM kills, peak use), read
+// before the cgroup is removed.
+func (r *Engine) RunReport(o engine.CreateOptions) (engine.RunInfo, error) {
+	var info engine.RunInfo
+	status, err := r.startContainer(o, actRun, &info)
+	info.Status = status
+	return info, err
+}
+
+// startContainer creates (and for actRun starts) the container; info, if
+// given, is filled in when an attached run ends.
+func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine.RunInfo) (status int, err error) {
 	if err := spec.ValidateID(o.ID); err != nil {
 		return -1, err
 	}
@@ -124,6 +139,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action) (status int,
 		preserveFDs:     o.PreserveFDs,
 		listenFDs:       activation.Files(false),
 		killOnInterrupt: o.KillOnInterrupt,
+		info:            info,
 	}
 	if o.Policy != nil && o.Policy.Mode != "" {
 		return r.runWithPolicy(p, o, act, filter)
@@ -202,6 +218,9 @@ type processRunner struct {
 	listenFDs       []*os.File
 	subCgroupPaths  map[string]string
 	killOnInterrupt bool
+	// info, if set, receives the pid and the memory cgroup's report of
+	// an attached run.
+	info *engine.RunInfo
 	// beforeStart, if set, adjusts the process after stdio and fds are
 	// set up (the policy pre-exec step); afterStart runs once the start
 	// was tried, started or not (it closes what beforeStart handed over).
@@ -281,6 +300,12 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 	if err != nil {
 		terminate(process)
 		return -1, err
+	}
+	if p.info != nil {
+		p.info.Pid, _ = process.Pid()
+		if st, err := p.container.State(); err == nil {
+			p.info.OOMKills, p.info.PeakMemoryBytes = outcome.Memory(st.CgroupPaths)
+		}
 	}
 	p.destroy()
 	return status, nil
