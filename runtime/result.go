@@ -11,7 +11,7 @@ import (
 // package outcome. Exit.Line is the one line to show the user.
 type Exit = outcome.Exit
 
-// ExitReasonEvent is the audit event RunResult and SandboxResult write
+// ExitReasonEvent is the audit event RunResult and Sandbox write
 // when they know who ended the run (seccomp, OOM, Landlock, timeout).
 const ExitReasonEvent = "exit_reason"
 
@@ -73,4 +73,3 @@ func runFacts(o CreateOptions, info engine.RunInfo, started, ended time.Time) ou
 	}
 	return f
 }
-

@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of a container's init
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/policy"
