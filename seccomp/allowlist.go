@@ -191,6 +191,11 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 			if s.Syscalls[i].Names[0] == "clone3" {
 				s.Syscalls[i].Action = specs.ActTrace
 			}
+			for _, n := range s.Syscalls[i].Names {
+				if alias, ok := runscNames[n]; ok {
+					s.Syscalls[i].Names = append(s.Syscalls[i].Names, alias)
+				}
+			}
 		}
 	}
 	return s
@@ -256,8 +261,16 @@ func seteidRules() []specs.LinuxSyscall {
 	return rules
 }
 
+// runscNames are runsc's own names (up to 20221219) for syscalls whose
+// kernel name it does not know. runsc ignores a name it does not know, so
+// the call would meet the default kill: without "pselect", glibc's select()
+// and pselect() (which make pselect6) die under gVisor. The gVisor profile
+// names both; libseccomp skips the name it does not know.
+var runscNames = map[string]string{"pselect6": "pselect"}
+
 // AllowedSyscallCount is how many distinct syscalls a profile lets through
-// (unconditionally or under argument checks).
+// (unconditionally or under argument checks); runsc's second name for a
+// syscall is not another one.
 func AllowedSyscallCount(s *specs.LinuxSeccomp) int {
 	if s == nil {
 		return 0
@@ -269,6 +282,11 @@ func AllowedSyscallCount(s *specs.LinuxSeccomp) int {
 		}
 		for _, n := range sc.Names {
 			seen[n] = true
+		}
+	}
+	for kernel, alias := range runscNames {
+		if seen[kernel] && seen[alias] {
+			delete(seen, alias)
 		}
 	}
 	return len(seen)

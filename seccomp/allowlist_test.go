@@ -305,3 +305,18 @@ func TestSeteidRules(t *testing.T) {
 		t.Errorf("built-in profile does not compile: %v", err)
 	}
 }
+
+// TestGvisorNames: the gVisor profile allows pselect6 under runsc's name
+// for it too, and counts it once.
+func TestGvisorNames(t *testing.T) {
+	g := Builtin(Options{Gvisor: true})
+	if v := Evaluate(g, "pselect", [6]uint64{}); v.Action != specs.ActAllow {
+		t.Errorf("gVisor profile: pselect %s, want allowed", v.Action)
+	}
+	if v := Evaluate(Builtin(Options{}), "pselect", [6]uint64{}); v.Ruled {
+		t.Errorf("native profile names pselect")
+	}
+	if g, n := AllowedSyscallCount(g), AllowedSyscallCount(Builtin(Options{})); g != n {
+		t.Errorf("gVisor profile counts %d syscalls, native %d", g, n)
+	}
+}
