@@ -191,3 +191,39 @@ func expectCorpus(t *testing.T, name string, res Result, want []string) {
 		t.Errorf("%s: exit %d, missing %q\nstdout: %s\nstderr: %s", name, res.Code, missing, res.Stdout, res.Stderr)
 	}
 }
+
+// setidScript: seteuid and setegid to the caller's own ids (the form
+// posix_spawn's POSIX_SPAWN_RESETIDS makes) pass; every other set*id
+// call, even one that would change nothing, is refused with EPERM, not
+// killed.
+const setidScript = `
+import os
+os.seteuid(os.geteuid()); os.setegid(os.getegid()); os.setresuid(-1, 0, -1)
+print("seteuid ok", os.getresuid())
+for name, call in [("setresuid", lambda: os.setresuid(0, 0, 0)), ("setresgid", lambda: os.setresgid(-1, 0, 0)),
+                   ("setuid", lambda: os.setuid(0)), ("setreuid", lambda: os.setreuid(0, 0)),
+                   ("setgroups", lambda: os.setgroups([])), ("setresuid-other", lambda: os.setresuid(-1, 1000, -1))]:
+    try:
+        call(); print(name, "ALLOWED")
+    except OSError as e:
+        print(name, "DENIED", e.errno)
+`
+
+// TestCorpusSetidStaysRefused: letting make's posix_spawn through opens
+// the seteuid form of setresuid and setresgid, nothing else of the set*id
+// family; on both engines.
+func TestCorpusSetidStaysRefused(t *testing.T) {
+	r := newRunner(t)
+	b := corpusBundle(t)
+	// setresuid(-1, 1000, -1) passes the filter; the kernel refuses it,
+	// with no CAP_SETUID (EPERM as well).
+	want := []string{"seteuid ok (0, 0, 0)", "setresuid DENIED 1", "setresgid DENIED 1", "setuid DENIED 1",
+		"setreuid DENIED 1", "setgroups DENIED 1", "setresuid-other DENIED 1"}
+	expectCorpus(t, "native", r.sandbox(b, "al-setid", nil, "python3", "-c", setidScript), want)
+	t.Run("gvisor", func(t *testing.T) {
+		requireCmd(t, "runsc")
+		res := r.sandbox(b, "al-setid-gv", []string{"--engine", "gvisor"}, "python3", "-c", setidScript)
+		assertNoGvisorLeftovers(t, r, "al-setid-gv", b.Dir)
+		expectCorpus(t, "gvisor", res, want)
+	})
+}
