@@ -9,9 +9,9 @@ import (
 // CPython (threads, subprocess, multiprocessing, asyncio, ssl, sqlite3),
 // git, gcc and make, perl, node, Go programs and static binaries of older
 // glibc use (integration/corpus_test.go runs them all), and nothing that
-// reaches kernel attack surface an agent's code has no need for. One
-// comment line per group says why it is here. Syscalls that need argument
-// checks are written as rules in Builtin instead.
+// reaches kernel attack surface an agent's code has no need for. A comment
+// line per group says why it is here. Syscalls that need argument checks
+// are written as rules in Builtin instead.
 var allowedSyscalls = []string{
 	// files and descriptors: glibc and Go use the *at forms
 	"read", "write", "readv", "writev", "pread64", "pwrite64",
@@ -19,53 +19,42 @@ var allowedSyscalls = []string{
 	"fstat", "newfstatat", "statx", "statfs", "fstatfs",
 	"faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir",
 	"mkdirat", "unlinkat", "renameat", "renameat2", "linkat", "symlinkat",
-	// legacy x86_64 entry points static binaries (Debian's busybox, older
-	// glibc) and make still call: the same kernel paths as their *at forms
+	// legacy x86_64 forms static and older binaries (busybox, make) call: the *at forms' kernel paths
 	"access", "chmod", "chown", "lchown", "link", "mkdir", "rename", "rmdir", "symlink", "unlink",
 	"utime", "utimes", "futimesat", "open", "creat", "stat", "lstat", "getdents",
 	"fchmod", "fchmodat", "fchown", "fchownat",
 	"truncate", "ftruncate", "fallocate", "fsync", "fdatasync", "umask", "utimensat",
-	// read-ahead advice on a file the caller has open: coreutils cat, sort
-	// and tr give it on every input
+	// read-ahead advice on a file the caller has open: coreutils cat, sort and tr give it on every input
 	"fadvise64",
-	// pipes and in-kernel copies between the caller's descriptors (pipe is
-	// pipe2 without flags, for older static binaries)
+	// pipes and in-kernel copies between the caller's descriptors (pipe: pipe2 for older binaries)
 	"pipe", "pipe2", "copy_file_range", "sendfile",
-	// waiting on descriptors: every event loop (select, poll, epoll; the
-	// flagless epoll_create for older binaries)
+	// waiting on descriptors, every event loop's core (epoll_create: epoll_create1 for older binaries)
 	"poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
-	// descriptors for the caller's own events, timers and signals (libuv,
-	// systemd-style loops, file watchers: node, Python's watchers, make -j)
+	// descriptors for the caller's own events, timers and signals, which event loops wait on
 	"eventfd", "eventfd2", "timerfd_create", "timerfd_settime", "timerfd_gettime", "signalfd", "signalfd4",
-	// inotify watches on paths the caller can already read (file watchers,
-	// build tools, tail -f)
+	// inotify watches on paths the caller can already read (coreutils tail -f, file watchers)
 	"inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
-	// memory
+	// the caller's own memory
 	"mmap", "munmap", "mprotect", "mremap", "madvise", "brk",
-	// processes and threads (clone is filtered below; fork is clone with
-	// SIGCHLD and no flags, so it makes no namespace)
+	// processes and threads (clone is filtered below; fork is clone(SIGCHLD): no namespace flags)
 	"fork", "vfork", "execve", "exit", "exit_group", "wait4", "waitid", "kill", "tgkill",
 	"getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
 	"setsid", "setpgid", "getpgid", "getpgrp",
 	"arch_prctl", "set_tid_address", "set_robust_list", "rseq", "futex", "sched_yield", "sched_getaffinity",
 	"getrlimit", "setrlimit", "prlimit64", "getrusage", "uname", "sysinfo",
 	"pidfd_open", "pidfd_send_signal",
-	// reading the caller's capability sets (node checks them at start-up;
-	// they are all empty in a sandbox)
+	// reading capability sets, all empty in a sandbox (node checks its own at start-up)
 	"capget",
-	// time (time for static binaries of glibc before 2.31, which had no
-	// vDSO)
+	// time (the time syscall: static binaries of glibc before 2.31 had no vDSO)
 	"time", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "alarm", "setitimer",
-	// signals
+	// the caller's own signal handling
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "sigaltstack", "pause", "restart_syscall",
-	// randomness
+	// randomness (Python, OpenSSL, node seed from it)
 	"getrandom",
-	// sockets (socket and socketpair are filtered below); accept is what
-	// glibc's accept() calls on x86_64 (busybox nc -l and httpd)
+	// sockets (socket, socketpair filtered below); glibc's accept() is accept (busybox nc -l, httpd)
 	"bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
 	"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "setsockopt", "getsockopt", "shutdown",
-	// Landlock and seccomp can only take rights away; the pre-exec step
-	// uses the first, libseccomp probes the second at start-up.
+	// Landlock (the pre-exec step) and seccomp (libseccomp probes it) only take rights away
 	"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp",
 }
 
@@ -73,15 +62,22 @@ var allowedSyscalls = []string{
 // because ordinary programs probe them and fall back (and tests can observe
 // the refusal). Everything not allowed and not listed here kills the process.
 var deniedWithEPERM = []string{
+	// mounts, root changes and namespaces: the sandbox's view of the system is fixed
 	"mount", "umount2", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "pivot_root", "chroot",
 	"mount_setattr", "unshare", "setns",
+	// reaching into other processes
 	"ptrace", "process_vm_readv", "process_vm_writev", "process_madvise",
+	// kernel keyrings, shared beyond the sandbox
 	"keyctl", "add_key", "request_key",
+	// eBPF, perf events, userfaultfd and io_uring: large kernel surface with a history of escapes
 	"bpf", "perf_event_open", "userfaultfd",
 	"io_uring_setup", "io_uring_enter", "io_uring_register",
+	// the kernel itself, the machine and its clock
 	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
 	"reboot", "swapon", "swapoff", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+	// identity changes (setresuid and setresgid: seteidRules)
 	"setuid", "setgid", "setreuid", "setregid", "setgroups", "setfsuid", "setfsgid",
+	// capabilities, device nodes, accounting, the kernel log, file handles, I/O ports, execution domains
 	"capset", "mknod", "mknodat", "acct", "quotactl", "syslog", "name_to_handle_at", "open_by_handle_at",
 	"lookup_dcookie", "vhangup", "iopl", "ioperm", "personality",
 	// memory protection keys: node (V8) probes pkey_alloc and does without
