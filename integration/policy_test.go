@@ -270,7 +270,7 @@ func TestPolicyAuditLog(t *testing.T) {
 			t.Errorf("no %s event in %v", name, events)
 		}
 	}
-	if n, _ := events["seccomp_applied"]["syscalls"].(float64); n < 80 || n > 160 {
+	if n, _ := events["seccomp_applied"]["syscalls"].(float64); n < 80 || n > 185 {
 		t.Errorf("seccomp_applied syscalls = %v", events["seccomp_applied"]["syscalls"])
 	}
 	if abi, _ := events["landlock_applied"]["abi"].(float64); abi < 1 || events["landlock_applied"]["applied"] != true {

@@ -5,47 +5,56 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// allowedSyscalls is the built-in allowlist: what busybox, CPython (with
-// threads, subprocess and multiprocessing) and Go programs use, and nothing
-// that reaches kernel attack surface an agent's code has no need for.
-// Syscalls that need argument checks are listed in filteredRules instead.
+// allowedSyscalls is the built-in allowlist: what busybox, coreutils,
+// CPython (threads, subprocess, multiprocessing, asyncio, ssl, sqlite3),
+// git, gcc and make, perl, node, Go programs and static binaries of older
+// glibc use (integration/corpus_test.go runs them all), and nothing that
+// reaches kernel attack surface an agent's code has no need for. A comment
+// line per group says why it is here. Syscalls that need argument checks
+// are written as rules in Builtin instead.
 var allowedSyscalls = []string{
-	// files and descriptors (glibc and Go use the *at forms; most legacy
-	// x86_64 entry points are left out)
+	// files and descriptors: glibc and Go use the *at forms
 	"read", "write", "readv", "writev", "pread64", "pwrite64",
 	"openat", "openat2", "close", "close_range", "lseek", "dup", "dup2", "dup3", "fcntl", "flock",
 	"fstat", "newfstatat", "statx", "statfs", "fstatfs",
 	"faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir",
 	"mkdirat", "unlinkat", "renameat", "renameat2", "linkat", "symlinkat",
-	// legacy entry points Debian's static busybox still calls (the same
-	// kernel paths as their allowed *at forms: mv's copy across file
-	// systems chowns and sets times with them)
+	// legacy x86_64 forms static and older binaries (busybox, make) call: the *at forms' kernel paths
 	"access", "chmod", "chown", "lchown", "link", "mkdir", "rename", "rmdir", "symlink", "unlink",
-	"utime", "utimes", "futimesat",
+	"utime", "utimes", "futimesat", "open", "creat", "stat", "lstat", "getdents",
 	"fchmod", "fchmodat", "fchown", "fchownat",
 	"truncate", "ftruncate", "fallocate", "fsync", "fdatasync", "umask", "utimensat",
-	"pipe2", "copy_file_range", "sendfile",
-	"poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2",
-	// memory
+	// read-ahead advice on a file the caller has open: coreutils cat, sort and tr give it on every input
+	"fadvise64",
+	// pipes and in-kernel copies between the caller's descriptors (pipe: pipe2 for older binaries)
+	"pipe", "pipe2", "copy_file_range", "sendfile",
+	// waiting on descriptors, every event loop's core (epoll_create: epoll_create1 for older binaries)
+	"poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
+	// descriptors for the caller's own events, timers and signals, which event loops wait on
+	"eventfd", "eventfd2", "timerfd_create", "timerfd_settime", "timerfd_gettime", "signalfd", "signalfd4",
+	// inotify watches on paths the caller can already read (coreutils tail -f, file watchers)
+	"inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+	// the caller's own memory
 	"mmap", "munmap", "mprotect", "mremap", "madvise", "brk",
-	// processes and threads (clone is filtered below)
-	"vfork", "execve", "exit", "exit_group", "wait4", "waitid", "kill", "tgkill",
+	// processes and threads (clone is filtered below; fork is clone(SIGCHLD): no namespace flags)
+	"fork", "vfork", "execve", "exit", "exit_group", "wait4", "waitid", "kill", "tgkill",
 	"getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
 	"setsid", "setpgid", "getpgid", "getpgrp",
 	"arch_prctl", "set_tid_address", "set_robust_list", "rseq", "futex", "sched_yield", "sched_getaffinity",
 	"getrlimit", "setrlimit", "prlimit64", "getrusage", "uname", "sysinfo",
 	"pidfd_open", "pidfd_send_signal",
-	// time
-	"nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "alarm", "setitimer",
-	// signals
+	// reading capability sets, all empty in a sandbox (node checks its own at start-up)
+	"capget",
+	// time (the time syscall: static binaries of glibc before 2.31 had no vDSO)
+	"time", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "alarm", "setitimer",
+	// the caller's own signal handling
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "sigaltstack", "pause", "restart_syscall",
-	// randomness
+	// randomness (Python, OpenSSL, node seed from it)
 	"getrandom",
-	// sockets (socket and socketpair are filtered below)
-	"bind", "listen", "accept4", "connect", "getsockname", "getpeername",
+	// sockets (socket, socketpair filtered below); glibc's accept() is accept (busybox nc -l, httpd)
+	"bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
 	"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "setsockopt", "getsockopt", "shutdown",
-	// Landlock and seccomp can only take rights away; the pre-exec step
-	// uses the first, libseccomp probes the second at start-up.
+	// Landlock (the pre-exec step) and seccomp (libseccomp probes it) only take rights away
 	"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp",
 }
 
@@ -53,17 +62,26 @@ var allowedSyscalls = []string{
 // because ordinary programs probe them and fall back (and tests can observe
 // the refusal). Everything not allowed and not listed here kills the process.
 var deniedWithEPERM = []string{
+	// mounts, root changes and namespaces: the sandbox's view of the system is fixed
 	"mount", "umount2", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "pivot_root", "chroot",
 	"mount_setattr", "unshare", "setns",
+	// reaching into other processes
 	"ptrace", "process_vm_readv", "process_vm_writev", "process_madvise",
+	// kernel keyrings, shared beyond the sandbox
 	"keyctl", "add_key", "request_key",
+	// eBPF, perf events, userfaultfd and io_uring: large kernel surface with a history of escapes
 	"bpf", "perf_event_open", "userfaultfd",
 	"io_uring_setup", "io_uring_enter", "io_uring_register",
+	// the kernel itself, the machine and its clock
 	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
 	"reboot", "swapon", "swapoff", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
-	"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "setfsuid", "setfsgid",
+	// identity changes (setresuid and setresgid: seteidRules)
+	"setuid", "setgid", "setreuid", "setregid", "setgroups", "setfsuid", "setfsgid",
+	// capabilities, device nodes, accounting, the kernel log, file handles, I/O ports, execution domains
 	"capset", "mknod", "mknodat", "acct", "quotactl", "syslog", "name_to_handle_at", "open_by_handle_at",
 	"lookup_dcookie", "vhangup", "iopl", "ioperm", "personality",
+	// memory protection keys: node (V8) probes pkey_alloc and does without
+	"pkey_alloc", "pkey_free", "pkey_mprotect",
 }
 
 // Namespace-creating clone flags: a sandboxed process must not make new
@@ -162,11 +180,17 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 			Args: []specs.LinuxSeccompArg{{Index: 0, Value: p, Op: specs.OpEqualTo}}})
 	}
 	s.Syscalls = append(s.Syscalls, ioctlRules()...)
+	s.Syscalls = append(s.Syscalls, seteidRules()...)
 	if o.Gvisor {
 		s.DefaultAction = specs.ActKill
 		for i := range s.Syscalls {
 			if s.Syscalls[i].Names[0] == "clone3" {
 				s.Syscalls[i].Action = specs.ActTrace
+			}
+			for _, n := range s.Syscalls[i].Names {
+				if alias, ok := runscNames[n]; ok {
+					s.Syscalls[i].Names = append(s.Syscalls[i].Names, alias)
+				}
 			}
 		}
 	}
@@ -205,8 +229,44 @@ func memfdRules() []specs.LinuxSyscall {
 	}
 }
 
+// seteidRules allow setresuid and setresgid only in the form seteuid(3)
+// and setegid(3) give them, (-1, id, -1): glibc's posix_spawn makes it in
+// the child for POSIX_SPAWN_RESETIDS, which GNU make asks for on every job.
+// Without CAP_SETUID and CAP_SETGID (a sandbox has no capability) the
+// kernel lets id be only one of the caller's own ids, so the call changes
+// nothing. Every other real form is refused with EPERM, as the rest of the
+// set*id family is. The kernel reads the ids as 32 bits and glibc leaves
+// -1 32 bits wide while Go and musl widen it to 64, so "unchanged" is the
+// low half all ones; an id with upper-half bits set (which no libc makes)
+// matches no rule and meets the default kill, as for socket's type.
+func seteidRules() []specs.LinuxSyscall {
+	eperm := uint(unix.EPERM)
+	unchanged := func(index uint) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: index, Value: low32, ValueTwo: low32, Op: specs.OpMaskedEqual}
+	}
+	anID := func(index uint) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: index, Value: low32, Op: specs.OpLessThan}
+	}
+	var rules []specs.LinuxSyscall
+	for _, name := range []string{"setresuid", "setresgid"} {
+		rules = append(rules,
+			specs.LinuxSyscall{Names: []string{name}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{unchanged(0), unchanged(2)}},
+			specs.LinuxSyscall{Names: []string{name}, Action: specs.ActErrno, ErrnoRet: &eperm, Args: []specs.LinuxSeccompArg{anID(0)}},
+			specs.LinuxSyscall{Names: []string{name}, Action: specs.ActErrno, ErrnoRet: &eperm, Args: []specs.LinuxSeccompArg{unchanged(0), anID(2)}})
+	}
+	return rules
+}
+
+// runscNames are runsc's own names (up to 20221219) for syscalls whose
+// kernel name it does not know. runsc ignores a name it does not know, so
+// the call would meet the default kill: without "pselect", glibc's select()
+// and pselect() (which make pselect6) die under gVisor. The gVisor profile
+// names both; libseccomp skips the name it does not know.
+var runscNames = map[string]string{"pselect6": "pselect"}
+
 // AllowedSyscallCount is how many distinct syscalls a profile lets through
-// (unconditionally or under argument checks).
+// (unconditionally or under argument checks); runsc's second name for a
+// syscall is not another one.
 func AllowedSyscallCount(s *specs.LinuxSeccomp) int {
 	if s == nil {
 		return 0
@@ -218,6 +278,11 @@ func AllowedSyscallCount(s *specs.LinuxSeccomp) int {
 		}
 		for _, n := range sc.Names {
 			seen[n] = true
+		}
+	}
+	for kernel, alias := range runscNames {
+		if seen[kernel] && seen[alias] {
+			delete(seen, alias)
 		}
 	}
 	return len(seen)

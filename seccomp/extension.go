@@ -14,28 +14,20 @@ import "golang.org/x/sys/unix"
 // vmsplice, fanotify_*, sethostname, setdomainname, the setxattr and
 // removexattr families, SysV IPC and POSIX message queues, sysfs,
 // ioprio_set, sched_setattr, sched_setscheduler, setpriority, mbind,
-// set_mempolicy, migrate_pages, move_pages, pkey_*, the aio io_* calls,
+// set_mempolicy, migrate_pages, move_pages, the aio io_* calls,
 // futex_waitv, remap_file_pages, and the calls the allowlist refuses
-// (deniedWithEPERM: mount, ptrace, the set*id family, acct, quotactl,
+// (deniedWithEPERM: mount, ptrace, the set*id family, pkey_*, acct, quotactl,
 // syslog, name_to_handle_at, open_by_handle_at, iopl, ioperm, vhangup,
 // lookup_dcookie, ...), which stay refused whatever a trace says.
 var traceExtensions = []string{
-	// legacy x86_64 entry points of allowed calls: the same kernel paths
-	// as openat, newfstatat, getdents64, pipe2, epoll_create1, eventfd2,
-	// inotify_init1, signalfd4, fchmodat, accept4, preadv/pwritev's
-	// readv/writev, tgkill and clone(SIGCHLD) (fork takes no flags, so
-	// it can't make namespaces)
-	"open", "creat", "stat", "lstat", "getdents", "pipe", "epoll_create", "eventfd",
-	"inotify_init", "signalfd", "fchmodat2", "accept", "preadv", "pwritev", "preadv2", "pwritev2",
-	"tkill", "fork", "time",
+	// variants of allowed calls: the same kernel paths as fchmodat,
+	// readv/writev at an offset, and tgkill
+	"fchmodat2", "preadv", "pwritev", "preadv2", "pwritev2", "tkill",
 	// extended attribute reads: metadata of files the caller can already
 	// stat and open (no writes: setxattr and removexattr stay out)
 	"getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
-	// inotify watches on paths the caller can already read
-	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
-	// file descriptors for timers and signals of the caller itself, and
 	// the epoll wait with a timespec (epoll_pwait is allowed)
-	"timerfd_create", "timerfd_settime", "timerfd_gettime", "signalfd4", "epoll_pwait2",
+	"epoll_pwait2",
 	// POSIX per-process timers and the itimer read (setitimer and alarm
 	// are allowed)
 	"timer_create", "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete", "getitimer",
@@ -47,13 +39,13 @@ var traceExtensions = []string{
 	"sched_getparam", "sched_getscheduler", "sched_getattr", "sched_setaffinity",
 	"sched_get_priority_min", "sched_get_priority_max", "sched_rr_get_interval", "getpriority",
 	// process information about the caller: CPU times, current CPU,
-	// session, capability sets (read only)
-	"times", "getcpu", "getsid", "capget",
+	// session
+	"times", "getcpu", "getsid",
 	// signals to processes kill may already reach, and the pending set
 	"rt_sigqueueinfo", "rt_tgsigqueueinfo", "rt_sigpending",
 	// writeback and read-ahead of files the caller has open (fsync and
 	// fdatasync are allowed)
-	"sync", "syncfs", "sync_file_range", "readahead", "fadvise64",
+	"sync", "syncfs", "sync_file_range", "readahead",
 	// moving data between pipes and descriptors the caller holds, in the
 	// kernel (as sendfile and copy_file_range, which are allowed; vmsplice,
 	// which maps user pages into a pipe, stays out)

@@ -40,13 +40,15 @@ func ParseTrace(file string, data []byte) (*Trace, error) {
 
 // runtimeBaseline are syscalls a program makes at moments no trace can pin
 // down: returning from a signal handler, the kernel restarting a syscall,
-// and language runtimes' preemption and scheduling (Go preempts threads
-// with tgkill, parks them on futexes, returns memory with madvise). A
+// language runtimes' preemption and scheduling (Go preempts threads with
+// tgkill, parks them on futexes, returns memory with madvise), and process
+// pools stopping workers that may or may not have exited yet (Python's
+// multiprocessing.Pool kills the ones still running when it closes). A
 // trace may or may not catch them; a profile without them kills the same
 // program at random.
 var runtimeBaseline = []string{
 	"rt_sigreturn", "restart_syscall", "tgkill", "getpid", "gettid", "sched_yield",
-	"futex", "nanosleep", "madvise", "mmap", "munmap", "exit", "exit_group",
+	"futex", "nanosleep", "madvise", "mmap", "munmap", "exit", "exit_group", "kill",
 }
 
 // Generate turns the union of traces into a minimal profile built on the
