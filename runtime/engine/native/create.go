@@ -142,6 +142,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		info:            info,
 	}
 	if o.Policy != nil && o.Policy.Mode != "" {
+		p.noTerminal = true
 		return r.runWithPolicy(p, o, act, filter)
 	}
 	if act == actCreate {
@@ -213,6 +214,11 @@ type processRunner struct {
 	pidFile         string
 	consoleSocket   string
 	stdio           *engine.Stdio
+	// noTerminal keeps the caller's terminal from a detached process in
+	// an isolation mode: a stdio descriptor that is a terminal is replaced
+	// by /dev/null, so untrusted code can't read what the operator types
+	// after nucleus returned, nor write escape sequences to it.
+	noTerminal bool
 	pidfdSocket     string
 	preserveFDs     int
 	listenFDs       []*os.File
@@ -257,7 +263,7 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 		signals = newSignalHandler(p.enableSubreaper)
 		signals.killOnInterrupt = p.killOnInterrupt
 	}
-	io, err := setupIO(process, p.container, config.Terminal, p.detach, p.consoleSocket, p.stdio)
+	io, err := setupIO(process, p.container, config.Terminal, p.detach, p.consoleSocket, p.stdio, p.noTerminal)
 	if err != nil {
 		return -1, err
 	}

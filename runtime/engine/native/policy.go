@@ -358,6 +358,7 @@ func (r *Engine) confineExec(id string, p *specs.Process, o engine.ExecOptions, 
 	}
 	p.Capabilities = nil // libcontainer then uses the container's own
 	p.NoNewPrivileges = true
+	runner.noTerminal = true
 	if rec.Landlock == nil {
 		return nil
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
+	"golang.org/x/sys/unix"
 )
 
 // stdio owns the host side of a process's standard streams: pipes we copy
@@ -29,7 +30,7 @@ type stdio struct {
 	consoleC    chan error
 }
 
-func setupIO(process *libcontainer.Process, container *libcontainer.Container, createTTY, detach bool, sockpath string, streams *engine.Stdio) (_ *stdio, retErr error) {
+func setupIO(process *libcontainer.Process, container *libcontainer.Container, createTTY, detach bool, sockpath string, streams *engine.Stdio, noTerminal bool) (_ *stdio, retErr error) {
 	if createTTY {
 		process.Stdin, process.Stdout, process.Stderr = nil, nil, nil
 		t := &stdio{}
@@ -79,7 +80,13 @@ func setupIO(process *libcontainer.Process, container *libcontainer.Container, c
 			}
 			process.Stdin, process.Stdout, process.Stderr = in, out, errOut
 		}
-		return &stdio{}, nil
+		t := &stdio{}
+		if noTerminal {
+			if err := t.withholdTerminal(process); err != nil {
+				return nil, err
+			}
+		}
+		return t, nil
 	}
 	config := container.Config()
 	rootuid, err := config.HostRootUID()
@@ -129,6 +136,38 @@ func setupPipes(p *libcontainer.Process, rootuid, rootgid int, streams *engine.S
 	go t.copyIO(out, i.Stdout)
 	go t.copyIO(errOut, i.Stderr)
 	return t, nil
+}
+
+// withholdTerminal replaces each of the process's standard descriptors
+// that is a terminal with /dev/null.
+func (t *stdio) withholdTerminal(p *libcontainer.Process) error {
+	var null *os.File
+	streams := []struct {
+		get func() any
+		set func(*os.File)
+	}{
+		{func() any { return p.Stdin }, func(f *os.File) { p.Stdin = f }},
+		{func() any { return p.Stdout }, func(f *os.File) { p.Stdout = f }},
+		{func() any { return p.Stderr }, func(f *os.File) { p.Stderr = f }},
+	}
+	for _, s := range streams {
+		f, ok := s.get().(*os.File)
+		if !ok {
+			continue
+		}
+		if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+			continue
+		}
+		if null == nil {
+			var err error
+			if null, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+				return err
+			}
+			t.postStart = append(t.postStart, null)
+		}
+		s.set(null)
+	}
+	return nil
 }
 
 // eofReader is an empty stdin.
