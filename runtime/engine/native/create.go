@@ -218,7 +218,7 @@ type processRunner struct {
 	// an isolation mode: a stdio descriptor that is a terminal is replaced
 	// by /dev/null, so untrusted code can't read what the operator types
 	// after nucleus returned, nor write escape sequences to it.
-	noTerminal bool
+	noTerminal      bool
 	pidfdSocket     string
 	preserveFDs     int
 	listenFDs       []*os.File
