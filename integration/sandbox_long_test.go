@@ -256,3 +256,29 @@ func TestSandboxTty(t *testing.T) {
 		t.Errorf("sandbox -t gave no terminal:\n%s", got)
 	}
 }
+
+// TestSandboxWorkspaceCopyBounded: while a sandbox runs, its copy-in-out
+// copy can't grow past --workspace-max-bytes (a tmpfs of that size), so a
+// state root on the host's disk can't be filled through it; nor by a
+// long-lived sandbox.
+func TestSandboxWorkspaceCopyBounded(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	ws := userWorkspace(t)
+	fill := "dd if=/dev/zero of=/workspace/big bs=1M count=96 2>/dev/null && echo wrote || echo refused"
+	res := r.Run(nil, "sandbox", "--id", "sl-fill", "--bundle", b.Dir, "--workspace", ws+":copy-in-out", "--workspace-max-bytes", "32M", "--", "sh", "-c", fill)
+	if !strings.Contains(res.Stdout, "refused") {
+		t.Errorf("a 96M write into a 32M copy-in-out workspace: %q (exit %d, %s)", res.Stdout, res.Code, res.Stderr)
+	}
+	assertNoSandboxLeftovers(t, r, "sl-fill", b.Dir)
+	r.OK("sandbox", "--detach", "--id", "sl-fill2", "--bundle", b.Dir, "--workspace", ws+":copy-in-out", "--workspace-max-bytes", "32M")
+	if out := r.OK("exec", "sl-fill2", "sh", "-c", fill).Stdout; !strings.Contains(out, "refused") {
+		t.Errorf("a 96M write into a long-lived sandbox's 32M copy: %q", out)
+	}
+	r.OK("exec", "sl-fill2", "sh", "-c", "rm -f /workspace/big; echo small > /workspace/small")
+	r.OK("delete", "sl-fill2")
+	if d, _ := os.ReadFile(filepath.Join(ws, "small")); string(d) != "small\n" {
+		t.Errorf("write-back after the bounded copy: %q", d)
+	}
+	assertNoSandboxLeftovers(t, r, "sl-fill2", b.Dir)
+}

@@ -194,7 +194,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 	}
 	if force {
 		// A sandbox's workspace copy, left by a nucleus that was killed.
-		if err := os.RemoveAll(filepath.Join(r.Root, engine.WorkspaceCopyPrefix+id)); err != nil {
+		if err := r.removeWorkspaceCopies(id); err != nil {
 			return fmt.Errorf("delete %s: %w", id, err)
 		}
 	}

@@ -127,7 +127,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (Exit, error) {
 	r.SweepSandboxes()
 	st, err := r.setupSandbox(o)
 	if st != nil && st.copyRoot != "" {
-		defer os.RemoveAll(st.copyRoot)
+		defer r.removeWorkspaceCopies(st.o.ID)
 	}
 	if err != nil {
 		return res, err
@@ -231,7 +231,7 @@ func (r *Runtime) setupSandbox(o SandboxOptions) (*sandboxSetup, error) {
 			continue
 		}
 		if st.copyRoot == "" {
-			if st.copyRoot, err = r.makeWorkspaceCopyRoot(o.ID); err != nil {
+			if st.copyRoot, err = r.makeWorkspaceCopyRoot(o.ID, maxBytes); err != nil {
 				return st, err
 			}
 		}
@@ -390,8 +390,11 @@ func PrepareWorkspace(ws *policy.Workspace) error {
 // makeWorkspaceCopyRoot makes the directory a sandbox's copy-in-out
 // workspaces are copied below (each to a 0700 directory of the workload's,
 // so no other host user can reach what the sandbox puts there): under the
-// root-owned state dir, not a shared temp dir.
-func (r *Runtime) makeWorkspaceCopyRoot(id string) (string, error) {
+// root-owned state dir, not a shared temp dir. With a budget it is a tmpfs
+// of that size: the sandbox writes its copy while it runs, and the state
+// root may be on the host's disk, which it must not fill; what it writes
+// there is also charged to its memory limit.
+func (r *Runtime) makeWorkspaceCopyRoot(id string, maxBytes int64) (string, error) {
 	if err := engine.SearchableRoot(r.Root); err != nil {
 		return "", err
 	}
@@ -405,7 +408,26 @@ func (r *Runtime) makeWorkspaceCopyRoot(id string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("workspace copy: %w", err)
 	}
+	if maxBytes > 0 {
+		if err := unix.Mount("nucleus-workspace", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0711", maxBytes)); err != nil {
+			os.Remove(dir)
+			return "", fmt.Errorf("workspace copy: tmpfs of %d bytes at %s: %w", maxBytes, dir, err)
+		}
+	}
 	return dir, nil
+}
+
+// removeWorkspaceCopies removes a sandbox's copy-in-out copies (and the
+// tmpfs they are on).
+func (r *Runtime) removeWorkspaceCopies(id string) error {
+	dir := filepath.Join(r.Root, engine.WorkspaceCopyPrefix+id)
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("workspace copy %s: %w", dir, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("workspace copy %s: %w", dir, err)
+	}
+	return nil
 }
 
 // workloadHostIDs are the host uid and gid the workload runs as: its

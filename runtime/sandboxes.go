@@ -73,7 +73,7 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	st, err := r.setupSandbox(o)
 	if err != nil {
 		if st != nil && st.copyRoot != "" {
-			os.RemoveAll(st.copyRoot)
+			r.removeWorkspaceCopies(st.o.ID)
 		}
 		return "", err
 	}
@@ -90,7 +90,7 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	cleanup := func() {
 		os.RemoveAll(dir)
 		if st.copyRoot != "" {
-			os.RemoveAll(st.copyRoot)
+			r.removeWorkspaceCopies(o.ID)
 		}
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -100,7 +100,7 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 			err = fmt.Errorf("sandbox %s: %w", o.ID, err)
 		}
 		if st.copyRoot != "" {
-			os.RemoveAll(st.copyRoot)
+			r.removeWorkspaceCopies(o.ID)
 		}
 		return "", err
 	}
@@ -192,7 +192,7 @@ func (r *Runtime) removeSandbox(id string) error {
 	backErr := copyBack(copies, audit)
 	audit.Event("sandbox_removed", nil)
 	audit.Close()
-	if err := os.RemoveAll(filepath.Join(r.Root, engine.WorkspaceCopyPrefix+id)); err != nil {
+	if err := r.removeWorkspaceCopies(id); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
