@@ -147,3 +147,82 @@ func TestUserNSOwnerSigpending(t *testing.T) {
 		t.Errorf("host root's sigqueue while the sandbox held its signals: %q %v", host, hostErr)
 	}
 }
+
+// TestUserNSOwnerPinned: a detached sandbox's user namespace is pinned in
+// its staging dir, created by host uid 2^30; the config's rlimits apply to
+// the init and to exec'd processes (the pre-exec step sets them now that
+// host root may not); SIGKILL of the init then delete --force, and a
+// create that fails after the namespace exists, leave nothing behind.
+func TestUserNSOwnerPinned(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "true")
+	id := "un-pin"
+	r.OK("sandbox", "--detach", "--bundle", b.Dir, "--id", id, "--", "sleep", "60")
+	pin := filepath.Join(r.Root, "@rootfs-"+id, "userns")
+	fd, err := unix.Open(pin, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("pinned user namespace: %v", err)
+	}
+	uid, err := unix.IoctlGetUint32(fd, unix.NS_GET_OWNER_UID)
+	var pinned, initNS unix.Stat_t
+	unix.Fstat(fd, &pinned)
+	unix.Close(fd)
+	if err != nil || uid != 1<<30 {
+		t.Errorf("owner of %s: %d %v, want %d", pin, uid, err, 1<<30)
+	}
+	pid := r.corePid(id)
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &initNS); err != nil || initNS.Ino != pinned.Ino {
+		t.Errorf("the init's user namespace is not the pinned one (%d vs %d, %v)", initNS.Ino, pinned.Ino, err)
+	}
+	var nofile string
+	for _, rl := range b.Spec.Process.Rlimits {
+		if rl.Type == "RLIMIT_NOFILE" {
+			nofile = strconv.FormatUint(rl.Soft, 10) + " " + strconv.FormatUint(rl.Hard, 10)
+		}
+	}
+	if nofile == "" {
+		t.Fatal("the default config has no RLIMIT_NOFILE to check")
+	}
+	if got := readLimits(t, "/proc/"+strconv.Itoa(pid)+"/limits"); got != nofile {
+		t.Errorf("init's open-files limit %q, want the config's %q", got, nofile)
+	}
+	res := r.OK("exec", id, "sh", "-c", `echo "$(ulimit -Sn) $(ulimit -Hn)"; cat /proc/self/uid_map`)
+	if !strings.HasPrefix(res.Stdout, nofile+"\n") || !strings.Contains(res.Stdout, "1073741824") {
+		t.Errorf("exec'd process: %q, want rlimit %q and the sandbox's map", res.Stdout, nofile)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	r.OK("delete", "--force", id)
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+	if _, err := os.Lstat(pin); !os.IsNotExist(err) {
+		t.Errorf("%s left after delete --force: %v", pin, err)
+	}
+
+	// Fails in libcontainer's init, after the namespace was made.
+	b.Spec.Mounts = append(b.Spec.Mounts, specMount("/nonexistent-un-src", "/mnt"))
+	b.Save(t)
+	id = "un-pin-fail"
+	r.Fail(nil, "sandbox", "--bundle", b.Dir, "--id", id, "--", "true")
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+	if left, _ := filepath.Glob(filepath.Join(r.Root, "@rootfs-*")); len(left) > 0 {
+		t.Errorf("staging left after a failed create: %v", left)
+	}
+}
+
+// readLimits returns "soft hard" of Max open files in a /proc limits file.
+func readLimits(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "Max open files") {
+			f := strings.Fields(strings.TrimPrefix(l, "Max open files"))
+			if len(f) >= 2 {
+				return f[0] + " " + f[1]
+			}
+		}
+	}
+	t.Fatalf("no open-files line in %s", path)
+	return ""
+}
