@@ -49,6 +49,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -565,6 +566,32 @@ static int parse_fd(const char *s)
 	return v > PX_MAX_FD ? -1 : (int)v;
 }
 
+// set_rlimit applies one --rlimit=RESOURCE:SOFT:HARD: in a user namespace
+// host root did not create, host root can't prlimit the container's
+// processes, so each sets its own here, before the workload runs. Raising
+// a hard limit needs CAP_SYS_RESOURCE on the host, which this step lacks:
+// that fails the start, as it should.
+static void set_rlimit(const char *arg)
+{
+	unsigned long long v[3];
+	const char *s = arg;
+	for (int k = 0; k < 3; k++) {
+		char *end;
+		if (*s < '0' || *s > '9')
+			fail(125, "landlock-exec: --rlimit=%s: want RESOURCE:SOFT:HARD", arg);
+		errno = 0;
+		v[k] = strtoull(s, &end, 10);
+		if (errno || *end != (k < 2 ? ':' : '\0'))
+			fail(125, "landlock-exec: --rlimit=%s: want RESOURCE:SOFT:HARD", arg);
+		s = end + 1;
+	}
+	struct rlimit rl = {.rlim_cur = v[1], .rlim_max = v[2]};
+	if (v[0] >= RLIM_NLIMITS)
+		errno = EINVAL;
+	if (v[0] >= RLIM_NLIMITS || setrlimit((int)v[0], &rl) != 0)
+		fail(126, "rlimit %llu (soft %llu, hard %llu): %s", v[0], v[1], v[2], strerror(errno));
+}
+
 __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, char **envp)
 {
 	(void)envp;
@@ -574,6 +601,10 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 	for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strncmp(argv[i], "--record-fd=", 12) == 0 && record_fd < 0 && (record_fd = parse_fd(argv[i] + 12)) >= 0)
 			continue;
+		if (strncmp(argv[i], "--rlimit=", 9) == 0) {
+			set_rlimit(argv[i] + 9);
+			continue;
+		}
 		if (strcmp(argv[i], "--dump-record") == 0)
 			dump_only = 1;
 		else

@@ -37,8 +37,15 @@ import (
 // constructor, before the Go runtime starts.
 const Command = "landlock-exec"
 
-// RecordFlag is the one argument before "--": --record-fd=N.
+// RecordFlag is the argument before "--" that names the record:
+// --record-fd=N.
 const RecordFlag = "--record-fd="
+
+// RlimitFlag, repeated before "--", is an rlimit the step sets on itself
+// before anything else: --rlimit=RESOURCE:SOFT:HARD (numbers). It is for
+// a container whose user namespace host root did not create, where host
+// root may not set them from outside.
+const RlimitFlag = "--rlimit="
 
 // Limits of a record; preexec.c checks the same numbers.
 const (

@@ -163,6 +163,18 @@ func StagedRootfs(root, id string) (string, error) {
 	return filepath.Join(stagingDir(root, id), "merged"), nil
 }
 
+// stagedUserNSName is the file in a container's staging dir where its
+// user namespace is pinned.
+const stagedUserNSName = "userns"
+
+// StagedUserNS is where a staged container's user namespace is pinned
+// when nucleus creates it (package userns) rather than libcontainer: in
+// the staging dir, so that every path that removes the staging (delete,
+// a failed create, the end of a run) unpins it too.
+func StagedUserNS(root, id string) string {
+	return filepath.Join(stagingDir(root, id), stagedUserNSName)
+}
+
 func stagingDir(root, id string) string {
 	return filepath.Join(root, StagingPrefix+id)
 }
@@ -188,6 +200,11 @@ func UnstageRootfs(root, id string) error {
 func unstage(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
+	}
+	// The container's pinned user namespace (see StagedUserNS), if any.
+	ns := filepath.Join(dir, stagedUserNSName)
+	if err := unix.Unmount(ns, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unpin user namespace %s: %w", ns, err)
 	}
 	merged := filepath.Join(dir, "merged")
 	if err := unix.Unmount(merged, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {

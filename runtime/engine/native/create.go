@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,10 +19,12 @@ import (
 
 	"github.com/nucleus-run/nucleus/isolation/host"
 	"github.com/nucleus-run/nucleus/opterr"
+	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/runtime/outcome"
 	"github.com/nucleus-run/nucleus/seccomp"
 	"github.com/nucleus-run/nucleus/spec"
+	"github.com/nucleus-run/nucleus/userns"
 )
 
 // needsStaging: a container in an isolation mode always runs on a staged
@@ -83,6 +86,8 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		return -1, errors.New("no config (or no process in it) given")
 	}
 	var unlockStaging func()
+	var owned bool
+	var rlimits []specs.POSIXRlimit
 	if needsStaging(o) {
 		staged, release, unlock, stageErr := engine.StageRootfs(r.Root, o.ID, engine.RootfsPath(o.Bundle, o.Spec))
 		if stageErr != nil {
@@ -98,6 +103,18 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 			}
 		}()
 		o.Spec.Root.Path = staged
+		// Only with the pre-exec step, which sets the rlimits host root
+		// no longer may (see preExecRecord.OwnedUserNS).
+		if o.Policy != nil && o.Policy.UserNS && o.Policy.Landlock != nil {
+			s, err := ownedUserNS(o.Spec, engine.StagedUserNS(r.Root, o.ID))
+			if err != nil {
+				return -1, fmt.Errorf("container %s: %w", o.ID, err)
+			}
+			if s != o.Spec {
+				owned, rlimits = true, o.Spec.Process.Rlimits
+				o.Spec = s
+			}
+		}
 	}
 	detach := o.Detach || act == actCreate
 	if err := engine.CheckTerminal(o.Spec.Process.Terminal, detach, o.ConsoleSocket); err != nil {
@@ -143,7 +160,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 	}
 	if o.Policy != nil && o.Policy.Mode != "" {
 		p.noTerminal = true
-		return r.runWithPolicy(p, o, act, filter)
+		return r.runWithPolicy(p, o, act, filter, owned, rlimits)
 	}
 	if act == actCreate {
 		return p.run(o.Spec.Process, container.Start)
@@ -364,6 +381,41 @@ func setupPidfdSocket(process *libcontainer.Process, sockpath string) (func(), e
 
 // withoutSeccomp is s minus its seccomp section, for libcontainer when the
 // pre-exec step loads the compiled filter instead.
+// ownedUserNS creates the user namespace a mode asked for with the host
+// uid its root maps to (policy.HostUID) as creator, pinned at path, and
+// returns the spec changed to join it: the kernel charges the container's
+// per-user counts (inotify instances, queued signals...) at the host level
+// to that uid, never to host root (package userns). The mappings are
+// left out of the returned spec: libcontainer reads them from the
+// namespace it joins, and refuses a path with mappings that differ. So are
+// the process's rlimits, which the pre-exec step sets (see
+// preExecRecord.OwnedUserNS). A spec without a user namespace to create
+// comes back as it is.
+func ownedUserNS(s *specs.Spec, path string) (*specs.Spec, error) {
+	if s.Linux == nil {
+		return s, nil
+	}
+	i := slices.IndexFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+		return ns.Type == specs.UserNamespace && ns.Path == ""
+	})
+	if i < 0 {
+		return s, nil
+	}
+	if err := userns.Create(path, policy.HostUID, s.Linux.UIDMappings, s.Linux.GIDMappings); err != nil {
+		return nil, err
+	}
+	out := *s
+	linux := *s.Linux
+	linux.Namespaces = slices.Clone(s.Linux.Namespaces)
+	linux.Namespaces[i].Path = path
+	linux.UIDMappings, linux.GIDMappings = nil, nil
+	out.Linux = &linux
+	process := *s.Process
+	process.Rlimits = nil
+	out.Process = &process
+	return &out, nil
+}
+
 func withoutSeccomp(s *specs.Spec) *specs.Spec {
 	out := *s
 	linux := *s.Linux

@@ -24,6 +24,7 @@ import (
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/seccomp"
+	"github.com/nucleus-run/nucleus/spec"
 )
 
 // preExecRecord is what the pre-exec step needs, kept in the container's
@@ -38,6 +39,13 @@ type preExecRecord struct {
 	// container started with, or none.
 	Seccomp       string `json:"seccomp,omitempty"`
 	SeccompSHA256 string `json:"seccomp_sha256,omitempty"`
+	// OwnedUserNS: the container joined a user namespace nucleus created
+	// with an unprivileged owner (package userns). Host root then has no
+	// capability in it, so it can't prlimit the container's processes as
+	// libcontainer would: the pre-exec step sets Rlimits instead, from
+	// inside, for the init and for every exec'd process.
+	OwnedUserNS bool                `json:"owned_userns,omitempty"`
+	Rlimits     []specs.POSIXRlimit `json:"rlimits,omitempty"`
 }
 
 const preExecRecordName = "nucleus-preexec.json"
@@ -130,8 +138,15 @@ func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preEx
 	}
 	closers = append(closers, recFile)
 	recFd := add(recFile)
-	process.Args = append([]string{"/proc/self/fd/" + strconv.Itoa(pr.SelfFd), preexec.Command,
-		preexec.RecordFlag + strconv.Itoa(recFd), "--"}, process.Args...)
+	args := []string{"/proc/self/fd/" + strconv.Itoa(pr.SelfFd), preexec.Command, preexec.RecordFlag + strconv.Itoa(recFd)}
+	for _, rl := range rec.Rlimits {
+		t, ok := spec.RlimitNames[rl.Type]
+		if !ok {
+			return closers, fmt.Errorf("process.rlimits: unknown rlimit %q", rl.Type)
+		}
+		args = append(args, fmt.Sprintf("%s%d:%d:%d", preexec.RlimitFlag, t, rl.Soft, rl.Hard))
+	}
+	process.Args = append(append(args, "--"), process.Args...)
 	return closers, nil
 }
 
@@ -148,7 +163,11 @@ func stepStatus(rd *os.File) bool {
 // runWithPolicy starts a container under an isolation mode: the workload
 // runs behind the Landlock pre-exec step, mounts are read back and checked
 // before the workload runs, and each step goes to the audit log.
-func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act action, filter seccomp.Program) (int, error) {
+//
+// rlimits, when set, are the process's rlimits moved out of the config
+// because the container joins a user namespace of its own (ownedUserNS):
+// the pre-exec step sets them.
+func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act action, filter seccomp.Program, owned bool, rlimits []specs.POSIXRlimit) (int, error) {
 	c := p.container
 	plan, audit := o.Policy, o.Audit
 	started := time.Now()
@@ -186,7 +205,7 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 		})
 		// Processes exec'd into this container later get the same
 		// confinement from this record.
-		rec := preExecRecord{Mode: plan.Mode}
+		rec := preExecRecord{Mode: plan.Mode, OwnedUserNS: owned, Rlimits: rlimits}
 		if filter.Path != "" {
 			rec.Seccomp, rec.SeccompSHA256 = filter.Path, hex.EncodeToString(filter.Sum[:])
 		}
@@ -361,6 +380,14 @@ func (r *Engine) confineExec(id string, p *specs.Process, o engine.ExecOptions, 
 	runner.noTerminal = true
 	if rec.Landlock == nil {
 		return nil
+	}
+	if rec.OwnedUserNS {
+		// The exec'd process's own rlimits, else the container's: set by
+		// the pre-exec step (see preExecRecord.OwnedUserNS).
+		if len(p.Rlimits) > 0 {
+			rec.Rlimits = p.Rlimits
+		}
+		p.Rlimits = nil
 	}
 	var closers []*os.File
 	runner.beforeStart = func(process *libcontainer.Process) error {
