@@ -194,15 +194,39 @@ func TestSetidBindWorkspace(t *testing.T) {
 }
 
 // TestSetidGvisor: the gVisor engine refuses writable binds (see
-// TestEdgeWorkspaceWithoutUserNS); the profile it enforces comes from the
-// same allowlist, so the same calls are refused in its /tmp.
+// TestEdgeWorkspaceWithoutUserNS), so a sandbox's files stay in gVisor's
+// own kernel, and its profile (within runsc's instruction limit) leaves
+// the modes alone: the set-id calls pass there. What reaches the host is
+// the copy-in-out write-back, which strips the bits. Left out: O_TMPFILE
+// (gVisor's file systems answer ENOTSUP) and openat2, a name runsc
+// 20221219 does not know, so that its rule is dropped and the call meets
+// the default action, which under gVisor kills the calling thread.
 func TestSetidGvisor(t *testing.T) {
 	requireCmd(t, "runsc")
 	r := newRunner(t)
 	b := probeBundle(t)
-	checks, want := setidChecks("/tmp")
-	script := "echo x > /tmp/f && mkdir /tmp/d && " + probeScript(checks)
-	res := r.sandbox(b, "si-gv", []string{"--engine", "gvisor"}, "sh", "-c", script)
+	ws := userWorkspace(t)
+	all, want := setidChecks("/workspace")
+	var checks [][]string
+	for _, c := range all {
+		switch name := c[0]; {
+		case name == "openat2" || strings.HasPrefix(name, "tmpfile"):
+			delete(want, name)
+		case want[name] == "DENIED EPERM":
+			want[name] = "ALLOWED"
+			fallthrough
+		default:
+			checks = append(checks, c)
+		}
+	}
+	script := "cd /workspace && echo x > f && mkdir d && " + probeScript(checks)
+	res := r.sandbox(b, "si-gv", []string{"--engine", "gvisor", "--workspace", ws + ":copy-in-out"}, "sh", "-c", script)
 	assertNoGvisorLeftovers(t, r, "si-gv", b.Dir)
 	expectProbeLines(t, res, want)
+	if _, err := os.Lstat(filepath.Join(ws, "o")); err != nil {
+		t.Errorf("the file made with open(O_CREAT, 04755) did not come back: %v", err)
+	}
+	if found := setidFound(t, ws, ""); len(found) > 0 {
+		t.Errorf("set-id entries came back to the host: %v", found)
+	}
 }
