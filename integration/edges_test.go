@@ -250,7 +250,9 @@ func TestEdgeWorkspaceWithoutUserNS(t *testing.T) {
 	b := newBundle(t)
 	ws := userWorkspace(t)
 	os.Chmod(ws, 0o777)
-	attack := "cp /bin/busybox /workspace/sh && chmod 4755 /workspace/sh"
+	// The native engine's agent allowlist refuses the chmod itself (see
+	// TestSetidBindWorkspace); gVisor's lets it through to its own kernel.
+	attack := "cp /bin/busybox /workspace/sh && { chmod 4755 /workspace/sh || true; }"
 	cases := []struct {
 		name  string
 		flags []string

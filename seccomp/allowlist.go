@@ -13,16 +13,18 @@ import (
 // line per group says why it is here. Syscalls that need argument checks
 // are written as rules in Builtin instead.
 var allowedSyscalls = []string{
-	// files and descriptors: glibc and Go use the *at forms
+	// files and descriptors: glibc and Go use the *at forms (openat and
+	// the chmod family: setIDModeRules; openat2: ENOSYS in Builtin)
 	"read", "write", "readv", "writev", "pread64", "pwrite64",
-	"openat", "openat2", "close", "close_range", "lseek", "dup", "dup2", "dup3", "fcntl", "flock",
+	"close", "close_range", "lseek", "dup", "dup2", "dup3", "fcntl", "flock",
 	"fstat", "newfstatat", "statx", "statfs", "fstatfs",
 	"faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir",
 	"mkdirat", "unlinkat", "renameat", "renameat2", "linkat", "symlinkat",
 	// legacy x86_64 forms static and older binaries (busybox, make) call: the *at forms' kernel paths
-	"access", "chmod", "chown", "lchown", "link", "mkdir", "rename", "rmdir", "symlink", "unlink",
-	"utime", "utimes", "futimesat", "open", "creat", "stat", "lstat", "getdents",
-	"fchmod", "fchmodat", "fchown", "fchownat",
+	// (mkdir and mkdirat need no mode check: the kernel never sets S_ISUID or S_ISGID from their mode)
+	"access", "chown", "lchown", "link", "mkdir", "rename", "rmdir", "symlink", "unlink",
+	"utime", "utimes", "futimesat", "stat", "lstat", "getdents",
+	"fchown", "fchownat",
 	"truncate", "ftruncate", "fallocate", "fsync", "fdatasync", "umask", "utimensat",
 	// read-ahead advice on a file the caller has open: coreutils cat, sort and tr give it on every input
 	"fadvise64",
@@ -132,9 +134,15 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 		Syscalls: []specs.LinuxSyscall{
 			{Names: append([]string(nil), allowedSyscalls...), Action: specs.ActAllow},
 			{Names: append([]string(nil), deniedWithEPERM...), Action: specs.ActErrno, ErrnoRet: &eperm},
-			// clone3 passes its flags in memory that seccomp cannot read:
-			// report it missing so libc and Go fall back to clone.
-			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
+			// clone3 passes its flags, openat2 its mode, in memory that
+			// seccomp cannot read: report them missing so libc and Go
+			// fall back to clone and openat, whose arguments are checked.
+			// fchmodat2 (Linux 6.6, glibc 2.39's lchmod) too: glibc falls
+			// back to fchmodat. (A libseccomp or runsc that does not know
+			// a name drops its rule, and the call meets the default action:
+			// libseccomp 2.5.4 knows no fchmodat2, runsc 20221219 neither
+			// it nor openat2.)
+			{Names: []string{"clone3", "openat2", "fchmodat2"}, Action: specs.ActErrno, ErrnoRet: &enosys},
 			{Names: []string{"clone"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{
 				{Index: 0, Value: cloneNamespaceFlags, ValueTwo: 0, Op: specs.OpMaskedEqual},
 			}},
@@ -182,9 +190,19 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 	s.Syscalls = append(s.Syscalls, ioctlRules()...)
 	s.Syscalls = append(s.Syscalls, seteidRules()...)
 	if o.Gvisor {
+		// Under gVisor the sandbox's files live in gVisor's kernel: no
+		// writable bind reaches the host (policy.checkWorkspaceOwnership)
+		// and copy-in-out strips set-id bits. And runsc compiles this
+		// profile into at most 4096 instructions, of which the ioctl
+		// rules leave about a hundred: fewer than the mode rules take.
+		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: setIDModeSyscalls(), Action: specs.ActAllow})
+	} else {
+		s.Syscalls = append(s.Syscalls, setIDModeRules()...)
+	}
+	if o.Gvisor {
 		s.DefaultAction = specs.ActKill
 		for i := range s.Syscalls {
-			if s.Syscalls[i].Names[0] == "clone3" {
+			if r := s.Syscalls[i]; r.Action == specs.ActErrno && r.ErrnoRet != nil && *r.ErrnoRet == enosys {
 				s.Syscalls[i].Action = specs.ActTrace
 			}
 			for _, n := range s.Syscalls[i].Names {
@@ -255,6 +273,84 @@ func seteidRules() []specs.LinuxSyscall {
 			specs.LinuxSyscall{Names: []string{name}, Action: specs.ActErrno, ErrnoRet: &eperm, Args: []specs.LinuxSeccompArg{unchanged(0), anID(2)}})
 	}
 	return rules
+}
+
+// File mode bits the sandbox may never set: S_ISUID and S_ISGID.
+const setIDBits = unix.S_ISUID | unix.S_ISGID
+
+// setIDModeRules refuse with EPERM every call that would give a file a
+// set-id mode and allow the same calls with any other mode. A bind-rw
+// workspace is the host's own directory: a set-id file the sandbox left
+// there (owned by the workspace's owner, the mount nosuid only inside)
+// would run as that owner for every host user. The mode argument: chmod,
+// fchmod and creat take it second, fchmodat third; open and openat (mode
+// third and fourth) use it only when the flags ask to create a file
+// (O_CREAT, or O_TMPFILE, whose file linkat can name), so a mode there
+// without those flags, which the kernel ignores, passes. mkdir and mkdirat
+// are left alone: the kernel masks both bits off their mode (a directory
+// gets S_ISGID only from a setgid parent, and a file never inherits it).
+// The kernel reads the mode and the flags as 32 bits or fewer and both
+// masks lie in the low half, so upper-half bits change nothing, as for the
+// kernel. Each syscall's rules are disjoint masked equalities covering
+// every value (allowed: no set-id bit; refused: S_ISUID set, or S_ISGID
+// set without it), so one rule decides every call, never the default kill.
+func setIDModeRules() []specs.LinuxSyscall {
+	eperm := uint(unix.EPERM)
+	modeClean := func(i uint) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: i, Value: setIDBits, ValueTwo: 0, Op: specs.OpMaskedEqual}
+	}
+	modeSetID := func(i uint) []specs.LinuxSeccompArg {
+		return []specs.LinuxSeccompArg{
+			{Index: i, Value: unix.S_ISUID, ValueTwo: unix.S_ISUID, Op: specs.OpMaskedEqual},
+			{Index: i, Value: setIDBits, ValueTwo: unix.S_ISGID, Op: specs.OpMaskedEqual},
+		}
+	}
+	var rules []specs.LinuxSyscall
+	add := func(name string, refuse bool, args ...specs.LinuxSeccompArg) {
+		r := specs.LinuxSyscall{Names: []string{name}, Action: specs.ActAllow, Args: args}
+		if refuse {
+			r.Action, r.ErrnoRet = specs.ActErrno, &eperm
+		}
+		rules = append(rules, r)
+	}
+	for _, c := range []struct {
+		name string
+		mode uint
+	}{{"chmod", 1}, {"fchmod", 1}, {"fchmodat", 2}, {"creat", 1}} {
+		add(c.name, false, modeClean(c.mode))
+		for _, m := range modeSetID(c.mode) {
+			add(c.name, true, m)
+		}
+	}
+	// The flags that make open use its mode split three ways: neither
+	// (the mode is ignored), O_CREAT (with or without __O_TMPFILE, which
+	// the kernel then refuses), __O_TMPFILE alone.
+	const creates = unix.O_CREAT | unix.O_TMPFILE&^unix.O_DIRECTORY
+	flags := func(i uint, value uint64) specs.LinuxSeccompArg {
+		mask := uint64(creates)
+		if value == unix.O_CREAT {
+			mask = unix.O_CREAT
+		}
+		return specs.LinuxSeccompArg{Index: i, Value: mask, ValueTwo: value, Op: specs.OpMaskedEqual}
+	}
+	for _, c := range []struct {
+		name        string
+		flags, mode uint
+	}{{"open", 1, 2}, {"openat", 2, 3}} {
+		add(c.name, false, flags(c.flags, 0))
+		for _, f := range []uint64{unix.O_CREAT, creates &^ unix.O_CREAT} {
+			add(c.name, false, flags(c.flags, f), modeClean(c.mode))
+			for _, m := range modeSetID(c.mode) {
+				add(c.name, true, flags(c.flags, f), m)
+			}
+		}
+	}
+	return rules
+}
+
+// setIDModeSyscalls are the syscalls setIDModeRules check.
+func setIDModeSyscalls() []string {
+	return []string{"chmod", "fchmod", "fchmodat", "creat", "open", "openat"}
 }
 
 // runscNames are runsc's own names (up to 20221219) for syscalls whose

@@ -325,6 +325,11 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("WORK OK %s %s", buf[:n], out)
+	case "mode":
+		// mode CALL PATH MODE [FLAGS]: one syscall that sets a file mode,
+		// made raw so that MODE (numbers; 0 or 0o prefix for octal, upper
+		// 32 bits allowed) reaches the kernel as given.
+		modeCall(os.Args[2], os.Args[3], num(os.Args[4]), os.Args[5:])
 	case "fds":
 		// List this process's open descriptors and what they point at:
 		// none of the runtime's own (record, audit log, filter, binary)
@@ -431,6 +436,74 @@ func unlistedOne(name string) {
 	default:
 		fmt.Fprintln(os.Stderr, "unknown call", name)
 		os.Exit(2)
+	}
+	result(rawErr(0, 0, e))
+}
+
+// modeCall makes one of the syscalls that set a file mode on path with
+// mode and prints the result. fchmod opens path first; tmpfile opens an
+// unnamed file in the directory path (O_TMPFILE) and links it in as
+// path/tmpfile, as a workload would to make it visible; openat2 passes
+// O_CREAT and the mode in its struct open_how.
+func modeCall(call, path string, mode uintptr, rest []string) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		result(err)
+		return
+	}
+	ptr := uintptr(unsafe.Pointer(p))
+	flags := uintptr(unix.O_CREAT | unix.O_WRONLY)
+	if len(rest) > 0 {
+		flags = num(rest[0])
+	}
+	cwd := unix.AT_FDCWD
+	atFdcwd := uintptr(cwd)
+	var r1 uintptr
+	var e syscall.Errno
+	fd := -1
+	switch call {
+	case "chmod":
+		_, _, e = unix.Syscall(unix.SYS_CHMOD, ptr, mode, 0)
+	case "fchmod":
+		if fd, err = unix.Open(path, unix.O_RDONLY, 0); err != nil {
+			fmt.Println("OPEN FAILED", err)
+			return
+		}
+		_, _, e = unix.Syscall(unix.SYS_FCHMOD, uintptr(fd), mode, 0)
+	case "fchmodat":
+		_, _, e = unix.Syscall6(unix.SYS_FCHMODAT, atFdcwd, ptr, mode, 0, 0, 0)
+	case "open":
+		r1, _, e = unix.Syscall(unix.SYS_OPEN, ptr, flags, mode)
+		fd = int(r1)
+	case "creat":
+		r1, _, e = unix.Syscall(unix.SYS_CREAT, ptr, mode, 0)
+		fd = int(r1)
+	case "openat":
+		r1, _, e = unix.Syscall6(unix.SYS_OPENAT, atFdcwd, ptr, flags, mode, 0, 0)
+		fd = int(r1)
+	case "tmpfile":
+		r1, _, e = unix.Syscall6(unix.SYS_OPENAT, atFdcwd, ptr, unix.O_TMPFILE|unix.O_WRONLY, mode, 0, 0)
+		if e == 0 {
+			fd = int(r1)
+			err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, path+"/tmpfile", unix.AT_SYMLINK_FOLLOW)
+			unix.Close(fd)
+			result(err)
+			return
+		}
+	case "mkdir":
+		_, _, e = unix.Syscall(unix.SYS_MKDIR, ptr, mode, 0)
+	case "mkdirat":
+		_, _, e = unix.Syscall(unix.SYS_MKDIRAT, atFdcwd, ptr, mode)
+	case "openat2":
+		how := unix.OpenHow{Flags: uint64(flags), Mode: uint64(mode)}
+		r1, _, e = unix.Syscall6(unix.SYS_OPENAT2, atFdcwd, ptr, uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
+		fd = int(r1)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown mode call", call)
+		os.Exit(2)
+	}
+	if e == 0 && fd >= 0 {
+		unix.Close(fd)
 	}
 	result(rawErr(0, 0, e))
 }
