@@ -167,6 +167,13 @@ func (r *Runtime) Sandbox(o SandboxOptions) (Exit, error) {
 	})
 	close(finished)
 	res.ID = o.ID
+	if err != nil && timedOut.Load() {
+		// Killed by the timeout while it was still starting: the
+		// command's end is the timeout's, not an error of nucleus.
+		logrus.Debugf("sandbox %s: start ended by --timeout: %v", o.ID, err)
+		res, err = outcome.Plain(-1), nil
+		res.ID = o.ID
+	}
 	if err != nil {
 		return res, err
 	}
