@@ -135,7 +135,7 @@ func canonicalPattern(s string) (string, error) {
 	if base == "" || strings.Contains(base, "*") {
 		return "", fmt.Errorf("%q: want a name or *.name", s)
 	}
-	if _, ok := mdns.IsDomainName(base); !ok || strings.Contains(base, `\`) || strings.HasPrefix(base, ".") {
+	if _, ok := mdns.IsDomainName(base); !ok || !hostnameChars(base) || strings.HasPrefix(base, ".") {
 		return "", fmt.Errorf("%q is not a domain name", s)
 	}
 	base = mdns.CanonicalName(base)
@@ -146,6 +146,20 @@ func canonicalPattern(s string) (string, error) {
 		return "*." + base, nil
 	}
 	return base, nil
+}
+
+// hostnameChars says whether s has only the characters of host names
+// (letters, digits, '-', '_' for service labels, and dots): no escapes, so
+// the name means what it reads.
+func hostnameChars(s string) bool {
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // hostPort parses HOST or HOST:PORT (IPv6 in brackets when a port is

@@ -111,7 +111,10 @@ func Start(root string) error {
 	cmd := Command(root)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.ExtraFiles = []*os.File{pw}
-	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, readyFDEnv+"=3")
 	// Its own session: a terminal's hangup or the caller's process group
 	// being killed must not take the containers' DNS with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
