@@ -91,7 +91,7 @@ func (u *upstream) names() []string {
 }
 
 var zone = map[string][]string{
-	"api.test.": {"api.test. 7 IN A 198.18.0.10", "api.test. 9 IN AAAA 2001:db8::10"},
+	"api.test.":         {"api.test. 7 IN A 198.18.0.10", "api.test. 9 IN AAAA 2001:db8::10"},
 	"www.example.test.": {"www.example.test. 30 IN A 198.18.0.11"},
 	"a.b.example.test.": {"a.b.example.test. 30 IN A 198.18.0.12"},
 	"example.test.":     {"example.test. 30 IN A 198.18.0.13"},
