@@ -184,6 +184,20 @@ func ensureBase(c *nftables.Conn) error {
 
 func nativeU32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 
+// Ensure makes the table and its base chains if they are not there.
+func Ensure() error {
+	unlock, err := lock()
+	if err != nil {
+		return wrap("lock", err)
+	}
+	defer unlock()
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	return ensureBase(c)
+}
+
 // Add installs c's chain, sets and rules (replacing any it had). A
 // failure removes what it made.
 func Add(ct Container) (err error) {
