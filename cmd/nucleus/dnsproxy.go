@@ -1,21 +1,19 @@
 package main
 
 import (
-	"errors"
-	"net"
-	"time"
-
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/network/dns"
+	"github.com/nucleus-run/nucleus/network/firewall"
 )
 
-func init() { register(dnsProxyCommand) }
-
-// resolverSets is where the resolver's answers go.
-var resolverSets dns.Sets = dns.SetsFunc(func(string, net.IP, string, uint16, time.Duration) error {
-	return errors.New("this build has no firewall")
-})
+func init() {
+	register(dnsProxyCommand)
+	// A bridged container with names in its allowlist starts the
+	// resolver of its state root: this binary again, as dns-proxy.
+	network.StartResolver = dns.Start
+}
 
 // dnsProxyCommand is the resolver process that network/dns.Start runs for
 // a state root; nobody types it.
@@ -30,6 +28,6 @@ var dnsProxyCommand = &cli.Command{
 		if err := checkArgs(c, 0, exactArgs); err != nil {
 			return err
 		}
-		return dns.Run(c.String("root"), resolverSets)
+		return dns.Run(c.String("root"), dns.SetsFunc(firewall.AddResolved))
 	},
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/nucleus-run/nucleus/network/ipam"
 )
 
 // ErrConfig marks a container config that cannot be used.
@@ -26,22 +28,38 @@ var ErrConfig = errors.New("invalid resolver config")
 // writes it (WriteConfig) before the container starts and removes it
 // (RemoveConfig) on delete; the file is <root>/@net/dns/<address>.json, one
 // per address of the container, so a query is matched to its container by
-// its source address alone.
+// its source address alone. The JSON is network.DNSConfig's: network's
+// Attach may write it itself.
 type ContainerConfig struct {
-	// Addresses are the container's addresses on the bridge (IPv4 and IPv6).
-	Addresses []string `json:"addresses"`
+	// ID is the container's id (delete removes only its own files).
+	ID string `json:"id,omitempty"`
 	// Handle names the container's firewall sets (the h of
 	// firewall.AddResolved).
-	Handle string `json:"handle"`
+	Handle string `json:"h"`
 	// Names are the names the container may resolve; every other name is
 	// REFUSED.
 	Names []Name `json:"names"`
 	// Upstreams are the servers allowed names are forwarded to, as HOST or
-	// HOST:PORT (port 53 when absent), tried in order.
-	Upstreams []string `json:"upstreams"`
-	// Listen are the addresses the resolver answers this container on
-	// (the bridge gateway addresses), as HOST or HOST:PORT.
-	Listen []string `json:"listen"`
+	// HOST:PORT (port 53 when absent), tried in order; none: the
+	// nameservers of ResolvConf, read when a query comes.
+	Upstreams []string `json:"servers,omitempty"`
+	// Listen are the addresses the resolver answers this container on,
+	// as HOST or HOST:PORT; none: DefaultListen (the bridge gateways).
+	Listen []string `json:"listen,omitempty"`
+	// Addresses are the container's addresses on the bridge (IPv4 and
+	// IPv6); WriteConfig writes a file for each. A file read back has
+	// at least its own.
+	Addresses []string `json:"addresses,omitempty"`
+}
+
+// ResolvConf holds the default upstreams.
+var ResolvConf = "/etc/resolv.conf"
+
+// DefaultListen are the gateway addresses of the bridge (network/ipam's),
+// port 53.
+var DefaultListen = []string{
+	net.JoinHostPort(ipam.Gateway4.String(), "53"),
+	net.JoinHostPort(ipam.Gateway6.String(), "53"),
 }
 
 // Name is one allowed name: "api.example.com" matches that name only,
@@ -73,10 +91,7 @@ func (c ContainerConfig) Validate() (ContainerConfig, error) {
 	bad := func(field, format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
 	}
-	out := ContainerConfig{Handle: c.Handle}
-	if len(c.Addresses) == 0 {
-		return out, bad("addresses", "none given")
-	}
+	out := ContainerConfig{ID: c.ID, Handle: c.Handle}
 	for _, a := range c.Addresses {
 		ip := net.ParseIP(a)
 		if ip == nil {
@@ -105,18 +120,12 @@ func (c ContainerConfig) Validate() (ContainerConfig, error) {
 		}
 		out.Names = append(out.Names, Name{Name: name, Port: n.Port, Proto: n.Proto})
 	}
-	if len(c.Upstreams) == 0 {
-		return out, bad("upstreams", "none given")
-	}
 	for _, u := range c.Upstreams {
 		hp, err := hostPort(u)
 		if err != nil {
 			return out, bad("upstreams", "%v", err)
 		}
 		out.Upstreams = append(out.Upstreams, hp)
-	}
-	if len(c.Listen) == 0 {
-		return out, bad("listen", "none given")
 	}
 	for _, l := range c.Listen {
 		hp, err := hostPort(l)
@@ -187,6 +196,9 @@ func WriteConfig(root string, cfg ContainerConfig) error {
 	if err != nil {
 		return err
 	}
+	if len(c.Addresses) == 0 {
+		return fmt.Errorf("%w: addresses: none given", ErrConfig)
+	}
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
@@ -251,18 +263,35 @@ func RemoveConfig(root string, addrs ...string) error {
 	return errors.Join(errs...)
 }
 
-// readConfig reads the config of the address a query came from; a missing
-// file means the source is no container of this root.
+// readConfig reads the config of the address a query came from, with the
+// defaults filled in; a missing file means the source is no container of
+// this root.
 func readConfig(root string, ip net.IP) (ContainerConfig, error) {
 	var c ContainerConfig
-	data, err := os.ReadFile(configPath(root, ip))
+	p := configPath(root, ip)
+	data, err := os.ReadFile(p)
 	if err != nil {
 		return c, err
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
-		return c, fmt.Errorf("%w: %s: %v", ErrConfig, configPath(root, ip), err)
+		return c, fmt.Errorf("%w: %s: %v", ErrConfig, p, err)
 	}
-	return c.Validate()
+	if len(c.Addresses) == 0 {
+		c.Addresses = []string{ip.String()}
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = DefaultListen
+	}
+	c, err = c.Validate()
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", p, err)
+	}
+	if len(c.Upstreams) == 0 {
+		if c.Upstreams, err = DefaultUpstreams(ResolvConf); err != nil {
+			return c, fmt.Errorf("%w: %s: no servers: %v", ErrConfig, p, err)
+		}
+	}
+	return c, nil
 }
 
 // configs reads the configs present; files is how many there are,

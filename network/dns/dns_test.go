@@ -16,6 +16,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/nucleus-run/nucleus/network"
 )
 
 // The resolver in a process of its own (TestStart) is this test binary
@@ -487,7 +489,8 @@ func TestWriteConfigRefusesBadInput(t *testing.T) {
 		"handle":    func(c *ContainerConfig) { c.Handle = "" },
 		"names":     func(c *ContainerConfig) { c.Names = []Name{{Name: "*.*.test"}} },
 		"upstreams": func(c *ContainerConfig) { c.Upstreams = []string{"dns.google"} },
-		"listen":    func(c *ContainerConfig) { c.Listen = nil },
+		"listen":    func(c *ContainerConfig) { c.Listen = []string{"10.90.0.1:0"} },
+		"proto":     func(c *ContainerConfig) { c.Names = []Name{{Name: "api.test", Proto: "tcp"}} },
 	} {
 		c := good
 		mod(&c)
@@ -656,4 +659,47 @@ func alive(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return f[0] != "Z"
+}
+
+// network.Attach writes the config itself, in network.DNSConfig's JSON;
+// the resolver reads it with the defaults: the host's nameservers and the
+// bridge gateways.
+func TestReadsNetworkDNSConfig(t *testing.T) {
+	root := t.TempDir()
+	var rules []network.Rule
+	for _, s := range []string{"api.test", "*.example.test:443", "pypi.org:443/tcp", "10.0.0.0/8"} {
+		r, err := network.ParseAllow(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Name != "" {
+			rules = append(rules, r)
+		}
+	}
+	data, err := json.Marshal(network.DNSConfig{ID: "c1", H: "abc", Names: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := net.ParseIP("10.90.0.7")
+	os.MkdirAll(network.DNSDir(root), 0o700)
+	if err := os.WriteFile(network.DNSConfigPath(root, ip), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc := filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(rc, []byte("nameserver 192.0.2.53\n"), 0o644)
+	old := ResolvConf
+	ResolvConf = rc
+	defer func() { ResolvConf = old }()
+	c, err := readConfig(root, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintln(c.ID, c.Handle, c.Names, c.Upstreams, c.Listen, c.Addresses)
+	want := "c1 abc [{api.test. 0 } {*.example.test. 443 } {pypi.org. 443 tcp}] [192.0.2.53:53] [10.90.0.1:53 [fd6e:7563:6c65:7573::1]:53] [10.90.0.7]\n"
+	if got != want {
+		t.Fatalf("read\n%s\nwant\n%s", got, want)
+	}
+	if m := c.Match("www.example.test."); len(m) != 1 || m[0].Port != 443 {
+		t.Fatalf("match %v", m)
+	}
 }
