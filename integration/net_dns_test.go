@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -199,7 +200,34 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 		t.Errorf("resolver log does not name the denied query:\n%s", logData)
 	}
 
+	// Killed, the resolver takes DNS with it, not the isolation; the next
+	// container with names starts a new one, which serves both.
+	pidData, _ := os.ReadFile(filepath.Join(network.Dir(r.Root), "dns.pid"))
+	var pid int
+	fmt.Sscan(string(pidData), &pid)
+	if pid <= 1 {
+		t.Fatalf("dns.pid: %q", pidData)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitForUpTo(t, 10*time.Second, "the killed resolver to be gone", func() bool { return !dns.Running(r.Root) })
+	if res := in("timeout", "10", "nslookup", "api.test"); res.Code == 0 {
+		t.Fatalf("resolved with the resolver killed:\n%s", res.Stdout)
+	}
+	if res := in("wget", "-q", "-T", "3", "-O", "-", "http://"+hosts.otherIP+"/"); res.Code == 0 {
+		t.Fatalf("reached other.test's server with the resolver killed: %q", res.Stdout)
+	}
+	id2 := "nd-names2"
+	r.OK("sandbox", "--detach", "--id", id2, "--bundle", b.Dir, "--net", "bridge", "--allow", "api.test", "--dns", hosts.dnsIP)
+	t.Cleanup(func() { r.Run(nil, "delete", "--force", id2) })
+	if res := in("nslookup", "api.test"); res.Code != 0 || !strings.Contains(res.Stdout, "Address: "+hosts.apiIP) {
+		t.Fatalf("nslookup api.test after a new resolver started: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+
 	r.OK("delete", "--force", id)
+	if !dns.Running(r.Root) {
+		t.Fatalf("the resolver exited with a container still needing it")
+	}
+	r.OK("delete", "--force", id2)
 	waitForUpTo(t, 30*time.Second, "the resolver to exit with the last container", func() bool { return !dns.Running(r.Root) })
 	if left, _ := filepath.Glob(filepath.Join(dns.Dir(r.Root), "*.json")); len(left) != 0 {
 		t.Errorf("resolver configs left after delete: %v", left)
