@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/isolation/host"
+	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/runtime/outcome"
@@ -116,6 +117,9 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 			return -1, err
 		}
 	}
+	if bridged(o) {
+		o.Spec = withNetNS(o.Spec)
+	}
 	container, err := r.newContainer(o)
 	if err != nil {
 		return -1, err
@@ -144,10 +148,57 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 	if o.Policy != nil && o.Policy.Mode != "" {
 		return r.runWithPolicy(p, o, act, filter)
 	}
-	if act == actCreate {
-		return p.run(o.Spec.Process, container.Start)
+	start := func(process *libcontainer.Process) error {
+		if err := container.Start(process); err != nil {
+			return err
+		}
+		if err := r.attachNetwork(o, process); err != nil {
+			return err
+		}
+		if act == actCreate {
+			return nil
+		}
+		return container.Exec()
 	}
-	return p.run(o.Spec.Process, container.Run)
+	return p.run(o.Spec.Process, start)
+}
+
+func bridged(o engine.CreateOptions) bool {
+	return o.Network != nil && o.Network.Mode == network.ModeBridge
+}
+
+// attachNetwork gives a bridged container its network while its init
+// waits to exec the process, so the process starts with it.
+func (r *Engine) attachNetwork(o engine.CreateOptions, process *libcontainer.Process) error {
+	if !bridged(o) {
+		return nil
+	}
+	pid, err := process.Pid()
+	if err != nil {
+		return err
+	}
+	_, err = network.Attach(r.Root, o.ID, o.Network, pid, o.Audit)
+	return err
+}
+
+// withNetNS is s with a new network namespace (a plain bundle run with
+// --net bridge may share the host's).
+func withNetNS(s *specs.Spec) *specs.Spec {
+	out := *s
+	var linux specs.Linux
+	if s.Linux != nil {
+		linux = *s.Linux
+	}
+	kept := linux.Namespaces
+	linux.Namespaces = nil
+	for _, ns := range kept {
+		if ns.Type != specs.NetworkNamespace {
+			linux.Namespaces = append(linux.Namespaces, ns)
+		}
+	}
+	linux.Namespaces = append(linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	out.Linux = &linux
+	return &out
 }
 
 // newContainer turns the OCI config into libcontainer's and creates the

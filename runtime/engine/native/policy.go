@@ -223,6 +223,9 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			}
 			logrus.Warn(err)
 		}
+		if err := r.attachNetwork(o, process); err != nil {
+			return err
+		}
 		if act == actCreate {
 			return nil
 		}
