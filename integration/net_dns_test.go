@@ -18,6 +18,7 @@ import (
 	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/network/dns"
 	"github.com/nucleus-run/nucleus/network/firewall"
+	"github.com/nucleus-run/nucleus/network/ipam"
 )
 
 // The resolver with real containers: names are resolved by an owned
@@ -29,6 +30,7 @@ import (
 // dnsIP, api.test's server on apiIP and other.test's on otherIP.
 type dnsHosts struct {
 	ns, dnsIP, apiIP, otherIP string
+	api6, other6              string
 }
 
 // dnsTTL is the TTL dnsmasq gives its names.
@@ -40,7 +42,8 @@ func newDNSHosts(t *testing.T) *dnsHosts {
 	dnsmasq := requireCmd(t, "dnsmasq")
 	py := requireCmd(t, "python3")
 	suffix := fmt.Sprintf("%04x", os.Getpid()&0xffff)
-	h := &dnsHosts{ns: "nd-" + suffix, dnsIP: "198.19.53.2", apiIP: "198.19.53.2", otherIP: "198.19.53.3"}
+	h := &dnsHosts{ns: "nd-" + suffix, dnsIP: "198.19.53.2", apiIP: "198.19.53.2", otherIP: "198.19.53.3",
+		api6: "fd00:5353::2", other6: "fd00:5353::3"}
 	hostIf, nsIf := "ndh"+suffix, "ndn"+suffix
 	run := func(args ...string) {
 		t.Helper()
@@ -56,12 +59,18 @@ func newDNSHosts(t *testing.T) *dnsHosts {
 	run("link", "add", hostIf, "type", "veth", "peer", "name", nsIf)
 	run("link", "set", nsIf, "netns", h.ns)
 	run("addr", "add", "198.19.53.1/24", "dev", hostIf)
+	run("addr", "add", "fd00:5353::1/64", "dev", hostIf, "nodad")
 	run("link", "set", hostIf, "up")
-	run("-n", h.ns, "addr", "add", h.apiIP+"/24", "dev", nsIf)
-	run("-n", h.ns, "addr", "add", h.otherIP+"/24", "dev", nsIf)
+	for _, a := range []string{h.apiIP + "/24", h.otherIP + "/24"} {
+		run("-n", h.ns, "addr", "add", a, "dev", nsIf)
+	}
+	for _, a := range []string{h.api6 + "/64", h.other6 + "/64"} {
+		run("-n", h.ns, "addr", "add", a, "dev", nsIf, "nodad")
+	}
 	run("-n", h.ns, "link", "set", nsIf, "up")
 	run("-n", h.ns, "link", "set", "lo", "up")
 	run("-n", h.ns, "route", "add", "default", "via", "198.19.53.1")
+	run("-n", h.ns, "-6", "route", "add", "default", "via", "fd00:5353::1")
 
 	start := func(args ...string) {
 		t.Helper()
@@ -81,7 +90,7 @@ func newDNSHosts(t *testing.T) *dnsHosts {
 	}
 	start(dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
 		"--listen-address="+h.dnsIP, "--bind-interfaces", fmt.Sprintf("--local-ttl=%d", dnsTTL),
-		"--host-record=api.test,"+h.apiIP, "--host-record=other.test,"+h.otherIP, "--log-queries", "--log-facility=-")
+		"--host-record=api.test,"+h.apiIP+","+h.api6, "--host-record=other.test,"+h.otherIP+","+h.other6, "--log-queries", "--log-facility=-")
 	for name, ip := range map[string]string{"api": h.apiIP, "other": h.otherIP} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "index.html"), []byte(name+"-server\n"), 0o644)
@@ -105,6 +114,11 @@ func httpGet(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// httpIn fetches / from ip:80 inside the container with busybox nc.
+func httpIn(in func(...string) Result, ip string) Result {
+	return in("sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$0" 80`, ip)
 }
 
 // nftSet lists the elements of one of the inet nucleus sets.
@@ -160,28 +174,41 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	id := "nd-names"
 	r.OK("sandbox", "--detach", "--id", id, "--bundle", b.Dir, "--net", "bridge", "--allow", "api.test", "--dns", hosts.dnsIP)
 	t.Cleanup(func() { r.Run(nil, "delete", "--force", id) })
-	set := "n4-" + network.Hash(r.Root, id)
+	set, set6 := "n4-"+network.Hash(r.Root, id), "n6-"+network.Hash(r.Root, id)
 	if !dns.Running(r.Root) {
 		t.Fatalf("no resolver for a container with names in its allowlist")
 	}
 
 	in := func(args ...string) Result { return r.Run(nil, append([]string{"exec", id}, args...)...) }
-	res := in("nslookup", "api.test")
+	// The resolver answers on the bridge gateway (the container's
+	// resolv.conf names it; asking it by address keeps this test to the
+	// resolver).
+	gw := ipam.Gateway4.String()
+	// Before the name is resolved its address is not allowed.
+	if res := httpIn(in, hosts.apiIP); res.Code == 0 || strings.Contains(res.Stdout, "api-server") {
+		t.Fatalf("reached api.test's server before resolving the name: %q", res.Stdout)
+	}
+	res := in("nslookup", "api.test", gw)
 	if res.Code != 0 || !strings.Contains(res.Stdout, "Address: "+hosts.apiIP) {
 		t.Fatalf("nslookup api.test: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	if !contains(nftSet(t, set), hosts.apiIP) {
 		t.Fatalf("%s lacks %s after the answer: %v", set, hosts.apiIP, nftSet(t, set))
 	}
-	if res := in("wget", "-q", "-T", "5", "-O", "-", "http://api.test/"); res.Stdout != "api-server\n" {
-		t.Fatalf("wget http://api.test/: exit %d %q %s", res.Code, res.Stdout, res.Stderr)
+	if !contains(nftSet(t, set6), hosts.api6) {
+		t.Fatalf("%s lacks %s after the answer: %v", set6, hosts.api6, nftSet(t, set6))
+	}
+	// Busybox's wget (static glibc) crashes in a bare rootfs: connect to
+	// the address the resolver answered with nc.
+	if res := httpIn(in, hosts.apiIP); !strings.Contains(res.Stdout, "\r\n\r\napi-server\n") {
+		t.Fatalf("GET http://%s/ after resolving api.test: exit %d %q %s", hosts.apiIP, res.Code, res.Stdout, res.Stderr)
 	}
 
-	res = in("nslookup", "other.test")
+	res = in("nslookup", "other.test", gw)
 	if res.Code == 0 || !strings.Contains(res.Stdout+res.Stderr, "REFUSED") {
 		t.Fatalf("nslookup other.test: exit %d, want REFUSED\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	if res := in("wget", "-q", "-T", "3", "-O", "-", "http://"+hosts.otherIP+"/"); res.Code == 0 || strings.Contains(res.Stdout, "other-server") {
+	if res := httpIn(in, hosts.otherIP); res.Code == 0 || strings.Contains(res.Stdout, "other-server") {
 		t.Fatalf("the container reached other.test's server, which it may not: %q", res.Stdout)
 	}
 	if got := httpGet("http://" + hosts.otherIP + "/"); got != "other-server\n" {
@@ -191,7 +218,8 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	// The kernel drops the address when dnsmasq's TTL runs out; a new
 	// connection is then refused until the name is resolved again.
 	waitForUpTo(t, 30*time.Second, hosts.apiIP+" to leave "+set, func() bool { return !contains(nftSet(t, set), hosts.apiIP) })
-	if res := in("wget", "-q", "-T", "3", "-O", "-", "http://"+hosts.apiIP+"/"); res.Code == 0 || strings.Contains(res.Stdout, "api-server") {
+	waitForUpTo(t, 30*time.Second, hosts.api6+" to leave "+set6, func() bool { return !contains(nftSet(t, set6), hosts.api6) })
+	if res := httpIn(in, hosts.apiIP); res.Code == 0 || strings.Contains(res.Stdout, "api-server") {
 		t.Fatalf("connected to %s after its TTL ran out: %q", hosts.apiIP, res.Stdout)
 	}
 
@@ -210,16 +238,16 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitForUpTo(t, 10*time.Second, "the killed resolver to be gone", func() bool { return !dns.Running(r.Root) })
-	if res := in("timeout", "10", "nslookup", "api.test"); res.Code == 0 {
+	if res := in("timeout", "10", "nslookup", "api.test", gw); res.Code == 0 {
 		t.Fatalf("resolved with the resolver killed:\n%s", res.Stdout)
 	}
-	if res := in("wget", "-q", "-T", "3", "-O", "-", "http://"+hosts.otherIP+"/"); res.Code == 0 {
+	if res := httpIn(in, hosts.otherIP); res.Code == 0 {
 		t.Fatalf("reached other.test's server with the resolver killed: %q", res.Stdout)
 	}
 	id2 := "nd-names2"
 	r.OK("sandbox", "--detach", "--id", id2, "--bundle", b.Dir, "--net", "bridge", "--allow", "api.test", "--dns", hosts.dnsIP)
 	t.Cleanup(func() { r.Run(nil, "delete", "--force", id2) })
-	if res := in("nslookup", "api.test"); res.Code != 0 || !strings.Contains(res.Stdout, "Address: "+hosts.apiIP) {
+	if res := in("nslookup", "api.test", gw); res.Code != 0 || !strings.Contains(res.Stdout, "Address: "+hosts.apiIP) {
 		t.Fatalf("nslookup api.test after a new resolver started: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 
