@@ -84,6 +84,9 @@ type upstream struct {
 	addr  string
 	mu    sync.Mutex
 	asked []string
+	// slow.test waits for release.
+	release chan struct{}
+	waiting sync.WaitGroup
 }
 
 func (u *upstream) names() []string {
@@ -115,7 +118,7 @@ func init() {
 
 func startUpstream(t *testing.T) *upstream {
 	t.Helper()
-	u := &upstream{}
+	u := &upstream{release: make(chan struct{})}
 	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, req *mdns.Msg) {
 		m := new(mdns.Msg)
 		m.SetReply(req)
@@ -123,6 +126,10 @@ func startUpstream(t *testing.T) *upstream {
 		u.mu.Lock()
 		u.asked = append(u.asked, q.Name)
 		u.mu.Unlock()
+		if q.Name == "slow.test." {
+			u.waiting.Done()
+			<-u.release
+		}
 		rrs, ok := zone[strings.ToLower(q.Name)]
 		if !ok {
 			m.Rcode = mdns.RcodeNameError
@@ -192,7 +199,7 @@ func serve(t *testing.T, names ...Name) *fixture {
 		Upstreams: []string{f.up.addr}, Listen: []string{f.listen}}); err != nil {
 		t.Fatal(err)
 	}
-	r := &Resolver{Root: f.root, Sets: f.sets, Poll: 200 * time.Millisecond}
+	r := &Resolver{Root: f.root, Sets: f.sets, Poll: 200 * time.Millisecond, Timeout: 30 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	ready := make(chan error, 1)
@@ -326,6 +333,34 @@ func TestUnknownSourceRefused(t *testing.T) {
 		t.Fatalf("upstream was asked %v", got)
 	}
 	wantAdds(t, f.sets.got())
+}
+
+// A container flooding the resolver gets SERVFAIL beyond MaxInFlight
+// queries at once; another container is still answered.
+func TestInFlightLimitPerSource(t *testing.T) {
+	f := serve(t, Name{Name: "slow.test"}, Name{Name: "api.test"})
+	if err := WriteConfig(f.root, ContainerConfig{Addresses: []string{"127.0.0.4"}, Handle: "h2",
+		Names: []Name{{Name: "api.test"}}, Upstreams: []string{f.up.addr}, Listen: []string{f.listen}}); err != nil {
+		t.Fatal(err)
+	}
+	f.up.waiting.Add(MaxInFlight)
+	var wg sync.WaitGroup
+	for range MaxInFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &mdns.Client{Timeout: 30 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.0.2")}}}
+			m := new(mdns.Msg)
+			m.SetQuestion("slow.test.", mdns.TypeA)
+			c.Exchange(m, f.listen)
+		}()
+	}
+	f.up.waiting.Wait() // all of them are at the upstream
+	wantRcode(t, query(t, "127.0.0.2", "udp", f.listen, "api.test.", mdns.TypeA), mdns.RcodeServerFailure)
+	wantRcode(t, query(t, "127.0.0.4", "udp", f.listen, "api.test.", mdns.TypeA), mdns.RcodeSuccess)
+	close(f.up.release)
+	wg.Wait()
+	wantRcode(t, query(t, "127.0.0.2", "udp", f.listen, "api.test.", mdns.TypeA), mdns.RcodeSuccess)
 }
 
 // A second question would ride along with an allowed first one.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,6 +56,41 @@ type Resolver struct {
 	mu        sync.Mutex
 	listeners map[string]*listener
 	limit     logLimit
+	inflight  inflight
+}
+
+// MaxInFlight bounds the queries of one source being forwarded at once,
+// and MaxTCPConns the TCP connections of a listener: a container that
+// floods the resolver must not take it (and the others' DNS) down.
+const (
+	MaxInFlight = 64
+	MaxTCPConns = 256
+)
+
+type inflight struct {
+	mu  sync.Mutex
+	per map[string]int
+}
+
+func (f *inflight) acquire(src string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.per == nil {
+		f.per = map[string]int{}
+	}
+	if f.per[src] >= MaxInFlight {
+		return false
+	}
+	f.per[src]++
+	return true
+}
+
+func (f *inflight) release(src string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.per[src]--; f.per[src] <= 0 {
+		delete(f.per, src)
+	}
 }
 
 type listener struct {
@@ -258,7 +294,7 @@ func (r *Resolver) listen(addr string) (*listener, error) {
 	}
 	l := &listener{
 		udp: &mdns.Server{PacketConn: pc, Handler: r},
-		tcp: &mdns.Server{Listener: ln, Handler: r,
+		tcp: &mdns.Server{Listener: netutil.LimitListener(ln, MaxTCPConns), Handler: r,
 			// A container holding connections open must not
 			// exhaust the resolver.
 			ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 5 * time.Second }},
@@ -342,7 +378,14 @@ func (r *Resolver) answer(src net.IP, network string, req *mdns.Msg) *mdns.Msg {
 		r.logf("%s (%s): %s %s denied: REFUSED", src, cfg.Handle, q.Name, mdns.TypeToString[q.Qtype])
 		return refuse()
 	}
+	if !r.inflight.acquire(src.String()) {
+		r.logf("%s: more than %d queries in flight: SERVFAIL", src, MaxInFlight)
+		m := new(mdns.Msg)
+		m.SetRcode(req, mdns.RcodeServerFailure)
+		return m
+	}
 	resp, err := r.forward(cfg.Upstreams, network, req)
+	r.inflight.release(src.String())
 	if err != nil {
 		r.logf("%s: %s: %v", src, q.Name, err)
 		m := new(mdns.Msg)
