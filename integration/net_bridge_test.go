@@ -13,7 +13,8 @@ import (
 	"github.com/nucleus-run/nucleus/network/ipam"
 )
 
-// TestNetBridgeAllowCIDR: an allowed CIDR connects; a second owned host
+// TestNetBridgeAllowCIDR: the resolver on the gateway is the
+// container's nameserver; an allowed CIDR connects; a second owned host
 // that answers (proved first from its own namespace) is refused, and the
 // refusal is an egress_denied event naming it. Nothing is left after.
 func TestNetBridgeAllowCIDR(t *testing.T) {
@@ -23,10 +24,10 @@ func TestNetBridgeAllowCIDR(t *testing.T) {
 	bundle := newBundle(t)
 	log := filepath.Join(t.TempDir(), "audit.log")
 	res := r.OK("sandbox", "--bundle", bundle.Dir, "--id", "nt-allow", "--net", "bridge", "--allow", "198.19.101.0/24:8080/tcp",
-		"--audit-log", log, "--", "sh", "-c", fetchScript(a.IP, 8080)+"; "+fetchScript(b.IP, 8080))
+		"--audit-log", log, "--", "sh", "-c", "grep '^nameserver' /etc/resolv.conf | head -1; "+fetchScript(a.IP, 8080)+"; "+fetchScript(b.IP, 8080))
 	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
-	if len(lines) != 2 || lines[0] != a.Body || lines[1] != "refused" {
-		t.Fatalf("want %q then refused, got %q", a.Body, lines)
+	if len(lines) != 3 || lines[0] != "nameserver "+ipam.Gateway4.String() || lines[1] != a.Body || lines[2] != "refused" {
+		t.Fatalf("want the gateway as nameserver, %q, then refused; got %q", a.Body, lines)
 	}
 	cfg := auditEvents(t, log, "network_configured")
 	if len(cfg) != 1 || cfg[0]["mode"] != "bridge" || !strings.Contains(jsonString(cfg[0]["allow"]), "198.19.101.0/24:8080/tcp") || jsonString(cfg[0]["addresses"]) == "null" {

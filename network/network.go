@@ -36,6 +36,36 @@ func Dir(root string) string { return filepath.Join(root, "@net") }
 // RecordPath is the record of container id.
 func RecordPath(root, id string) string { return filepath.Join(Dir(root), id+".json") }
 
+// ResolvConfPath is the file bind-mounted at a bridged container's
+// /etc/resolv.conf: the gateways, where the resolver answers.
+func ResolvConfPath(root, id string) string { return filepath.Join(Dir(root), id+".resolv.conf") }
+
+// WriteResolvConf writes container id's resolv.conf (before the
+// container is created: its mount needs the file).
+func WriteResolvConf(root, id string) (string, error) {
+	if err := os.MkdirAll(Dir(root), 0o700); err != nil {
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	p := ResolvConfPath(root, id)
+	data := "# nucleus: the resolver on the bridge gateway answers for the allowed names only\n" +
+		"nameserver " + ipam.Gateway4.String() + "\nnameserver " + ipam.Gateway6.String() + "\n"
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	return p, nil
+}
+
+// Has says whether container id has network state under root to tear
+// down.
+func Has(root, id string) bool {
+	for _, p := range []string{RecordPath(root, id), ResolvConfPath(root, id)} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // DNSDir holds one DNSConfig per container address, named <address>.json:
 // the resolver tells containers apart by the source of a query.
 func DNSDir(root string) string { return filepath.Join(Dir(root), "dns") }
@@ -274,6 +304,9 @@ func Teardown(root, id string) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("network of %s: %w", id, err)
+	}
+	if err := os.Remove(ResolvConfPath(root, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	if err := os.Remove(RecordPath(root, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
