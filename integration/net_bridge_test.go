@@ -88,8 +88,8 @@ func TestNetBridgeSandboxesIsolated(t *testing.T) {
 func TestNetMetadataRuleFirst(t *testing.T) {
 	requireNet(t)
 	r := newRunner(t)
-	bundle := newBundle(t, "sleep", "30")
-	r.OK("create", "--bundle", bundle.Dir, "--net", "bridge", "--allow", "169.254.0.0/16", "--allow", "100.64.0.0/10", "--allow", "fd00::/8", "nt-meta")
+	bundle := newBundle(t)
+	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "nt-meta", "--net", "bridge", "--allow", "169.254.0.0/16", "--allow", "100.64.0.0/10", "--allow", "fd00::/8")
 	t.Cleanup(func() { r.Run(nil, "delete", "--force", "nt-meta") })
 	rules := chainRules(t, firewall.Chain(network.Hash(r.Root, "nt-meta")))
 	if len(rules) < 4 {
@@ -143,5 +143,47 @@ func TestNetKillMidCreate(t *testing.T) {
 	assertNoLeftovers(t, r.Root, id, bundle.Dir)
 	if out, _ := exec.Command("ip", "-br", "link").Output(); strings.Contains(string(out), veth) {
 		t.Errorf("veth %s left: %s", veth, out)
+	}
+}
+
+// TestNetPlainRun: a plain bundle (no mode) with --net bridge gets a
+// network namespace of its own and the same allowlist.
+func TestNetPlainRun(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	a, b := newNetHost(t, 106), newNetHost(t, 107)
+	bundle := newBundle(t, "sh", "-c", fetchScript(a.IP, 8080)+"; "+fetchScript(b.IP, 8080))
+	res := r.OK("run", "--bundle", bundle.Dir, "--net", "bridge", "--allow", a.IP, "nt-plain")
+	if got := strings.Fields(res.Stdout); len(got) != 2 || got[0] != a.Body || got[1] != "refused" {
+		t.Fatalf("want %q then refused, got %q", a.Body, got)
+	}
+	assertNoNetLeftovers(t, r.Root, "nt-plain")
+	assertNoLeftovers(t, r.Root, "nt-plain", bundle.Dir)
+}
+
+// TestNetBadFlags: each bad network flag is a one-line error naming it,
+// and leaves nothing behind.
+func TestNetBadFlags(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t, "true")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--net", "bridge", "--allow", "10.0.0.0/33"}, "--allow"},
+		{[]string{"--net", "bridge", "--allow", "a.example:99999"}, "--allow"},
+		{[]string{"--net", "bridge", "--publish", "80"}, "--publish"},
+		{[]string{"--net", "bridge", "--publish", "8080:80/sctp"}, "--publish"},
+		{[]string{"--allow", "10.0.0.0/8"}, "--allow"},
+		{[]string{"--net", "host", "--publish", "8080:80"}, "--publish"},
+		{[]string{"--net", "bridge", "--dns", "resolver"}, "--dns"},
+		{[]string{"--net", "bridge", "--bridge", "nv-evil"}, "--bridge"},
+		{[]string{"--net", "wifi"}, "--net"},
+	} {
+		args := append([]string{"sandbox", "--bundle", bundle.Dir, "--id", "nt-bad"}, c.args...)
+		r.Fail([]string{c.want}, append(args, "--", "true")...)
+		assertNoNetLeftovers(t, r.Root, "nt-bad")
+		assertNoLeftovers(t, r.Root, "nt-bad", bundle.Dir)
 	}
 }
