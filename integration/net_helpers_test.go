@@ -130,8 +130,10 @@ func assertNoNetLeftovers(t *testing.T, root, id string) {
 	if strings.Contains(string(out), h) {
 		t.Errorf("leftover rules or sets naming %s in table inet %s", h, firewall.TableName)
 	}
-	if _, err := os.Stat(network.RecordPath(root, id)); err == nil {
-		t.Errorf("leftover network record %s", network.RecordPath(root, id))
+	for _, p := range []string{network.RecordPath(root, id), network.NetNSPath(root, id), network.ResolvConfPath(root, id)} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("leftover %s", p)
+		}
 	}
 	dns, _ := filepath.Glob(filepath.Join(network.DNSDir(root), "*"))
 	for _, p := range dns {

@@ -58,7 +58,7 @@ func WriteResolvConf(root, id string) (string, error) {
 // Has says whether container id has network state under root to tear
 // down.
 func Has(root, id string) bool {
-	for _, p := range []string{RecordPath(root, id), ResolvConfPath(root, id)} {
+	for _, p := range []string{RecordPath(root, id), ResolvConfPath(root, id), NetNSPath(root, id)} {
 		if _, err := os.Stat(p); err == nil {
 			return true
 		}
@@ -151,7 +151,27 @@ func Load(root, id string) (*Record, error) {
 // (bridge only; none and host need nothing done). The record comes
 // first, so that Teardown finds whatever a killed Attach made; on error,
 // Attach removes what it made itself.
-func Attach(root, id string, c *Config, pid int, audit *policy.Audit) (rec *Record, err error) {
+func Attach(root, id string, c *Config, pid int, audit *policy.Audit) (*Record, error) {
+	return AttachPath(root, id, c, fmt.Sprintf("/proc/%d/ns/net", pid), audit)
+}
+
+// NetNSPath is where PrepareNetNS puts container id's network namespace.
+func NetNSPath(root, id string) string { return filepath.Join(Dir(root), id+".netns") }
+
+// PrepareNetNS makes container id a network namespace of its own, for
+// an engine that joins one rather than making it (gVisor's runsc runs
+// with --network=host inside it), and returns its path. Teardown
+// removes it.
+func PrepareNetNS(root, id string) (string, error) {
+	if err := os.MkdirAll(Dir(root), 0o700); err != nil {
+		return "", fmt.Errorf("network namespace: %w", err)
+	}
+	p := NetNSPath(root, id)
+	return p, link.NewNetNS(p)
+}
+
+// AttachPath is Attach for the network namespace at nsPath.
+func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) (rec *Record, err error) {
 	if c == nil || c.Mode != ModeBridge {
 		return nil, nil
 	}
@@ -191,7 +211,7 @@ func Attach(root, id string, c *Config, pid int, audit *policy.Audit) (rec *Reco
 		if err := rec.save(root); err != nil {
 			return nil, err
 		}
-		err = link.Attach(rec.Veth, "np"+h, pid, link.Addrs{IPv4: lease.IPv4, IPv6: lease.IPv6, Gateway4: ipam.Gateway4, Gateway6: ipam.Gateway6})
+		err = link.Attach(rec.Veth, "np"+h, nsPath, link.Addrs{IPv4: lease.IPv4, IPv6: lease.IPv6, Gateway4: ipam.Gateway4, Gateway6: ipam.Gateway6})
 		if errors.Is(err, link.ErrAddrInUse) {
 			// Another state root's container has it: keep looking.
 			skip[lease.IPv4.String()] = true
@@ -304,6 +324,9 @@ func Teardown(root, id string) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("network of %s: %w", id, err)
+	}
+	if err := link.RemoveNetNS(NetNSPath(root, id)); err != nil {
+		return err
 	}
 	if err := os.Remove(ResolvConfPath(root, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
