@@ -36,6 +36,36 @@ func Dir(root string) string { return filepath.Join(root, "@net") }
 // RecordPath is the record of container id.
 func RecordPath(root, id string) string { return filepath.Join(Dir(root), id+".json") }
 
+// ResolvConfPath is the file bind-mounted at a bridged container's
+// /etc/resolv.conf: the gateways, where the resolver answers.
+func ResolvConfPath(root, id string) string { return filepath.Join(Dir(root), id+".resolv.conf") }
+
+// WriteResolvConf writes container id's resolv.conf (before the
+// container is created: its mount needs the file).
+func WriteResolvConf(root, id string) (string, error) {
+	if err := os.MkdirAll(Dir(root), 0o700); err != nil {
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	p := ResolvConfPath(root, id)
+	data := "# nucleus: the resolver on the bridge gateway answers for the allowed names only\n" +
+		"nameserver " + ipam.Gateway4.String() + "\nnameserver " + ipam.Gateway6.String() + "\n"
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	return p, nil
+}
+
+// Has says whether container id has network state under root to tear
+// down.
+func Has(root, id string) bool {
+	for _, p := range []string{RecordPath(root, id), ResolvConfPath(root, id), NetNSPath(root, id)} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // DNSDir holds one DNSConfig per container address, named <address>.json:
 // the resolver tells containers apart by the source of a query.
 func DNSDir(root string) string { return filepath.Join(Dir(root), "dns") }
@@ -121,7 +151,27 @@ func Load(root, id string) (*Record, error) {
 // (bridge only; none and host need nothing done). The record comes
 // first, so that Teardown finds whatever a killed Attach made; on error,
 // Attach removes what it made itself.
-func Attach(root, id string, c *Config, pid int, audit *policy.Audit) (rec *Record, err error) {
+func Attach(root, id string, c *Config, pid int, audit *policy.Audit) (*Record, error) {
+	return AttachPath(root, id, c, fmt.Sprintf("/proc/%d/ns/net", pid), audit)
+}
+
+// NetNSPath is where PrepareNetNS puts container id's network namespace.
+func NetNSPath(root, id string) string { return filepath.Join(Dir(root), id+".netns") }
+
+// PrepareNetNS makes container id a network namespace of its own, for
+// an engine that joins one rather than making it (gVisor's runsc runs
+// with --network=host inside it), and returns its path. Teardown
+// removes it.
+func PrepareNetNS(root, id string) (string, error) {
+	if err := os.MkdirAll(Dir(root), 0o700); err != nil {
+		return "", fmt.Errorf("network namespace: %w", err)
+	}
+	p := NetNSPath(root, id)
+	return p, link.NewNetNS(p)
+}
+
+// AttachPath is Attach for the network namespace at nsPath.
+func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) (rec *Record, err error) {
 	if c == nil || c.Mode != ModeBridge {
 		return nil, nil
 	}
@@ -161,7 +211,7 @@ func Attach(root, id string, c *Config, pid int, audit *policy.Audit) (rec *Reco
 		if err := rec.save(root); err != nil {
 			return nil, err
 		}
-		err = link.Attach(rec.Veth, "np"+h, pid, link.Addrs{IPv4: lease.IPv4, IPv6: lease.IPv6, Gateway4: ipam.Gateway4, Gateway6: ipam.Gateway6})
+		err = link.Attach(rec.Veth, "np"+h, nsPath, link.Addrs{IPv4: lease.IPv4, IPv6: lease.IPv6, Gateway4: ipam.Gateway4, Gateway6: ipam.Gateway6})
 		if errors.Is(err, link.ErrAddrInUse) {
 			// Another state root's container has it: keep looking.
 			skip[lease.IPv4.String()] = true
@@ -274,6 +324,12 @@ func Teardown(root, id string) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("network of %s: %w", id, err)
+	}
+	if err := link.RemoveNetNS(NetNSPath(root, id)); err != nil {
+		return err
+	}
+	if err := os.Remove(ResolvConfPath(root, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	if err := os.Remove(RecordPath(root, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -1,9 +1,6 @@
 package runtime
 
 import (
-	"errors"
-	"os"
-
 	"github.com/nucleus-run/nucleus/network"
 )
 
@@ -18,7 +15,7 @@ func checkNetwork(o CreateOptions) error {
 // releaseNetwork removes container id's network, if it has one (a
 // record, written before anything else was made, says so).
 func (r *Runtime) releaseNetwork(id string) error {
-	if _, err := os.Stat(network.RecordPath(r.Root, id)); errors.Is(err, os.ErrNotExist) {
+	if !network.Has(r.Root, id) {
 		return nil
 	}
 	return network.Teardown(r.Root, id)

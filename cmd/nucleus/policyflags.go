@@ -47,7 +47,7 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 	if err != nil {
 		return policy.Options{}, err
 	}
-	o := policy.Options{Mode: mode, Net: c.String("net")}
+	o := policy.Options{Mode: mode, Net: netFlag(c)}
 	if o.Pids, err = parseLimit(c, "pids", func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }); err != nil {
 		return o, err
 	}
@@ -84,13 +84,13 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 // namespaces decide, as in runc), else the checked config.
 func networkConfig(c *cli.Context, mode policy.Mode) (*network.Config, error) {
 	given := false
-	for _, f := range []string{"net", "bridge", "allow", "publish", "dns"} {
+	for _, f := range []string{"net", "bridge", "allow", "publish", "dns", "default-net"} {
 		given = given || c.IsSet(f)
 	}
 	if !given && mode == policy.ModeNone {
 		return nil, nil
 	}
-	n := &network.Config{Mode: c.String("net"), Bridge: c.String("bridge"), DNS: c.StringSlice("dns")}
+	n := &network.Config{Mode: netFlag(c), Bridge: c.String("bridge"), DNS: c.StringSlice("dns")}
 	for _, a := range c.StringSlice("allow") {
 		r, err := network.ParseAllow(a)
 		if err != nil {
@@ -202,4 +202,16 @@ func modeFlag(c *cli.Context) string {
 		return m
 	}
 	return c.String("mode")
+}
+
+// netFlag is --net, or the global --default-net ($NUCLEUS_NET) when the
+// command was not given one.
+func netFlag(c *cli.Context) string {
+	if c.IsSet("net") {
+		return c.String("net")
+	}
+	if n := c.String("default-net"); n != "" {
+		return n
+	}
+	return c.String("net")
 }

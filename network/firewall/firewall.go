@@ -128,14 +128,25 @@ var (
 	stateEstab = ctState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
 )
 
+// baseVersion is an empty chain whose name says which version of the
+// base rules the table has; bump it when they change.
+const baseVersion = "base-v2"
+
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
 func ensureBase(c *nftables.Conn) error {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err == nil {
-		return nil
+		if _, err := c.ListChain(table, baseVersion); err == nil {
+			return nil
+		}
+		// An older nucleus made the base chains: replace their rules,
+		// keeping the containers' chains and sets.
+		for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput} {
+			c.FlushChain(ch)
+		}
 	}
 	c.AddTable(table)
-	for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish} {
+	for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, {Name: baseVersion, Table: table}} {
 		c.AddChain(ch)
 	}
 	for _, s := range []*nftables.Set{setGw4, setGw6} {
@@ -168,6 +179,14 @@ func ensureBase(c *nftables.Conn) error {
 			rule(chInput, iifVeth, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: gw.Name, SetID: gw.ID}},
 				matchPort(proto, 53), []expr.Any{accept()})
 		}
+	}
+	// Neighbour discovery: a container finds its IPv6 gateway (the
+	// veth's fe80::1) with it.
+	for _, typ := range []byte{135, 136} {
+		rule(chInput, iifVeth, nfproto(true), []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}}, accept()})
 	}
 	rule(chInput, iifVeth, []expr.Any{drop()})
 	// postrouting: masquerade what a container sends off the host.

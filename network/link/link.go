@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -97,12 +98,13 @@ func writeSysctl(p, v string) error {
 }
 
 // Attach makes the veth pair host/peer, moves peer into the network
-// namespace of pid as eth0 with a's addresses and routes, and routes a's
-// addresses to host. On error, what it made is removed.
-func Attach(host, peer string, pid int, a Addrs) (err error) {
-	ns, err := netns.GetFromPid(pid)
+// namespace at nsPath (/proc/PID/ns/net, or a bind mount of one) as eth0
+// with a's addresses and routes, and routes a's addresses to host. On
+// error, what it made is removed.
+func Attach(host, peer, nsPath string, a Addrs) (err error) {
+	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
-		return fmt.Errorf("network namespace of pid %d: %w", pid, err)
+		return fmt.Errorf("network namespace %s: %w", nsPath, err)
 	}
 	defer ns.Close()
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: host}, PeerName: peer, PeerNamespace: netlink.NsFd(int(ns))}
@@ -200,6 +202,61 @@ func inside(h *netlink.Handle, peer string, a Addrs) error {
 		if err := h.RouteAdd(&netlink.Route{LinkIndex: idx, Gw: LinkLocalGateway, Src: a.IPv6, Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}); err != nil {
 			return fmt.Errorf("container IPv6 default route: %w", err)
 		}
+	}
+	return nil
+}
+
+// NewNetNS makes a network namespace that outlives its maker: a bind
+// mount of it at path (for an engine whose container joins it, as
+// runsc does).
+func NewNetNS(path string) (err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	f.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	// The new namespace is this thread's only: lock it, switch back
+	// after, and let it die if switching back failed.
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer orig.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		err = unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+		if serr := netns.Set(orig); serr == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		return fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	return nil
+}
+
+// RemoveNetNS unmounts and removes a NewNetNS; one already gone is no
+// error.
+func RemoveNetNS(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("network namespace %s: %w", path, err)
 	}
 	return nil
 }

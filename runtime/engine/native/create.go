@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,7 +119,11 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		}
 	}
 	if bridged(o) {
-		o.Spec = withNetNS(o.Spec)
+		resolv, err := network.WriteResolvConf(r.Root, o.ID)
+		if err != nil {
+			return -1, err
+		}
+		o.Spec = withNetNS(o.Spec, resolv)
 	}
 	container, err := r.newContainer(o)
 	if err != nil {
@@ -182,9 +187,11 @@ func (r *Engine) attachNetwork(o engine.CreateOptions, process *libcontainer.Pro
 }
 
 // withNetNS is s with a new network namespace (a plain bundle run with
-// --net bridge may share the host's).
-func withNetNS(s *specs.Spec) *specs.Spec {
+// --net bridge may share the host's) and resolv at /etc/resolv.conf.
+func withNetNS(s *specs.Spec, resolv string) *specs.Spec {
 	out := *s
+	out.Mounts = append(slices.Clone(s.Mounts), specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv,
+		Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 	var linux specs.Linux
 	if s.Linux != nil {
 		linux = *s.Linux
