@@ -84,6 +84,7 @@ type upstream struct {
 	addr  string
 	mu    sync.Mutex
 	asked []string
+	ids   []uint16
 	// slow.test waits for release.
 	release chan struct{}
 	waiting sync.WaitGroup
@@ -125,6 +126,7 @@ func startUpstream(t *testing.T) *upstream {
 		q := req.Question[0]
 		u.mu.Lock()
 		u.asked = append(u.asked, q.Name)
+		u.ids = append(u.ids, req.Id)
 		u.mu.Unlock()
 		if q.Name == "slow.test." {
 			u.waiting.Done()
@@ -361,6 +363,36 @@ func TestInFlightLimitPerSource(t *testing.T) {
 	close(f.up.release)
 	wg.Wait()
 	wantRcode(t, query(t, "127.0.0.2", "udp", f.listen, "api.test.", mdns.TypeA), mdns.RcodeSuccess)
+}
+
+// The upstream query has an id of the resolver's choosing, not the
+// container's: a container that knew it could forge the upstream's answer
+// by guessing the port alone. The container gets its own id back.
+func TestUpstreamQueryHasItsOwnID(t *testing.T) {
+	f := serve(t, Name{Name: "api.test"})
+	c := &mdns.Client{Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.0.2")}}}
+	same := 0
+	for i := range 8 {
+		m := new(mdns.Msg)
+		m.SetQuestion("api.test.", mdns.TypeA)
+		m.Id = uint16(4242 + i)
+		resp, _, err := c.Exchange(m, f.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRcode(t, resp, mdns.RcodeSuccess)
+		if resp.Id != m.Id {
+			t.Fatalf("answer id %d, want the query's %d", resp.Id, m.Id)
+		}
+		f.up.mu.Lock()
+		if f.up.ids[len(f.up.ids)-1] == m.Id {
+			same++
+		}
+		f.up.mu.Unlock()
+	}
+	if same > 1 {
+		t.Fatalf("the upstream saw the container's id %d times of 8", same)
+	}
 }
 
 // A second question would ride along with an allowed first one.

@@ -419,8 +419,14 @@ func (r *Resolver) forward(upstreams []string, network string, req *mdns.Msg) (*
 	}
 	var errs []error
 	for _, u := range upstreams {
-		resp, _, err := c.Exchange(req.Copy(), u)
+		// A fresh random id: the container chose the one it sent, and
+		// an id it knows would leave only the port to guess for a
+		// forged upstream answer.
+		q := req.Copy()
+		q.Id = mdns.Id()
+		resp, _, err := c.Exchange(q, u)
 		if err == nil {
+			resp.Id = req.Id
 			return resp, nil
 		}
 		errs = append(errs, fmt.Errorf("upstream %s: %w", u, err))
