@@ -145,6 +145,12 @@ func startUpstream(t *testing.T) *upstream {
 				m.Answer = append(m.Answer, rr)
 			}
 		}
+		if q.Name == "liar.test." {
+			// An answer for another name than the one asked.
+			m.Question[0].Name = "api.test."
+			m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: "api.test.", Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 30},
+				A: net.ParseIP("198.18.0.66")})
+		}
 		if _, ok := w.RemoteAddr().(*net.UDPAddr); ok {
 			m.Truncate(mdns.MinMsgSize)
 		}
@@ -458,6 +464,13 @@ func TestSetFailureIsServfail(t *testing.T) {
 	f := serve(t, Name{Name: "api.test"})
 	f.sets.fail = errors.New("netlink: no table")
 	wantRcode(t, query(t, "127.0.0.2", "udp", f.listen, "api.test.", mdns.TypeA), mdns.RcodeServerFailure)
+}
+
+// An upstream answer to another question is no answer.
+func TestAnswerToAnotherQuestionIsServfail(t *testing.T) {
+	f := serve(t, Name{Name: "liar.test"}, Name{Name: "api.test"})
+	wantRcode(t, query(t, "127.0.0.2", "udp", f.listen, "liar.test.", mdns.TypeA), mdns.RcodeServerFailure)
+	wantAdds(t, f.sets.got())
 }
 
 func TestUpstreamDownIsServfail(t *testing.T) {

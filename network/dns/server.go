@@ -425,6 +425,9 @@ func (r *Resolver) forward(upstreams []string, network string, req *mdns.Msg) (*
 		q := req.Copy()
 		q.Id = mdns.Id()
 		resp, _, err := c.Exchange(q, u)
+		if err == nil && !sameQuestion(resp, q) {
+			err = errors.New("the answer is for another question")
+		}
 		if err == nil {
 			resp.Id = req.Id
 			return resp, nil
@@ -432,6 +435,14 @@ func (r *Resolver) forward(upstreams []string, network string, req *mdns.Msg) (*
 		errs = append(errs, fmt.Errorf("upstream %s: %w", u, err))
 	}
 	return nil, errors.Join(errs...)
+}
+
+func sameQuestion(resp, q *mdns.Msg) bool {
+	if len(resp.Question) != 1 {
+		return false
+	}
+	a, b := resp.Question[0], q.Question[0]
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && mdns.CanonicalName(a.Name) == mdns.CanonicalName(b.Name)
 }
 
 // addresses returns the A and AAAA records that answer qname, following
