@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/network"
 )
@@ -781,5 +783,45 @@ func TestReadsNetworkDNSConfig(t *testing.T) {
 	}
 	if m := c.Match("www.example.test."); len(m) != 1 || m[0].Port != 443 {
 		t.Fatalf("match %v", m)
+	}
+}
+
+// A descriptor the starter inherited without close-on-exec (a
+// supervisor's pipe) is not held open by the long-lived resolver.
+func TestStartedResolverHoldsNoInheritedFD(t *testing.T) {
+	root := t.TempDir()
+	up := startUpstream(t)
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
+	old := Command
+	Command = func(root string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+root)
+		return cmd
+	}
+	defer func() { Command = old }()
+	if err := WriteConfig(root, ContainerConfig{Addresses: []string{"127.0.0.2"}, Handle: "h",
+		Names: []Name{{Name: "api.test"}}, Upstreams: []string{up.addr}, Listen: []string{listen}}); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	// As a supervisor would pass it: inheritable.
+	if _, err := unix.FcntlInt(pw.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	err = Start(root)
+	pw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer RemoveConfig(root, "127.0.0.2")
+	wantRcode(t, query(t, "127.0.0.2", "udp", listen, "api.test.", mdns.TypeA), mdns.RcodeSuccess)
+	// EOF now: no other process holds the write end.
+	pr.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := pr.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read from the inherited pipe: %d, %v; the resolver (pid %d) holds its write end", n, err, readPid(t, root))
 	}
 }

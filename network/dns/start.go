@@ -32,6 +32,33 @@ var Command = func(root string) *exec.Cmd {
 // it is listening ("ready") or why it is not.
 const readyFDEnv = "NUCLEUS_DNS_READY_FD"
 
+func init() {
+	// A resolver Start ran has 0-2 and the ready pipe (3); whatever else
+	// it inherited is its starter's caller's (a descriptor a supervisor
+	// passed to `nucleus create` without close-on-exec), which a
+	// long-lived resolver must not hold open: a caller waiting for EOF on
+	// it would wait for the last container. This runs before main, before
+	// the Go runtime or any package has a descriptor of its own to keep.
+	if os.Getenv(readyFDEnv) == "3" {
+		if err := unix.CloseRange(4, ^uint(0), 0); err != nil {
+			closeInheritedSlowly()
+		}
+	}
+}
+
+// closeInheritedSlowly is CloseRange for kernels before 5.9.
+func closeInheritedSlowly() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 3 {
+			unix.Close(fd)
+		}
+	}
+}
+
 // ReadyTimeout bounds how long Start waits for the resolver to listen.
 var ReadyTimeout = 10 * time.Second
 
