@@ -236,6 +236,10 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	if pid <= 1 {
 		t.Fatalf("dns.pid: %q", pidData)
 	}
+	// It runs with nftables and port 53 only (network/dns keeps no more).
+	if status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); !strings.Contains(string(status), "CapEff:\t0000000000001400\n") {
+		t.Errorf("resolver's capabilities:\n%s", status)
+	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitForUpTo(t, 10*time.Second, "the killed resolver to be gone", func() bool { return !dns.Running(r.Root) })
 	if res := in("timeout", "10", "nslookup", "api.test", gw); res.Code == 0 {

@@ -671,6 +671,15 @@ func TestStartOnDemandOnce(t *testing.T) {
 	if sid := sessionOf(t, pid); sid != pid {
 		t.Fatalf("resolver %d in session %d", pid, sid)
 	}
+	// Of root's capabilities it keeps nftables and port 53, for good.
+	if os.Geteuid() == 0 {
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, want := range []string{"CapPrm:\t0000000000001400", "CapEff:\t0000000000001400", "CapBnd:\t0000000000001400", "NoNewPrivs:\t1"} {
+			if !strings.Contains(string(status), want+"\n") {
+				t.Errorf("resolver's status lacks %q:\n%s", want, status)
+			}
+		}
+	}
 	wantRcode(t, query(t, "127.0.0.3", "udp", listen, "api.test.", mdns.TypeA), mdns.RcodeSuccess)
 	wantRcode(t, query(t, "127.0.0.3", "udp", listen, "other.test.", mdns.TypeA), mdns.RcodeRefused)
 	b, _ := os.ReadFile(filepath.Join(root, "sets.jsonl"))

@@ -205,6 +205,12 @@ func Run(root string, sets Sets) error {
 	os.WriteFile(pidPath(root), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 	logger := log.New(os.Stderr, fmt.Sprintf("dns-proxy[%d]: ", os.Getpid()), log.LstdFlags|log.Lmsgprefix)
 	logger.Printf("serving %s", root)
+	if os.Geteuid() == 0 {
+		if err := dropPrivileges(); err != nil {
+			say(err.Error())
+			return err
+		}
+	}
 	r := &Resolver{Root: root, Sets: sets, Log: logger,
 		ExitLock: func() (func(bool), error) {
 			unlockStart, err := startLock(root)
