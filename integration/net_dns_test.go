@@ -192,6 +192,10 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	if res.Code != 0 || !strings.Contains(res.Stdout, "Address: "+hosts.apiIP) {
 		t.Fatalf("nslookup api.test: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
+	// Over IPv6 too: the container is known by its IPv6 address.
+	if res := in("nslookup", "api.test", ipam.Gateway6.String()); res.Code != 0 || !strings.Contains(res.Stdout, "Address: "+hosts.api6) {
+		t.Fatalf("nslookup api.test %s: exit %d\n%s%s", ipam.Gateway6, res.Code, res.Stdout, res.Stderr)
+	}
 	if !contains(nftSet(t, set), hosts.apiIP) {
 		t.Fatalf("%s lacks %s after the answer: %v", set, hosts.apiIP, nftSet(t, set))
 	}
