@@ -2,10 +2,12 @@ package dns
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,8 +63,17 @@ func setElems(t *testing.T, set string) map[string]int {
 			continue
 		}
 		for _, e := range o.Set.Elem {
-			if s, ok := e.Elem.Val.(string); ok {
-				got[s] = e.Elem.Expires
+			switch v := e.Elem.Val.(type) {
+			case string:
+				got[v] = e.Elem.Expires
+			case map[string]any: // {"concat": [addr, proto, port]}
+				if parts, ok := v["concat"].([]any); ok {
+					var ss []string
+					for _, p := range parts {
+						ss = append(ss, fmt.Sprint(p))
+					}
+					got[strings.Join(ss, " . ")] = e.Elem.Expires
+				}
 			}
 		}
 	}
@@ -104,7 +115,7 @@ func TestAnswersGoIntoTheRealSets(t *testing.T) {
 	root := t.TempDir()
 	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
 	if err := WriteConfig(root, ContainerConfig{Addresses: []string{"127.0.0.2"}, Handle: h,
-		Names: []Name{{Name: "ttl.test"}}, Upstreams: []string{up}, Listen: []string{listen}}); err != nil {
+		Names: []Name{{Name: "ttl.test"}, {Name: "port.test", Port: 443}}, Upstreams: []string{up}, Listen: []string{listen}}); err != nil {
 		t.Fatal(err)
 	}
 	r := &Resolver{Root: root, Sets: SetsFunc(firewall.AddResolved)}
@@ -139,6 +150,14 @@ func TestAnswersGoIntoTheRealSets(t *testing.T) {
 	wantRcode(t, query(t, "127.0.0.2", "udp", listen, "ttl.test.", mdns.TypeA), mdns.RcodeSuccess)
 	if exp, ok := setElems(t, "n4-"+h)["198.18.0.17"]; !ok || exp < 200 {
 		t.Fatalf("after a 300s answer: in set %v, expires in %ds", ok, exp)
+	}
+	// A name allowed on a port goes into the port set, on both protocols.
+	wantRcode(t, query(t, "127.0.0.2", "udp", listen, "port.test.", mdns.TypeA), mdns.RcodeSuccess)
+	p4 := setElems(t, "p4-"+h)
+	for _, want := range []string{"198.18.0.17 . tcp . 443", "198.18.0.17 . udp . 443"} {
+		if _, ok := p4[want]; !ok {
+			t.Fatalf("p4-%s lacks %s: %v", h, want, p4)
+		}
 	}
 	// Denied names add nothing.
 	wantRcode(t, query(t, "127.0.0.2", "udp", listen, "other.test.", mdns.TypeA), mdns.RcodeRefused)
