@@ -628,7 +628,7 @@ func TestStartOnDemandOnce(t *testing.T) {
 	old := Command
 	Command = func(root string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+root)
+		cmd.Env = append(os.Environ(), childEnv+"="+root, rootsDirEnv+"="+filepath.Join(root, "roots"))
 		return cmd
 	}
 	defer func() { Command = old }()
@@ -804,7 +804,7 @@ func TestStartedResolverHoldsNoInheritedFD(t *testing.T) {
 	old := Command
 	Command = func(root string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+root)
+		cmd.Env = append(os.Environ(), childEnv+"="+root, rootsDirEnv+"="+filepath.Join(root, "roots"))
 		return cmd
 	}
 	defer func() { Command = old }()
@@ -833,4 +833,70 @@ func TestStartedResolverHoldsNoInheritedFD(t *testing.T) {
 	if n, err := pr.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read from the inherited pipe: %d, %v; the resolver (pid %d) holds its write end", n, err, readPid(t, root))
 	}
+}
+
+// Two state roots share the gateway: their resolvers both listen on it
+// (SO_REUSEPORT), the kernel hands each some of the queries, and each
+// answers the other root's containers from the registry. One resolver
+// going away leaves the other serving both roots' addresses it gets.
+func TestTwoRootsShareTheListenAddress(t *testing.T) {
+	up := startUpstream(t)
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
+	registry := t.TempDir()
+	type res struct {
+		root string
+		sets *recorder
+		done chan error
+	}
+	var rs []*res
+	for i, addr := range []string{"127.0.0.2", "127.0.0.4"} {
+		x := &res{root: t.TempDir(), sets: &recorder{}, done: make(chan error, 1)}
+		if err := WriteConfig(x.root, ContainerConfig{Addresses: []string{addr}, Handle: fmt.Sprint("h", i),
+			Names: []Name{{Name: "api.test"}}, Upstreams: []string{up.addr}, Listen: []string{listen}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := register(registry, x.root); err != nil {
+			t.Fatal(err)
+		}
+		r := &Resolver{Root: x.root, Sets: x.sets, Roots: registry, Poll: 200 * time.Millisecond}
+		ready := make(chan error, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { x.done <- r.Serve(ctx, func(err error) { ready <- err }) }()
+		if err := <-ready; err != nil {
+			t.Fatalf("resolver %d: %v", i, err)
+		}
+		t.Cleanup(cancel)
+		rs = append(rs, x)
+	}
+	ask := func(src string, want int) {
+		t.Helper()
+		for range 24 { // new source ports: the kernel spreads them
+			wantRcode(t, query(t, src, "udp", listen, "api.test.", mdns.TypeA), want)
+		}
+	}
+	ask("127.0.0.2", mdns.RcodeSuccess)
+	ask("127.0.0.4", mdns.RcodeSuccess)
+	if len(rs[0].sets.got()) == 0 || len(rs[1].sets.got()) == 0 {
+		t.Fatalf("one resolver got every query (%d, %d): the test shows nothing", len(rs[0].sets.got()), len(rs[1].sets.got()))
+	}
+	for _, x := range rs {
+		for _, a := range x.sets.got() {
+			if a.IP != "198.18.0.10" || (a.H != "h0" && a.H != "h1") {
+				t.Fatalf("added %v", a)
+			}
+		}
+	}
+	// Root 0's container goes: its resolver exits, root 1's serves on.
+	if err := RemoveConfig(rs[0].root, "127.0.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-rs[0].done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("root 0's resolver still serving 30s after its last config went")
+	}
+	ask("127.0.0.4", mdns.RcodeSuccess)
+	ask("127.0.0.2", mdns.RcodeRefused)
+	RemoveConfig(rs[1].root, "127.0.0.4")
+	<-rs[1].done
 }

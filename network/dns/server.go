@@ -52,6 +52,11 @@ type Resolver struct {
 	// keeps this one running or starts the next; unlock(true) must also
 	// give up whatever says this resolver runs.
 	ExitLock func() (unlock func(exiting bool), err error)
+	// Roots, if set, is the host's registry of state roots with a
+	// resolver (see RootsDir). The resolvers of several roots share the
+	// gateway addresses (SO_REUSEPORT), so the kernel may hand any of
+	// them a query from any root's container: each answers for all.
+	Roots string
 
 	mu        sync.Mutex
 	listeners map[string]*listener
@@ -263,7 +268,7 @@ func (l *listener) close() {
 	l.tcp.Shutdown()
 }
 
-// listenConfig binds with IP_FREEBIND: a gateway address may not be usable
+// listenConfig binds with IP_FREEBIND and SO_REUSEPORT: a gateway address may not be usable
 // yet (IPv6 duplicate address detection keeps it tentative for a second or
 // two after the bridge gets it), and the resolver must not fail for that.
 var listenConfig = net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
@@ -273,6 +278,11 @@ var listenConfig = net.ListenConfig{Control: func(network, _ string, c syscall.R
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
 		} else {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+		}
+		// The resolvers of other state roots listen on the same
+		// gateway addresses.
+		if serr == nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 		}
 	})
 	if err != nil {
@@ -358,7 +368,7 @@ func (r *Resolver) answer(src net.IP, network string, req *mdns.Msg) *mdns.Msg {
 	if src == nil {
 		return refuse()
 	}
-	cfg, err := readConfig(r.Root, src)
+	cfg, err := r.lookup(src)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			r.logf("%s: %v", src, err)

@@ -32,6 +32,9 @@ var Command = func(root string) *exec.Cmd {
 // it is listening ("ready") or why it is not.
 const readyFDEnv = "NUCLEUS_DNS_READY_FD"
 
+// rootsDirEnv replaces RootsDir in a resolver process (tests).
+const rootsDirEnv = "NUCLEUS_DNS_ROOTS_DIR"
+
 func init() {
 	// A resolver Start ran has 0-2 and the ready pipe (3); whatever else
 	// it inherited is its starter's caller's (a descriptor a supervisor
@@ -211,7 +214,14 @@ func Run(root string, sets Sets) error {
 			return err
 		}
 	}
-	r := &Resolver{Root: root, Sets: sets, Log: logger,
+	roots := RootsDir
+	if d := os.Getenv(rootsDirEnv); d != "" {
+		roots = d
+	}
+	if err := register(roots, root); err != nil {
+		logger.Printf("registering %s in %s: %v (containers of other state roots may get REFUSED here)", root, roots, err)
+	}
+	r := &Resolver{Root: root, Sets: sets, Log: logger, Roots: roots,
 		ExitLock: func() (func(bool), error) {
 			unlockStart, err := startLock(root)
 			if err != nil {
@@ -222,6 +232,7 @@ func Run(root string, sets Sets) error {
 				// then gets the start lock sees no resolver
 				// and starts one.
 				if exiting {
+					unregister(roots, root)
 					unlockPid()
 				}
 				unlockStart()
