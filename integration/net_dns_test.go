@@ -246,8 +246,21 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitForUpTo(t, 10*time.Second, "the killed resolver to be gone", func() bool { return !dns.Running(r.Root) })
-	if res := in("timeout", "10", "nslookup", "api.test", gw); res.Code == 0 {
-		t.Fatalf("resolved with the resolver killed:\n%s", res.Stdout)
+	// (Unless another state root's resolver runs: sharing the gateway,
+	// it answers every root's containers.)
+	var others []string
+	links, _ := os.ReadDir(dns.RootsDir)
+	for _, l := range links {
+		if target, err := os.Readlink(filepath.Join(dns.RootsDir, l.Name())); err == nil && target != r.Root {
+			others = append(others, target)
+		}
+	}
+	if len(others) == 0 {
+		if res := in("timeout", "10", "nslookup", "api.test", gw); res.Code == 0 {
+			t.Fatalf("resolved with the resolver killed:\n%s", res.Stdout)
+		}
+	} else {
+		t.Logf("resolvers of other state roots run (%v): not checking that DNS is gone", others)
 	}
 	if res := httpIn(in, hosts.otherIP); res.Code == 0 {
 		t.Fatalf("reached other.test's server with the resolver killed: %q", res.Stdout)
