@@ -180,6 +180,7 @@ func TestNetBadFlags(t *testing.T) {
 		{[]string{"--net", "bridge", "--dns", "resolver"}, "--dns"},
 		{[]string{"--net", "bridge", "--bridge", "nv-evil"}, "--bridge"},
 		{[]string{"--net", "wifi"}, "--net"},
+		{[]string{"--net", "bridge", "--bridge", "lo"}, "--bridge"},
 	} {
 		args := append([]string{"sandbox", "--bundle", bundle.Dir, "--id", "nt-bad"}, c.args...)
 		r.Fail([]string{c.want}, append(args, "--", "true")...)

@@ -182,8 +182,13 @@ func (r *Engine) attachNetwork(o engine.CreateOptions, process *libcontainer.Pro
 	if err != nil {
 		return err
 	}
-	_, err = network.Attach(r.Root, o.ID, o.Network, pid, o.Audit)
-	return err
+	if _, err = network.Attach(r.Root, o.ID, o.Network, pid, o.Audit); err != nil {
+		// The init waits to exec the process: end it, or the caller
+		// waits on its stdio forever.
+		terminate(process)
+		return err
+	}
+	return nil
 }
 
 // withNetNS is s with a new network namespace (a plain bundle run with
