@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/network/firewall"
 	"github.com/nucleus-run/nucleus/network/ipam"
@@ -180,10 +182,44 @@ func TestNetBadFlags(t *testing.T) {
 		{[]string{"--net", "bridge", "--dns", "resolver"}, "--dns"},
 		{[]string{"--net", "bridge", "--bridge", "nv-evil"}, "--bridge"},
 		{[]string{"--net", "wifi"}, "--net"},
+		{[]string{"--net", "bridge", "--bridge", "lo"}, "--bridge"},
 	} {
 		args := append([]string{"sandbox", "--bundle", bundle.Dir, "--id", "nt-bad"}, c.args...)
 		r.Fail([]string{c.want}, append(args, "--", "true")...)
 		assertNoNetLeftovers(t, r.Root, "nt-bad")
 		assertNoLeftovers(t, r.Root, "nt-bad", bundle.Dir)
+	}
+}
+
+// TestNetPlainModes: a plain bundle's network namespace follows --net
+// when given: none makes an empty one for a config that shares the
+// host's, host drops the config's own. (An interface the test makes on
+// the host tells the host's namespace.)
+func TestNetPlainModes(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	newNetHost(t, 110)
+	b := newBundle(t, "sh", "-c", "if ip link show nt-h110 >/dev/null 2>&1; then echo host; else echo own; fi")
+	var kept []specs.LinuxNamespace
+	for _, ns := range b.Spec.Linux.Namespaces {
+		if ns.Type != specs.NetworkNamespace {
+			kept = append(kept, ns)
+		}
+	}
+	b.Spec.Linux.Namespaces = kept
+	b.Save(t)
+	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "nt-pm1").Stdout); got != "host" {
+		t.Fatalf("a config without a network namespace: %q, want the host's", got)
+	}
+	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "--net", "none", "nt-pm2").Stdout); got != "own" {
+		t.Errorf("--net none: %q, want a namespace of its own", got)
+	}
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	b.Save(t)
+	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "nt-pm3").Stdout); got != "own" {
+		t.Errorf("a config with a network namespace: %q, want its own", got)
+	}
+	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "--net", "host", "nt-pm4").Stdout); got != "host" {
+		t.Errorf("--net host: %q, want the host's", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nucleus-run/nucleus/network/firewall"
 	"github.com/nucleus-run/nucleus/network/ipam"
 	"github.com/nucleus-run/nucleus/network/link"
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 )
 
@@ -196,6 +197,9 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 	gw4 := &net.IPNet{IP: ipam.Gateway4, Mask: ipam.Subnet4.Mask}
 	gw6 := &net.IPNet{IP: ipam.Gateway6, Mask: ipam.Subnet6.Mask}
 	if err := link.EnsureBridge(rec.Bridge, gw4, gw6); err != nil {
+		if errors.Is(err, link.ErrNotBridge) {
+			return nil, opterr.Errorf("bridge", "%w", err)
+		}
 		return nil, err
 	}
 	if err := firewall.Ensure(); err != nil {

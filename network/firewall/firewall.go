@@ -37,7 +37,7 @@ var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::25
 
 // lockPath serializes the changes of every nucleus on the host: the table
 // is the host's, whatever the state root.
-var lockPath = "/run/nucleus/firewall.lock"
+var lockPath = "/run/nucleus-firewall.lock"
 
 // Allow is an accepted destination: a prefix, with an optional protocol
 // ("" = any, tcp, udp) and port (0 = any; a port with no protocol is

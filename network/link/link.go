@@ -23,6 +23,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrNotBridge: the bridge's name is taken by another kind of interface.
+var ErrNotBridge = errors.New("not a bridge")
+
 // ErrAddrInUse: another container on the host (under another state root)
 // routes this address already.
 var ErrAddrInUse = errors.New("address already routed on this host")
@@ -46,7 +49,7 @@ func EnsureBridge(name string, gws ...*net.IPNet) error {
 		}
 	}
 	if l.Type() != "bridge" {
-		return fmt.Errorf("bridge %s: the host has an interface of that name that is a %s, not a bridge", name, l.Type())
+		return fmt.Errorf("%s: the host's interface of that name is a %s device, %w", name, l.Type(), ErrNotBridge)
 	}
 	for _, gw := range gws {
 		// No duplicate address detection: a bridge without ports has no

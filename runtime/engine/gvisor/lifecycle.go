@@ -81,6 +81,8 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 			return -1, err
 		}
 		o.Spec = hostNetwork(o.Spec, resolv)
+	} else if o.Network != nil {
+		o.Spec = engine.WithNetMode(o.Spec, o.Network.Mode)
 	}
 	cfg, confinement, err := r.execConfinement(o)
 	if err != nil {
@@ -478,15 +480,10 @@ func stdioFiles(s *engine.Stdio) bool {
 // hostNetwork is s without a network namespace (runsc then takes the one
 // it runs in) and with resolv at /etc/resolv.conf.
 func hostNetwork(s *specs.Spec, resolv string) *specs.Spec {
-	out := *s
-	out.Mounts = append(slices.Clone(s.Mounts), specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv,
+	out := engine.WithNetMode(s, "host")
+	out.Mounts = append(slices.Clone(out.Mounts), specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv,
 		Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
-	if s.Linux != nil {
-		linux := *s.Linux
-		linux.Namespaces = slices.DeleteFunc(slices.Clone(s.Linux.Namespaces), func(ns specs.LinuxNamespace) bool { return ns.Type == specs.NetworkNamespace })
-		out.Linux = &linux
-	}
-	return &out
+	return out
 }
 
 // inNetNS runs cmd in the network namespace at nsPath, through nsenter

@@ -124,6 +124,8 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 			return -1, err
 		}
 		o.Spec = withNetNS(o.Spec, resolv)
+	} else if o.Network != nil {
+		o.Spec = engine.WithNetMode(o.Spec, o.Network.Mode)
 	}
 	container, err := r.newContainer(o)
 	if err != nil {
@@ -182,30 +184,25 @@ func (r *Engine) attachNetwork(o engine.CreateOptions, process *libcontainer.Pro
 	if err != nil {
 		return err
 	}
-	_, err = network.Attach(r.Root, o.ID, o.Network, pid, o.Audit)
-	return err
+	if _, err = network.Attach(r.Root, o.ID, o.Network, pid, o.Audit); err != nil {
+		// The init waits to exec the process: end it, or the caller
+		// waits on its stdio forever.
+		terminate(process)
+		return err
+	}
+	return nil
 }
 
 // withNetNS is s with a new network namespace (a plain bundle run with
-// --net bridge may share the host's) and resolv at /etc/resolv.conf.
+// --net bridge may share the host's) and, if set, resolv at
+// /etc/resolv.conf.
 func withNetNS(s *specs.Spec, resolv string) *specs.Spec {
-	out := *s
-	out.Mounts = append(slices.Clone(s.Mounts), specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv,
-		Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
-	var linux specs.Linux
-	if s.Linux != nil {
-		linux = *s.Linux
+	out := engine.WithNetMode(s, network.ModeNone)
+	if resolv != "" {
+		out.Mounts = append(slices.Clone(out.Mounts), specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv,
+			Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 	}
-	kept := linux.Namespaces
-	linux.Namespaces = nil
-	for _, ns := range kept {
-		if ns.Type != specs.NetworkNamespace {
-			linux.Namespaces = append(linux.Namespaces, ns)
-		}
-	}
-	linux.Namespaces = append(linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
-	out.Linux = &linux
-	return &out
+	return out
 }
 
 // newContainer turns the OCI config into libcontainer's and creates the
