@@ -278,11 +278,6 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	default:
 		return nil, nil, opterr.Errorf("net", "%q: want none, host or bridge", o.Net)
 	}
-	if o.Net == "bridge" {
-		if err := fail("network", "bridge networking is not available yet; the sandbox gets an empty network namespace"); err != nil {
-			return nil, nil, err
-		}
-	}
 	for _, t := range want {
 		setNamespace(out, t)
 	}

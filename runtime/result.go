@@ -24,6 +24,9 @@ func (r *Runtime) RunResult(o CreateOptions) (Exit, error) {
 	if err := o.Normalize(); err != nil {
 		return outcome.Plain(-1), err
 	}
+	if err := checkNetwork(o); err != nil {
+		return outcome.Plain(-1), err
+	}
 	e := r.engineOf(o.Engine)
 	// The one thing the start path pays for: the kernel log is read
 	// after an exit that needs explaining, for records since now.
@@ -34,6 +37,12 @@ func (r *Runtime) RunResult(o CreateOptions) (Exit, error) {
 		info, err = rep.RunReport(o)
 	} else {
 		info.Status, err = e.Run(o)
+	}
+	if err != nil || !o.Detach && !o.Keep {
+		// The container is gone: its network goes with it.
+		if nerr := r.releaseNetwork(o.ID); nerr != nil && err == nil {
+			err = nerr
+		}
 	}
 	if err != nil || o.Detach {
 		return outcome.Plain(info.Status), err

@@ -138,7 +138,14 @@ func (r *Runtime) Create(o CreateOptions) error {
 	if err := o.Normalize(); err != nil {
 		return err
 	}
-	return r.engineOf(o.Engine).Create(o)
+	if err := checkNetwork(o); err != nil {
+		return err
+	}
+	err := r.engineOf(o.Engine).Create(o)
+	if err != nil {
+		r.releaseNetwork(o.ID)
+	}
+	return err
 }
 
 // Run creates and starts a container. Unless detached it streams stdio,
@@ -154,7 +161,13 @@ func (r *Runtime) Run(o CreateOptions) (int, error) {
 func (r *Runtime) Start(id string) error { return r.engineFor(id).Start(id) }
 
 // State reports one container's state.
-func (r *Runtime) State(id string) (*State, error) { return r.engineFor(id).State(id) }
+func (r *Runtime) State(id string) (*State, error) {
+	st, err := r.engineFor(id).State(id)
+	if err == nil {
+		r.annotateNetwork(st)
+	}
+	return st, err
+}
 
 // List reports every container under the root, of every engine, after
 // removing the long-lived sandboxes past their deadline.
@@ -167,6 +180,9 @@ func (r *Runtime) List() ([]State, error) {
 			return nil, err
 		}
 		all = append(all, states...)
+	}
+	for i := range all {
+		r.annotateNetwork(&all[i])
 	}
 	return all, nil
 }
@@ -191,6 +207,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 	}
 	if err := r.engineFor(id).Delete(id, force); err != nil {
 		return err
+	}
+	if err := r.releaseNetwork(id); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	if force {
 		// A sandbox's workspace copy, left by a nucleus that was killed.

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/isolation"
+	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
@@ -79,6 +80,21 @@ type SandboxOptions struct {
 	// on stderr.
 	AuditLog string
 	Debug    bool
+	// Network is the sandbox's network: its mode should agree with
+	// Policy.Net, which alone (with no Network) means that mode with no
+	// rules.
+	Network *network.Config
+}
+
+// network is the sandbox's network config.
+func (o SandboxOptions) network() *network.Config {
+	if o.Network != nil {
+		return o.Network
+	}
+	if o.Policy.Net == "" {
+		return nil
+	}
+	return &network.Config{Mode: o.Policy.Net}
 }
 
 // Stdio are an attached process's streams (engine.Stdio).
@@ -162,7 +178,7 @@ func (r *Runtime) Sandbox(o SandboxOptions) (Exit, error) {
 		defer timer.Stop()
 	}
 	res, err = r.RunResult(CreateOptions{
-		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, KillOnInterrupt: true, Engine: o.Engine,
+		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, KillOnInterrupt: true, Engine: o.Engine, Network: o.network(),
 		Stdio: o.Stdio, Stage: true,
 	})
 	close(finished)

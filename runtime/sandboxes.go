@@ -121,7 +121,7 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	}
 	defer log.Close()
 	_, err = r.Run(CreateOptions{
-		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, Engine: o.Engine,
+		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, Engine: o.Engine, Network: o.network(),
 		Detach: true, Hold: hold, Stage: true, Stdio: &Stdio{In: null, Out: log, Err: log},
 	})
 	if err != nil {
@@ -178,6 +178,9 @@ func (r *Runtime) removeSandbox(id string) error {
 	}
 	if err := r.engineFor(id).Delete(id, true); err != nil && !errors.Is(err, ErrNotExist) {
 		return err
+	}
+	if err := r.releaseNetwork(id); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	var audit *policy.Audit
 	if rec.AuditLog != "" {

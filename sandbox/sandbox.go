@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nucleus-run/nucleus/network"
 	"io"
 	"os"
 	"path/filepath"
@@ -98,8 +99,11 @@ type Options struct {
 	Memory int64
 	Pids   int64
 	CPUs   float64
-	// Net is none (default) or host.
+	// Net is none (default), host or bridge.
 	Net string
+	// Network, if set, is the whole network config for --net bridge
+	// (allowlist, published ports, DNS servers); its Mode wins over Net.
+	Network *network.Config
 	// Engine is native (default) or gvisor.
 	Engine string
 	// AuditLog is a file the sandbox's audit events are appended to;
@@ -346,6 +350,9 @@ func prepare(o Options) (*runtime.Runtime, runtime.SandboxOptions, error) {
 		return nil, so, err
 	}
 	so = runtime.SandboxOptions{ID: o.ID, Bundle: bundle, Spec: s, Env: o.Env, Cwd: o.Cwd, User: o.User,
-		Policy: po, Engine: engine, AuditLog: o.AuditLog, Debug: o.Debug, WorkspaceMaxBytes: o.WorkspaceMaxBytes}
+		Policy: po, Engine: engine, AuditLog: o.AuditLog, Debug: o.Debug, WorkspaceMaxBytes: o.WorkspaceMaxBytes, Network: o.Network}
+	if o.Network != nil {
+		so.Policy.Net = o.Network.Mode
+	}
 	return r, so, nil
 }

@@ -93,6 +93,10 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 			return nil, runtime.CreateOptions{}, err
 		}
 	}
+	netc, err := networkConfig(c, po.Mode)
+	if err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
 	prep, err := prepare(c, r, id, bundle, s, po, engine)
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
@@ -110,5 +114,6 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   c.Int("preserve-fds"),
 		Engine:        engine,
+		Network:       netc,
 	}, nil
 }

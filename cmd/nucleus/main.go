@@ -322,6 +322,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors: true, false or auto"},
 			engineFlag(runtime.EngineEnv),
 			&cli.StringFlag{Name: "default-mode", EnvVars: []string{"NUCLEUS_MODE"}, Usage: "isolation mode for create/run when --mode is not given (agent, strict-agent, production)"},
+			&cli.StringFlag{Name: "default-net", EnvVars: []string{"NUCLEUS_NET"}, Usage: "network for create/run/sandbox when --net is not given (none, host, bridge)"},
 		},
 		Before:   configureLogging,
 		Commands: sortedCommands(),

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nucleus-run/nucleus/isolation"
+	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/seccomp"
@@ -29,7 +30,11 @@ func policyFlags(defaultMode string) []cli.Flag {
 		&cli.StringFlag{Name: "landlock-policy-sha256", Usage: "refuse --landlock-policy unless its SHA-256 is this"},
 		&cli.StringSliceFlag{Name: "workspace", Usage: "HOST[:/workspace][:bind-rw|bind-ro|copy-in-out] directory to offer the sandbox (repeatable, each at its own destination)"},
 		&cli.BoolFlag{Name: "workspace-exec", Usage: "allow executing files from the workspace"},
-		&cli.StringFlag{Name: "net", Value: "none", Usage: "network: none, host or bridge (modes only)"},
+		&cli.StringFlag{Name: "net", Value: "none", Usage: "network: none, host or bridge (a plain run or create without it keeps the bundle's namespaces)"},
+		&cli.StringFlag{Name: "bridge", Usage: "host bridge holding the gateway addresses (--net bridge; default " + network.DefaultBridge + ")"},
+		&cli.StringSliceFlag{Name: "allow", Usage: "allow egress to CIDR[:PORT[/tcp|udp]] or NAME[:PORT] (*.example.com ok); repeatable (--net bridge)"},
+		&cli.StringSliceFlag{Name: "publish", Usage: "[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp] to forward to the container; repeatable (--net bridge)"},
+		&cli.StringSliceFlag{Name: "dns", Usage: "DNS server the resolver forwards allowed names to; repeatable (default: the host's resolv.conf)"},
 		&cli.StringFlag{Name: "memory", Usage: "memory limit (e.g. 512M, 2G; max: none); agent modes default to 1G"},
 		&cli.StringFlag{Name: "pids", Usage: "maximum number of processes (max: none); agent modes default to 512"},
 		&cli.StringFlag{Name: "cpus", Usage: "CPU limit in cores (e.g. 1.5; max: none); agent modes default to 1"},
@@ -42,7 +47,7 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 	if err != nil {
 		return policy.Options{}, err
 	}
-	o := policy.Options{Mode: mode, Net: c.String("net")}
+	o := policy.Options{Mode: mode, Net: netFlag(c)}
 	if o.Pids, err = parseLimit(c, "pids", func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }); err != nil {
 		return o, err
 	}
@@ -72,6 +77,35 @@ func policyOptions(c *cli.Context) (policy.Options, error) {
 		o.SeccompSHA256 = c.String("seccomp-profile-sha256")
 	}
 	return o, nil
+}
+
+// networkConfig reads --net, --bridge, --allow, --publish and --dns:
+// nil when none was given to a plain run or create (the bundle's
+// namespaces decide, as in runc), else the checked config.
+func networkConfig(c *cli.Context, mode policy.Mode) (*network.Config, error) {
+	given := false
+	for _, f := range []string{"net", "bridge", "allow", "publish", "dns", "default-net"} {
+		given = given || c.IsSet(f)
+	}
+	if !given && mode == policy.ModeNone {
+		return nil, nil
+	}
+	n := &network.Config{Mode: netFlag(c), Bridge: c.String("bridge"), DNS: c.StringSlice("dns")}
+	for _, a := range c.StringSlice("allow") {
+		r, err := network.ParseAllow(a)
+		if err != nil {
+			return nil, err
+		}
+		n.Allow = append(n.Allow, r)
+	}
+	for _, a := range c.StringSlice("publish") {
+		p, err := network.ParsePublish(a)
+		if err != nil {
+			return nil, err
+		}
+		n.Publish = append(n.Publish, p)
+	}
+	return n, n.Check()
 }
 
 // prepare readies s for the engine: unchanged for a plain OCI bundle (so
@@ -168,4 +202,16 @@ func modeFlag(c *cli.Context) string {
 		return m
 	}
 	return c.String("mode")
+}
+
+// netFlag is --net, or the global --default-net ($NUCLEUS_NET) when the
+// command was not given one.
+func netFlag(c *cli.Context) string {
+	if c.IsSet("net") {
+		return c.String("net")
+	}
+	if n := c.String("default-net"); n != "" {
+		return n
+	}
+	return c.String("net")
 }

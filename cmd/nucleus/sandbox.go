@@ -101,10 +101,15 @@ sandbox holds itself open until deleted or its --ttl passes.`,
 		if err != nil {
 			return err
 		}
+		netc, err := networkConfig(c, po.Mode)
+		if err != nil {
+			return err
+		}
 		o := sandbox.Options{
 			Root: c.String("root"), Bundle: bundle, Spec: s, ID: c.String("id"), Engine: string(engine),
 			Env: env, Cwd: c.String("cwd"), User: c.String("user"), TTL: c.Duration("ttl"), Timeout: c.Duration("timeout"),
 			AuditLog: c.String("audit-log"), Debug: c.Bool("debug"), Policy: &po, WorkspaceMaxBytes: maxBytes,
+			Network: netc,
 		}
 		ctx := context.Background()
 		if detach {

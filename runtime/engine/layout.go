@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/spec"
@@ -79,4 +81,22 @@ func SearchableRoot(root string) error {
 		return fmt.Errorf("state dir %s: %w", root, err)
 	}
 	return nil
+}
+
+// WithNetMode is a copy of s whose network namespace matches a --net
+// mode: host drops it (the host's network), none or bridge gives a new,
+// empty one (a bridged one is attached later). A mode applied by
+// policy.Apply already has this shape; a plain bundle may not.
+func WithNetMode(s *specs.Spec, mode string) *specs.Spec {
+	out := *s
+	var linux specs.Linux
+	if s.Linux != nil {
+		linux = *s.Linux
+	}
+	linux.Namespaces = slices.DeleteFunc(slices.Clone(linux.Namespaces), func(ns specs.LinuxNamespace) bool { return ns.Type == specs.NetworkNamespace })
+	if mode != "host" {
+		linux.Namespaces = append(linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	out.Linux = &linux
+	return &out
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/policy"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -39,6 +40,11 @@ type CreateOptions struct {
 
 	// Engine runs the container: native (default) or gvisor (runsc).
 	Engine Kind
+	// Network, if set, is the container's network (nil: the bundle's
+	// namespaces decide, as in runc). A bridged one is attached once the
+	// container's init exists, before its process runs; the runtime
+	// tears it down (network.Teardown).
+	Network *network.Config
 	// Stdio, for an attached run without a terminal, replaces nucleus's
 	// own standard streams.
 	Stdio *Stdio

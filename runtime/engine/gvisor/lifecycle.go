@@ -10,13 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/opencontainers/runc/types"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/confine"
@@ -67,6 +70,19 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return -1, fmt.Errorf("bundle %s: %w", o.Bundle, err)
+	}
+	bridged := o.Network != nil && o.Network.Mode == network.ModeBridge
+	if bridged {
+		// runsc runs with the host's network stack (--network=host)
+		// inside a namespace nucleus made and attached, whose veth the
+		// firewall guards as any container's.
+		resolv, err := network.WriteResolvConf(r.Root, o.ID)
+		if err != nil {
+			return -1, err
+		}
+		o.Spec = hostNetwork(o.Spec, resolv)
+	} else if o.Network != nil {
+		o.Spec = engine.WithNetMode(o.Spec, o.Network.Mode)
 	}
 	cfg, confinement, err := r.execConfinement(o)
 	if err != nil {
@@ -161,6 +177,18 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 		}
 	}
 	cmd := rec.command(sub, append(args, o.ID)...)
+	if bridged {
+		nsPath, err := network.PrepareNetNS(r.Root, o.ID)
+		if err != nil {
+			return -1, err
+		}
+		if _, err := network.AttachPath(r.Root, o.ID, o.Network, nsPath, o.Audit); err != nil {
+			return -1, err
+		}
+		if cmd, err = inNetNS(cmd, nsPath); err != nil {
+			return -1, err
+		}
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	if detach {
 		if err := cmd.Run(); err != nil {
@@ -447,4 +475,25 @@ func stdioFiles(s *engine.Stdio) bool {
 	_, out := s.Out.(*os.File)
 	_, errOut := s.Err.(*os.File)
 	return in && out && errOut
+}
+
+// hostNetwork is s without a network namespace (runsc then takes the one
+// it runs in) and with resolv at /etc/resolv.conf.
+func hostNetwork(s *specs.Spec, resolv string) *specs.Spec {
+	out := engine.WithNetMode(s, "host")
+	out.Mounts = append(slices.Clone(out.Mounts), specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv,
+		Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
+	return out
+}
+
+// inNetNS runs cmd in the network namespace at nsPath, through nsenter
+// (which execs it: the process is still runsc's).
+func inNetNS(cmd *exec.Cmd, nsPath string) (*exec.Cmd, error) {
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return nil, fmt.Errorf("the gvisor engine with --net bridge needs nsenter (util-linux): %w", err)
+	}
+	out := exec.Command(nsenter, append([]string{"--net=" + nsPath, "--", cmd.Path}, cmd.Args[1:]...)...)
+	out.Env = cmd.Env
+	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/isolation/host"
+	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
@@ -133,6 +134,15 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 			return -1, err
 		}
 	}
+	if bridged(o) {
+		resolv, err := network.WriteResolvConf(r.Root, o.ID)
+		if err != nil {
+			return -1, err
+		}
+		o.Spec = withNetNS(o.Spec, resolv)
+	} else if o.Network != nil {
+		o.Spec = engine.WithNetMode(o.Spec, o.Network.Mode)
+	}
 	container, err := r.newContainer(o)
 	if err != nil {
 		return -1, err
@@ -162,10 +172,54 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		p.noTerminal = true
 		return r.runWithPolicy(p, o, act, filter, owned, rlimits)
 	}
-	if act == actCreate {
-		return p.run(o.Spec.Process, container.Start)
+	start := func(process *libcontainer.Process) error {
+		if err := container.Start(process); err != nil {
+			return err
+		}
+		if err := r.attachNetwork(o, process); err != nil {
+			return err
+		}
+		if act == actCreate {
+			return nil
+		}
+		return container.Exec()
 	}
-	return p.run(o.Spec.Process, container.Run)
+	return p.run(o.Spec.Process, start)
+}
+
+func bridged(o engine.CreateOptions) bool {
+	return o.Network != nil && o.Network.Mode == network.ModeBridge
+}
+
+// attachNetwork gives a bridged container its network while its init
+// waits to exec the process, so the process starts with it.
+func (r *Engine) attachNetwork(o engine.CreateOptions, process *libcontainer.Process) error {
+	if !bridged(o) {
+		return nil
+	}
+	pid, err := process.Pid()
+	if err != nil {
+		return err
+	}
+	if _, err = network.Attach(r.Root, o.ID, o.Network, pid, o.Audit); err != nil {
+		// The init waits to exec the process: end it, or the caller
+		// waits on its stdio forever.
+		terminate(process)
+		return err
+	}
+	return nil
+}
+
+// withNetNS is s with a new network namespace (a plain bundle run with
+// --net bridge may share the host's) and, if set, resolv at
+// /etc/resolv.conf.
+func withNetNS(s *specs.Spec, resolv string) *specs.Spec {
+	out := engine.WithNetMode(s, network.ModeNone)
+	if resolv != "" {
+		out.Mounts = append(slices.Clone(out.Mounts), specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv,
+			Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
+	}
+	return out
 }
 
 // newContainer turns the OCI config into libcontainer's and creates the

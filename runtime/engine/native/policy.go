@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/exeseal"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/preexec"
@@ -242,6 +243,9 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			}
 			logrus.Warn(err)
 		}
+		if err := r.attachNetwork(o, process); err != nil {
+			return err
+		}
 		if act == actCreate {
 			return nil
 		}
@@ -355,11 +359,37 @@ func ensureMountpoints(rootfs string, s *specs.Spec) error {
 		if _, err := os.Lstat(filepath.Join(rootfs, dest)); err == nil {
 			continue
 		}
+		if fi, err := os.Stat(m.Source); err == nil && !fi.IsDir() && m.Type == "bind" {
+			if err := mkfileIn(rootfs, dest); err != nil {
+				return fmt.Errorf("create mount point %s in %s: %w", m.Destination, rootfs, err)
+			}
+			continue
+		}
 		if err := pathrs.MkdirAll(rootfs, dest, 0o755); err != nil {
 			return fmt.Errorf("create mount point %s in %s: %w", m.Destination, rootfs, err)
 		}
 	}
 	return nil
+}
+
+// mkfileIn creates the empty file dest (a file bind's mount point, such
+// as /etc/resolv.conf) in rootfs, its directories resolved inside it.
+func mkfileIn(rootfs, dest string) error {
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	dir, err := pathrs.MkdirAllHandle(root, filepath.Dir(dest), 0o755)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat(int(dir.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
 }
 
 // confineExec gives a process exec'd into a container started under an

@@ -1,0 +1,225 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nucleus-run/nucleus/network"
+	"github.com/nucleus-run/nucleus/network/firewall"
+	"github.com/nucleus-run/nucleus/network/ipam"
+)
+
+// TestNetBridgeAllowCIDR: the resolver on the gateway is the
+// container's nameserver; an allowed CIDR connects; a second owned host
+// that answers (proved first from its own namespace) is refused, and the
+// refusal is an egress_denied event naming it. Nothing is left after.
+func TestNetBridgeAllowCIDR(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	a, b := newNetHost(t, 101), newNetHost(t, 102)
+	bundle := newBundle(t)
+	log := filepath.Join(t.TempDir(), "audit.log")
+	res := r.OK("sandbox", "--bundle", bundle.Dir, "--id", "nt-allow", "--net", "bridge", "--allow", "198.19.101.0/24:8080/tcp",
+		"--audit-log", log, "--", "sh", "-c", "grep '^nameserver' /etc/resolv.conf | head -1; "+fetchScript(a.IP, 8080)+"; "+fetchScript(b.IP, 8080))
+	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
+	if len(lines) != 3 || lines[0] != "nameserver "+ipam.Gateway4.String() || lines[1] != a.Body || lines[2] != "refused" {
+		t.Fatalf("want the gateway as nameserver, %q, then refused; got %q", a.Body, lines)
+	}
+	cfg := auditEvents(t, log, "network_configured")
+	if len(cfg) != 1 || cfg[0]["mode"] != "bridge" || !strings.Contains(jsonString(cfg[0]["allow"]), "198.19.101.0/24:8080/tcp") || jsonString(cfg[0]["addresses"]) == "null" {
+		t.Errorf("network_configured: %v", cfg)
+	}
+	denied := auditEvents(t, log, "egress_denied")
+	found := false
+	for _, d := range denied {
+		if d["destination"] == b.IP && d["proto"] == "tcp" && d["port"] == float64(8080) {
+			found = true
+		}
+		if d["destination"] == a.IP {
+			t.Errorf("the allowed host was reported denied: %v", d)
+		}
+	}
+	if !found {
+		t.Errorf("no egress_denied event for %s:8080: %v", b.IP, denied)
+	}
+	assertNoNetLeftovers(t, r.Root, "nt-allow")
+}
+
+// TestNetBridgeSandboxesIsolated: a sandbox cannot reach another one's
+// server without a rule, and can with one (so the server does answer).
+func TestNetBridgeSandboxesIsolated(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t)
+	www := filepath.Join(bundle.Rootfs, "www")
+	os.MkdirAll(www, 0o755)
+	os.WriteFile(filepath.Join(www, "index.html"), []byte("sandbox-b\n"), 0o644)
+	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "nt-iso-b", "--net", "bridge", "--", "httpd", "-f", "-p", "8080", "-h", "/www")
+	t.Cleanup(func() { r.Run(nil, "delete", "--force", "nt-iso-b") })
+	ip := address(t, r, "nt-iso-b", false)
+	if !strings.HasPrefix(ip, "10.90.") {
+		t.Fatalf("address %q not in %s", ip, ipam.Subnet4)
+	}
+	list := r.OK("list", "--format", "json").Stdout
+	if !strings.Contains(list, ip) {
+		t.Errorf("list does not show %s: %s", ip, list)
+	}
+	res := r.OK("sandbox", "--bundle", bundle.Dir, "--id", "nt-iso-a", "--net", "bridge", "--", "sh", "-c", fetchScript(ip, 8080))
+	if strings.TrimSpace(res.Stdout) != "refused" {
+		t.Fatalf("sandbox reached another sandbox without a rule: %q", res.Stdout)
+	}
+	var got string
+	waitFor(t, "sandbox b's server through an allow rule", func() bool {
+		res = r.OK("sandbox", "--bundle", bundle.Dir, "--id", "nt-iso-c", "--net", "bridge", "--allow", ip+"/32", "--", "sh", "-c", fetchScript(ip, 8080))
+		got = strings.TrimSpace(res.Stdout)
+		return got == "sandbox-b"
+	})
+	r.OK("delete", "--force", "nt-iso-b")
+	assertNoNetLeftovers(t, r.Root, "nt-iso-b")
+}
+
+// TestNetMetadataRuleFirst: the metadata addresses are dropped by the
+// first rules of a container's chain, before an allow rule that covers
+// them (read from the ruleset; no packet is sent there).
+func TestNetMetadataRuleFirst(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t)
+	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "nt-meta", "--net", "bridge", "--allow", "169.254.0.0/16", "--allow", "100.64.0.0/10", "--allow", "fd00::/8")
+	t.Cleanup(func() { r.Run(nil, "delete", "--force", "nt-meta") })
+	rules := chainRules(t, firewall.Chain(network.Hash(r.Root, "nt-meta")))
+	if len(rules) < 4 {
+		t.Fatalf("chain has %d rules: %v", len(rules), rules)
+	}
+	firstAllow := -1
+	for i, rl := range rules {
+		if strings.Contains(rl, `"accept"`) && firstAllow < 0 {
+			firstAllow = i
+		}
+	}
+	for _, m := range firewall.MetadataAddrs {
+		idx := -1
+		for i, rl := range rules {
+			if strings.Contains(rl, `"`+m+`"`) && strings.Contains(rl, `"drop"`) {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 || idx >= firstAllow {
+			t.Errorf("no drop of %s before the first accept (rule %d, first accept %d): %v", m, idx, firstAllow, rules)
+		}
+	}
+	r.OK("delete", "--force", "nt-meta")
+	assertNoNetLeftovers(t, r.Root, "nt-meta")
+}
+
+// TestNetKillMidCreate: nucleus is SIGKILLed while it sets a bridged
+// container up; delete --force then leaves no veth, lease, rules or
+// record.
+func TestNetKillMidCreate(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t, "sleep", "30")
+	id := "nt-kill9"
+	veth := firewall.VethPrefix + network.Hash(r.Root, id)
+	cmd := r.Cmd("create", "--bundle", bundle.Dir, "--net", "bridge", "--allow", "198.19.0.0/16", id)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill as soon as the network's record exists (the first thing
+	// Attach writes), before the rest is done where the race allows.
+	waitFor(t, "the network record", func() bool {
+		_, err := os.Stat(network.RecordPath(r.Root, id))
+		return err == nil
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	r.OK("delete", "--force", id)
+	assertNoNetLeftovers(t, r.Root, id)
+	assertNoLeftovers(t, r.Root, id, bundle.Dir)
+	if out, _ := exec.Command("ip", "-br", "link").Output(); strings.Contains(string(out), veth) {
+		t.Errorf("veth %s left: %s", veth, out)
+	}
+}
+
+// TestNetPlainRun: a plain bundle (no mode) with --net bridge gets a
+// network namespace of its own and the same allowlist.
+func TestNetPlainRun(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	a, b := newNetHost(t, 106), newNetHost(t, 107)
+	bundle := newBundle(t, "sh", "-c", fetchScript(a.IP, 8080)+"; "+fetchScript(b.IP, 8080))
+	res := r.OK("run", "--bundle", bundle.Dir, "--net", "bridge", "--allow", a.IP, "nt-plain")
+	if got := strings.Fields(res.Stdout); len(got) != 2 || got[0] != a.Body || got[1] != "refused" {
+		t.Fatalf("want %q then refused, got %q", a.Body, got)
+	}
+	assertNoNetLeftovers(t, r.Root, "nt-plain")
+	assertNoLeftovers(t, r.Root, "nt-plain", bundle.Dir)
+}
+
+// TestNetBadFlags: each bad network flag is a one-line error naming it,
+// and leaves nothing behind.
+func TestNetBadFlags(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t, "true")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--net", "bridge", "--allow", "10.0.0.0/33"}, "--allow"},
+		{[]string{"--net", "bridge", "--allow", "a.example:99999"}, "--allow"},
+		{[]string{"--net", "bridge", "--publish", "80"}, "--publish"},
+		{[]string{"--net", "bridge", "--publish", "8080:80/sctp"}, "--publish"},
+		{[]string{"--allow", "10.0.0.0/8"}, "--allow"},
+		{[]string{"--net", "host", "--publish", "8080:80"}, "--publish"},
+		{[]string{"--net", "bridge", "--dns", "resolver"}, "--dns"},
+		{[]string{"--net", "bridge", "--bridge", "nv-evil"}, "--bridge"},
+		{[]string{"--net", "wifi"}, "--net"},
+		{[]string{"--net", "bridge", "--bridge", "lo"}, "--bridge"},
+	} {
+		args := append([]string{"sandbox", "--bundle", bundle.Dir, "--id", "nt-bad"}, c.args...)
+		r.Fail([]string{c.want}, append(args, "--", "true")...)
+		assertNoNetLeftovers(t, r.Root, "nt-bad")
+		assertNoLeftovers(t, r.Root, "nt-bad", bundle.Dir)
+	}
+}
+
+// TestNetPlainModes: a plain bundle's network namespace follows --net
+// when given: none makes an empty one for a config that shares the
+// host's, host drops the config's own. (An interface the test makes on
+// the host tells the host's namespace.)
+func TestNetPlainModes(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	newNetHost(t, 110)
+	b := newBundle(t, "sh", "-c", "if ip link show nt-h110 >/dev/null 2>&1; then echo host; else echo own; fi")
+	var kept []specs.LinuxNamespace
+	for _, ns := range b.Spec.Linux.Namespaces {
+		if ns.Type != specs.NetworkNamespace {
+			kept = append(kept, ns)
+		}
+	}
+	b.Spec.Linux.Namespaces = kept
+	b.Save(t)
+	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "nt-pm1").Stdout); got != "host" {
+		t.Fatalf("a config without a network namespace: %q, want the host's", got)
+	}
+	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "--net", "none", "nt-pm2").Stdout); got != "own" {
+		t.Errorf("--net none: %q, want a namespace of its own", got)
+	}
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	b.Save(t)
+	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "nt-pm3").Stdout); got != "own" {
+		t.Errorf("a config with a network namespace: %q, want its own", got)
+	}
+	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "--net", "host", "nt-pm4").Stdout); got != "host" {
+		t.Errorf("--net host: %q, want the host's", got)
+	}
+}

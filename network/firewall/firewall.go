@@ -1,0 +1,481 @@
+// Package firewall owns nucleus's nftables ruleset: one table, inet
+// nucleus, with base chains shared by every container and a chain and
+// sets per container, all made through netlink (github.com/google/nftables),
+// never by running nft or iptables.
+//
+// Egress from a container is deny-by-default: the forward base chain sends
+// whatever comes in on a container's veth to that container's chain c-<h>,
+// which drops the metadata addresses first, accepts the allowed CIDRs and
+// the addresses the resolver put in its name sets, records what else it
+// sees in a denied set and drops it.
+package firewall
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// TableName is the table nucleus owns (family inet).
+const TableName = "nucleus"
+
+// VethPrefix starts the name of every container's host-side veth; the
+// base chains match it.
+const VethPrefix = "nv"
+
+// MetadataAddrs are the cloud metadata services, dropped for every
+// container before any allow rule.
+var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::254"}
+
+// lockPath serializes the changes of every nucleus on the host: the table
+// is the host's, whatever the state root.
+var lockPath = "/run/nucleus-firewall.lock"
+
+// Allow is an accepted destination: a prefix, with an optional protocol
+// ("" = any, tcp, udp) and port (0 = any; a port with no protocol is
+// either).
+type Allow struct {
+	Net   *net.IPNet
+	Proto string
+	Port  uint16
+}
+
+// Publish forwards HostPort on the host (on HostIP only, if set) to
+// ContainerPort.
+type Publish struct {
+	HostIP        net.IP
+	HostPort      uint16
+	ContainerPort uint16
+	Proto         string
+}
+
+// Container is one container's share of the ruleset.
+type Container struct {
+	// H names its chain and sets (Chain(H), ...); Veth is its host-side
+	// interface.
+	H    string
+	Veth string
+	// IPv4 and IPv6 are its addresses (IPv6 may be nil); Gateways are
+	// the addresses it may send DNS to (the resolver's).
+	IPv4, IPv6 net.IP
+	Gateways   []net.IP
+	Allow      []Allow
+	Publish    []Publish
+}
+
+// Names of a container's chain and sets.
+func Chain(h string) string { return "c-" + h }
+func setName(kind string, v6 bool, h string) string {
+	if v6 {
+		return kind + "6-" + h
+	}
+	return kind + "4-" + h
+}
+
+var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+
+// ErrFirewall is the class of every error of this package.
+var ErrFirewall = errors.New("nftables")
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %w", ErrFirewall, what, err)
+}
+
+func lock() (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+func conn() (*nftables.Conn, error) {
+	c, err := nftables.New()
+	return c, wrap("netlink", err)
+}
+
+// base chains and the regular chains they jump to.
+var (
+	chForward  = &nftables.Chain{Name: "forward", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter}
+	chInput    = &nftables.Chain{Name: "input", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter}
+	chPost     = &nftables.Chain{Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}
+	chPre      = &nftables.Chain{Name: "prerouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}
+	chOutput   = &nftables.Chain{Name: "output", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest}
+	chEgress   = &nftables.Chain{Name: "egress", Table: table}
+	chPublish  = &nftables.Chain{Name: "publish", Table: table}
+	setGw4     = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
+	setGw6     = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
+	iifVeth    = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
+	oifVeth    = ifPrefix(expr.MetaKeyOIFNAME, VethPrefix)
+	stateEstab = ctState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
+)
+
+// baseVersion is an empty chain whose name says which version of the
+// base rules the table has; bump it when they change.
+const baseVersion = "base-v2"
+
+// ensureBase makes the table and its base chains once; the caller holds
+// the lock.
+func ensureBase(c *nftables.Conn) error {
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err == nil {
+		if _, err := c.ListChain(table, baseVersion); err == nil {
+			return nil
+		}
+		// An older nucleus made the base chains: replace their rules,
+		// keeping the containers' chains and sets.
+		for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput} {
+			c.FlushChain(ch)
+		}
+	}
+	c.AddTable(table)
+	for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, {Name: baseVersion, Table: table}} {
+		c.AddChain(ch)
+	}
+	for _, s := range []*nftables.Set{setGw4, setGw6} {
+		if err := c.AddSet(s, nil); err != nil {
+			return wrap("add set "+s.Name, err)
+		}
+	}
+	rule := func(ch *nftables.Chain, e ...[]expr.Any) {
+		c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: concat(e...)})
+	}
+	// forward: replies pass; a container's packets go to its chain (via
+	// egress), and what no chain accepted is dropped; a published port's
+	// DNAT'd connections reach the container; nothing else does.
+	rule(chForward, stateEstab, []expr.Any{accept()})
+	rule(chForward, iifVeth, []expr.Any{jump(chEgress.Name)})
+	rule(chForward, iifVeth, []expr.Any{&expr.Counter{}, drop()})
+	rule(chForward, oifVeth, []expr.Any{&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(ipsDstNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)}, accept()})
+	rule(chForward, oifVeth, []expr.Any{drop()})
+	// input: from a container, only DNS to a gateway (the resolver) and
+	// replies reach the host.
+	rule(chInput, iifVeth, stateEstab, []expr.Any{accept()})
+	for _, v6 := range []bool{false, true} {
+		gw := setGw4
+		if v6 {
+			gw = setGw6
+		}
+		for _, proto := range []string{"udp", "tcp"} {
+			rule(chInput, iifVeth, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: gw.Name, SetID: gw.ID}},
+				matchPort(proto, 53), []expr.Any{accept()})
+		}
+	}
+	// Neighbour discovery: a container finds its IPv6 gateway (the
+	// veth's fe80::1) with it.
+	for _, typ := range []byte{135, 136} {
+		rule(chInput, iifVeth, nfproto(true), []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}}, accept()})
+	}
+	rule(chInput, iifVeth, []expr.Any{drop()})
+	// postrouting: masquerade what a container sends off the host.
+	rule(chPost, iifVeth, []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(VethPrefix)}, &expr.Masq{}})
+	// DNAT of published ports, for packets from elsewhere and from the
+	// host itself.
+	fibLocal := []expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(unix.RTN_LOCAL)}}
+	rule(chPre, fibLocal, []expr.Any{jump(chPublish.Name)})
+	rule(chOutput, fibLocal, []expr.Any{jump(chPublish.Name)})
+	return wrap("create table inet "+TableName, c.Flush())
+}
+
+func nativeU32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+
+// Ensure makes the table and its base chains if they are not there.
+func Ensure() error {
+	unlock, err := lock()
+	if err != nil {
+		return wrap("lock", err)
+	}
+	defer unlock()
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	return ensureBase(c)
+}
+
+// Add installs c's chain, sets and rules (replacing any it had). A
+// failure removes what it made.
+func Add(ct Container) (err error) {
+	unlock, err := lock()
+	if err != nil {
+		return wrap("lock", err)
+	}
+	defer unlock()
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	if err := ensureBase(c); err != nil {
+		return err
+	}
+	if err := remove(c, ct.H); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = remove(c, ct.H)
+		}
+	}()
+	for _, gw := range ct.Gateways {
+		s, key := setGw4, gw.To4()
+		if key == nil {
+			s, key = setGw6, gw.To16()
+		}
+		if err := c.SetAddElements(s, []nftables.SetElement{{Key: key}}); err != nil {
+			return wrap("gateway set", err)
+		}
+	}
+	tag := []byte(ct.H)
+	chain := c.AddChain(&nftables.Chain{Name: Chain(ct.H), Table: table})
+	sets := map[string]*nftables.Set{}
+	for _, v6 := range []bool{false, true} {
+		addr, tuple := nftables.TypeIPAddr, nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+		if v6 {
+			addr, tuple = nftables.TypeIP6Addr, nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
+		}
+		for _, s := range []*nftables.Set{
+			{Table: table, Name: setName("n", v6, ct.H), KeyType: addr, HasTimeout: true},
+			{Table: table, Name: setName("p", v6, ct.H), KeyType: tuple, Concatenation: true, HasTimeout: true},
+			{Table: table, Name: setName("d", v6, ct.H), KeyType: tuple, Concatenation: true, Dynamic: true, Size: 4096},
+		} {
+			if err := c.AddSet(s, nil); err != nil {
+				return wrap("add set "+s.Name, err)
+			}
+			sets[s.Name] = s
+		}
+	}
+	rule := func(ch *nftables.Chain, e ...[]expr.Any) {
+		c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: concat(e...), UserData: tag})
+	}
+	// The metadata services first: no allow rule may let them through.
+	for _, m := range MetadataAddrs {
+		ip := net.ParseIP(m)
+		bits := 32
+		if ip.To4() == nil {
+			bits = 128
+		}
+		rule(chain, matchNet(&net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, true), []expr.Any{&expr.Counter{}, drop()})
+	}
+	for _, a := range ct.Allow {
+		protos := []string{a.Proto}
+		if a.Port != 0 && a.Proto == "" {
+			protos = []string{"tcp", "udp"}
+		}
+		for _, p := range protos {
+			rule(chain, matchNet(a.Net, true), matchPort(p, a.Port), []expr.Any{accept()})
+		}
+	}
+	for _, v6 := range []bool{false, true} {
+		n, p, d := sets[setName("n", v6, ct.H)], sets[setName("p", v6, ct.H)], sets[setName("d", v6, ct.H)]
+		rule(chain, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: n.Name, SetID: n.ID}, accept()})
+		rule(chain, nfproto(v6), loadTuple(v6), []expr.Any{&expr.Lookup{SourceRegister: regAddr, SetName: p.Name, SetID: p.ID}, accept()})
+		// Record the denied destination; the drop is a rule of its own
+		// so that a full set still drops.
+		rule(chain, nfproto(v6), loadTuple(v6), []expr.Any{&expr.Dynset{SrcRegKey: regAddr, SetName: d.Name, SetID: d.ID, Operation: uint32(unix.NFT_DYNSET_OP_ADD)}})
+	}
+	rule(chain, []expr.Any{&expr.Counter{}, drop()})
+	rule(chEgress, ifName(expr.MetaKeyIIFNAME, ct.Veth), []expr.Any{jump(chain.Name)})
+	for _, pub := range ct.Publish {
+		protos := []string{pub.Proto}
+		if pub.Proto == "" {
+			protos = []string{"tcp"}
+		}
+		for _, proto := range protos {
+			var hostIP []expr.Any
+			if pub.HostIP != nil {
+				hostIP = matchNet(&net.IPNet{IP: pub.HostIP, Mask: net.CIDRMask(len(ipBytes(pub.HostIP))*8, len(ipBytes(pub.HostIP))*8)}, true)
+			}
+			targets := []net.IP{ct.IPv4}
+			if ct.IPv6 != nil {
+				targets = append(targets, ct.IPv6)
+			}
+			for _, to := range targets {
+				v6 := to.To4() == nil
+				if pub.HostIP != nil && (pub.HostIP.To4() == nil) != v6 {
+					continue
+				}
+				fam := uint32(unix.NFPROTO_IPV4)
+				if v6 {
+					fam = unix.NFPROTO_IPV6
+				}
+				rule(chPublish, nfproto(v6), hostIP, matchPort(proto, pub.HostPort), []expr.Any{
+					&expr.Immediate{Register: 1, Data: ipBytes(to)},
+					&expr.Immediate{Register: 2, Data: be16(pub.ContainerPort)},
+					&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+				})
+			}
+		}
+	}
+	return wrap("add rules of "+ct.H, c.Flush())
+}
+
+func ipBytes(ip net.IP) []byte {
+	if v4 := ip.To4(); v4 != nil {
+		return v4
+	}
+	return ip.To16()
+}
+
+// Remove deletes everything of container h; what is already gone is no
+// error.
+func Remove(h string) error {
+	unlock, err := lock()
+	if err != nil {
+		return wrap("lock", err)
+	}
+	defer unlock()
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	return remove(c, h)
+}
+
+func remove(c *nftables.Conn, h string) error {
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		return nil
+	}
+	for _, ch := range []*nftables.Chain{chEgress, chPublish} {
+		rules, err := c.GetRules(table, ch)
+		if err != nil {
+			return wrap("list "+ch.Name, err)
+		}
+		for _, r := range rules {
+			if string(r.UserData) == h {
+				if err := c.DelRule(r); err != nil {
+					return wrap("delete rule", err)
+				}
+			}
+		}
+	}
+	if _, err := c.ListChain(table, Chain(h)); err == nil {
+		c.DelChain(&nftables.Chain{Name: Chain(h), Table: table})
+	}
+	sets, err := c.GetSets(table)
+	if err != nil {
+		return wrap("list sets", err)
+	}
+	for _, s := range sets {
+		for _, kind := range []string{"n", "p", "d"} {
+			if s.Name == setName(kind, false, h) || s.Name == setName(kind, true, h) {
+				c.DelSet(s)
+			}
+		}
+	}
+	return wrap("remove rules of "+h, c.Flush())
+}
+
+// AddResolved lets container h reach ip for ttl (at least a second): on
+// any port when port is 0, else on that proto ("tcp" or "udp"; "" is
+// both) and port. The resolver calls it for each address it answers.
+func AddResolved(h string, ip net.IP, proto string, port uint16, ttl time.Duration) error {
+	if ip == nil {
+		return fmt.Errorf("%w: AddResolved: no address", ErrFirewall)
+	}
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	v6 := ip.To4() == nil
+	if port == 0 {
+		s := &nftables.Set{Table: table, Name: setName("n", v6, h), KeyType: nftables.TypeIPAddr, HasTimeout: true}
+		if v6 {
+			s.KeyType = nftables.TypeIP6Addr
+		}
+		if err := c.SetAddElements(s, []nftables.SetElement{{Key: ipBytes(ip), Timeout: ttl}}); err != nil {
+			return wrap("add to "+s.Name, err)
+		}
+		return wrap("add to "+s.Name, c.Flush())
+	}
+	s := &nftables.Set{Table: table, Name: setName("p", v6, h), Concatenation: true, HasTimeout: true}
+	protos := []string{proto}
+	if proto == "" {
+		protos = []string{"tcp", "udp"}
+	}
+	var elems []nftables.SetElement
+	for _, p := range protos {
+		if p != "tcp" && p != "udp" {
+			return fmt.Errorf("%w: AddResolved: protocol %q: want tcp or udp", ErrFirewall, p)
+		}
+		elems = append(elems, nftables.SetElement{Key: tupleKey(ip, protoNum(p), port), Timeout: ttl})
+	}
+	if err := c.SetAddElements(s, elems); err != nil {
+		return wrap("add to "+s.Name, err)
+	}
+	return wrap("add to "+s.Name, c.Flush())
+}
+
+// Denied is a destination container h tried and was refused.
+type Denied struct {
+	IP    net.IP
+	Proto string
+	Port  uint16
+}
+
+// ReadDenied lists the destinations container h was denied (each once).
+func ReadDenied(h string) ([]Denied, error) {
+	c, err := conn()
+	if err != nil {
+		return nil, err
+	}
+	var out []Denied
+	for _, v6 := range []bool{false, true} {
+		s, err := c.GetSetByName(table, setName("d", v6, h))
+		if err != nil {
+			continue
+		}
+		elems, err := c.GetSetElements(s)
+		if err != nil {
+			return nil, wrap("read "+s.Name, err)
+		}
+		n := 4
+		if v6 {
+			n = 16
+		}
+		for _, e := range elems {
+			if len(e.Key) < n+8 {
+				continue
+			}
+			d := Denied{IP: net.IP(append([]byte(nil), e.Key[:n]...)), Port: uint16(e.Key[n+4])<<8 | uint16(e.Key[n+5])}
+			switch e.Key[n] {
+			case unix.IPPROTO_TCP:
+				d.Proto = "tcp"
+			case unix.IPPROTO_UDP:
+				d.Proto = "udp"
+			case unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6:
+				d.Proto, d.Port = "icmp", 0
+			default:
+				d.Proto, d.Port = fmt.Sprint(e.Key[n]), 0
+			}
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
