@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,31 +121,34 @@ func TestNetMetadataRuleFirst(t *testing.T) {
 }
 
 // TestNetKillMidCreate: nucleus is SIGKILLed while it sets a bridged
-// container up; delete --force then leaves no veth, lease, rules or
-// record.
+// container up (once as soon as the network's record exists, the first
+// thing written; once as soon as the veth exists); delete --force then
+// leaves no veth, lease, rules, record or container.
 func TestNetKillMidCreate(t *testing.T) {
 	requireNet(t)
 	r := newRunner(t)
 	bundle := newBundle(t, "sleep", "30")
-	id := "nt-kill9"
-	veth := firewall.VethPrefix + network.Hash(r.Root, id)
-	cmd := r.Cmd("create", "--bundle", bundle.Dir, "--net", "bridge", "--allow", "198.19.0.0/16", id)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Kill as soon as the network's record exists (the first thing
-	// Attach writes), before the rest is done where the race allows.
-	waitFor(t, "the network record", func() bool {
-		_, err := os.Stat(network.RecordPath(r.Root, id))
-		return err == nil
-	})
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	r.OK("delete", "--force", id)
-	assertNoNetLeftovers(t, r.Root, id)
-	assertNoLeftovers(t, r.Root, id, bundle.Dir)
-	if out, _ := exec.Command("ip", "-br", "link").Output(); strings.Contains(string(out), veth) {
-		t.Errorf("veth %s left: %s", veth, out)
+	for i, stage := range []string{"record", "veth"} {
+		id := fmt.Sprintf("nt-kill9-%d", i)
+		veth := firewall.VethPrefix + network.Hash(r.Root, id)
+		cmd := r.Cmd("create", "--bundle", bundle.Dir, "--net", "bridge", "--allow", "198.19.0.0/16", "--publish", "18090:80", id)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the "+stage, func() bool {
+			if stage == "veth" {
+				return exec.Command("ip", "link", "show", veth).Run() == nil
+			}
+			_, err := os.Stat(network.RecordPath(r.Root, id))
+			return err == nil
+		})
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		held, _ := ipam.Held(r.Root)
+		t.Logf("killed at the %s: veth there %v, leases %v", stage, exec.Command("ip", "link", "show", veth).Run() == nil, held)
+		r.OK("delete", "--force", id)
+		assertNoNetLeftovers(t, r.Root, id)
+		assertNoLeftovers(t, r.Root, id, bundle.Dir)
 	}
 }
 
