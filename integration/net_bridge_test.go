@@ -227,3 +227,49 @@ func TestNetPlainModes(t *testing.T) {
 		t.Errorf("--net host: %q, want the host's", got)
 	}
 }
+
+// TestNetAntiSpoof: a container that can change its own addresses
+// (CAP_NET_ADMIN in its namespace) and sends from another container's
+// address is dropped at its veth, before any allow rule: the resolver
+// and the replies cannot be fooled about who sent what.
+func TestNetAntiSpoof(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	a := newNetHost(t, 111)
+	spoofed := "10.90.255.250"
+	b := newBundle(t, "sh", "-c", fetchScript(a.IP, 8080)+"; ip addr add "+spoofed+"/32 dev eth0 && "+
+		"ip route replace default via "+ipam.Gateway4.String()+" dev eth0 src "+spoofed+" && "+fetchScript(a.IP, 8080))
+	caps := b.Spec.Process.Capabilities
+	caps.Bounding = append(caps.Bounding, "CAP_NET_ADMIN")
+	caps.Effective = append(caps.Effective, "CAP_NET_ADMIN")
+	caps.Permitted = append(caps.Permitted, "CAP_NET_ADMIN")
+	b.Save(t)
+	before := spoofDrops(t)
+	res := r.OK("run", "--bundle", b.Dir, "--net", "bridge", "--allow", a.IP, "nt-spoof")
+	if got := strings.Fields(res.Stdout); len(got) != 2 || got[0] != a.Body || got[1] != "refused" {
+		t.Fatalf("want %q from its own address, refused from a spoofed one; got %q (stderr %s)", a.Body, got, res.Stderr)
+	}
+	if after := spoofDrops(t); after <= before {
+		t.Errorf("the antispoof rule dropped nothing (%v before, %v after); stderr %s", before, after, res.Stderr)
+	}
+	assertNoNetLeftovers(t, r.Root, "nt-spoof")
+}
+
+// spoofDrops is the packet count of the antispoof chain's drop rule.
+func spoofDrops(t *testing.T) float64 {
+	t.Helper()
+	for _, o := range nftTable(t) {
+		rl, ok := o["rule"].(map[string]any)
+		if !ok || rl["chain"] != "antispoof" {
+			continue
+		}
+		exprs, _ := rl["expr"].([]any)
+		for _, e := range exprs {
+			if c, ok := e.(map[string]any)["counter"].(map[string]any); ok {
+				n, _ := c["packets"].(float64)
+				return n
+			}
+		}
+	}
+	return 0
+}
