@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,31 +121,34 @@ func TestNetMetadataRuleFirst(t *testing.T) {
 }
 
 // TestNetKillMidCreate: nucleus is SIGKILLed while it sets a bridged
-// container up; delete --force then leaves no veth, lease, rules or
-// record.
+// container up (once as soon as the network's record exists, the first
+// thing written; once as soon as the veth exists); delete --force then
+// leaves no veth, lease, rules, record or container.
 func TestNetKillMidCreate(t *testing.T) {
 	requireNet(t)
 	r := newRunner(t)
 	bundle := newBundle(t, "sleep", "30")
-	id := "nt-kill9"
-	veth := firewall.VethPrefix + network.Hash(r.Root, id)
-	cmd := r.Cmd("create", "--bundle", bundle.Dir, "--net", "bridge", "--allow", "198.19.0.0/16", id)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Kill as soon as the network's record exists (the first thing
-	// Attach writes), before the rest is done where the race allows.
-	waitFor(t, "the network record", func() bool {
-		_, err := os.Stat(network.RecordPath(r.Root, id))
-		return err == nil
-	})
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	r.OK("delete", "--force", id)
-	assertNoNetLeftovers(t, r.Root, id)
-	assertNoLeftovers(t, r.Root, id, bundle.Dir)
-	if out, _ := exec.Command("ip", "-br", "link").Output(); strings.Contains(string(out), veth) {
-		t.Errorf("veth %s left: %s", veth, out)
+	for i, stage := range []string{"record", "veth"} {
+		id := fmt.Sprintf("nt-kill9-%d", i)
+		veth := firewall.VethPrefix + network.Hash(r.Root, id)
+		cmd := r.Cmd("create", "--bundle", bundle.Dir, "--net", "bridge", "--allow", "198.19.0.0/16", "--publish", "18090:80", id)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the "+stage, func() bool {
+			if stage == "veth" {
+				return exec.Command("ip", "link", "show", veth).Run() == nil
+			}
+			_, err := os.Stat(network.RecordPath(r.Root, id))
+			return err == nil
+		})
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		held, _ := ipam.Held(r.Root)
+		t.Logf("killed at the %s: veth there %v, leases %v", stage, exec.Command("ip", "link", "show", veth).Run() == nil, held)
+		r.OK("delete", "--force", id)
+		assertNoNetLeftovers(t, r.Root, id)
+		assertNoLeftovers(t, r.Root, id, bundle.Dir)
 	}
 }
 
@@ -222,4 +226,50 @@ func TestNetPlainModes(t *testing.T) {
 	if got := strings.TrimSpace(r.OK("run", "--bundle", b.Dir, "--net", "host", "nt-pm4").Stdout); got != "host" {
 		t.Errorf("--net host: %q, want the host's", got)
 	}
+}
+
+// TestNetAntiSpoof: a container that can change its own addresses
+// (CAP_NET_ADMIN in its namespace) and sends from another container's
+// address is dropped at its veth, before any allow rule: the resolver
+// and the replies cannot be fooled about who sent what.
+func TestNetAntiSpoof(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	a := newNetHost(t, 111)
+	spoofed := "10.90.255.250"
+	b := newBundle(t, "sh", "-c", fetchScript(a.IP, 8080)+"; ip addr add "+spoofed+"/32 dev eth0 && "+
+		"ip route replace default via "+ipam.Gateway4.String()+" dev eth0 src "+spoofed+" && "+fetchScript(a.IP, 8080))
+	caps := b.Spec.Process.Capabilities
+	caps.Bounding = append(caps.Bounding, "CAP_NET_ADMIN")
+	caps.Effective = append(caps.Effective, "CAP_NET_ADMIN")
+	caps.Permitted = append(caps.Permitted, "CAP_NET_ADMIN")
+	b.Save(t)
+	before := spoofDrops(t)
+	res := r.OK("run", "--bundle", b.Dir, "--net", "bridge", "--allow", a.IP, "nt-spoof")
+	if got := strings.Fields(res.Stdout); len(got) != 2 || got[0] != a.Body || got[1] != "refused" {
+		t.Fatalf("want %q from its own address, refused from a spoofed one; got %q (stderr %s)", a.Body, got, res.Stderr)
+	}
+	if after := spoofDrops(t); after <= before {
+		t.Errorf("the antispoof rule dropped nothing (%v before, %v after); stderr %s", before, after, res.Stderr)
+	}
+	assertNoNetLeftovers(t, r.Root, "nt-spoof")
+}
+
+// spoofDrops is the packet count of the antispoof chain's drop rule.
+func spoofDrops(t *testing.T) float64 {
+	t.Helper()
+	for _, o := range nftTable(t) {
+		rl, ok := o["rule"].(map[string]any)
+		if !ok || rl["chain"] != "antispoof" {
+			continue
+		}
+		exprs, _ := rl["expr"].([]any)
+		for _, e := range exprs {
+			if c, ok := e.(map[string]any)["counter"].(map[string]any); ok {
+				n, _ := c["packets"].(float64)
+				return n
+			}
+		}
+	}
+	return 0
 }

@@ -119,6 +119,7 @@ var (
 	chPost     = &nftables.Chain{Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}
 	chPre      = &nftables.Chain{Name: "prerouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}
 	chOutput   = &nftables.Chain{Name: "output", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest}
+	chSpoof    = &nftables.Chain{Name: "antispoof", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle}
 	chEgress   = &nftables.Chain{Name: "egress", Table: table}
 	chPublish  = &nftables.Chain{Name: "publish", Table: table}
 	setGw4     = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
@@ -130,7 +131,7 @@ var (
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v2"
+const baseVersion = "base-v3"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -144,9 +145,12 @@ func ensureBase(c *nftables.Conn) error {
 		for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput} {
 			c.FlushChain(ch)
 		}
+		if _, err := c.ListChain(table, chSpoof.Name); err == nil {
+			c.FlushChain(chSpoof)
+		}
 	}
 	c.AddTable(table)
-	for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, {Name: baseVersion, Table: table}} {
+	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, {Name: baseVersion, Table: table}} {
 		c.AddChain(ch)
 	}
 	for _, s := range []*nftables.Set{setGw4, setGw6} {
@@ -160,6 +164,12 @@ func ensureBase(c *nftables.Conn) error {
 	// forward: replies pass; a container's packets go to its chain (via
 	// egress), and what no chain accepted is dropped; a published port's
 	// DNAT'd connections reach the container; nothing else does.
+	// A container sends only from its own addresses: its veth must be
+	// the route back to the source (strict reverse path), so it can
+	// neither pass as another container (the resolver tells containers
+	// apart by source) nor have replies sent elsewhere.
+	rule(chSpoof, iifVeth, []expr.Any{&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)}, &expr.Counter{}, drop()})
 	rule(chForward, stateEstab, []expr.Any{accept()})
 	rule(chForward, iifVeth, []expr.Any{jump(chEgress.Name)})
 	rule(chForward, iifVeth, []expr.Any{&expr.Counter{}, drop()})
