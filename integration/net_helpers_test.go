@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/network/firewall"
@@ -160,11 +159,6 @@ func address(t *testing.T, r *Runner, id string, v6 bool) string {
 		return false
 	})
 	return ip
-}
-
-func waitGone(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitForUpTo(t, 20*time.Second, what, cond)
 }
 
 func jsonString(v any) string {
