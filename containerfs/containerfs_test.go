@@ -150,7 +150,7 @@ func TestCopySparse(t *testing.T) {
 	defer f.Close()
 	data := make([]byte, 8<<20)
 	copy(data[len(data)-3:], "end")
-	if err := copySparse(f, bytes.NewReader(data)); err != nil {
+	if err := copySparse(f, bytes.NewReader(data), func(int64) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	var st unix.Stat_t
@@ -187,7 +187,7 @@ func TestPackRefusesEndlessNesting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(root)
-	p := newPacker(io.Discard, func(u, g uint32) (int, int) { return int(u), int(g) }, nil, 0)
+	p := newPacker(newTarSink(io.Discard, 0), func(u, g uint32) (int, int) { return int(u), int(g) }, nil)
 	if err := p.entry(root, "d", "d"); !errors.Is(err, ErrTooDeep) {
 		t.Errorf("packing %d nested dirs: %v, want ErrTooDeep", maxDepth+2, err)
 	}
