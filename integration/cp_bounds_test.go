@@ -103,6 +103,7 @@ func failsOverBound(t *testing.T, what string, c capped) {
 		return
 	}
 	msg := strings.TrimRight(c.Stderr, "\n")
+	t.Logf("%s: exit %d: %s", what, c.Code, msg)
 	if c.Code == 0 || strings.Contains(msg, "\n") || !strings.Contains(msg, "--max-bytes") || !strings.Contains(msg, "4GiB") {
 		t.Errorf("%s: exit %d, stderr %q: want one line naming --max-bytes and its 4GiB bound", what, c.Code, msg)
 	}
@@ -150,6 +151,7 @@ func TestCpBoundsHugeSparse(t *testing.T) {
 		{"cp of the dir to a host dir", "/tmp/d", "d"},
 	} {
 		res := runCapped(t, r, 1<<20, "cp", id+":"+c.src, filepath.Join(host, c.dest))
+		t.Logf("%s: exit %d: %s", c.what, res.Code, strings.TrimSpace(res.Stderr))
 		if msg := strings.TrimRight(res.Stderr, "\n"); res.Killed != "" || res.Code == 0 || strings.Contains(msg, "\n") {
 			t.Errorf("%s: exit %d %s, stderr %q: want a one-line error", c.what, res.Code, res.Killed, msg)
 		}
@@ -255,6 +257,7 @@ func TestCpInterruptCleanup(t *testing.T) {
 		bg.cmd.Process.Signal(sig)
 		res := bg.wait(t)
 		pw.Close()
+		t.Logf("cp - stopped by %v: exit %d: %s", sig, res.Code, strings.TrimSpace(res.Stderr))
 		if res.Code != 128+int(sig) {
 			t.Errorf("cp - interrupted by %v: exit %d, want %d (%s)", sig, res.Code, 128+int(sig), res.Stderr)
 		}
