@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/workspace"
@@ -18,19 +19,27 @@ import (
 // Warn is told about each entry left out of a copy and why.
 type Warn func(path, reason string)
 
-// packer writes a tree, walked through descriptors, as a tar stream.
+// packer walks a tree through descriptors and hands each entry to a
+// sink: a tar stream (tarSink) or, host to container and back, the
+// unpacker itself, which copies a file's data extents from its
+// descriptor.
 type packer struct {
-	tw *tar.Writer
+	out sink
 	// ids gives the owner a header records for a file's on-disk ids.
 	ids   func(uid, gid uint32) (int, int)
 	warn  Warn
 	links map[[2]uint64]string
-	// max bounds used (bytes, see Options.MaxBytes); 0 is no bound.
-	max, used int64
 }
 
-func newPacker(w io.Writer, ids func(uid, gid uint32) (int, int), warn Warn, max int64) *packer {
-	return &packer{tw: tar.NewWriter(w), ids: ids, warn: warn, links: map[[2]uint64]string{}, max: max}
+// sink takes the entries of a walk: hdr, and for a regular file fd, open
+// on its hdr.Size bytes (-1 otherwise).
+type sink interface {
+	put(hdr *tar.Header, fd int) error
+	close() error
+}
+
+func newPacker(out sink, ids func(uid, gid uint32) (int, int), warn Warn) *packer {
+	return &packer{out: out, ids: ids, warn: warn, links: map[[2]uint64]string{}}
 }
 
 // block is what the budget charges for an entry, and the unit data is
@@ -40,13 +49,103 @@ const block = 4096
 // ErrBudget: the copy would exceed Options.MaxBytes.
 var ErrBudget = errors.New("over the copy's budget")
 
-// charge counts n more bytes of name, or stops there.
-func (p *packer) charge(name string, n int64) error {
-	n = (n+block-1)/block*block + block
-	if p.max > 0 && p.used+n > p.max {
-		return fmt.Errorf("%s: %w of %d bytes: stopped there", show(name), ErrBudget, p.max)
+// budget bounds what a copy writes (see Options.MaxBytes).
+type budget struct {
+	// max is the bound, 0 none.
+	max, used int64
+}
+
+// charge counts n more bytes written for name, or refuses them.
+func (b *budget) charge(name string, n int64) error {
+	if b.max > 0 && b.used+n > b.max {
+		return fmt.Errorf("%s: %w of %s: stopped before it, nothing of it written", show(name), ErrBudget, units.BytesSize(float64(b.max)))
 	}
-	p.used += n
+	b.used += n
+	return nil
+}
+
+// over tells whether n more bytes would cross the bound.
+func (b *budget) over(n int64) bool { return b.max > 0 && b.used+n > b.max }
+
+// tarSink writes the entries as a plain tar stream. archive/tar writes
+// no sparse entries (it reads them), so a hole is streamed as zeros: the
+// budget counts a file's full size, and its holes are made up, never
+// read.
+type tarSink struct {
+	tw *tar.Writer
+	b  budget
+}
+
+func newTarSink(w io.Writer, max int64) *tarSink {
+	return &tarSink{tw: tar.NewWriter(w), b: budget{max: max}}
+}
+
+func (s *tarSink) put(hdr *tar.Header, fd int) error {
+	n := int64(block)
+	if hdr.Typeflag == tar.TypeReg {
+		n += workspace.DataBlocks(0, hdr.Size)
+	}
+	if err := s.b.charge(hdr.Name, n); err != nil {
+		return err
+	}
+	if err := s.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil
+	}
+	if err := streamData(s.tw, fd, hdr.Size); err != nil {
+		return fmt.Errorf("%s: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+func (s *tarSink) close() error { return s.tw.Close() }
+
+// streamData writes exactly size bytes of fd to w: its data extents as
+// read, holes and whatever the file lost since its stat as zeros.
+func streamData(w io.Writer, fd int, size int64) error {
+	buf := make([]byte, 256<<10)
+	var pos int64
+	err := workspace.ForExtents(fd, size, func(off, n int64) error {
+		if err := writeZeros(w, off-pos); err != nil {
+			return err
+		}
+		pos = off
+		for n > 0 {
+			c, err := unix.Pread(fd, buf[:min(n, int64(len(buf)))], off)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if c == 0 {
+				return nil // it shrank: zeros from here
+			}
+			if _, err := w.Write(buf[:c]); err != nil {
+				return err
+			}
+			off, n, pos = off+int64(c), n-int64(c), off+int64(c)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeZeros(w, size-pos)
+}
+
+var zeroBlock [64 << 10]byte
+
+func writeZeros(w io.Writer, n int64) error {
+	for n > 0 {
+		c := min(n, int64(len(zeroBlock)))
+		if _, err := w.Write(zeroBlock[:c]); err != nil {
+			return err
+		}
+		n -= c
+	}
 	return nil
 }
 
@@ -66,9 +165,6 @@ func (p *packer) entry(dirfd int, name, tarName string) error {
 			return nil
 		}
 		return fmt.Errorf("%s: %w", show(tarName), err)
-	}
-	if err := p.charge(tarName, 0); err != nil {
-		return err
 	}
 	uid, gid := p.ids(st.Uid, st.Gid)
 	hdr := &tar.Header{
@@ -90,7 +186,7 @@ func (p *packer) entry(dirfd int, name, tarName string) error {
 			return fmt.Errorf("%s: %w", tarName, err)
 		}
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
-		return p.tw.WriteHeader(hdr)
+		return p.out.put(hdr, -1)
 	}
 	p.skip(tarName, "special file (device, fifo or socket) not copied")
 	return nil
@@ -110,7 +206,7 @@ func (p *packer) dir(dirfd int, name, tarName string, hdr *tar.Header, st *unix.
 		hdr.Typeflag = tar.TypeDir
 		hdr.Name = tarName + "/"
 		hdr.Mode |= int64(st.Mode & unix.S_ISVTX)
-		if err := p.tw.WriteHeader(hdr); err != nil {
+		if err := p.out.put(hdr, -1); err != nil {
 			return err
 		}
 	}
@@ -159,8 +255,7 @@ func (p *packer) file(dirfd int, name string, hdr *tar.Header, st *unix.Stat_t) 
 		}
 		return fmt.Errorf("%s: %w", hdr.Name, err)
 	}
-	f := os.NewFile(uintptr(fd), hdr.Name)
-	defer f.Close()
+	defer unix.Close(fd)
 	var now unix.Stat_t
 	if err := unix.Fstat(fd, &now); err != nil {
 		return fmt.Errorf("%s: %w", hdr.Name, err)
@@ -173,39 +268,15 @@ func (p *packer) file(dirfd int, name string, hdr *tar.Header, st *unix.Stat_t) 
 		key := [2]uint64{uint64(now.Dev), now.Ino}
 		if first, ok := p.links[key]; ok {
 			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
-			return p.tw.WriteHeader(hdr)
+			return p.out.put(hdr, -1)
 		}
 		p.links[key] = hdr.Name
 	}
-	if err := p.charge(hdr.Name, now.Size); err != nil {
-		return err
-	}
 	hdr.Typeflag, hdr.Size = tar.TypeReg, now.Size
-	if err := p.tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	// Exactly the size the header promised: a file that grows meanwhile
-	// is cut there, one that shrinks is padded with zeros.
-	n, err := io.Copy(p.tw, io.LimitReader(f, now.Size))
-	if err != nil {
-		return fmt.Errorf("%s: %w", hdr.Name, err)
-	}
-	if n < now.Size {
-		if _, err := io.CopyN(p.tw, zeros{}, now.Size-n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.out.put(hdr, fd)
 }
 
-type zeros struct{}
-
-func (zeros) Read(b []byte) (int, error) {
-	clear(b)
-	return len(b), nil
-}
-
-func (p *packer) close() error { return p.tw.Close() }
+func (p *packer) close() error { return p.out.close() }
 
 func show(rel string) string {
 	if rel == "" {

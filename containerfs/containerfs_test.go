@@ -150,7 +150,7 @@ func TestCopySparse(t *testing.T) {
 	defer f.Close()
 	data := make([]byte, 8<<20)
 	copy(data[len(data)-3:], "end")
-	if err := copySparse(f, bytes.NewReader(data)); err != nil {
+	if err := copySparse(f, bytes.NewReader(data), func(int64) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	var st unix.Stat_t
@@ -187,8 +187,42 @@ func TestPackRefusesEndlessNesting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(root)
-	p := newPacker(io.Discard, func(u, g uint32) (int, int) { return int(u), int(g) }, nil, 0)
+	p := newPacker(newTarSink(io.Discard, 0), func(u, g uint32) (int, int) { return int(u), int(g) }, nil)
 	if err := p.entry(root, "d", "d"); !errors.Is(err, ErrTooDeep) {
 		t.Errorf("packing %d nested dirs: %v, want ErrTooDeep", maxDepth+2, err)
+	}
+}
+
+// A copy stopped by its budget takes back the entries it made at the top
+// of the destination; files it completed in a directory that was there
+// before stay, and no temporary file is left.
+func TestFailedCopyTakesBack(t *testing.T) {
+	dest := t.TempDir()
+	os.Mkdir(filepath.Join(dest, "old"), 0o755)
+	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	owner := func(*tar.Header) (int, int) { return os.Getuid(), os.Getgid() }
+	// Each entry costs a block, each one-byte file a block more: the
+	// fourth entry crosses 6 blocks.
+	u := &unpacker{root: fd, owner: owner, b: budget{max: 6 * block}}
+	err = u.run(tarStream(t,
+		tar.Header{Name: "old/a", Typeflag: tar.TypeReg, Mode: 0o644},
+		tar.Header{Name: "new/", Typeflag: tar.TypeDir, Mode: 0o755},
+		tar.Header{Name: "new/b", Typeflag: tar.TypeReg, Mode: 0o644},
+		tar.Header{Name: "new/c", Typeflag: tar.TypeReg, Mode: 0o644}))
+	if !errors.Is(err, ErrBudget) {
+		t.Fatalf("over the budget: %v, want ErrBudget", err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "new")); err == nil {
+		t.Error("the directory the failed copy made is still there")
+	}
+	if got, err := os.ReadFile(filepath.Join(dest, "old", "a")); err != nil || string(got) != "x" {
+		t.Errorf("old/a, complete before the budget ran out: %q %v", got, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dest, "*", ".nucleus-tmp-*")); len(m) > 0 {
+		t.Errorf("temporary files left: %v", m)
 	}
 }

@@ -21,11 +21,24 @@ type Options struct {
 	Archive bool
 	// Warn is told about each entry left out.
 	Warn Warn
-	// MaxBytes bounds what a copy from a tree writes (a tar stream
-	// given as the source is not counted): file data in 4 KiB blocks
-	// plus a block per entry. Past it the copy stops with ErrBudget,
-	// what was written before staying. 0 is no bound.
+	// MaxBytes bounds what a copy writes, a block (4 KiB) per entry plus
+	// its data: into a file, the data blocks written (a hole is free);
+	// into a tar stream, the file's full size (holes become zeros in a
+	// plain tar). The copy stops with ErrBudget before the file that
+	// would cross it. 0 is no bound.
 	MaxBytes int64
+	// Interrupt, if set, lets a signal handler stop the copy (see
+	// Interrupt.Now).
+	Interrupt *Interrupt
+}
+
+// journal is a new record of what the copy writes.
+func (o Options) journal() *journal {
+	in := o.Interrupt
+	if in == nil {
+		in = new(Interrupt)
+	}
+	return in.journal()
 }
 
 // Error classes of a copy, besides fs.ErrNotExist for a missing source
@@ -103,7 +116,7 @@ func (r *Root) CopyOut(src, dest string, w io.Writer, o Options) error {
 		return int(u), int(g)
 	}
 	if dest == "" {
-		p := newPacker(w, ids, o.Warn, o.MaxBytes)
+		p := newPacker(newTarSink(w, o.MaxBytes), ids, o.Warn)
 		top := s.base
 		if s.contents {
 			top = ""
@@ -125,7 +138,7 @@ func (r *Root) CopyOut(src, dest string, w io.Writer, o Options) error {
 		}
 		return uid, gid
 	}
-	return pipe(pfd, name, s, t, ids, o.MaxBytes, &unpacker{owner: owner, warn: o.Warn})
+	return pipe(pfd, name, s, t, ids, &unpacker{owner: owner, warn: o.Warn, b: budget{max: o.MaxBytes}, j: o.journal()})
 }
 
 // CopyIn copies the host path src into the container's dest or, with src
@@ -156,7 +169,7 @@ func (r *Root) CopyIn(src string, rd io.Reader, dest string, o Options) error {
 			return fmt.Errorf("%s: %w", dest, err)
 		}
 		defer unix.Close(fd)
-		u := &unpacker{root: fd, owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID)}
+		u := &unpacker{root: fd, owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID), b: budget{max: o.MaxBytes}, j: o.journal()}
 		return u.run(rd)
 	}
 	dir, name, contents, err := splitHostSrc(src)
@@ -178,7 +191,7 @@ func (r *Root) CopyIn(src string, rd io.Reader, dest string, o Options) error {
 	}
 	defer unix.Close(t.dir)
 	ids := func(uid, gid uint32) (int, int) { return int(uid), int(gid) }
-	return pipe(pfd, name, s, t, ids, o.MaxBytes, &unpacker{owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID)})
+	return pipe(pfd, name, s, t, ids, &unpacker{owner: owner, warn: o.Warn, fsUID: int(rootUID), fsGID: int(rootGID), b: budget{max: o.MaxBytes}, j: o.journal()})
 }
 
 func statSrc(pfd int, name, shown string, contents bool) (*source, error) {
@@ -287,11 +300,10 @@ func hostTarget(dest string, s *source) (*target, error) {
 	return &target{dir: fd}, nil
 }
 
-var errStopped = errors.New("copy stopped")
-
-// pipe streams the source through tar into the target: the packer in a
-// goroutine, the unpacker here, so only the stream's buffers are held.
-func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (int, int), max int64, u *unpacker) error {
+// pipe copies the source into the target: the walk hands each entry to
+// the unpacker directly, which copies a file's data extents from its
+// descriptor (never a hole's zeros), as the owner of what it writes.
+func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (int, int), u *unpacker) error {
 	top := t.name
 	if top == "" {
 		top = s.base
@@ -302,23 +314,7 @@ func pipe(pfd int, name string, s *source, t *target, ids func(uint32, uint32) (
 	if top == "" && !s.isDir {
 		top = name
 	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		p := newPacker(pw, ids, u.warn, max)
-		err := p.entry(pfd, name, top)
-		if err == nil {
-			err = p.close()
-		}
-		pw.CloseWithError(err)
-		done <- err
-	}()
 	u.root = t.dir
-	err := u.run(pr)
-	pr.CloseWithError(errStopped)
-	// The packer's own failure is the cause of the unpacker's.
-	if perr := <-done; perr != nil && !errors.Is(perr, errStopped) {
-		return perr
-	}
-	return err
+	p := newPacker(u, ids, u.warn)
+	return u.guard(func() error { return p.entry(pfd, name, top) })
 }

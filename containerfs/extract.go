@@ -27,6 +27,10 @@ type unpacker struct {
 	warn  Warn
 	// fsUID and fsGID create what is written (see asOwner).
 	fsUID, fsGID int
+	// b bounds what is written: data blocks and a block per entry.
+	b budget
+	// j records what is half-written, for a failure to take back.
+	j *journal
 }
 
 func (u *unpacker) skip(name, why string) {
@@ -36,7 +40,84 @@ func (u *unpacker) skip(name, why string) {
 }
 
 func (u *unpacker) run(r io.Reader) error {
-	return asOwner(u.fsUID, u.fsGID, func() error { return u.loop(r) })
+	return u.guard(func() error { return u.loop(r) })
+}
+
+// guard runs fn, the copy, as the owner of what it creates; a copy that
+// fails removes its temporary files and the entries it made at the top
+// of the destination (see journal).
+func (u *unpacker) guard(fn func() error) error {
+	if u.j == nil {
+		u.j = new(Interrupt).journal()
+	}
+	err := asOwner(u.fsUID, u.fsGID, fn)
+	u.j.finish(err == nil)
+	return err
+}
+
+// put takes an entry of a walk (the unpacker as a packer's sink): a
+// file's data extents are read from fd and written as they are, its
+// holes as holes, and the whole is charged to the budget before any of
+// it is written.
+func (u *unpacker) put(hdr *tar.Header, fd int) error {
+	var data content
+	cost := int64(block)
+	if hdr.Typeflag == tar.TypeReg {
+		x := &extents{fd: fd, size: hdr.Size}
+		err := workspace.ForExtents(fd, hdr.Size, func(off, n int64) error {
+			x.list = append(x.list, [2]int64{off, n})
+			cost += workspace.DataBlocks(off, n)
+			if u.b.over(cost) {
+				return errOver // no need to look further
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errOver) {
+			return fmt.Errorf("%s: %w", hdr.Name, err)
+		}
+		data = x
+	}
+	if err := u.b.charge(hdr.Name, cost); err != nil {
+		return err
+	}
+	return u.entry(hdr, data)
+}
+
+var errOver = errors.New("over the budget")
+
+func (u *unpacker) close() error { return nil }
+
+// content is a regular file's data, written into a new empty file.
+type content interface {
+	write(u *unpacker, f *os.File) error
+}
+
+// extents are the data extents list of the size bytes of fd.
+type extents struct {
+	fd   int
+	size int64
+	list [][2]int64
+}
+
+func (x *extents) write(u *unpacker, f *os.File) error {
+	out := int(f.Fd())
+	if err := unix.Ftruncate(out, x.size); err != nil {
+		return err
+	}
+	for _, e := range x.list {
+		if err := workspace.CopyRange(x.fd, out, e[0], e[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamed is a file's data read from a tar stream: blocks of zeros in
+// it become holes, each block written is charged as it comes.
+type streamed struct{ r io.Reader }
+
+func (s streamed) write(u *unpacker, f *os.File) error {
+	return copySparse(f, s.r, func(n int64) error { return u.b.charge(f.Name(), n) })
 }
 
 func (u *unpacker) loop(r io.Reader) error {
@@ -49,7 +130,10 @@ func (u *unpacker) loop(r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("reading the tar stream: %w", err)
 		}
-		if err := u.entry(tr, hdr); err != nil {
+		if err := u.b.charge(hdr.Name, block); err != nil {
+			return err
+		}
+		if err := u.entry(hdr, streamed{tr}); err != nil {
 			return err
 		}
 	}
@@ -87,8 +171,8 @@ func (u *unpacker) parent(rel string, uid, gid int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	for _, part := range strings.Split(dir, "/") {
-		if err := unix.Mkdirat(fd, part, 0o755); err == nil {
+	for i, part := range strings.Split(dir, "/") {
+		if err := u.j.mkdir(fd, part, 0o755, i == 0); err == nil {
 			_ = unix.Fchownat(fd, part, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 		} else if !errors.Is(err, unix.EEXIST) {
 			unix.Close(fd)
@@ -107,7 +191,7 @@ func (u *unpacker) parent(rel string, uid, gid int) (int, error) {
 	return fd, nil
 }
 
-func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
+func (u *unpacker) entry(hdr *tar.Header, data content) error {
 	rel, err := clean(hdr.Name)
 	if err != nil {
 		return err
@@ -137,6 +221,9 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
 		return fmt.Errorf("%s: %w", rel, oldErr)
 	}
 	exists := oldErr == nil
+	// A new entry at the top of the destination is the copy's own: a
+	// failed copy takes it back.
+	top := !strings.Contains(rel, "/")
 	isDir := exists && old.Mode&unix.S_IFMT == unix.S_IFDIR
 	if hdr.Typeflag == tar.TypeDir {
 		if isDir {
@@ -147,7 +234,7 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
 				return fmt.Errorf("%s: %w", rel, err)
 			}
 		}
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+		if err := u.j.mkdir(pfd, base, 0o700, top && !exists); err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
 		// O_NOFOLLOW: a directory swapped for a link since is not
@@ -173,20 +260,23 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
 	tmp := workspace.TempName()
 	switch hdr.Typeflag {
 	case tar.TypeSymlink:
-		err = unix.Symlinkat(hdr.Linkname, pfd, tmp)
+		err = u.j.create(pfd, tmp, func() error { return unix.Symlinkat(hdr.Linkname, pfd, tmp) })
 		if err == nil {
 			err = u.owned(rel, unix.Fchownat(pfd, tmp, uid, gid, unix.AT_SYMLINK_NOFOLLOW))
 		}
 	case tar.TypeLink:
-		err = u.hardlink(pfd, tmp, hdr.Linkname)
+		err = u.j.create(pfd, tmp, func() error { return u.hardlink(pfd, tmp, hdr.Linkname) })
 	default:
-		err = u.file(tr, pfd, tmp, rel, hdr, uid, gid)
+		err = u.file(data, pfd, tmp, rel, hdr, uid, gid)
 	}
 	if err == nil {
-		err = unix.Renameat(pfd, tmp, pfd, base)
+		err = u.j.commit(pfd, tmp, base, top && !exists)
 	}
 	if err != nil {
-		_ = unix.Unlinkat(pfd, tmp, 0)
+		u.j.discard(pfd, tmp)
+		if errors.Is(err, ErrBudget) {
+			return err // it names the entry already
+		}
 		return fmt.Errorf("%s: %w", rel, err)
 	}
 	return nil
@@ -204,13 +294,17 @@ func (u *unpacker) owned(rel string, err error) error {
 	return err
 }
 
-func (u *unpacker) file(tr *tar.Reader, pfd int, tmp, rel string, hdr *tar.Header, uid, gid int) error {
-	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+func (u *unpacker) file(data content, pfd int, tmp, rel string, hdr *tar.Header, uid, gid int) error {
+	fd := -1
+	err := u.j.create(pfd, tmp, func() (err error) {
+		fd, err = unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), tmp)
-	err = copySparse(f, tr)
+	f := os.NewFile(uintptr(fd), rel)
+	err = data.write(u, f)
 	if err == nil {
 		err = u.owned(rel, unix.Fchown(fd, uid, gid))
 	}
@@ -268,20 +362,34 @@ func (u *unpacker) hardlink(pfd int, tmp, target string) error {
 
 // copySparse copies r to f leaving blocks of zeros as holes: a file the
 // container made sparse (or of zeros) costs the destination no more
-// disk than it cost the source.
-func copySparse(f *os.File, r io.Reader) error {
+// disk than it cost the source. charge is told of each run of blocks
+// before it is written.
+func copySparse(f *os.File, r io.Reader, charge func(int64) error) error {
 	buf := make([]byte, 64<<10)
 	var off int64
 	for {
 		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			if !allZero(buf[:n]) {
-				if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+		for i := 0; i < n; {
+			// The next run of blocks holding data.
+			for i < n && allZero(buf[i:min(i+block, n)]) {
+				i += block
+			}
+			j := i
+			for j < n && !allZero(buf[j:min(j+block, n)]) {
+				j += block
+			}
+			j = min(j, n)
+			if i < j {
+				if cerr := charge(int64(j-i+block-1) / block * block); cerr != nil {
+					return cerr
+				}
+				if _, werr := f.WriteAt(buf[i:j], off+int64(i)); werr != nil {
 					return werr
 				}
 			}
-			off += int64(n)
+			i = j
 		}
+		off += int64(n)
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return f.Truncate(off)
 		}

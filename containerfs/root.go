@@ -10,10 +10,13 @@
 // /tmp, the /workspace bind) are crossed as the container crosses them.
 // A read-only mount stays read-only: the write fails.
 //
-// Both directions go through a tar stream (archive/tar), so memory stays
-// bounded and `-` (a tar on stdin or stdout) is the same code. Its two
-// ends follow the rules of the workspace write-back (package workspace,
-// whose *at primitives they share):
+// A walk of the source hands its entries either to a tar stream (`-`,
+// archive/tar) or, between host and container paths, straight to the
+// writer that reads a tar on stdin, which then copies only a file's data
+// extents from its descriptor and leaves holes as holes (archive/tar
+// writes no sparse entries: to a stream holes are zeros, made up, never
+// read). Both ends follow the rules of the workspace write-back (package
+// workspace, whose *at primitives and extent walk they share):
 //
 //   - The tree is walked through O_NOFOLLOW directory descriptors; links
 //     are copied as links, never followed.
@@ -24,6 +27,10 @@
 //     through). An entry that would leave the destination is an error.
 //   - Set-id bits are stripped (directories keep a sticky bit), xattrs are
 //     not copied, devices, fifos and sockets are skipped with a warning.
+//   - What a copy writes is bounded (Options.MaxBytes); it stops before
+//     the file that would cross the bound. A copy that fails, or that
+//     Interrupt.Now stops, removes its temporary files and the entries it
+//     made at the top of its destination.
 //   - Owners: going in, the container root's host ids (its user
 //     namespace's mapping of 0), or with Archive the source's ids taken as
 //     container ids and mapped; going out, the caller's ids, or with

@@ -469,9 +469,10 @@ func TestCpMaxBytes(t *testing.T) {
 	r := newRunner(t)
 	id, _ := cpContainer(t, r, "max", "mkdir /tmp/d; dd if=/dev/zero of=/tmp/d/big bs=1024 count=1024 2>/dev/null; echo s > /tmp/d/a")
 	host := t.TempDir()
-	r.Fail([]string{"big", "budget", "65536"}, "cp", "--max-bytes", "64K", id+":/tmp/d", filepath.Join(host, "out"))
-	if _, err := os.Stat(filepath.Join(host, "out", "big")); err == nil {
-		t.Error("the file over the budget was written")
+	r.Fail([]string{"big", "budget", "--max-bytes", "64KiB"}, "cp", "--max-bytes", "64K", id+":/tmp/d", filepath.Join(host, "out"))
+	// The directory the copy made is taken back with what it held.
+	if _, err := os.Stat(filepath.Join(host, "out")); err == nil {
+		t.Error("the copy stopped by its budget left its directory")
 	}
 	r.Fail([]string{"d/big", "budget"}, "cp", "--max-bytes", "64K", id+":/tmp/d", "-")
 	r.Fail([]string{"--max-bytes", "lots"}, "cp", "--max-bytes", "lots", id+":/tmp/d", host)

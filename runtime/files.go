@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/nucleus-run/nucleus/containerfs"
+	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 )
 
@@ -29,11 +31,41 @@ type CopyOptions struct {
 	Archive bool
 	// Warn is told of each entry left out (special files) and why.
 	Warn func(path, reason string)
-	// MaxBytes bounds what a copy from a tree writes (not a tar stream
-	// read from Reader): file data in 4 KiB blocks plus a block per
-	// entry; past it the copy stops with an error of class
-	// containerfs.ErrBudget. 0 is no bound.
+	// MaxBytes bounds what the copy writes (see containerfs.Options):
+	// 0 is DefaultCopyMaxBytes, policy.Unlimited none. Past it the copy
+	// stops before the file that would cross it, with an OptionError
+	// ("max-bytes") of class containerfs.ErrBudget.
 	MaxBytes int64
+	// Interrupt, if set, lets a signal handler stop the copy and remove
+	// what it half-wrote (containerfs.Interrupt.Now).
+	Interrupt *containerfs.Interrupt
+}
+
+// DefaultCopyMaxBytes bounds a copy by default, as the copy-in-out
+// workspace's write-back is: a container makes a file of any apparent
+// size for nothing (a sparse file), and a tar stream writes its holes.
+const DefaultCopyMaxBytes = 4 << 30
+
+// options are the containerfs options o asks for.
+func (o CopyOptions) options() (containerfs.Options, error) {
+	max := o.MaxBytes
+	switch {
+	case max == 0:
+		max = DefaultCopyMaxBytes
+	case max == policy.Unlimited:
+		max = 0
+	case max < 0:
+		return containerfs.Options{}, &OptionError{Option: "max-bytes", Msg: fmt.Sprintf("%d: want a positive size", max)}
+	}
+	return containerfs.Options{Archive: o.Archive, Warn: o.Warn, MaxBytes: max, Interrupt: o.Interrupt}, nil
+}
+
+// copyError names the bound of a copy stopped by it.
+func copyError(err error) error {
+	if errors.Is(err, containerfs.ErrBudget) {
+		return &OptionError{Option: "max-bytes", Msg: err.Error(), Err: err}
+	}
+	return err
 }
 
 // CopyIn copies o.HostPath (or the tar stream o.Reader) into the running
@@ -42,13 +74,17 @@ func (r *Runtime) CopyIn(id string, o CopyOptions) error {
 	if o.HostPath == "" && o.Reader == nil {
 		return &OptionError{Option: "source", Msg: "no host path or tar stream given"}
 	}
+	co, err := o.options()
+	if err != nil {
+		return err
+	}
 	root, err := r.filesRoot(id)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	if err := root.CopyIn(o.HostPath, o.Reader, o.ContainerPath, containerfs.Options{Archive: o.Archive, Warn: o.Warn, MaxBytes: o.MaxBytes}); err != nil {
-		return fmt.Errorf("copy into %s: %w", id, err)
+	if err := root.CopyIn(o.HostPath, o.Reader, o.ContainerPath, co); err != nil {
+		return fmt.Errorf("copy into %s: %w", id, copyError(err))
 	}
 	return nil
 }
@@ -59,13 +95,17 @@ func (r *Runtime) CopyOut(id string, o CopyOptions) error {
 	if o.HostPath == "" && o.Writer == nil {
 		return &OptionError{Option: "destination", Msg: "no host path or tar stream given"}
 	}
+	co, err := o.options()
+	if err != nil {
+		return err
+	}
 	root, err := r.filesRoot(id)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	if err := root.CopyOut(o.ContainerPath, o.HostPath, o.Writer, containerfs.Options{Archive: o.Archive, Warn: o.Warn, MaxBytes: o.MaxBytes}); err != nil {
-		return fmt.Errorf("copy out of %s: %w", id, err)
+	if err := root.CopyOut(o.ContainerPath, o.HostPath, o.Writer, co); err != nil {
+		return fmt.Errorf("copy out of %s: %w", id, copyError(err))
 	}
 	return nil
 }

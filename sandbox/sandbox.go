@@ -238,7 +238,9 @@ func (s *Sandbox) Exec(ctx context.Context, c Cmd) (Result, error) {
 // CopyIn copies the host file or directory hostPath into the sandbox at
 // sandboxPath, with `nucleus cp`'s rules (symlinks resolved inside the
 // sandbox, never to the host; set-id bits stripped; special files
-// skipped). What it writes belongs to the sandbox's root.
+// skipped, holes kept as holes). What it writes belongs to the sandbox's
+// root; past runtime.DefaultCopyMaxBytes of data it stops with an error
+// of class containerfs.ErrBudget.
 func (s *Sandbox) CopyIn(ctx context.Context, hostPath, sandboxPath string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -248,7 +250,9 @@ func (s *Sandbox) CopyIn(ctx context.Context, hostPath, sandboxPath string) erro
 
 // CopyOut copies the sandbox's sandboxPath to hostPath on the host, with
 // `nucleus cp`'s rules (nothing written outside hostPath, no host symlink
-// followed, set-id bits stripped); what it writes belongs to the caller.
+// followed, set-id bits stripped, holes kept as holes); what it writes
+// belongs to the caller. Past runtime.DefaultCopyMaxBytes of data it stops
+// with an error of class containerfs.ErrBudget, taking back what it made.
 func (s *Sandbox) CopyOut(ctx context.Context, sandboxPath, hostPath string) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -66,7 +66,7 @@ func (m *mirror) file(sfd, dfd int, name, p string, st *unix.Stat_t) error {
 			if err != nil {
 				break
 			}
-			err = copyRange(in, fd, e[0], e[1])
+			err = CopyRange(in, fd, e[0], e[1])
 		}
 		if err == nil {
 			err = unix.Fchown(fd, m.uid, m.gid)
@@ -155,10 +155,31 @@ func (m *mirror) hardlink(dfd int, name, p string, w written) (bool, error) {
 func (m *mirror) extents(fd int, size int64, p string) ([][2]int64, error) {
 	var out [][2]int64
 	cost := int64(block)
+	_ = ForExtents(fd, size, func(off, n int64) error {
+		out = append(out, [2]int64{off, n})
+		cost += DataBlocks(off, n)
+		if m.max > 0 && m.used+cost > m.max {
+			return errOver // charge says so below; no need to look further
+		}
+		return nil
+	})
+	if err := m.charge(p, cost); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+var errOver = errors.New("over the budget")
+
+// ForExtents calls fn with each data extent of the first size bytes of fd,
+// in order, holes left out: a sparse file is never read for its holes'
+// zeros. Where the filesystem cannot tell (no SEEK_DATA) the rest is one
+// extent. An error from fn stops the walk and is returned.
+func ForExtents(fd int, size int64, fn func(off, n int64) error) error {
 	for off := int64(0); off < size; {
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
-			break // only a hole is left
+			return nil // only a hole is left
 		}
 		end := size
 		if err != nil {
@@ -167,25 +188,25 @@ func (m *mirror) extents(fd int, size int64, p string) ([][2]int64, error) {
 			end = hole
 		}
 		if data >= end {
-			break
+			return nil
 		}
-		out = append(out, [2]int64{data, end - data})
-		cost += (end+block-1)/block*block - data/block*block
-		if m.max > 0 && m.used+cost > m.max {
-			break // charge says so below; no need to look further
+		if err := fn(data, end-data); err != nil {
+			return err
 		}
 		off = end
 	}
-	if err := m.charge(p, cost); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return nil
 }
 
-// copyRange copies n bytes at off from in to the same offset of out, in
+// DataBlocks is what n bytes of data at off take on disk, in whole blocks.
+func DataBlocks(off, n int64) int64 {
+	return (off+n+block-1)/block*block - off/block*block
+}
+
+// CopyRange copies n bytes at off from in to the same offset of out, in
 // the kernel where it can. A source shorter than expected (it shrank)
 // just ends the copy: the rest stays a hole.
-func copyRange(in, out int, off, n int64) error {
+func CopyRange(in, out int, off, n int64) error {
 	for n > 0 {
 		roff, woff := off, off
 		c, err := unix.CopyFileRange(in, &roff, out, &woff, int(min(n, 1<<30)), 0)
@@ -203,7 +224,7 @@ func copyRange(in, out int, off, n int64) error {
 	return nil
 }
 
-// copyRangeRW is copyRange by pread and pwrite, for filesystems (or pairs
+// copyRangeRW is CopyRange by pread and pwrite, for filesystems (or pairs
 // of them) copy_file_range does not serve.
 func copyRangeRW(in, out int, off, n int64) error {
 	buf := make([]byte, min(n, 1<<20))

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/containerfs"
 	"github.com/nucleus-run/nucleus/runtime"
 )
 
@@ -20,7 +23,7 @@ var cpCommand = &cli.Command{
 		"A host path containing ':' must start with / or ./",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "archive", Aliases: []string{"a"}, Usage: "keep owners (uid:gid), mapped by the container's user namespace"},
-		&cli.StringFlag{Name: "max-bytes", Usage: "most the copy may write (e.g. 512M, 10G; file data in 4 KiB blocks plus a block per entry); default no bound"},
+		&cli.StringFlag{Name: "max-bytes", Usage: "most the copy may write (e.g. 512M, 10G; max: none): data blocks written plus a block per entry, a file's full size into a tar stream; default 4G"},
 	},
 	Action: func(c *cli.Context) error {
 		if err := checkArgs(c, 2, exactArgs); err != nil {
@@ -36,14 +39,11 @@ var cpCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if maxBytes < 0 {
-			maxBytes = 0 // max: no bound
-		}
 		r, err := newRuntime(c)
 		if err != nil {
 			return err
 		}
-		o := runtime.CopyOptions{Archive: c.Bool("archive"), MaxBytes: maxBytes, Warn: func(p, why string) {
+		o := runtime.CopyOptions{Archive: c.Bool("archive"), MaxBytes: maxBytes, Interrupt: onInterrupt(), Warn: func(p, why string) {
 			fmt.Fprintf(os.Stderr, "nucleus cp: warning: %s: %s\n", p, why)
 		}}
 		if sIn {
@@ -53,16 +53,36 @@ var cpCommand = &cli.Command{
 			} else {
 				o.HostPath = dest
 			}
-			return r.CopyOut(sid, o)
-		}
-		o.ContainerPath = dpath
-		if src == "-" {
-			o.Reader = os.Stdin
+			err = r.CopyOut(sid, o)
 		} else {
-			o.HostPath = src
+			o.ContainerPath = dpath
+			if src == "-" {
+				o.Reader = os.Stdin
+			} else {
+				o.HostPath = src
+			}
+			err = r.CopyIn(did, o)
 		}
-		return r.CopyIn(did, o)
+		if err != nil && o.Interrupt.Stopped() {
+			select {} // the signal's handler exits, with its status
+		}
+		return err
 	},
+}
+
+// onInterrupt makes SIGINT and SIGTERM stop the copy: what it half-wrote
+// is removed, then nucleus exits 128+signal (130, 143).
+func onInterrupt() *containerfs.Interrupt {
+	in := new(containerfs.Interrupt)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
+	go func() {
+		sig := (<-sigs).(unix.Signal)
+		in.Now()
+		fmt.Fprintf(os.Stderr, "nucleus cp: %s: stopped, nothing half-written left\n", unix.SignalName(sig))
+		os.Exit(128 + int(sig))
+	}()
+	return in
 }
 
 // splitCpArg reads "ID:PATH" as podman does: a colon before any slash
