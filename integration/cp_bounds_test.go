@@ -126,15 +126,6 @@ func noneLeft(t *testing.T, dir string, keep ...string) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // TestCpBoundsHugeSparse: the attack. A sandbox ftruncates a file to
 // 2^62 bytes on its tmpfs; copied out it must neither hang reading its
 // holes nor stream them without end: the default bound stops it, in one
