@@ -273,3 +273,26 @@ func spoofDrops(t *testing.T) float64 {
 	}
 	return 0
 }
+
+// TestNetSubnetConfigurable: --subnet (or $NUCLEUS_SUBNET) picks the IPv4
+// subnet bridge addresses come from; the container gets an address and
+// gateway there and its allowlist works as with the default; a malformed
+// subnet is one line naming the flag.
+func TestNetSubnetConfigurable(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	a := newNetHost(t, 107)
+	bundle := newBundle(t)
+	r.Global = []string{"--subnet", "10.91.0.0/24"}
+	res := r.OK("sandbox", "--bundle", bundle.Dir, "--id", "nt-subnet", "--net", "bridge", "--allow", "198.19.107.0/24:8080/tcp",
+		"--", "sh", "-c", "ip -4 -o addr show eth0 | awk '{print $4}'; grep '^nameserver' /etc/resolv.conf | head -1; "+fetchScript(a.IP, 8080))
+	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "10.91.0.") || lines[1] != "nameserver 10.91.0.1" || lines[2] != a.Body {
+		t.Errorf("sandbox on --subnet 10.91.0.0/24: %q", lines)
+	}
+	assertNoNetLeftovers(t, r.Root, "nt-subnet")
+	for _, bad := range []string{"10.91.0.1/24", "fd00::/64", "10.0.0.0/30", "nonsense"} {
+		r.Global = []string{"--subnet", bad}
+		r.Fail([]string{"--subnet"}, "sandbox", "--bundle", bundle.Dir, "--net", "bridge", "--", "true")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nucleus-run/nucleus/network/ipam"
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/runtime/confine"
@@ -323,6 +324,7 @@ func newApp() *cli.App {
 			engineFlag(runtime.EngineEnv),
 			&cli.StringFlag{Name: "default-mode", EnvVars: []string{"NUCLEUS_MODE"}, Usage: "isolation mode for create/run when --mode is not given (agent, strict-agent, production)"},
 			&cli.StringFlag{Name: "default-net", EnvVars: []string{"NUCLEUS_NET"}, Usage: "network for create/run/sandbox when --net is not given (none, host, bridge)"},
+			&cli.StringFlag{Name: "subnet", EnvVars: []string{ipam.SubnetEnv}, Usage: "IPv4 subnet of --net bridge (default 10.90.0.0/16; the same for every nucleus on the host)"},
 		},
 		Before:   configureLogging,
 		Commands: sortedCommands(),
@@ -416,6 +418,13 @@ var logToStderr = true
 func configureLogging(c *cli.Context) error {
 	if c.Bool("debug") {
 		logrus.SetLevel(logrus.DebugLevel)
+	}
+	if subnet := c.String("subnet"); subnet != "" {
+		if err := ipam.SetSubnet4(subnet); err != nil {
+			return fmt.Errorf("--subnet %w", err)
+		}
+		// The processes nucleus starts (the resolver) use it too.
+		os.Setenv(ipam.SubnetEnv, subnet)
 	}
 	switch f := c.String("log-format"); f {
 	case "", "text":

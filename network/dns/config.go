@@ -44,7 +44,7 @@ type ContainerConfig struct {
 	// nameservers of ResolvConf, read when a query comes.
 	Upstreams []string `json:"servers,omitempty"`
 	// Listen are the addresses the resolver answers this container on,
-	// as HOST or HOST:PORT; none: DefaultListen (the bridge gateways).
+	// as HOST or HOST:PORT; none: DefaultListen() (the bridge gateways).
 	Listen []string `json:"listen,omitempty"`
 	// Addresses are the container's addresses on the bridge (IPv4 and
 	// IPv6); WriteConfig writes a file for each. A file read back has
@@ -55,11 +55,13 @@ type ContainerConfig struct {
 // ResolvConf holds the default upstreams.
 var ResolvConf = "/etc/resolv.conf"
 
-// DefaultListen are the gateway addresses of the bridge (network/ipam's),
-// port 53.
-var DefaultListen = []string{
-	net.JoinHostPort(ipam.Gateway4.String(), "53"),
-	net.JoinHostPort(ipam.Gateway6.String(), "53"),
+// DefaultListen are the gateway addresses of the bridge (network/ipam's,
+// as --subnet set them), port 53.
+func DefaultListen() []string {
+	return []string{
+		net.JoinHostPort(ipam.Gateway4.String(), "53"),
+		net.JoinHostPort(ipam.Gateway6.String(), "53"),
+	}
 }
 
 // Name is one allowed name: "api.example.com" matches that name only,
@@ -280,7 +282,7 @@ func readConfig(root string, ip net.IP) (ContainerConfig, error) {
 		c.Addresses = []string{ip.String()}
 	}
 	if len(c.Listen) == 0 {
-		c.Listen = DefaultListen
+		c.Listen = DefaultListen()
 	}
 	c, err = c.Validate()
 	if err != nil {

@@ -154,3 +154,29 @@ func Held(root string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// SubnetEnv names the IPv4 subnet containers get addresses from when it is
+// not the default (nucleus --subnet sets it for the processes it starts,
+// the resolver among them).
+const SubnetEnv = "NUCLEUS_SUBNET"
+
+// SetSubnet4 makes cidr, an IPv4 network of /8 to /28, the subnet
+// addresses are leased from, its first address the gateway. The bridge is
+// the host's, so every nucleus on a host must use the same one.
+func SetSubnet4(cidr string) error {
+	ip, n, err := net.ParseCIDR(cidr)
+	if err != nil || ip.To4() == nil {
+		return fmt.Errorf("%q: want an IPv4 network such as 10.90.0.0/16", cidr)
+	}
+	ones, _ := n.Mask.Size()
+	if ones < 8 || ones > 28 {
+		return fmt.Errorf("%q: want a prefix from /8 to /28", cidr)
+	}
+	if !ip.Equal(n.IP) {
+		return fmt.Errorf("%q: host bits set; the network is %s", cidr, n)
+	}
+	gw := make(net.IP, 4)
+	binary.BigEndian.PutUint32(gw, binary.BigEndian.Uint32(n.IP.To4())+1)
+	Subnet4, Gateway4 = n, gw
+	return nil
+}
