@@ -227,8 +227,10 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 		t.Fatalf("connected to %s after its TTL ran out: %q", hosts.apiIP, res.Stdout)
 	}
 
+	// Resolvers of other state roots share the listen address and may
+	// have answered (and logged) it instead.
 	logData, _ := os.ReadFile(dns.LogPath(r.Root))
-	if !strings.Contains(string(logData), "other.test. A denied") {
+	if !strings.Contains(string(logData), "other.test. A denied") && len(otherResolvers(r.Root)) == 0 {
 		t.Errorf("resolver log does not name the denied query:\n%s", logData)
 	}
 
@@ -248,13 +250,7 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	waitForUpTo(t, 10*time.Second, "the killed resolver to be gone", func() bool { return !dns.Running(r.Root) })
 	// (Unless another state root's resolver runs: sharing the gateway,
 	// it answers every root's containers.)
-	var others []string
-	links, _ := os.ReadDir(dns.RootsDir)
-	for _, l := range links {
-		if target, err := os.Readlink(filepath.Join(dns.RootsDir, l.Name())); err == nil && target != r.Root {
-			others = append(others, target)
-		}
-	}
+	others := otherResolvers(r.Root)
 	if len(others) == 0 {
 		if res := in("timeout", "10", "nslookup", "api.test", gw); res.Code == 0 {
 			t.Fatalf("resolved with the resolver killed:\n%s", res.Stdout)
@@ -284,4 +280,17 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	if _, err := net.InterfaceByName(firewall.VethPrefix + network.Hash(r.Root, id)); err == nil {
 		t.Errorf("veth left after delete")
 	}
+}
+
+// otherResolvers lists the state roots other than root whose resolvers
+// share the gateway address.
+func otherResolvers(root string) []string {
+	var others []string
+	links, _ := os.ReadDir(dns.RootsDir)
+	for _, l := range links {
+		if target, err := os.Readlink(filepath.Join(dns.RootsDir, l.Name())); err == nil && target != root {
+			others = append(others, target)
+		}
+	}
+	return others
 }

@@ -105,6 +105,13 @@ var zone = map[string][]string{
 	"example.test.":     {"example.test. 30 IN A 198.18.0.13"},
 	"zero.test.":        {"zero.test. 0 IN A 198.18.0.14"},
 	"other.test.":       {"other.test. 30 IN A 198.18.0.15"},
+	// A hostile upstream pointing an allowed name at what it must not
+	// open: another container, loopback, link-local, metadata, an
+	// IPv4-mapped address; and a TTL of 68 years.
+	"inside.test.": {"inside.test. 30 IN A 10.90.0.5", "inside.test. 30 IN A 127.0.0.1", "inside.test. 30 IN A 169.254.170.2",
+		"inside.test. 30 IN A 168.63.129.16", "inside.test. 30 IN A 0.0.0.0", "inside.test. 2147483647 IN A 198.18.0.20"},
+	"inside6.test.": {"inside6.test. 30 IN AAAA fd6e:7563:6c65:7573::5", "inside6.test. 30 IN AAAA ::ffff:198.18.0.2",
+		"inside6.test. 30 IN AAAA fe80::1", "inside6.test. 30 IN AAAA 2001:db8::20"},
 	// A CNAME to a CDN name, and a record nobody asked for that a
 	// confused upstream adds to the answer.
 	"cdn.test.": {"cdn.test. 30 IN CNAME edge.cdn.example.", "edge.cdn.example. 20 IN A 198.18.0.16", "stray.example. 30 IN A 198.18.0.99"},
@@ -276,6 +283,17 @@ func TestAllowedNameAnsweredAndAddedWithTTL(t *testing.T) {
 	// A TTL of 0 still lets the connect that follows through.
 	query(t, "127.0.0.2", "udp", f.listen, "zero.test.", mdns.TypeA)
 	wantAdds(t, f.sets.got()[1:], added{"h1", "198.18.0.14", "", 0, MinTTL})
+}
+
+// TestUnreachableAnswersStayOut: whoever answers for an allowed name can't
+// open a path to another container, the host or a metadata service
+// through the sets (red-team finding), nor keep an address there for
+// years.
+func TestUnreachableAnswersStayOut(t *testing.T) {
+	f := serve(t, Name{Name: "inside.test"}, Name{Name: "inside6.test"})
+	wantRcode(t, query(t, "127.0.0.2", "udp", f.listen, "inside.test.", mdns.TypeA), mdns.RcodeSuccess)
+	wantRcode(t, query(t, "127.0.0.2", "udp", f.listen, "inside6.test.", mdns.TypeAAAA), mdns.RcodeSuccess)
+	wantAdds(t, f.sets.got(), added{"h1", "198.18.0.20", "", 0, MaxTTL}, added{"h1", "2001:db8::20", "", 0, 30 * time.Second})
 }
 
 func TestAAAA(t *testing.T) {

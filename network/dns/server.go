@@ -14,6 +14,9 @@ import (
 	mdns "github.com/miekg/dns"
 	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/network/firewall"
+	"github.com/nucleus-run/nucleus/network/ipam"
 )
 
 // Sets is where the resolver puts the addresses it hands out: the
@@ -404,7 +407,15 @@ func (r *Resolver) answer(src net.IP, network string, req *mdns.Msg) *mdns.Msg {
 	}
 	for _, rr := range addresses(q.Name, resp.Answer) {
 		ip, ttl := rrIP(rr), time.Duration(rr.Header().Ttl)*time.Second
-		ttl = max(ttl, MinTTL)
+		ttl = min(max(ttl, MinTTL), MaxTTL)
+		if why := notReachable(ip); why != "" {
+			// Whoever answers for an allowed name must not open a
+			// path to another container, the host or a metadata
+			// service: such an address stays out of the set (the
+			// client still gets the answer, which leads nowhere).
+			r.logf("%s: %s: %s is %s: not allowed", src, q.Name, ip, why)
+			continue
+		}
 		for _, rule := range rules {
 			if err := r.Sets.AddResolved(cfg.Handle, ip, rule.Proto, rule.Port, ttl); err != nil {
 				// Without the address in the set the connect
@@ -484,6 +495,37 @@ func addresses(qname string, answer []mdns.RR) []mdns.RR {
 		}
 	}
 	return out
+}
+
+// MaxTTL caps how long an answer's address stays in a set, so an
+// upstream can't keep one there for years with one answer.
+const MaxTTL = 24 * time.Hour
+
+// notReachable says why ip must never enter a container's set from a DNS
+// answer ("" if it may): the bridge's own subnets (other containers, the
+// gateways), loopback, link-local, multicast, unspecified and IPv4-mapped
+// IPv6 addresses, and the metadata services.
+func notReachable(ip net.IP) string {
+	switch {
+	case ip == nil:
+		return "not an address"
+	case len(ip) == net.IPv6len && ip.To4() != nil:
+		return "an IPv4-mapped IPv6 address"
+	case ip.IsUnspecified():
+		return "unspecified"
+	case ip.IsLoopback():
+		return "loopback"
+	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(), ip.IsMulticast():
+		return "link-local or multicast"
+	case ipam.Subnet4.Contains(ip), ipam.Subnet6.Contains(ip):
+		return "on the containers' bridge"
+	}
+	for _, m := range firewall.MetadataAddrs {
+		if ip.Equal(net.ParseIP(m)) {
+			return "a metadata service"
+		}
+	}
+	return ""
 }
 
 func rrIP(rr mdns.RR) net.IP {

@@ -33,7 +33,7 @@ const VethPrefix = "nv"
 
 // MetadataAddrs are the cloud metadata services, dropped for every
 // container before any allow rule.
-var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::254"}
+var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::254", "169.254.170.2", "168.63.129.16"}
 
 // lockPath serializes the changes of every nucleus on the host: the table
 // is the host's, whatever the state root.
