@@ -280,6 +280,15 @@ func TestNetDNSAllowedDeniedAndTTL(t *testing.T) {
 	if _, err := net.InterfaceByName(firewall.VethPrefix + network.Hash(r.Root, id)); err == nil {
 		t.Errorf("veth left after delete")
 	}
+	// Nothing of the host-wide registry stays once no resolver runs.
+	if _, err := os.Stat(dns.RootsDir); err == nil && len(otherResolvers(r.Root)) == 0 {
+		t.Errorf("%s left after the last resolver exited", dns.RootsDir)
+	}
+	for _, p := range []string{"/run/nucleus/dns-roots", "/run/nucleus/firewall.lock", "/run/nucleus-firewall.lock"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left on the host", p)
+		}
+	}
 }
 
 // otherResolvers lists the state roots other than root whose resolvers

@@ -12,39 +12,50 @@ import (
 // RootsDir is the host's registry of state roots whose resolver runs: one
 // symlink per root, to the root. Every state root's containers share the
 // bridge gateways, so each resolver must answer the others' containers
-// too (a query reaches whichever socket the kernel picks).
-var RootsDir = "/run/nucleus/dns-roots"
+// too (a query reaches whichever socket the kernel picks). It is removed
+// with the last resolver, and lives outside the default state root so
+// that other roots' resolvers leave nothing there.
+var RootsDir = "/run/nucleus-dns-roots"
 
 func rootLink(dir, root string) string {
 	sum := sha256.Sum256([]byte(root))
 	return filepath.Join(dir, hex.EncodeToString(sum[:8]))
 }
 
-// register adds root to the registry dir.
+// register adds root to the registry dir. The last resolver to leave
+// removes the dir, maybe between our MkdirAll and Symlink: then retry.
 func register(dir, root string) error {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	link := rootLink(dir, abs)
-	if t, err := os.Readlink(link); err == nil && t == abs {
-		return nil
+	for try := 0; ; try++ {
+		if err = os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if t, rerr := os.Readlink(link); rerr == nil && t == abs {
+			return nil
+		}
+		tmp := link + ".tmp"
+		os.Remove(tmp)
+		if err = os.Symlink(abs, tmp); err == nil {
+			if err = os.Rename(tmp, link); err == nil {
+				return nil
+			}
+		}
+		if !errors.Is(err, os.ErrNotExist) || try == 2 {
+			return err
+		}
 	}
-	tmp := link + ".tmp"
-	os.Remove(tmp)
-	if err := os.Symlink(abs, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, link)
 }
 
+// unregister removes root from the registry, and the registry once empty.
 func unregister(dir, root string) {
 	if abs, err := filepath.Abs(root); err == nil {
 		os.Remove(rootLink(dir, abs))
 	}
+	os.Remove(dir) // fails while another root is registered
 }
 
 // lookup finds the config of a source address: in this resolver's root,

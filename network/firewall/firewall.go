@@ -15,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/google/nftables"
@@ -35,9 +33,11 @@ const VethPrefix = "nv"
 // container before any allow rule.
 var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::254", "169.254.170.2", "168.63.129.16"}
 
-// lockPath serializes the changes of every nucleus on the host: the table
-// is the host's, whatever the state root.
-var lockPath = "/run/nucleus-firewall.lock"
+// lockName is an abstract socket in the host's network namespace whose
+// binding serializes the changes of every nucleus on the host (the table
+// is the host's, whatever the state root). It leaves no file behind, and
+// the kernel releases it when its holder dies.
+var lockName = "@nucleus-firewall-lock"
 
 // Allow is an accepted destination: a prefix, with an optional protocol
 // ("" = any, tcp, udp) and port (0 = any; a port with no protocol is
@@ -93,18 +93,21 @@ func wrap(what string, err error) error {
 }
 
 func lock() (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(lockPath), 0o700); err != nil {
-		return nil, err
+	for {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("firewall lock: %w", err)
+		}
+		err = unix.Bind(fd, &unix.SockaddrUnix{Name: lockName})
+		if err == nil {
+			return func() { unix.Close(fd) }, nil
+		}
+		unix.Close(fd)
+		if !errors.Is(err, unix.EADDRINUSE) {
+			return nil, fmt.Errorf("firewall lock: %w", err)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
 }
 
 func conn() (*nftables.Conn, error) {
