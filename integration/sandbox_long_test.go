@@ -76,6 +76,13 @@ func TestSandboxTTL(t *testing.T) {
 	id := "sl-ttl"
 	r.OK("sandbox", "--detach", "--id", id, "--ttl", "5s", "--bundle", b.Dir, "--workspace", ws+":copy-in-out")
 	r.OK("exec", id, "sh", "-c", "echo kept > kept.txt")
+	// The attack: code in the sandbox tries to stop or kill the held init
+	// (so the TTL never fires) and leaves a process meant to outlive it.
+	r.Run(nil, "exec", id, "sh", "-c", "kill -STOP 1; kill -KILL 1; true")
+	if st := r.State(id); st["status"] != "running" {
+		t.Fatalf("the sandbox's own code stopped its held init: %v", st["status"])
+	}
+	r.OK("exec", "-d", id, "sh", "-c", "setsid sleep 1000")
 	waitForUpTo(t, 20*time.Second, "the sandbox's init to exit at its TTL", func() bool {
 		return r.State(id)["status"] == "stopped"
 	})
