@@ -74,19 +74,9 @@ func (r *Runtime) CopyIn(id string, o CopyOptions) error {
 	if o.HostPath == "" && o.Reader == nil {
 		return &OptionError{Option: "source", Msg: "no host path or tar stream given"}
 	}
-	co, err := o.options()
-	if err != nil {
-		return err
-	}
-	root, err := r.filesRoot(id)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	if err := root.CopyIn(o.HostPath, o.Reader, o.ContainerPath, co); err != nil {
-		return fmt.Errorf("copy into %s: %w", id, copyError(err))
-	}
-	return nil
+	return r.copyFiles(id, o, "copy into", func(root *containerfs.Root, co containerfs.Options) error {
+		return root.CopyIn(o.HostPath, o.Reader, o.ContainerPath, co)
+	})
 }
 
 // CopyOut copies o.ContainerPath of the running container id to
@@ -95,6 +85,13 @@ func (r *Runtime) CopyOut(id string, o CopyOptions) error {
 	if o.HostPath == "" && o.Writer == nil {
 		return &OptionError{Option: "destination", Msg: "no host path or tar stream given"}
 	}
+	return r.copyFiles(id, o, "copy out of", func(root *containerfs.Root, co containerfs.Options) error {
+		return root.CopyOut(o.ContainerPath, o.HostPath, o.Writer, co)
+	})
+}
+
+// copyFiles runs one copy against id's root filesystem.
+func (r *Runtime) copyFiles(id string, o CopyOptions, what string, copy func(*containerfs.Root, containerfs.Options) error) error {
 	co, err := o.options()
 	if err != nil {
 		return err
@@ -104,8 +101,8 @@ func (r *Runtime) CopyOut(id string, o CopyOptions) error {
 		return err
 	}
 	defer root.Close()
-	if err := root.CopyOut(o.ContainerPath, o.HostPath, o.Writer, co); err != nil {
-		return fmt.Errorf("copy out of %s: %w", id, copyError(err))
+	if err := copy(root, co); err != nil {
+		return fmt.Errorf("%s %s: %w", what, id, copyError(err))
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package native
 import (
 	"fmt"
 
-	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 
 	"github.com/nucleus-run/nucleus/containerfs"
@@ -13,16 +12,9 @@ import (
 // FilesRoot holds the root filesystem of a created, running or paused
 // container, as its init sees it, for copying files in and out.
 func (r *Engine) FilesRoot(id string) (*containerfs.Root, error) {
-	c, err := r.load(id)
+	c, err := r.loadLive(id)
 	if err != nil {
 		return nil, err
-	}
-	status, err := c.Status()
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", id, err)
-	}
-	if status == libcontainer.Stopped {
-		return nil, fmt.Errorf("container %s: %w", id, engine.ErrNotRunning)
 	}
 	st, err := c.State()
 	if err != nil {
