@@ -113,7 +113,11 @@ func stageRootfs(root, id, rootfs string) (string, func(), int, error) {
 		}
 		fds = append(fds, fd)
 	}
-	data := fmt.Sprintf("lowerdir=/proc/self/fd/%d,upperdir=/proc/self/fd/%d,workdir=/proc/self/fd/%d", fds[0], fds[1], fds[2])
+	// volatile: the upper layer is thrown away with the container, so
+	// nothing in it needs to reach the disk. Without it, the unmount at
+	// delete syncs the whole filesystem under the state root (a syncfs
+	// that took 20-130 ms per container on ext4 here).
+	data := fmt.Sprintf("lowerdir=/proc/self/fd/%d,upperdir=/proc/self/fd/%d,workdir=/proc/self/fd/%d,volatile", fds[0], fds[1], fds[2])
 	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		release()
 		unix.Close(lock)
