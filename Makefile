@@ -9,6 +9,8 @@ BIN       ?= bin/nucleus
 LIFECYCLE ?= bin/lifecycle
 # PHASES breaks a cold run into phases from kernel tracepoints (bench/phases).
 PHASES    ?= bin/phases
+# THROUGHPUT measures containers/min with parallel workers (bench/throughput).
+THROUGHPUT ?= bin/throughput
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
 TAGS      := seccomp netgo osusergo urfave_cli_no_docs
@@ -90,14 +92,17 @@ integration: build
 # bench compares nucleus with runc, crun and runsc (scripts/bench.sh and
 # scripts/bench.d/*.sh, each comparison one run of $(LIFECYCLE));
 # BENCH_PAIRS=N sets the pairs per comparison (default 30).
-bench: deps build $(LIFECYCLE) $(PHASES)
-	BIN=$(BIN) LIFECYCLE=$(LIFECYCLE) PHASES=$(abspath $(PHASES)) ./scripts/bench.sh
+bench: deps build $(LIFECYCLE) $(PHASES) $(THROUGHPUT)
+	BIN=$(BIN) LIFECYCLE=$(LIFECYCLE) PHASES=$(abspath $(PHASES)) THROUGHPUT=$(abspath $(THROUGHPUT)) ./scripts/bench.sh
 
 $(LIFECYCLE): $(shell find bench -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./bench/lifecycle
 
 $(PHASES): $(shell find bench -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./bench/phases
+
+$(THROUGHPUT): $(shell find bench -name '*.go' 2>/dev/null) go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./bench/throughput
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

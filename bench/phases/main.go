@@ -35,6 +35,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/nucleus-run/nucleus/bench/internal/bbbundle"
 )
 
 // phaseNames label the intervals between consecutive marks.
@@ -87,7 +89,7 @@ func runPhases(n int, bundle, busybox string, words []string) error {
 	defer os.RemoveAll(tmp)
 	if bundle == "" {
 		bundle = filepath.Join(tmp, "bundle")
-		if err := buildBundle(bundle, busybox); err != nil {
+		if err := bbbundle.Write(bundle, busybox, "/bin/true"); err != nil {
 			return err
 		}
 	}
@@ -361,44 +363,4 @@ func phasesOf(r io.Reader, cli int) ([]float64, error) {
 		d[i] = (mark[i+1] - mark[i]) * 1000
 	}
 	return d, nil
-}
-
-// buildBundle writes a bundle with a static busybox and `runc spec`'s
-// config running /bin/true, without a terminal.
-func buildBundle(dir, busybox string) error {
-	if busybox == "" {
-		p, err := exec.LookPath("busybox")
-		if err != nil {
-			return errors.New("busybox not found (Debian: busybox-static), or pass -busybox")
-		}
-		busybox = p
-	}
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
-		if err := os.MkdirAll(filepath.Join(dir, "rootfs", d), 0o755); err != nil {
-			return err
-		}
-	}
-	data, err := os.ReadFile(busybox)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "rootfs", "bin", "busybox"), data, 0o755); err != nil {
-		return err
-	}
-	if err := os.Symlink("busybox", filepath.Join(dir, "rootfs", "bin", "true")); err != nil {
-		return err
-	}
-	spec := exec.Command("runc", "spec")
-	spec.Dir = dir
-	if b, err := spec.CombinedOutput(); err != nil {
-		return fmt.Errorf("runc spec: %v: %s", err, b)
-	}
-	cfg := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		return err
-	}
-	s := strings.Replace(string(b), `"terminal": true`, `"terminal": false`, 1)
-	s = strings.Replace(s, `"sh"`, `"/bin/true"`, 1)
-	return os.WriteFile(cfg, []byte(s), 0o644)
 }
