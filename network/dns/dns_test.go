@@ -87,6 +87,7 @@ type upstream struct {
 	mu    sync.Mutex
 	asked []string
 	ids   []uint16
+	msgs  []*mdns.Msg
 	// slow.test waits for release.
 	release chan struct{}
 	waiting sync.WaitGroup
@@ -136,6 +137,7 @@ func startUpstream(t *testing.T) *upstream {
 		u.mu.Lock()
 		u.asked = append(u.asked, q.Name)
 		u.ids = append(u.ids, req.Id)
+		u.msgs = append(u.msgs, req.Copy())
 		u.mu.Unlock()
 		if q.Name == "slow.test." {
 			u.waiting.Done()
