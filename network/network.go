@@ -85,6 +85,9 @@ type DNSConfig struct {
 	H       string   `json:"h"`
 	Names   []Rule   `json:"names"`
 	Servers []string `json:"servers,omitempty"`
+	// AuditLog is where the resolver writes the container's events
+	// (dns_set_full).
+	AuditLog string `json:"audit_log,omitempty"`
 }
 
 // Hash is the short name of a container's veth, chain and sets: unique
@@ -265,7 +268,7 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 }
 
 func writeDNSConfig(root string, rec *Record, c *Config) error {
-	dc := DNSConfig{ID: rec.ID, H: rec.H, Servers: c.DNS}
+	dc := DNSConfig{ID: rec.ID, H: rec.H, Servers: c.DNS, AuditLog: rec.AuditLog}
 	for _, r := range c.Allow {
 		if r.Name != "" {
 			dc.Names = append(dc.Names, r)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nucleus-run/nucleus/network/firewall"
 	"github.com/nucleus-run/nucleus/network/ipam"
+	"github.com/nucleus-run/nucleus/policy"
 )
 
 // Sets is where the resolver puts the addresses it hands out: the
@@ -66,6 +67,34 @@ type Resolver struct {
 	listeners map[string]*listener
 	limit     logLimit
 	inflight  inflight
+	// fullAt is when each container was last told its set is full.
+	fullAt map[string]time.Time
+}
+
+// auditFull writes a dns_set_full event to the container's audit log, at
+// most once a minute per container.
+func (r *Resolver) auditFull(cfg ContainerConfig, name string) {
+	if cfg.AuditLog == "" {
+		return
+	}
+	r.mu.Lock()
+	if r.fullAt == nil {
+		r.fullAt = map[string]time.Time{}
+	}
+	if time.Since(r.fullAt[cfg.Handle]) < time.Minute {
+		r.mu.Unlock()
+		return
+	}
+	r.fullAt[cfg.Handle] = time.Now()
+	r.mu.Unlock()
+	a, err := policy.OpenAudit(cfg.AuditLog, cfg.ID, "", false)
+	if err != nil || a == nil {
+		r.logf("%s: audit log: %v", cfg.Handle, err)
+		return
+	}
+	defer a.Close()
+	a.Event("dns_set_full", map[string]any{"name": name, "limit": firewall.SetLimit,
+		"why": "the container's address set is full: answers are REFUSED until addresses expire"})
 }
 
 // MaxInFlight bounds the queries of one source being forwarded at once,
@@ -489,7 +518,15 @@ func (r *Resolver) answer(src net.IP, network string, req *mdns.Msg) *mdns.Msg {
 			continue
 		}
 		for _, rule := range rules {
-			if err := r.Sets.AddResolved(cfg.Handle, ip, rule.Proto, rule.Port, ttl); err != nil {
+			if err := r.Sets.AddResolved(cfg.Handle, ip, rule.Proto, rule.Port, ttl); errors.Is(err, firewall.ErrSetFull) {
+				// A hostile upstream (or a name with very many
+				// addresses) must not grow the ruleset without
+				// bound: the name is refused until addresses
+				// expire.
+				r.logf("%s: %s: %v: REFUSED", src, q.Name, err)
+				r.auditFull(cfg, q.Name)
+				return refuse()
+			} else if err != nil {
 				// Without the address in the set the connect
 				// would be dropped; say so now.
 				r.logf("%s: %s: add %s to the set of %s: %v", src, q.Name, ip, cfg.Handle, err)

@@ -33,6 +33,11 @@ const VethPrefix = "nv"
 // container before any allow rule.
 var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::254", "169.254.170.2", "168.63.129.16"}
 
+// SetLimit is how many addresses each of a container's name sets holds
+// at most: an upstream answering an allowed name cannot grow the ruleset
+// without bound. AddResolved fails with ErrSetFull beyond it.
+const SetLimit = 4096
+
 // lockName is an abstract socket in the host's network namespace whose
 // binding serializes the changes of every nucleus on the host (the table
 // is the host's, whatever the state root). It leaves no file behind, and
@@ -84,6 +89,9 @@ var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
 // ErrFirewall is the class of every error of this package.
 var ErrFirewall = errors.New("nftables")
+
+// ErrSetFull: a container's name set holds SetLimit addresses already.
+var ErrSetFull = errors.New("the container's set is full")
 
 func wrap(what string, err error) error {
 	if err == nil {
@@ -271,8 +279,8 @@ func Add(ct Container) (err error) {
 			addr, tuple = nftables.TypeIP6Addr, nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
 		}
 		for _, s := range []*nftables.Set{
-			{Table: table, Name: setName("n", v6, ct.H), KeyType: addr, HasTimeout: true},
-			{Table: table, Name: setName("p", v6, ct.H), KeyType: tuple, Concatenation: true, HasTimeout: true},
+			{Table: table, Name: setName("n", v6, ct.H), KeyType: addr, HasTimeout: true, Size: SetLimit},
+			{Table: table, Name: setName("p", v6, ct.H), KeyType: tuple, Concatenation: true, HasTimeout: true, Size: SetLimit},
 			{Table: table, Name: setName("d", v6, ct.H), KeyType: tuple, Concatenation: true, Dynamic: true, Size: 4096},
 		} {
 			if err := c.AddSet(s, nil); err != nil {
@@ -425,7 +433,7 @@ func AddResolved(h string, ip net.IP, proto string, port uint16, ttl time.Durati
 		if err := c.SetAddElements(s, []nftables.SetElement{{Key: ipBytes(ip), Timeout: ttl}}); err != nil {
 			return wrap("add to "+s.Name, err)
 		}
-		return wrap("add to "+s.Name, c.Flush())
+		return full(s.Name, c.Flush())
 	}
 	s := &nftables.Set{Table: table, Name: setName("p", v6, h), Concatenation: true, HasTimeout: true}
 	protos := []string{proto}
@@ -442,7 +450,16 @@ func AddResolved(h string, ip net.IP, proto string, port uint16, ttl time.Durati
 	if err := c.SetAddElements(s, elems); err != nil {
 		return wrap("add to "+s.Name, err)
 	}
-	return wrap("add to "+s.Name, c.Flush())
+	return full(s.Name, c.Flush())
+}
+
+// full is wrap for an addition to set, with the kernel's "set full"
+// (ENFILE) as ErrSetFull.
+func full(set string, err error) error {
+	if errors.Is(err, unix.ENFILE) {
+		return fmt.Errorf("%w: %s holds %d addresses: %w", ErrFirewall, set, SetLimit, ErrSetFull)
+	}
+	return wrap("add to "+set, err)
 }
 
 // Denied is a destination container h tried and was refused.
