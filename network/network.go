@@ -179,6 +179,10 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 	if c == nil || c.Mode != ModeBridge {
 		return nil, nil
 	}
+	// Before anything is made: a refusal leaves nothing behind.
+	if err := checkHostPorts(c.Publish); err != nil {
+		return nil, err
+	}
 	h := Hash(root, id)
 	rec = &Record{ID: id, H: h, Bridge: c.Bridge, Veth: vethPrefix + h, Allow: c.Allow, Publish: c.Publish}
 	if rec.Bridge == "" {
@@ -242,6 +246,9 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 		ct.Publish = append(ct.Publish, firewall.Publish{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto})
 	}
 	if err := firewall.Add(ct); err != nil {
+		if errors.Is(err, firewall.ErrPublished) {
+			return nil, opterr.Errorf("publish", "%w", err)
+		}
 		return nil, err
 	}
 	if c.HasNames() {

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -76,8 +78,12 @@ type Container struct {
 	Publish    []Publish
 }
 
-// Names of a container's chain and sets.
+// Names of a container's chains and sets.
 func Chain(h string) string { return "c-" + h }
+
+// PublishChain holds what may enter container h's veth through its
+// published ports.
+func PublishChain(h string) string { return "pub-" + h }
 func setName(kind string, v6 bool, h string) string {
 	if v6 {
 		return kind + "6-" + h
@@ -133,6 +139,8 @@ var (
 	chSpoof    = &nftables.Chain{Name: "antispoof", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle}
 	chEgress   = &nftables.Chain{Name: "egress", Table: table}
 	chPublish  = &nftables.Chain{Name: "publish", Table: table}
+	chGuard    = &nftables.Chain{Name: "publishguard", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter}
+	chPubOK    = &nftables.Chain{Name: "published", Table: table}
 	setGw4     = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
 	setGw6     = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
 	iifVeth    = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
@@ -142,7 +150,7 @@ var (
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v3"
+const baseVersion = "base-v4"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -156,12 +164,14 @@ func ensureBase(c *nftables.Conn) error {
 		for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput} {
 			c.FlushChain(ch)
 		}
-		if _, err := c.ListChain(table, chSpoof.Name); err == nil {
-			c.FlushChain(chSpoof)
+		for _, ch := range []*nftables.Chain{chSpoof, chGuard} {
+			if _, err := c.ListChain(table, ch.Name); err == nil {
+				c.FlushChain(ch)
+			}
 		}
 	}
 	c.AddTable(table)
-	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, {Name: baseVersion, Table: table}} {
+	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, chPubOK, chGuard, {Name: baseVersion, Table: table}} {
 		c.AddChain(ch)
 	}
 	for _, s := range []*nftables.Set{setGw4, setGw6} {
@@ -184,10 +194,18 @@ func ensureBase(c *nftables.Conn) error {
 	rule(chForward, stateEstab, []expr.Any{accept()})
 	rule(chForward, iifVeth, []expr.Any{jump(chEgress.Name)})
 	rule(chForward, iifVeth, []expr.Any{&expr.Counter{}, drop()})
-	rule(chForward, oifVeth, []expr.Any{&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+	dnat := []expr.Any{&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(ipsDstNAT), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)}, accept()})
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)}}
+	rule(chForward, oifVeth, dnat, []expr.Any{accept()})
 	rule(chForward, oifVeth, []expr.Any{drop()})
+	// A published port's new connection, forwarded or the host's own,
+	// enters only the veth of the container that publishes it, on the
+	// port it publishes: the DNAT rules of a container killed before its
+	// delete then lead nowhere, even when another container (of another
+	// state root) has its address now.
+	rule(chGuard, oifVeth, dnat, ctState(expr.CtStateBitNEW), []expr.Any{jump(chPubOK.Name)})
+	rule(chGuard, oifVeth, dnat, ctState(expr.CtStateBitNEW), []expr.Any{&expr.Counter{}, drop()})
 	// input: from a container, only DNS to a gateway (the resolver) and
 	// replies reach the host.
 	rule(chInput, iifVeth, stateEstab, []expr.Any{accept()})
@@ -256,6 +274,13 @@ func Add(ct Container) (err error) {
 	if err := remove(c, ct.H); err != nil {
 		return err
 	}
+	// Before anything is queued: a clash leaves nothing to undo.
+	if err := sweepStale(c, ct.H); err != nil {
+		return err
+	}
+	if err := checkPublished(c, ct); err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
 			_ = remove(c, ct.H)
@@ -320,38 +345,132 @@ func Add(ct Container) (err error) {
 	}
 	rule(chain, []expr.Any{&expr.Counter{}, drop()})
 	rule(chEgress, ifName(expr.MetaKeyIIFNAME, ct.Veth), []expr.Any{jump(chain.Name)})
+	// The checks of what enters the veth through a published port live
+	// in a chain of the container's own (google/nftables cannot read a
+	// rule matching a conntrack direction back, so no shared chain that
+	// is listed holds one).
+	var pubChain *nftables.Chain
+	if len(ct.Publish) > 0 {
+		pubChain = c.AddChain(&nftables.Chain{Name: PublishChain(ct.H), Table: table})
+		rule(chPubOK, ifName(expr.MetaKeyOIFNAME, ct.Veth), []expr.Any{jump(pubChain.Name)})
+	}
 	for _, pub := range ct.Publish {
-		protos := []string{pub.Proto}
-		if pub.Proto == "" {
-			protos = []string{"tcp"}
+		proto := pub.Proto
+		if proto == "" {
+			proto = "tcp"
 		}
-		for _, proto := range protos {
-			var hostIP []expr.Any
-			if pub.HostIP != nil {
-				hostIP = matchNet(&net.IPNet{IP: pub.HostIP, Mask: net.CIDRMask(len(ipBytes(pub.HostIP))*8, len(ipBytes(pub.HostIP))*8)}, true)
+		var hostIP []expr.Any
+		if pub.HostIP != nil {
+			hostIP = matchNet(&net.IPNet{IP: pub.HostIP, Mask: net.CIDRMask(len(ipBytes(pub.HostIP))*8, len(ipBytes(pub.HostIP))*8)}, true)
+		}
+		targets := []net.IP{ct.IPv4}
+		if ct.IPv6 != nil {
+			targets = append(targets, ct.IPv6)
+		}
+		for _, to := range targets {
+			v6 := to.To4() == nil
+			if pub.HostIP != nil && (pub.HostIP.To4() == nil) != v6 {
+				continue
 			}
-			targets := []net.IP{ct.IPv4}
-			if ct.IPv6 != nil {
-				targets = append(targets, ct.IPv6)
+			fam := uint32(unix.NFPROTO_IPV4)
+			if v6 {
+				fam = unix.NFPROTO_IPV6
 			}
-			for _, to := range targets {
-				v6 := to.To4() == nil
-				if pub.HostIP != nil && (pub.HostIP.To4() == nil) != v6 {
-					continue
-				}
-				fam := uint32(unix.NFPROTO_IPV4)
-				if v6 {
-					fam = unix.NFPROTO_IPV6
-				}
-				rule(chPublish, nfproto(v6), hostIP, matchPort(proto, pub.HostPort), []expr.Any{
+			c.AddRule(&nftables.Rule{Table: table, Chain: chPublish, UserData: publishTag(ct.H, proto, pub.HostIP, pub.HostPort),
+				Exprs: concat(nfproto(v6), hostIP, matchPort(proto, pub.HostPort), []expr.Any{
 					&expr.Immediate{Register: 1, Data: ipBytes(to)},
 					&expr.Immediate{Register: 2, Data: be16(pub.ContainerPort)},
 					&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
-				})
-			}
+				})})
+			// What that DNAT sends to this container's veth, on
+			// the container port, for this host port.
+			rule(pubChain, nfproto(v6), matchPort(proto, pub.ContainerPort), []expr.Any{
+				&expr.Ct{Register: 1, Key: expr.CtKeyPROTODST, Direction: 0},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(pub.HostPort)}, accept()})
 		}
 	}
 	return wrap("add rules of "+ct.H, c.Flush())
+}
+
+// ErrPublished: a host port is published by another container already.
+var ErrPublished = errors.New("published by another container")
+
+// A publish rule's user data names its container, then what it
+// publishes, so that a later Add can tell a clash: "h|proto|port|hostip".
+func publishTag(h, proto string, hostIP net.IP, port uint16) []byte {
+	ip := ""
+	if hostIP != nil {
+		ip = hostIP.String()
+	}
+	return []byte(fmt.Sprintf("%s|%s|%d|%s", h, proto, port, ip))
+}
+
+// owner is the container a rule's user data names.
+func owner(ud []byte) string {
+	h, _, _ := strings.Cut(string(ud), "|")
+	return h
+}
+
+// sweepStale removes the published ports of containers whose veth is gone
+// (killed without delete): their rules would hand the port to whoever
+// gets the address next, and keep it from being published again. The
+// rest of such a container (its chain, the sets delete reads its denials
+// from) stays for its delete. keep is the container being added.
+func sweepStale(c *nftables.Conn, keep string) error {
+	n := 0
+	for _, ch := range []*nftables.Chain{chPublish, chPubOK} {
+		rules, err := c.GetRules(table, ch)
+		if err != nil {
+			return wrap("list "+ch.Name, err)
+		}
+		for _, r := range rules {
+			h := owner(r.UserData)
+			if h == "" || h == keep {
+				continue
+			}
+			if _, err := net.InterfaceByName(VethPrefix + h); err == nil {
+				continue
+			}
+			if err := c.DelRule(r); err != nil {
+				return wrap("delete a stale publish rule", err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return wrap("delete stale publish rules", c.Flush())
+}
+
+// checkPublished fails with ErrPublished if another container publishes
+// one of ct's host ports (same protocol, and the same host address or
+// either on all of them).
+func checkPublished(c *nftables.Conn, ct Container) error {
+	rules, err := c.GetRules(table, chPublish)
+	if err != nil {
+		return wrap("list "+chPublish.Name, err)
+	}
+	for _, r := range rules {
+		parts := strings.Split(string(r.UserData), "|")
+		if len(parts) != 4 || parts[0] == ct.H {
+			continue
+		}
+		for _, pub := range ct.Publish {
+			proto := pub.Proto
+			if proto == "" {
+				proto = "tcp"
+			}
+			ip := ""
+			if pub.HostIP != nil {
+				ip = pub.HostIP.String()
+			}
+			if parts[1] == proto && parts[2] == strconv.Itoa(int(pub.HostPort)) && (ip == "" || parts[3] == "" || ip == parts[3]) {
+				return fmt.Errorf("port %d/%s: %w", pub.HostPort, proto, ErrPublished)
+			}
+		}
+	}
+	return nil
 }
 
 func ipBytes(ip net.IP) []byte {
@@ -380,21 +499,26 @@ func remove(c *nftables.Conn, h string) error {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil
 	}
-	for _, ch := range []*nftables.Chain{chEgress, chPublish} {
+	for _, ch := range []*nftables.Chain{chEgress, chPublish, chPubOK} {
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
+			if ch == chPubOK {
+				continue // a table of base-v3 has none
+			}
 			return wrap("list "+ch.Name, err)
 		}
 		for _, r := range rules {
-			if string(r.UserData) == h {
+			if owner(r.UserData) == h {
 				if err := c.DelRule(r); err != nil {
 					return wrap("delete rule", err)
 				}
 			}
 		}
 	}
-	if _, err := c.ListChain(table, Chain(h)); err == nil {
-		c.DelChain(&nftables.Chain{Name: Chain(h), Table: table})
+	for _, name := range []string{Chain(h), PublishChain(h)} {
+		if _, err := c.ListChain(table, name); err == nil {
+			c.DelChain(&nftables.Chain{Name: name, Table: table})
+		}
 	}
 	sets, err := c.GetSets(table)
 	if err != nil {

@@ -1,0 +1,153 @@
+package integration
+
+import (
+	"encoding/binary"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nucleus-run/nucleus/network"
+	"github.com/nucleus-run/nucleus/network/firewall"
+	"github.com/nucleus-run/nucleus/network/ipam"
+)
+
+// hostFetch fetches host:port from the host (busybox nc), "refused" if
+// nothing answers.
+func hostFetch(t *testing.T, host string, port int) string {
+	t.Helper()
+	out, _ := exec.Command(busyboxPath(t), "sh", "-c", fetchScript(host, port)).Output()
+	return strings.TrimSpace(string(out))
+}
+
+// httpdBundle is a bundle whose /www/index.html says body.
+func httpdBundle(t *testing.T, body string) *Bundle {
+	t.Helper()
+	b := newBundle(t)
+	www := filepath.Join(b.Rootfs, "www")
+	os.MkdirAll(www, 0o755)
+	os.WriteFile(filepath.Join(www, "index.html"), []byte(body+"\n"), 0o644)
+	return b
+}
+
+// TestNetPublishConflicts (red-team F5): --publish of a port a host socket
+// listens on, or that another container publishes already, is refused
+// with one line naming --publish and the port, and leaves nothing behind;
+// the host's service keeps its port.
+func TestNetPublishConflicts(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	for _, c := range []struct{ network, addr string }{{"tcp", "0.0.0.0:18191"}, {"tcp", "127.0.0.1:18192"}, {"tcp", "[::]:18193"}, {"udp", "0.0.0.0:18194"}} {
+		var closer interface{ Close() error }
+		var err error
+		if c.network == "udp" {
+			closer, err = net.ListenPacket("udp", c.addr)
+		} else {
+			closer, err = net.Listen("tcp", c.addr)
+		}
+		if err != nil {
+			t.Fatalf("host listener %s: %v", c.addr, err)
+		}
+		_, port, _ := net.SplitHostPort(c.addr)
+		bundle := newBundle(t)
+		id := "n2-pubhost-" + port
+		r.Fail([]string{"--publish", port}, "sandbox", "--bundle", bundle.Dir, "--id", id, "--net", "bridge",
+			"--publish", port+":8080/"+c.network, "--", "true")
+		assertNoNetLeftovers(t, r.Root, id)
+		assertNoLeftovers(t, r.Root, id, bundle.Dir)
+		closer.Close()
+	}
+	// A port published on one host address does not clash with a
+	// listener on another one.
+	ln, err := net.Listen("tcp", "127.0.0.1:18195")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	bundle := httpdBundle(t, "first")
+	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "n2-pub1", "--net", "bridge", "--publish", ipam.Gateway4.String()+":18195:8080",
+		"--", "httpd", "-f", "-p", "8080", "-h", "/www")
+	t.Cleanup(func() { r.Run(nil, "delete", "--force", "n2-pub1") })
+	waitFor(t, "the published port", func() bool { return hostFetch(t, ipam.Gateway4.String(), 18195) == "first" })
+
+	// Another container publishing the same port is refused; its
+	// first container keeps answering.
+	second := httpdBundle(t, "second")
+	for _, spec := range []string{"18195:8080", ipam.Gateway4.String() + ":18195:8080"} {
+		r.Fail([]string{"--publish", "18195"}, "sandbox", "--detach", "--bundle", second.Dir, "--id", "n2-pub2", "--net", "bridge",
+			"--publish", spec, "--", "httpd", "-f", "-p", "8080", "-h", "/www")
+		assertNoNetLeftovers(t, r.Root, "n2-pub2")
+		assertNoLeftovers(t, r.Root, "n2-pub2", second.Dir)
+	}
+	// Another protocol on the same port is no conflict.
+	r.OK("sandbox", "--bundle", second.Dir, "--id", "n2-pub3", "--net", "bridge", "--publish", "18195:8080/udp", "--", "true")
+	if got := hostFetch(t, ipam.Gateway4.String(), 18195); got != "first" {
+		t.Errorf("the first container's published port now answers %q", got)
+	}
+	r.OK("delete", "--force", "n2-pub1")
+	assertNoNetLeftovers(t, r.Root, "n2-pub1")
+	assertNoNetLeftovers(t, r.Root, "n2-pub3")
+}
+
+// TestNetPublishStaleAfterKill (red-team F6): a container killed with
+// SIGKILL keeps its published port's rules until delete; a new container
+// (of another state root) that gets the same address must not receive
+// that port's traffic, and may publish the port itself.
+func TestNetPublishStaleAfterKill(t *testing.T) {
+	requireNet(t)
+	r1, r2 := newRunner(t), newRunner(t)
+	old := httpdBundle(t, "old-container")
+	r1.OK("sandbox", "--detach", "--bundle", old.Dir, "--id", "n2-stale-a", "--net", "bridge", "--publish", "18196:8080",
+		"--", "httpd", "-f", "-p", "8080", "-h", "/www")
+	t.Cleanup(func() { r1.Run(nil, "delete", "--force", "n2-stale-a") })
+	ip := address(t, r1, "n2-stale-a", false)
+	waitFor(t, "the published port", func() bool { return hostFetch(t, ipam.Gateway4.String(), 18196) == "old-container" })
+	pid := r1.corePid("n2-stale-a")
+	syscall.Kill(pid, syscall.SIGKILL)
+	veth := firewall.VethPrefix + network.Hash(r1.Root, "n2-stale-a")
+	waitFor(t, "the killed container's veth to go", func() bool { return exec.Command("ip", "link", "show", veth).Run() != nil })
+
+	// The second root's lowest free address is the killed one's: its
+	// leases below it are taken (by placeholders this test writes).
+	if err := os.MkdirAll(ipam.Dir(r2.Root), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	base, want := binary.BigEndian.Uint32(ipam.Subnet4.IP.To4()), binary.BigEndian.Uint32(net.ParseIP(ip).To4())
+	for n := base + 2; n < want; n++ {
+		b := make(net.IP, 4)
+		binary.BigEndian.PutUint32(b, n)
+		os.WriteFile(filepath.Join(ipam.Dir(r2.Root), b.String()), []byte("n2-placeholder"), 0o600)
+	}
+	fresh := httpdBundle(t, "new-container")
+	r2.OK("sandbox", "--detach", "--bundle", fresh.Dir, "--id", "n2-stale-b", "--net", "bridge", "--", "httpd", "-f", "-p", "8080", "-h", "/www")
+	t.Cleanup(func() { r2.Run(nil, "delete", "--force", "n2-stale-b") })
+	if got := address(t, r2, "n2-stale-b", false); got != ip {
+		t.Fatalf("the new container got %s, not the killed one's %s (someone else took it)", got, ip)
+	}
+	// Its server answers on its address (so a refusal below is the
+	// firewall's doing).
+	waitFor(t, "the new container's server", func() bool { return hostFetch(t, ip, 8080) == "new-container" })
+	if got := hostFetch(t, ipam.Gateway4.String(), 18196); got != "refused" {
+		t.Fatalf("the killed container's published port reaches the new container at its address: %q", got)
+	}
+	// The port is free again for the new owner of the address.
+	r2.OK("delete", "--force", "n2-stale-b")
+	r2.OK("sandbox", "--detach", "--bundle", fresh.Dir, "--id", "n2-stale-c", "--net", "bridge", "--publish", "18196:8080",
+		"--", "httpd", "-f", "-p", "8080", "-h", "/www")
+	t.Cleanup(func() { r2.Run(nil, "delete", "--force", "n2-stale-c") })
+	waitFor(t, "the port published again", func() bool { return hostFetch(t, ipam.Gateway4.String(), 18196) == "new-container" })
+	r1.OK("delete", "--force", "n2-stale-a")
+	r2.OK("delete", "--force", "n2-stale-c")
+	for _, c := range []struct {
+		r  *Runner
+		id string
+	}{{r1, "n2-stale-a"}, {r2, "n2-stale-b"}, {r2, "n2-stale-c"}} {
+		assertNoNetLeftovers(t, c.r.Root, c.id)
+	}
+	if got := hostFetch(t, ipam.Gateway4.String(), 18196); got != "refused" {
+		t.Errorf("port 18196 answers after every container is deleted: %q", got)
+	}
+}
