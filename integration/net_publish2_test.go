@@ -109,6 +109,13 @@ func TestNetPublishStaleAfterKill(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGKILL)
 	veth := firewall.VethPrefix + network.Hash(r1.Root, "n2-stale-a")
 	waitFor(t, "the killed container's veth to go", func() bool { return exec.Command("ip", "link", "show", veth).Run() != nil })
+	// gc (of any state root) sweeps its published port's rules.
+	r2.OK("gc")
+	for _, rl := range chainRules(t, "publish") {
+		if strings.Contains(rl, "18196") {
+			t.Errorf("gc left the killed container's publish rule: %s", rl)
+		}
+	}
 
 	// The second root's lowest free address is the killed one's: its
 	// leases below it are taken (by placeholders this test writes).

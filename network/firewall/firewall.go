@@ -443,6 +443,27 @@ func sweepStale(c *nftables.Conn, keep string) error {
 	return wrap("delete stale publish rules", c.Flush())
 }
 
+// SweepStale removes the published ports of every container whose veth
+// is gone (see sweepStale); `nucleus gc` runs it, and so does each Add.
+func SweepStale() error {
+	unlock, err := lock()
+	if err != nil {
+		return wrap("lock", err)
+	}
+	defer unlock()
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		return nil
+	}
+	if _, err := c.ListChain(table, chPubOK.Name); err != nil {
+		return nil // a table of an older nucleus: its Add sweeps
+	}
+	return sweepStale(c, "")
+}
+
 // checkPublished fails with ErrPublished if another container publishes
 // one of ct's host ports (same protocol, and the same host address or
 // either on all of them).
