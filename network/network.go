@@ -222,7 +222,8 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 		if err := rec.save(root); err != nil {
 			return nil, err
 		}
-		err = link.Attach(rec.Veth, "np"+h, nsPath, link.Addrs{IPv4: lease.IPv4, IPv6: lease.IPv6, Gateway4: ipam.Gateway4, Gateway6: ipam.Gateway6})
+		err = link.Attach(rec.Veth, "np"+h, nsPath, link.Addrs{IPv4: lease.IPv4, IPv6: lease.IPv6, Gateway4: ipam.Gateway4, Gateway6: ipam.Gateway6,
+			RouteLocalnet: len(c.Publish) > 0})
 		if errors.Is(err, link.ErrAddrInUse) {
 			// Another state root's container has it: keep looking.
 			skip[lease.IPv4.String()] = true

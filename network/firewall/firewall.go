@@ -141,6 +141,7 @@ var (
 	chPublish  = &nftables.Chain{Name: "publish", Table: table}
 	chGuard    = &nftables.Chain{Name: "publishguard", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter}
 	chPubOK    = &nftables.Chain{Name: "published", Table: table}
+	chLoSNAT   = &nftables.Chain{Name: "loopbacksnat", Table: table}
 	setGw4     = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
 	setGw6     = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
 	iifVeth    = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
@@ -150,7 +151,7 @@ var (
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v4"
+const baseVersion = "base-v5"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -171,7 +172,7 @@ func ensureBase(c *nftables.Conn) error {
 		}
 	}
 	c.AddTable(table)
-	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, chPubOK, chGuard, {Name: baseVersion, Table: table}} {
+	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, chPubOK, chGuard, chLoSNAT, {Name: baseVersion, Table: table}} {
 		c.AddChain(ch)
 	}
 	for _, s := range []*nftables.Set{setGw4, setGw6} {
@@ -191,6 +192,10 @@ func ensureBase(c *nftables.Conn) error {
 	// apart by source) nor have replies sent elsewhere.
 	rule(chSpoof, iifVeth, []expr.Any{&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)}, &expr.Counter{}, drop()})
+	// Nothing from a container is for the host's loopback (its veth
+	// has route_localnet when it publishes ports, for the replies to a
+	// client on 127.0.0.1, which are de-NATed only after this hook).
+	rule(chSpoof, iifVeth, matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, true), []expr.Any{&expr.Counter{}, drop()})
 	rule(chForward, stateEstab, []expr.Any{accept()})
 	rule(chForward, iifVeth, []expr.Any{jump(chEgress.Name)})
 	rule(chForward, iifVeth, []expr.Any{&expr.Counter{}, drop()})
@@ -231,6 +236,10 @@ func ensureBase(c *nftables.Conn) error {
 	// postrouting: masquerade what a container sends off the host.
 	rule(chPost, iifVeth, []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(VethPrefix)}, &expr.Masq{}})
+	// A client on the host's 127.0.0.1 of a published port: its source
+	// becomes the gateway (per container, loopbacksnat), to which the
+	// container can reply.
+	rule(chPost, oifVeth, nfproto(false), []expr.Any{jump(chLoSNAT.Name)})
 	// DNAT of published ports, for packets from elsewhere and from the
 	// host itself.
 	fibLocal := []expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
@@ -353,6 +362,18 @@ func Add(ct Container) (err error) {
 	if len(ct.Publish) > 0 {
 		pubChain = c.AddChain(&nftables.Chain{Name: PublishChain(ct.H), Table: table})
 		rule(chPubOK, ifName(expr.MetaKeyOIFNAME, ct.Veth), []expr.Any{jump(pubChain.Name)})
+	}
+	if len(ct.Publish) > 0 && ct.IPv4 != nil {
+		for _, gw := range ct.Gateways {
+			if gw4 := gw.To4(); gw4 != nil {
+				rule(chLoSNAT, ifName(expr.MetaKeyOIFNAME, ct.Veth),
+					matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, false), []expr.Any{
+						&expr.Immediate{Register: 1, Data: gw4},
+						&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
+					})
+				break
+			}
+		}
 	}
 	for _, pub := range ct.Publish {
 		proto := pub.Proto
@@ -520,11 +541,11 @@ func remove(c *nftables.Conn, h string) error {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil
 	}
-	for _, ch := range []*nftables.Chain{chEgress, chPublish, chPubOK} {
+	for _, ch := range []*nftables.Chain{chEgress, chPublish, chPubOK, chLoSNAT} {
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
-			if ch == chPubOK {
-				continue // a table of base-v3 has none
+			if ch == chPubOK || ch == chLoSNAT {
+				continue // a table of an older nucleus has none
 			}
 			return wrap("list "+ch.Name, err)
 		}

@@ -70,6 +70,10 @@ func EnsureBridge(name string, gws ...*net.IPNet) error {
 type Addrs struct {
 	IPv4, IPv6         net.IP
 	Gateway4, Gateway6 net.IP
+	// RouteLocalnet lets the host route 127.0.0.0/8 through the
+	// host-side veth (route_localnet, on that interface only): a
+	// published port then answers a client on the host's 127.0.0.1.
+	RouteLocalnet bool
 }
 
 // EnableForwarding turns on IPv4 forwarding (host-wide: the container's
@@ -134,6 +138,11 @@ func Attach(host, peer, nsPath string, a Addrs) (err error) {
 	}
 	if err := enableForwarding(host, a.IPv6 != nil); err != nil {
 		return err
+	}
+	if a.RouteLocalnet {
+		if err := writeSysctl(filepath.Join("/proc/sys/net/ipv4/conf", host, "route_localnet"), "1"); err != nil {
+			return err
+		}
 	}
 	for _, r := range []struct{ ip, src net.IP }{{a.IPv4, a.Gateway4}, {a.IPv6, a.Gateway6}} {
 		if r.ip == nil {
