@@ -201,3 +201,36 @@ func TestNetPublishLoopback(t *testing.T) {
 		t.Errorf("127.0.0.1:18197 answers after delete: %q", got)
 	}
 }
+
+// TestNetIPv6Egress: IPv6 egress beyond the host. The owned host sits
+// behind an interface of the host on which the test sets no forwarding:
+// the replies coming in there reach the container only if nucleus made
+// the host an IPv6 router, which it does keeping router advertisements
+// accepted where they were (accept_ra 1 becomes 2 first). An allowed
+// IPv6 prefix connects; without the rule the same host is refused.
+func TestNetIPv6Egress(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	h := newNetHost(t, 201)
+	hostSide := "nt-h201"
+	// As on a host no nucleus changed yet: IPv6 forwarding off, and
+	// router advertisements accepted on the owned host's interface.
+	os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("0"), 0o644)
+	os.WriteFile("/proc/sys/net/ipv6/conf/"+hostSide+"/force_forwarding", []byte("0"), 0o644)
+	os.WriteFile("/proc/sys/net/ipv6/conf/"+hostSide+"/accept_ra", []byte("1"), 0o644)
+	bundle := newBundle(t)
+	res := r.OK("sandbox", "--bundle", bundle.Dir, "--id", "n2-v6out", "--net", "bridge", "--allow", "[fd4e:7400:201::/64]:8080/tcp",
+		"--", "sh", "-c", fetchScript(h.IP6, 8080))
+	if got := strings.TrimSpace(res.Stdout); got != h.Body {
+		t.Fatalf("allowed IPv6 host beyond the host: %q, want %q", got, h.Body)
+	}
+	if v := readTrim("/proc/sys/net/ipv6/conf/" + hostSide + "/accept_ra"); v != "2" {
+		t.Errorf("accept_ra of an interface that accepted router advertisements: %q, want 2 (still accepted with forwarding on)", v)
+	}
+	res = r.OK("sandbox", "--bundle", bundle.Dir, "--id", "n2-v6deny", "--net", "bridge", "--", "sh", "-c", fetchScript(h.IP6, 8080))
+	if got := strings.TrimSpace(res.Stdout); got != "refused" {
+		t.Fatalf("IPv6 host reached without a rule: %q", got)
+	}
+	assertNoNetLeftovers(t, r.Root, "n2-v6out")
+	assertNoNetLeftovers(t, r.Root, "n2-v6deny")
+}
