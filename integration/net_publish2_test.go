@@ -234,3 +234,51 @@ func TestNetIPv6Egress(t *testing.T) {
 	assertNoNetLeftovers(t, r.Root, "n2-v6out")
 	assertNoNetLeftovers(t, r.Root, "n2-v6deny")
 }
+
+// TestNetMasquerade: egress leaving the host is masqueraded, over IPv4
+// and IPv6: the owned host has no route back to the containers' subnets
+// (only its own link), so it can answer only if it sees the host's
+// address as the source.
+func TestNetMasquerade(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	h := newNetHost(t, 202)
+	for _, args := range [][]string{{"-n", h.NS, "route", "del", "default"}, {"-n", h.NS, "-6", "route", "del", "default"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	bundle := newBundle(t)
+	res := r.OK("sandbox", "--bundle", bundle.Dir, "--id", "n2-masq", "--net", "bridge", "--allow", "198.19.202.0/24:8080/tcp",
+		"--allow", "[fd4e:7400:202::/64]:8080/tcp", "--", "sh", "-c", fetchScript(h.IP, 8080)+"; "+fetchScript(h.IP6, 8080))
+	if got := strings.Fields(res.Stdout); len(got) != 2 || got[0] != h.Body || got[1] != h.Body {
+		t.Fatalf("through masquerade (IPv4, IPv6): %q, want %q twice", res.Stdout, h.Body)
+	}
+	assertNoNetLeftovers(t, r.Root, "n2-masq")
+}
+
+// TestNetCustomBridge: --bridge NAME makes (or uses) that bridge for the
+// gateway addresses; the container's egress works through it as through
+// nucleus0.
+func TestNetCustomBridge(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	h := newNetHost(t, 203)
+	const br = "n2br0"
+	exec.Command("ip", "link", "del", br).Run()
+	t.Cleanup(func() { exec.Command("ip", "link", "del", br).Run() })
+	bundle := newBundle(t)
+	res := r.OK("sandbox", "--bundle", bundle.Dir, "--id", "n2-br", "--net", "bridge", "--bridge", br, "--allow", "198.19.203.0/24:8080/tcp",
+		"--", "sh", "-c", fetchScript(h.IP, 8080))
+	if got := strings.TrimSpace(res.Stdout); got != h.Body {
+		t.Fatalf("through --bridge %s: %q", br, got)
+	}
+	out, err := exec.Command("ip", "-d", "-br", "addr", "show", br).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ipam.Gateway4.String()+"/") {
+		t.Fatalf("bridge %s: %v: %s", br, err, out)
+	}
+	if out, _ := exec.Command("ip", "-d", "link", "show", br).Output(); !strings.Contains(string(out), "bridge ") {
+		t.Errorf("%s is not a bridge: %s", br, out)
+	}
+	assertNoNetLeftovers(t, r.Root, "n2-br")
+}
