@@ -151,7 +151,7 @@ var (
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v5"
+const baseVersion = "base-v6"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -209,8 +209,9 @@ func ensureBase(c *nftables.Conn) error {
 	// port it publishes: the DNAT rules of a container killed before its
 	// delete then lead nowhere, even when another container (of another
 	// state root) has its address now.
+	// (Each container's rules in chPubOK end in a drop; a container an
+	// older nucleus made has none there, and keeps its published ports.)
 	rule(chGuard, oifVeth, dnat, ctState(expr.CtStateBitNEW), []expr.Any{jump(chPubOK.Name)})
-	rule(chGuard, oifVeth, dnat, ctState(expr.CtStateBitNEW), []expr.Any{&expr.Counter{}, drop()})
 	// input: from a container, only DNS to a gateway (the resolver) and
 	// replies reach the host.
 	rule(chInput, iifVeth, stateEstab, []expr.Any{accept()})
@@ -358,11 +359,12 @@ func Add(ct Container) (err error) {
 	// in a chain of the container's own (google/nftables cannot read a
 	// rule matching a conntrack direction back, so no shared chain that
 	// is listed holds one).
-	var pubChain *nftables.Chain
-	if len(ct.Publish) > 0 {
-		pubChain = c.AddChain(&nftables.Chain{Name: PublishChain(ct.H), Table: table})
-		rule(chPubOK, ifName(expr.MetaKeyOIFNAME, ct.Veth), []expr.Any{jump(pubChain.Name)})
-	}
+	// Every container has one, empty if it publishes nothing: a
+	// container that got the address of one killed before its delete
+	// then drops what that one's leftover DNAT rules send it.
+	pubChain := c.AddChain(&nftables.Chain{Name: PublishChain(ct.H), Table: table})
+	rule(chPubOK, ifName(expr.MetaKeyOIFNAME, ct.Veth), []expr.Any{jump(pubChain.Name)})
+	rule(chPubOK, ifName(expr.MetaKeyOIFNAME, ct.Veth), []expr.Any{&expr.Counter{}, drop()})
 	if len(ct.Publish) > 0 && ct.IPv4 != nil {
 		for _, gw := range ct.Gateways {
 			if gw4 := gw.To4(); gw4 != nil {
