@@ -282,3 +282,34 @@ func TestNetCustomBridge(t *testing.T) {
 	}
 	assertNoNetLeftovers(t, r.Root, "n2-br")
 }
+
+// TestNetDefaultNone: with no --net, a sandbox of every mode has a
+// network namespace with loopback only; the global --default-net
+// ($NUCLEUS_NET) changes that default, and --net wins over it.
+func TestNetDefaultNone(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t)
+	ifaces := "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '"
+	for _, mode := range []string{"agent", "strict-agent", "production"} {
+		args := []string{"sandbox", "--mode", mode, "--bundle", bundle.Dir, "--id", "n2-def-" + mode}
+		if mode == "production" {
+			prof, sum := builtinProfile(t, r)
+			args = append(args, "--memory", "256M", "--seccomp-profile", prof, "--seccomp-profile-sha256", sum)
+		}
+		res := r.OK(append(args, "--", "sh", "-c", ifaces)...)
+		if got := strings.TrimSpace(res.Stdout); got != "lo" {
+			t.Errorf("--mode %s with no --net: interfaces %q, want lo only", mode, got)
+		}
+	}
+	r.Global = []string{"--default-net", "bridge"}
+	res := r.OK("sandbox", "--bundle", bundle.Dir, "--id", "n2-def-br", "--", "sh", "-c", ifaces)
+	if got := strings.TrimSpace(res.Stdout); got != "eth0 lo" {
+		t.Errorf("--default-net bridge: interfaces %q, want eth0 lo", got)
+	}
+	res = r.OK("sandbox", "--bundle", bundle.Dir, "--id", "n2-def-none", "--net", "none", "--", "sh", "-c", ifaces)
+	if got := strings.TrimSpace(res.Stdout); got != "lo" {
+		t.Errorf("--net none over --default-net bridge: interfaces %q, want lo only", got)
+	}
+	assertNoNetLeftovers(t, r.Root, "n2-def-br")
+}
