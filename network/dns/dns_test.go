@@ -212,6 +212,12 @@ type fixture struct {
 // serve starts a resolver for one container at 127.0.0.2 allowed names.
 func serve(t *testing.T, names ...Name) *fixture {
 	t.Helper()
+	return serveWith(t, nil, names...)
+}
+
+// serveWith is serve with the resolver adjusted by set.
+func serveWith(t *testing.T, set func(*Resolver), names ...Name) *fixture {
+	t.Helper()
 	f := &fixture{root: t.TempDir(), up: startUpstream(t), sets: &recorder{}, done: make(chan error, 1)}
 	f.listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
 	if err := WriteConfig(f.root, ContainerConfig{Addresses: []string{"127.0.0.2"}, Handle: "h1", Names: names,
@@ -219,6 +225,9 @@ func serve(t *testing.T, names ...Name) *fixture {
 		t.Fatal(err)
 	}
 	r := &Resolver{Root: f.root, Sets: f.sets, Poll: 200 * time.Millisecond, Timeout: 30 * time.Second}
+	if set != nil {
+		set(r)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	ready := make(chan error, 1)

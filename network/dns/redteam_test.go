@@ -11,17 +11,21 @@ import (
 )
 
 // A container holding the resolver's TCP connections open (red-team F2:
-// ~256 slow connections stopped TCP DNS for every other container) gets
-// MaxTCPPerSource of them; another container's TCP query is still
-// answered, and well before the read deadline would free a slot.
+// 256 slow connections, the listener's limit then, stopped TCP DNS for
+// every other container) gets MaxTCPPerSource of them; another
+// container's TCP query is still answered, well before the read deadline
+// would free a slot. (Checked: without the per-source cap it times out.)
 func TestTCPHogCannotDenyOthers(t *testing.T) {
-	f := serve(t, Name{Name: "api.test"})
+	// The listener takes 64 connections in all (MaxTCPConns is 1024:
+	// the same, with fewer sockets); the hog tries 100.
+	const total, hogConns = 64, 100
+	f := serveWith(t, func(r *Resolver) { r.TCPConns = total }, Name{Name: "api.test"})
 	if err := WriteConfig(f.root, ContainerConfig{Addresses: []string{"127.0.0.4"}, Handle: "h2",
 		Names: []Name{{Name: "api.test"}}, Upstreams: []string{f.up.addr}, Listen: []string{f.listen}}); err != nil {
 		t.Fatal(err)
 	}
-	// The hog keeps MaxTCPConns+64 connections open, sending nothing,
-	// and opens a new one whenever one is closed.
+	// The hog keeps more connections open than the listener takes,
+	// sending nothing, and opens a new one whenever one is closed.
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -37,7 +41,7 @@ func TestTCPHogCannotDenyOthers(t *testing.T) {
 	})
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
 	var open atomic.Int32
-	for range MaxTCPConns + 64 {
+	for range hogConns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -55,16 +59,17 @@ func TestTCPHogCannotDenyOthers(t *testing.T) {
 				c.Read(buf) // until the resolver closes it
 				c.Close()
 				open.Add(-1)
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
 			}
 		}()
 	}
-	for open.Load() < MaxTCPConns {
+	for open.Load() < MaxTCPPerSource {
 		time.Sleep(10 * time.Millisecond)
 	}
+	time.Sleep(500 * time.Millisecond) // the rest of the hog connects
 	// A timeout below the resolver's read deadline: an answer that
 	// waits for the hog's connections to time out is a denial.
-	c := &mdns.Client{Net: "tcp", Timeout: 3 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}, Timeout: 3 * time.Second}}
+	c := &mdns.Client{Net: "tcp", Timeout: TCPReadTimeout * 2 / 3, Dialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}, Timeout: TCPReadTimeout * 2 / 3}}
 	m := new(mdns.Msg)
 	m.SetQuestion("api.test.", mdns.TypeA)
 	for i := range 3 {

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,9 @@ type Resolver struct {
 	// gateway addresses (SO_REUSEPORT), so the kernel may hand any of
 	// them a query from any root's container: each answers for all.
 	Roots string
+	// TCPConns bounds the TCP connections of a listener (default
+	// MaxTCPConns).
+	TCPConns int
 
 	mu        sync.Mutex
 	listeners map[string]*listener
@@ -104,7 +108,7 @@ func (r *Resolver) auditFull(cfg ContainerConfig, name string) {
 // DNS) down.
 const (
 	MaxInFlight     = 64
-	MaxTCPConns     = 256
+	MaxTCPConns     = 1024
 	MaxTCPPerSource = 16
 )
 
@@ -351,7 +355,7 @@ func (r *Resolver) listen(addr string) (*listener, error) {
 		udp: &mdns.Server{PacketConn: pc, Handler: r},
 		// The per-source cap is checked first, in Accept, so a
 		// source over it never holds one of the MaxTCPConns slots.
-		tcp: &mdns.Server{Listener: netutil.LimitListener(&perSource{Listener: ln, max: MaxTCPPerSource, log: r.logf}, MaxTCPConns), Handler: r,
+		tcp: &mdns.Server{Listener: netutil.LimitListener(&perSource{Listener: ln, max: MaxTCPPerSource, log: r.logf}, cmp.Or(r.TCPConns, MaxTCPConns)), Handler: r,
 			ReadTimeout: TCPReadTimeout, IdleTimeout: func() time.Duration { return TCPReadTimeout }},
 	}
 	started := make(chan struct{}, 2)
