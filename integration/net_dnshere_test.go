@@ -98,6 +98,21 @@ func TestNetDNSSandboxServesItself(t *testing.T) {
 	r.OK("delete", "--force", "n2-dnshere-b")
 	waitFor(t, "no resolver left for the root", func() bool { return !dns.Running(r.Root) && len(dnsProxies(r.Root)) == 0 })
 	assertNoNetLeftovers(t, r.Root, "n2-dnshere-b")
+	if others := otherResolvers(r.Root); contains(registered(), r.Root) {
+		t.Errorf("%s still registered in %s (others: %v)", r.Root, dns.RootsDir, others)
+	}
 	assertNoNetLeftovers(t, r.Root, "n2-dnshere")
 	assertNoLeftovers(t, r.Root, "n2-dnshere", b.Dir)
+}
+
+// registered lists the state roots in the resolvers' registry.
+func registered() []string {
+	var out []string
+	links, _ := os.ReadDir(dns.RootsDir)
+	for _, l := range links {
+		if target, err := os.Readlink(filepath.Join(dns.RootsDir, l.Name())); err == nil {
+			out = append(out, target)
+		}
+	}
+	return out
 }
