@@ -175,6 +175,11 @@ func TestNetPublishLoopback(t *testing.T) {
 	if got := hostFetch(t, "127.0.0.1", 18198); got != "loopback-ok" {
 		t.Errorf("published on 127.0.0.1:18198: %q", got)
 	}
+	// And over IPv6, on the gateway's ULA address (the guard lets it in
+	// as for IPv4).
+	if got := hostFetch(t, ipam.Gateway6.String(), 18197); got != "loopback-ok" {
+		t.Errorf("published port on [%s]:18197: %q", ipam.Gateway6, got)
+	}
 	if got := hostFetch(t, ipam.Gateway4.String(), 18198); got != "refused" {
 		t.Errorf("published on 127.0.0.1 only, answers on the gateway: %q", got)
 	}
