@@ -85,6 +85,9 @@ type DNSConfig struct {
 	H       string   `json:"h"`
 	Names   []Rule   `json:"names"`
 	Servers []string `json:"servers,omitempty"`
+	// AuditLog is where the resolver writes the container's events
+	// (dns_set_full).
+	AuditLog string `json:"audit_log,omitempty"`
 }
 
 // Hash is the short name of a container's veth, chain and sets: unique
@@ -176,6 +179,10 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 	if c == nil || c.Mode != ModeBridge {
 		return nil, nil
 	}
+	// Before anything is made: a refusal leaves nothing behind.
+	if err := checkHostPorts(c.Publish); err != nil {
+		return nil, err
+	}
 	h := Hash(root, id)
 	rec = &Record{ID: id, H: h, Bridge: c.Bridge, Veth: vethPrefix + h, Allow: c.Allow, Publish: c.Publish}
 	if rec.Bridge == "" {
@@ -215,7 +222,8 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 		if err := rec.save(root); err != nil {
 			return nil, err
 		}
-		err = link.Attach(rec.Veth, "np"+h, nsPath, link.Addrs{IPv4: lease.IPv4, IPv6: lease.IPv6, Gateway4: ipam.Gateway4, Gateway6: ipam.Gateway6})
+		err = link.Attach(rec.Veth, "np"+h, nsPath, link.Addrs{IPv4: lease.IPv4, IPv6: lease.IPv6, Gateway4: ipam.Gateway4, Gateway6: ipam.Gateway6,
+			RouteLocalnet: len(c.Publish) > 0})
 		if errors.Is(err, link.ErrAddrInUse) {
 			// Another state root's container has it: keep looking.
 			skip[lease.IPv4.String()] = true
@@ -239,6 +247,9 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 		ct.Publish = append(ct.Publish, firewall.Publish{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto})
 	}
 	if err := firewall.Add(ct); err != nil {
+		if errors.Is(err, firewall.ErrPublished) {
+			return nil, opterr.Errorf("publish", "%w", err)
+		}
 		return nil, err
 	}
 	if c.HasNames() {
@@ -265,7 +276,7 @@ func AttachPath(root, id string, c *Config, nsPath string, audit *policy.Audit) 
 }
 
 func writeDNSConfig(root string, rec *Record, c *Config) error {
-	dc := DNSConfig{ID: rec.ID, H: rec.H, Servers: c.DNS}
+	dc := DNSConfig{ID: rec.ID, H: rec.H, Servers: c.DNS, AuditLog: rec.AuditLog}
 	for _, r := range c.Allow {
 		if r.Name != "" {
 			dc.Names = append(dc.Names, r)

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/network/firewall"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime/engine"
@@ -216,6 +217,11 @@ func (r *Runtime) SweepSandboxes() []error {
 func (r *Runtime) Gc() ([]string, error) {
 	var removed []string
 	errs := r.sweepWith(true, func(id string) { removed = append(removed, id) })
+	// Published ports of containers killed without a delete would go
+	// to whoever gets their address next.
+	if err := firewall.SweepStale(); err != nil {
+		logrus.Warnf("gc: stale published ports: %v", err)
+	}
 	return removed, errors.Join(errs...)
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"sync"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/nucleus-run/nucleus/network"
@@ -30,4 +32,33 @@ var dnsProxyCommand = &cli.Command{
 		}
 		return dns.Run(c.String("root"), dns.SetsFunc(firewall.AddResolved))
 	},
+}
+
+// serveDNSHere makes this process, which runs a one-shot sandbox and
+// lives as long as it, the resolver of its state root when the sandbox
+// needs one and none runs: no dns-proxy process is started for it. The
+// returned func stops it (after the sandbox's network is gone), handing
+// over to a dns-proxy if containers of other processes still need one.
+func serveDNSHere() (stop func()) {
+	var mu sync.Mutex
+	var here *dns.Here
+	network.StartResolver = func(root string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if here != nil {
+			return nil
+		}
+		h, err := dns.ServeHere(root, dns.SetsFunc(firewall.AddResolved))
+		if err != nil {
+			return err
+		}
+		here = h
+		return nil
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		here.Stop()
+		network.StartResolver = dns.Start
+	}
 }

@@ -134,7 +134,9 @@ sandbox holds itself open until deleted or its --ttl passes.`,
 		if c.Bool("interactive") {
 			cmd.Stdin = os.Stdin
 		}
+		stopDNS := serveDNSHere()
 		res, err := sandbox.Run(ctx, o, cmd)
+		stopDNS()
 		if err != nil {
 			return err
 		}

@@ -50,6 +50,9 @@ type ContainerConfig struct {
 	// IPv6); WriteConfig writes a file for each. A file read back has
 	// at least its own.
 	Addresses []string `json:"addresses,omitempty"`
+	// AuditLog is the container's audit log, where the resolver records
+	// what the container should know of (a full set).
+	AuditLog string `json:"audit_log,omitempty"`
 }
 
 // ResolvConf holds the default upstreams.
@@ -93,7 +96,7 @@ func (c ContainerConfig) Validate() (ContainerConfig, error) {
 	bad := func(field, format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
 	}
-	out := ContainerConfig{ID: c.ID, Handle: c.Handle}
+	out := ContainerConfig{ID: c.ID, Handle: c.Handle, AuditLog: c.AuditLog}
 	for _, a := range c.Addresses {
 		ip := net.ParseIP(a)
 		if ip == nil {

@@ -87,6 +87,7 @@ type upstream struct {
 	mu    sync.Mutex
 	asked []string
 	ids   []uint16
+	msgs  []*mdns.Msg
 	// slow.test waits for release.
 	release chan struct{}
 	waiting sync.WaitGroup
@@ -136,6 +137,7 @@ func startUpstream(t *testing.T) *upstream {
 		u.mu.Lock()
 		u.asked = append(u.asked, q.Name)
 		u.ids = append(u.ids, req.Id)
+		u.msgs = append(u.msgs, req.Copy())
 		u.mu.Unlock()
 		if q.Name == "slow.test." {
 			u.waiting.Done()
@@ -210,6 +212,12 @@ type fixture struct {
 // serve starts a resolver for one container at 127.0.0.2 allowed names.
 func serve(t *testing.T, names ...Name) *fixture {
 	t.Helper()
+	return serveWith(t, nil, names...)
+}
+
+// serveWith is serve with the resolver adjusted by set.
+func serveWith(t *testing.T, set func(*Resolver), names ...Name) *fixture {
+	t.Helper()
 	f := &fixture{root: t.TempDir(), up: startUpstream(t), sets: &recorder{}, done: make(chan error, 1)}
 	f.listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
 	if err := WriteConfig(f.root, ContainerConfig{Addresses: []string{"127.0.0.2"}, Handle: "h1", Names: names,
@@ -217,6 +225,9 @@ func serve(t *testing.T, names ...Name) *fixture {
 		t.Fatal(err)
 	}
 	r := &Resolver{Root: f.root, Sets: f.sets, Poll: 200 * time.Millisecond, Timeout: 30 * time.Second}
+	if set != nil {
+		set(r)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	ready := make(chan error, 1)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -163,5 +164,83 @@ func TestAnswersGoIntoTheRealSets(t *testing.T) {
 	wantRcode(t, query(t, "127.0.0.2", "udp", listen, "other.test.", mdns.TypeA), mdns.RcodeRefused)
 	if got := setElems(t, "n4-"+h); len(got) != 1 {
 		t.Fatalf("n4-%s: %v", h, got)
+	}
+}
+
+// A hostile upstream for an allowed name cannot grow a container's sets
+// without bound (red-team F3): each answer brings new addresses, and past
+// firewall.SetLimit elements the resolver answers REFUSED and writes a
+// dns_set_full audit event; the set holds no more than the limit.
+func TestSetsAreBounded(t *testing.T) {
+	needFirewall(t)
+	h := "dq" + strconv.FormatInt(time.Now().UnixNano()%1e8, 36)
+	ct := firewall.Container{H: h, Veth: firewall.VethPrefix + h, IPv4: net.ParseIP("10.90.251.8"),
+		Gateways: []net.IP{net.ParseIP("10.90.0.1")}}
+	if err := firewall.Add(ct); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = firewall.Remove(h) })
+
+	// 100 new addresses in every answer.
+	var next atomic.Uint32
+	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, req *mdns.Msg) {
+		m := new(mdns.Msg)
+		m.SetReply(req)
+		for range 100 {
+			n := next.Add(1)
+			m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: req.Question[0].Name, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 600},
+				A: net.IPv4(198, 18, byte(n>>8), byte(n))})
+		}
+		w.WriteMsg(m)
+	})
+	up := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
+	srv := &mdns.Server{Addr: up, Net: "tcp", Handler: handler}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ListenAndServe()
+	<-started
+	defer srv.Shutdown()
+
+	root := t.TempDir()
+	audit := filepath.Join(t.TempDir(), "audit.log")
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
+	if err := WriteConfig(root, ContainerConfig{ID: "c-quota", Addresses: []string{"127.0.0.2"}, Handle: h, AuditLog: audit,
+		Names: []Name{{Name: "many.test"}}, Upstreams: []string{up}, Listen: []string{listen}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &Resolver{Root: root, Sets: SetsFunc(firewall.AddResolved)}
+	done := make(chan struct{})
+	ready := make(chan error, 1)
+	go func() { r.Serve(t.Context(), func(err error) { ready <- err }); close(done) }()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+	defer func() { RemoveConfig(root, "127.0.0.2"); <-done }()
+
+	refused := 0
+	for i := 0; i < firewall.SetLimit/100+5; i++ {
+		m := query(t, "127.0.0.2", "tcp", listen, "many.test.", mdns.TypeA)
+		if m.Rcode == mdns.RcodeRefused {
+			refused++
+		}
+	}
+	n := len(setElems(t, "n4-"+h))
+	t.Logf("%d addresses handed out, %d in the set, %d answers refused", next.Load(), n, refused)
+	if n > firewall.SetLimit {
+		t.Fatalf("n4-%s holds %d elements, more than the limit %d", h, n, firewall.SetLimit)
+	}
+	if refused == 0 {
+		t.Fatalf("no answer refused past the limit")
+	}
+	// An address already in the full set is still renewed.
+	if err := firewall.AddResolved(h, net.IPv4(198, 18, 0, 1), "", 0, time.Hour); err != nil {
+		t.Fatalf("renewing an address of a full set: %v", err)
+	}
+	if exp := setElems(t, "n4-"+h)["198.18.0.1"]; exp < 1000 {
+		t.Fatalf("198.18.0.1 not renewed: expires in %ds", exp)
+	}
+	data, _ := os.ReadFile(audit)
+	if !strings.Contains(string(data), `"event":"dns_set_full"`) || !strings.Contains(string(data), `"name":"many.test."`) {
+		t.Fatalf("no dns_set_full audit event naming many.test.: %s", data)
 	}
 }

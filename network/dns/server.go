@@ -1,12 +1,14 @@
 package dns
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/nucleus-run/nucleus/network/firewall"
 	"github.com/nucleus-run/nucleus/network/ipam"
+	"github.com/nucleus-run/nucleus/policy"
 )
 
 // Sets is where the resolver puts the addresses it hands out: the
@@ -60,20 +63,63 @@ type Resolver struct {
 	// gateway addresses (SO_REUSEPORT), so the kernel may hand any of
 	// them a query from any root's container: each answers for all.
 	Roots string
+	// TCPConns bounds the TCP connections of a listener (default
+	// MaxTCPConns).
+	TCPConns int
 
 	mu        sync.Mutex
 	listeners map[string]*listener
 	limit     logLimit
 	inflight  inflight
+	// fullAt is when each container was last told its set is full.
+	fullAt map[string]time.Time
+}
+
+// auditFull writes a dns_set_full event to the container's audit log, at
+// most once a minute per container.
+func (r *Resolver) auditFull(cfg ContainerConfig, name string) {
+	if cfg.AuditLog == "" {
+		return
+	}
+	r.mu.Lock()
+	if r.fullAt == nil {
+		r.fullAt = map[string]time.Time{}
+	}
+	if time.Since(r.fullAt[cfg.Handle]) < time.Minute {
+		r.mu.Unlock()
+		return
+	}
+	r.fullAt[cfg.Handle] = time.Now()
+	r.mu.Unlock()
+	a, err := policy.OpenAudit(cfg.AuditLog, cfg.ID, "", false)
+	if err != nil || a == nil {
+		r.logf("%s: audit log: %v", cfg.Handle, err)
+		return
+	}
+	defer a.Close()
+	a.Event("dns_set_full", map[string]any{"name": name, "limit": firewall.SetLimit,
+		"why": "the container's address set is full: answers are REFUSED until addresses expire"})
 }
 
 // MaxInFlight bounds the queries of one source being forwarded at once,
-// and MaxTCPConns the TCP connections of a listener: a container that
-// floods the resolver must not take it (and the others' DNS) down.
+// MaxTCPConns the TCP connections of a listener, and MaxTCPPerSource
+// those of one source address (more are closed at once): a container
+// that floods or holds the resolver must not take it (and the others'
+// DNS) down.
 const (
-	MaxInFlight = 64
-	MaxTCPConns = 256
+	MaxInFlight     = 64
+	MaxTCPConns     = 1024
+	MaxTCPPerSource = 16
 )
+
+// TCPReadTimeout is how long a TCP client has to send a whole query, and
+// to send the next one on the same connection.
+const TCPReadTimeout = 3 * time.Second
+
+// UpstreamUDPSize is the EDNS buffer size of every query sent upstream
+// (the DNS flag day's 1232: no fragments); a bigger answer is truncated
+// and the client retries over TCP.
+const UpstreamUDPSize = 1232
 
 type inflight struct {
 	mu  sync.Mutex
@@ -307,10 +353,10 @@ func (r *Resolver) listen(addr string) (*listener, error) {
 	}
 	l := &listener{
 		udp: &mdns.Server{PacketConn: pc, Handler: r},
-		tcp: &mdns.Server{Listener: netutil.LimitListener(ln, MaxTCPConns), Handler: r,
-			// A container holding connections open must not
-			// exhaust the resolver.
-			ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 5 * time.Second }},
+		// The per-source cap is checked first, in Accept, so a
+		// source over it never holds one of the MaxTCPConns slots.
+		tcp: &mdns.Server{Listener: netutil.LimitListener(&perSource{Listener: ln, max: MaxTCPPerSource, log: r.logf}, cmp.Or(r.TCPConns, MaxTCPConns)), Handler: r,
+			ReadTimeout: TCPReadTimeout, IdleTimeout: func() time.Duration { return TCPReadTimeout }},
 	}
 	started := make(chan struct{}, 2)
 	l.udp.NotifyStartedFunc = func() { started <- struct{}{} }
@@ -346,6 +392,57 @@ func (r *Resolver) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	if err := w.WriteMsg(resp); err != nil {
 		r.logf("%s: reply: %v", src, err)
 	}
+}
+
+// perSource closes, as soon as they are accepted, the TCP connections of
+// a source address that has max open already.
+type perSource struct {
+	net.Listener
+	max int
+	log func(string, ...any)
+	mu  sync.Mutex
+	per map[string]int
+}
+
+func (l *perSource) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		src := addrIP(c.RemoteAddr()).String()
+		l.mu.Lock()
+		if l.per == nil {
+			l.per = map[string]int{}
+		}
+		if l.per[src] >= l.max {
+			l.mu.Unlock()
+			c.Close()
+			l.log("%s: more than %d TCP connections: closed", src, l.max)
+			continue
+		}
+		l.per[src]++
+		l.mu.Unlock()
+		return &countedConn{Conn: c, release: func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.per[src]--; l.per[src] <= 0 {
+				delete(l.per, src)
+			}
+		}}, nil
+	}
+}
+
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 func addrIP(a net.Addr) net.IP {
@@ -391,6 +488,14 @@ func (r *Resolver) answer(src net.IP, network string, req *mdns.Msg) *mdns.Msg {
 		r.logf("%s (%s): %s %s denied: REFUSED", src, cfg.Handle, q.Name, mdns.TypeToString[q.Qtype])
 		return refuse()
 	}
+	if q.Qtype != mdns.TypeA && q.Qtype != mdns.TypeAAAA {
+		// Only addresses open a path, and other types (TXT, NULL,
+		// ANY...) would carry data both ways: answered empty (no
+		// data), never forwarded.
+		m := new(mdns.Msg)
+		m.SetReply(req)
+		return m
+	}
 	if !r.inflight.acquire(src.String()) {
 		r.logf("%s: more than %d queries in flight: SERVFAIL", src, MaxInFlight)
 		m := new(mdns.Msg)
@@ -417,7 +522,15 @@ func (r *Resolver) answer(src net.IP, network string, req *mdns.Msg) *mdns.Msg {
 			continue
 		}
 		for _, rule := range rules {
-			if err := r.Sets.AddResolved(cfg.Handle, ip, rule.Proto, rule.Port, ttl); err != nil {
+			if err := r.Sets.AddResolved(cfg.Handle, ip, rule.Proto, rule.Port, ttl); errors.Is(err, firewall.ErrSetFull) {
+				// A hostile upstream (or a name with very many
+				// addresses) must not grow the ruleset without
+				// bound: the name is refused until addresses
+				// expire.
+				r.logf("%s: %s: %v: REFUSED", src, q.Name, err)
+				r.auditFull(cfg, q.Name)
+				return refuse()
+			} else if err != nil {
 				// Without the address in the set the connect
 				// would be dropped; say so now.
 				r.logf("%s: %s: add %s to the set of %s: %v", src, q.Name, ip, cfg.Handle, err)
@@ -432,30 +545,46 @@ func (r *Resolver) answer(src net.IP, network string, req *mdns.Msg) *mdns.Msg {
 
 // forward asks the upstreams in order over the client's transport (a
 // truncated UDP answer goes back truncated, and the client retries over
-// TCP).
+// TCP). The query it sends is made afresh, not copied: nothing the client
+// chose beyond the name's letters and the type (A or AAAA) reaches the
+// upstream, so the letter case of an allowed name, header bits, EDNS
+// options and the id cannot carry data out.
 func (r *Resolver) forward(upstreams []string, network string, req *mdns.Msg) (*mdns.Msg, error) {
-	c := &mdns.Client{Net: network, Timeout: r.Timeout}
-	if o := req.IsEdns0(); o != nil && network == "udp" {
-		c.UDPSize = o.UDPSize()
-	}
+	c := &mdns.Client{Net: network, Timeout: r.Timeout, UDPSize: UpstreamUDPSize}
+	name := strings.ToLower(req.Question[0].Name)
 	var errs []error
 	for _, u := range upstreams {
-		// A fresh random id: the container chose the one it sent, and
-		// an id it knows would leave only the port to guess for a
-		// forged upstream answer.
-		q := req.Copy()
-		q.Id = mdns.Id()
+		// A fresh random id per upstream: an id the container knew
+		// would leave only the port to guess for a forged answer.
+		q := new(mdns.Msg)
+		q.SetQuestion(name, req.Question[0].Qtype)
+		q.SetEdns0(UpstreamUDPSize, false)
 		resp, _, err := c.Exchange(q, u)
 		if err == nil && !sameQuestion(resp, q) {
 			err = errors.New("the answer is for another question")
 		}
 		if err == nil {
-			resp.Id = req.Id
-			return resp, nil
+			return reply(req, resp), nil
 		}
 		errs = append(errs, fmt.Errorf("upstream %s: %w", u, err))
 	}
 	return nil, errors.Join(errs...)
+}
+
+// reply is the upstream's answer to the client: its rcode and answer and
+// authority sections, under the client's own id and question, with EDNS
+// only if the client used it (and then without the upstream's options).
+func reply(req, resp *mdns.Msg) *mdns.Msg {
+	m := new(mdns.Msg)
+	m.SetReply(req)
+	m.Rcode = resp.Rcode
+	m.Truncated = resp.Truncated
+	m.RecursionAvailable = resp.RecursionAvailable
+	m.Answer, m.Ns = resp.Answer, resp.Ns
+	if o := req.IsEdns0(); o != nil {
+		m.SetEdns0(max(o.UDPSize(), mdns.MinMsgSize), false)
+	}
+	return m
 }
 
 func sameQuestion(resp, q *mdns.Msg) bool {

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -32,6 +34,11 @@ const VethPrefix = "nv"
 // MetadataAddrs are the cloud metadata services, dropped for every
 // container before any allow rule.
 var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::254", "169.254.170.2", "168.63.129.16"}
+
+// SetLimit is how many addresses each of a container's name sets holds
+// at most: an upstream answering an allowed name cannot grow the ruleset
+// without bound. AddResolved fails with ErrSetFull beyond it.
+const SetLimit = 4096
 
 // lockName is an abstract socket in the host's network namespace whose
 // binding serializes the changes of every nucleus on the host (the table
@@ -71,8 +78,12 @@ type Container struct {
 	Publish    []Publish
 }
 
-// Names of a container's chain and sets.
+// Names of a container's chains and sets.
 func Chain(h string) string { return "c-" + h }
+
+// PublishChain holds what may enter container h's veth through its
+// published ports.
+func PublishChain(h string) string { return "pub-" + h }
 func setName(kind string, v6 bool, h string) string {
 	if v6 {
 		return kind + "6-" + h
@@ -84,6 +95,9 @@ var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
 // ErrFirewall is the class of every error of this package.
 var ErrFirewall = errors.New("nftables")
+
+// ErrSetFull: a container's name set holds SetLimit addresses already.
+var ErrSetFull = errors.New("the container's set is full")
 
 func wrap(what string, err error) error {
 	if err == nil {
@@ -125,6 +139,9 @@ var (
 	chSpoof    = &nftables.Chain{Name: "antispoof", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle}
 	chEgress   = &nftables.Chain{Name: "egress", Table: table}
 	chPublish  = &nftables.Chain{Name: "publish", Table: table}
+	chGuard    = &nftables.Chain{Name: "publishguard", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter}
+	chPubOK    = &nftables.Chain{Name: "published", Table: table}
+	chLoSNAT   = &nftables.Chain{Name: "loopbacksnat", Table: table}
 	setGw4     = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
 	setGw6     = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
 	iifVeth    = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
@@ -134,7 +151,7 @@ var (
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v3"
+const baseVersion = "base-v6"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -148,12 +165,14 @@ func ensureBase(c *nftables.Conn) error {
 		for _, ch := range []*nftables.Chain{chForward, chInput, chPost, chPre, chOutput} {
 			c.FlushChain(ch)
 		}
-		if _, err := c.ListChain(table, chSpoof.Name); err == nil {
-			c.FlushChain(chSpoof)
+		for _, ch := range []*nftables.Chain{chSpoof, chGuard} {
+			if _, err := c.ListChain(table, ch.Name); err == nil {
+				c.FlushChain(ch)
+			}
 		}
 	}
 	c.AddTable(table)
-	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, {Name: baseVersion, Table: table}} {
+	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, chPubOK, chGuard, chLoSNAT, {Name: baseVersion, Table: table}} {
 		c.AddChain(ch)
 	}
 	for _, s := range []*nftables.Set{setGw4, setGw6} {
@@ -173,13 +192,26 @@ func ensureBase(c *nftables.Conn) error {
 	// apart by source) nor have replies sent elsewhere.
 	rule(chSpoof, iifVeth, []expr.Any{&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)}, &expr.Counter{}, drop()})
+	// Nothing from a container is for the host's loopback (its veth
+	// has route_localnet when it publishes ports, for the replies to a
+	// client on 127.0.0.1, which are de-NATed only after this hook).
+	rule(chSpoof, iifVeth, matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, true), []expr.Any{&expr.Counter{}, drop()})
 	rule(chForward, stateEstab, []expr.Any{accept()})
 	rule(chForward, iifVeth, []expr.Any{jump(chEgress.Name)})
 	rule(chForward, iifVeth, []expr.Any{&expr.Counter{}, drop()})
-	rule(chForward, oifVeth, []expr.Any{&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+	dnat := []expr.Any{&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(ipsDstNAT), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)}, accept()})
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)}}
+	rule(chForward, oifVeth, dnat, []expr.Any{accept()})
 	rule(chForward, oifVeth, []expr.Any{drop()})
+	// A published port's new connection, forwarded or the host's own,
+	// enters only the veth of the container that publishes it, on the
+	// port it publishes: the DNAT rules of a container killed before its
+	// delete then lead nowhere, even when another container (of another
+	// state root) has its address now.
+	// (Each container's rules in chPubOK end in a drop; a container an
+	// older nucleus made has none there, and keeps its published ports.)
+	rule(chGuard, oifVeth, dnat, ctState(expr.CtStateBitNEW), []expr.Any{jump(chPubOK.Name)})
 	// input: from a container, only DNS to a gateway (the resolver) and
 	// replies reach the host.
 	rule(chInput, iifVeth, stateEstab, []expr.Any{accept()})
@@ -205,6 +237,10 @@ func ensureBase(c *nftables.Conn) error {
 	// postrouting: masquerade what a container sends off the host.
 	rule(chPost, iifVeth, []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(VethPrefix)}, &expr.Masq{}})
+	// A client on the host's 127.0.0.1 of a published port: its source
+	// becomes the gateway (per container, loopbacksnat), to which the
+	// container can reply.
+	rule(chPost, oifVeth, nfproto(false), []expr.Any{jump(chLoSNAT.Name)})
 	// DNAT of published ports, for packets from elsewhere and from the
 	// host itself.
 	fibLocal := []expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
@@ -248,6 +284,13 @@ func Add(ct Container) (err error) {
 	if err := remove(c, ct.H); err != nil {
 		return err
 	}
+	// Before anything is queued: a clash leaves nothing to undo.
+	if err := sweepStale(c, ct.H); err != nil {
+		return err
+	}
+	if err := checkPublished(c, ct); err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
 			_ = remove(c, ct.H)
@@ -271,8 +314,8 @@ func Add(ct Container) (err error) {
 			addr, tuple = nftables.TypeIP6Addr, nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
 		}
 		for _, s := range []*nftables.Set{
-			{Table: table, Name: setName("n", v6, ct.H), KeyType: addr, HasTimeout: true},
-			{Table: table, Name: setName("p", v6, ct.H), KeyType: tuple, Concatenation: true, HasTimeout: true},
+			{Table: table, Name: setName("n", v6, ct.H), KeyType: addr, HasTimeout: true, Size: SetLimit},
+			{Table: table, Name: setName("p", v6, ct.H), KeyType: tuple, Concatenation: true, HasTimeout: true, Size: SetLimit},
 			{Table: table, Name: setName("d", v6, ct.H), KeyType: tuple, Concatenation: true, Dynamic: true, Size: 4096},
 		} {
 			if err := c.AddSet(s, nil); err != nil {
@@ -312,38 +355,166 @@ func Add(ct Container) (err error) {
 	}
 	rule(chain, []expr.Any{&expr.Counter{}, drop()})
 	rule(chEgress, ifName(expr.MetaKeyIIFNAME, ct.Veth), []expr.Any{jump(chain.Name)})
-	for _, pub := range ct.Publish {
-		protos := []string{pub.Proto}
-		if pub.Proto == "" {
-			protos = []string{"tcp"}
-		}
-		for _, proto := range protos {
-			var hostIP []expr.Any
-			if pub.HostIP != nil {
-				hostIP = matchNet(&net.IPNet{IP: pub.HostIP, Mask: net.CIDRMask(len(ipBytes(pub.HostIP))*8, len(ipBytes(pub.HostIP))*8)}, true)
-			}
-			targets := []net.IP{ct.IPv4}
-			if ct.IPv6 != nil {
-				targets = append(targets, ct.IPv6)
-			}
-			for _, to := range targets {
-				v6 := to.To4() == nil
-				if pub.HostIP != nil && (pub.HostIP.To4() == nil) != v6 {
-					continue
-				}
-				fam := uint32(unix.NFPROTO_IPV4)
-				if v6 {
-					fam = unix.NFPROTO_IPV6
-				}
-				rule(chPublish, nfproto(v6), hostIP, matchPort(proto, pub.HostPort), []expr.Any{
-					&expr.Immediate{Register: 1, Data: ipBytes(to)},
-					&expr.Immediate{Register: 2, Data: be16(pub.ContainerPort)},
-					&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
-				})
+	// The checks of what enters the veth through a published port live
+	// in a chain of the container's own (google/nftables cannot read a
+	// rule matching a conntrack direction back, so no shared chain that
+	// is listed holds one).
+	// Every container has one, empty if it publishes nothing: a
+	// container that got the address of one killed before its delete
+	// then drops what that one's leftover DNAT rules send it.
+	pubChain := c.AddChain(&nftables.Chain{Name: PublishChain(ct.H), Table: table})
+	rule(chPubOK, ifName(expr.MetaKeyOIFNAME, ct.Veth), []expr.Any{jump(pubChain.Name)})
+	rule(chPubOK, ifName(expr.MetaKeyOIFNAME, ct.Veth), []expr.Any{&expr.Counter{}, drop()})
+	if len(ct.Publish) > 0 && ct.IPv4 != nil {
+		for _, gw := range ct.Gateways {
+			if gw4 := gw.To4(); gw4 != nil {
+				rule(chLoSNAT, ifName(expr.MetaKeyOIFNAME, ct.Veth),
+					matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, false), []expr.Any{
+						&expr.Immediate{Register: 1, Data: gw4},
+						&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
+					})
+				break
 			}
 		}
 	}
+	for _, pub := range ct.Publish {
+		proto := pub.Proto
+		if proto == "" {
+			proto = "tcp"
+		}
+		var hostIP []expr.Any
+		if pub.HostIP != nil {
+			hostIP = matchNet(&net.IPNet{IP: pub.HostIP, Mask: net.CIDRMask(len(ipBytes(pub.HostIP))*8, len(ipBytes(pub.HostIP))*8)}, true)
+		}
+		targets := []net.IP{ct.IPv4}
+		if ct.IPv6 != nil {
+			targets = append(targets, ct.IPv6)
+		}
+		for _, to := range targets {
+			v6 := to.To4() == nil
+			if pub.HostIP != nil && (pub.HostIP.To4() == nil) != v6 {
+				continue
+			}
+			fam := uint32(unix.NFPROTO_IPV4)
+			if v6 {
+				fam = unix.NFPROTO_IPV6
+			}
+			c.AddRule(&nftables.Rule{Table: table, Chain: chPublish, UserData: publishTag(ct.H, proto, pub.HostIP, pub.HostPort),
+				Exprs: concat(nfproto(v6), hostIP, matchPort(proto, pub.HostPort), []expr.Any{
+					&expr.Immediate{Register: 1, Data: ipBytes(to)},
+					&expr.Immediate{Register: 2, Data: be16(pub.ContainerPort)},
+					&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+				})})
+			// What that DNAT sends to this container's veth, on
+			// the container port, for this host port.
+			rule(pubChain, nfproto(v6), matchPort(proto, pub.ContainerPort), []expr.Any{
+				&expr.Ct{Register: 1, Key: expr.CtKeyPROTODST, Direction: 0},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(pub.HostPort)}, accept()})
+		}
+	}
 	return wrap("add rules of "+ct.H, c.Flush())
+}
+
+// ErrPublished: a host port is published by another container already.
+var ErrPublished = errors.New("published by another container")
+
+// A publish rule's user data names its container, then what it
+// publishes, so that a later Add can tell a clash: "h|proto|port|hostip".
+func publishTag(h, proto string, hostIP net.IP, port uint16) []byte {
+	ip := ""
+	if hostIP != nil {
+		ip = hostIP.String()
+	}
+	return []byte(fmt.Sprintf("%s|%s|%d|%s", h, proto, port, ip))
+}
+
+// owner is the container a rule's user data names.
+func owner(ud []byte) string {
+	h, _, _ := strings.Cut(string(ud), "|")
+	return h
+}
+
+// sweepStale removes the published ports of containers whose veth is gone
+// (killed without delete): their rules would hand the port to whoever
+// gets the address next, and keep it from being published again. The
+// rest of such a container (its chain, the sets delete reads its denials
+// from) stays for its delete. keep is the container being added.
+func sweepStale(c *nftables.Conn, keep string) error {
+	n := 0
+	for _, ch := range []*nftables.Chain{chPublish, chPubOK} {
+		rules, err := c.GetRules(table, ch)
+		if err != nil {
+			return wrap("list "+ch.Name, err)
+		}
+		for _, r := range rules {
+			h := owner(r.UserData)
+			if h == "" || h == keep {
+				continue
+			}
+			if _, err := net.InterfaceByName(VethPrefix + h); err == nil {
+				continue
+			}
+			if err := c.DelRule(r); err != nil {
+				return wrap("delete a stale publish rule", err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return wrap("delete stale publish rules", c.Flush())
+}
+
+// SweepStale removes the published ports of every container whose veth
+// is gone (see sweepStale); `nucleus gc` runs it, and so does each Add.
+func SweepStale() error {
+	unlock, err := lock()
+	if err != nil {
+		return wrap("lock", err)
+	}
+	defer unlock()
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		return nil
+	}
+	if _, err := c.ListChain(table, chPubOK.Name); err != nil {
+		return nil // a table of an older nucleus: its Add sweeps
+	}
+	return sweepStale(c, "")
+}
+
+// checkPublished fails with ErrPublished if another container publishes
+// one of ct's host ports (same protocol, and the same host address or
+// either on all of them).
+func checkPublished(c *nftables.Conn, ct Container) error {
+	rules, err := c.GetRules(table, chPublish)
+	if err != nil {
+		return wrap("list "+chPublish.Name, err)
+	}
+	for _, r := range rules {
+		parts := strings.Split(string(r.UserData), "|")
+		if len(parts) != 4 || parts[0] == ct.H {
+			continue
+		}
+		for _, pub := range ct.Publish {
+			proto := pub.Proto
+			if proto == "" {
+				proto = "tcp"
+			}
+			ip := ""
+			if pub.HostIP != nil {
+				ip = pub.HostIP.String()
+			}
+			if parts[1] == proto && parts[2] == strconv.Itoa(int(pub.HostPort)) && (ip == "" || parts[3] == "" || ip == parts[3]) {
+				return fmt.Errorf("port %d/%s: %w", pub.HostPort, proto, ErrPublished)
+			}
+		}
+	}
+	return nil
 }
 
 func ipBytes(ip net.IP) []byte {
@@ -372,21 +543,26 @@ func remove(c *nftables.Conn, h string) error {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil
 	}
-	for _, ch := range []*nftables.Chain{chEgress, chPublish} {
+	for _, ch := range []*nftables.Chain{chEgress, chPublish, chPubOK, chLoSNAT} {
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
+			if ch == chPubOK || ch == chLoSNAT {
+				continue // a table of an older nucleus has none
+			}
 			return wrap("list "+ch.Name, err)
 		}
 		for _, r := range rules {
-			if string(r.UserData) == h {
+			if owner(r.UserData) == h {
 				if err := c.DelRule(r); err != nil {
 					return wrap("delete rule", err)
 				}
 			}
 		}
 	}
-	if _, err := c.ListChain(table, Chain(h)); err == nil {
-		c.DelChain(&nftables.Chain{Name: Chain(h), Table: table})
+	for _, name := range []string{Chain(h), PublishChain(h)} {
+		if _, err := c.ListChain(table, name); err == nil {
+			c.DelChain(&nftables.Chain{Name: name, Table: table})
+		}
 	}
 	sets, err := c.GetSets(table)
 	if err != nil {
@@ -425,7 +601,7 @@ func AddResolved(h string, ip net.IP, proto string, port uint16, ttl time.Durati
 		if err := c.SetAddElements(s, []nftables.SetElement{{Key: ipBytes(ip), Timeout: ttl}}); err != nil {
 			return wrap("add to "+s.Name, err)
 		}
-		return wrap("add to "+s.Name, c.Flush())
+		return full(s.Name, c.Flush())
 	}
 	s := &nftables.Set{Table: table, Name: setName("p", v6, h), Concatenation: true, HasTimeout: true}
 	protos := []string{proto}
@@ -442,7 +618,16 @@ func AddResolved(h string, ip net.IP, proto string, port uint16, ttl time.Durati
 	if err := c.SetAddElements(s, elems); err != nil {
 		return wrap("add to "+s.Name, err)
 	}
-	return wrap("add to "+s.Name, c.Flush())
+	return full(s.Name, c.Flush())
+}
+
+// full is wrap for an addition to set, with the kernel's "set full"
+// (ENFILE) as ErrSetFull.
+func full(set string, err error) error {
+	if errors.Is(err, unix.ENFILE) {
+		return fmt.Errorf("%w: %s holds %d addresses: %w", ErrFirewall, set, SetLimit, ErrSetFull)
+	}
+	return wrap("add to "+set, err)
 }
 
 // Denied is a destination container h tried and was refused.

@@ -70,24 +70,46 @@ func EnsureBridge(name string, gws ...*net.IPNet) error {
 type Addrs struct {
 	IPv4, IPv6         net.IP
 	Gateway4, Gateway6 net.IP
+	// RouteLocalnet lets the host route 127.0.0.0/8 through the
+	// host-side veth (route_localnet, on that interface only): a
+	// published port then answers a client on the host's 127.0.0.1.
+	RouteLocalnet bool
 }
 
-// EnableForwarding turns on IPv4 forwarding (host-wide: the container's
-// packets are routed) and IPv6 forwarding on the veth only.
+// enableForwarding makes the host a router for the containers: IPv4
+// forwarding, and IPv6 forwarding on every interface (the replies to a
+// container's IPv6 packets come in on the host's uplinks, which must
+// forward them too). IPv6 forwarding stops an interface with accept_ra 1
+// from accepting router advertisements, so each such interface (and the
+// default for new ones) gets accept_ra 2 first: the host keeps the
+// addresses and routes it learns that way.
 func enableForwarding(veth string, v6 bool) error {
 	if err := writeSysctl("/proc/sys/net/ipv4/ip_forward", "1"); err != nil {
 		return err
 	}
-	if v6 {
-		// force_forwarding (Linux 6.17) forwards what comes in on this
-		// interface without turning the host into a router on all of
-		// them (which would stop its own router advertisements).
-		p := filepath.Join("/proc/sys/net/ipv6/conf", veth, "force_forwarding")
-		if _, err := os.Stat(p); err == nil {
-			return writeSysctl(p, "1")
+	if !v6 {
+		return nil
+	}
+	const conf = "/proc/sys/net/ipv6/conf"
+	if b, err := os.ReadFile(filepath.Join(conf, "all", "forwarding")); err == nil && string(b) == "1\n" {
+		return nil
+	}
+	ents, err := os.ReadDir(conf)
+	if err != nil {
+		return fmt.Errorf("IPv6 forwarding: %w", err)
+	}
+	for _, e := range ents {
+		if e.Name() == "all" {
+			continue
+		}
+		p := filepath.Join(conf, e.Name(), "accept_ra")
+		if b, err := os.ReadFile(p); err == nil && string(b) == "1\n" {
+			if err := writeSysctl(p, "2"); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return writeSysctl(filepath.Join(conf, "all", "forwarding"), "1")
 }
 
 func writeSysctl(p, v string) error {
@@ -134,6 +156,11 @@ func Attach(host, peer, nsPath string, a Addrs) (err error) {
 	}
 	if err := enableForwarding(host, a.IPv6 != nil); err != nil {
 		return err
+	}
+	if a.RouteLocalnet {
+		if err := writeSysctl(filepath.Join("/proc/sys/net/ipv4/conf", host, "route_localnet"), "1"); err != nil {
+			return err
+		}
 	}
 	for _, r := range []struct{ ip, src net.IP }{{a.IPv4, a.Gateway4}, {a.IPv6, a.Gateway6}} {
 		if r.ip == nil {
