@@ -30,9 +30,11 @@ var runCommand = &cli.Command{
 		opts.NoSubreaper = c.Bool("no-subreaper")
 		ex, err := r.RunResult(opts)
 		if err != nil {
+			serviceDone()
 			return err
 		}
 		reportExit(ex)
+		serviceDone()
 		os.Exit(ex.Status)
 		return nil
 	},
