@@ -44,7 +44,9 @@ var createCommand = &cli.Command{
 			return err
 		}
 		err = r.Create(opts)
-		serviceDone()
+		if err == nil {
+			finish(nil, 0)
+		}
 		return err
 	},
 }

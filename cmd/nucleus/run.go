@@ -30,11 +30,10 @@ var runCommand = &cli.Command{
 		opts.NoSubreaper = c.Bool("no-subreaper")
 		ex, err := r.RunResult(opts)
 		if err != nil {
-			serviceDone()
 			return err
 		}
 		reportExit(ex)
-		serviceDone()
+		finish(nil, ex.Status)
 		os.Exit(ex.Status)
 		return nil
 	},

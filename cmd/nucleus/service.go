@@ -20,6 +20,9 @@ var serviceDone = func() {}
 // was checked.
 func serviceOptions(c *cli.Context, o *runtime.CreateOptions) error {
 	o.Detach = o.Detach || c.Bool("detach") || c.Command.Name == "create"
+	if session != nil {
+		o.Audit = o.Audit.WithSink(o.ID, session.AuditSink)
+	}
 	set, err := secretOptions(c, o)
 	if err != nil {
 		return err
@@ -34,4 +37,13 @@ func serviceOptions(c *cli.Context, o *runtime.CreateOptions) error {
 		done()
 	}
 	return nil
+}
+
+// finish runs before nucleus exits with status (the process's, or its
+// own error's): the span ends and is flushed (bounded), then the journal
+// relay gets what is left.
+func finish(err error, status int) {
+	session.SetAttribute("nucleus.exit_status", status)
+	session.End(err)
+	serviceDone()
 }
