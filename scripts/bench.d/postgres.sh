@@ -34,7 +34,7 @@ root=$work/root
 hostcgs=()
 cleanup() {
 	runuser -u postgres -- "$PG/pg_ctl" -D "$work/host/pg" stop -m fast >/dev/null 2>&1 || true
-	for c in pgb-native pgb-gvisor pgb-init pgb-ginit; do "$NUCLEUS" --root "$root" delete --force "$c" >/dev/null 2>&1 || true; done
+	for c in pgb-native-$$ pgb-gvisor-$$ pgb-init-$$ pgb-ginit-$$; do "$NUCLEUS" --root "$root" delete --force "$c" >/dev/null 2>&1 || true; done
 	rm -rf "$work"
 	for cg in "${hostcgs[@]}"; do rmdir "$cg" 2>/dev/null || true; done
 }
@@ -113,9 +113,9 @@ CGS="${hostcgs[*]}" sh -c 'for cg in $CGS; do echo $$ >"$cg/cgroup.procs"; done;
 	runuser -u postgres -- "$PG/pg_ctl" -D "$work/host/pg" -l "$work/host/server.log" -w \
 	-o "-k $work/host -c listen_addresses=127.0.0.1 -p $HOST_PORT" start >/dev/null
 set_args "$work/b/config.json" "${INITDB[@]}" -D /workspace/pg
-"$NUCLEUS" --root "$root" run "${PROD[@]}" --bundle "$work/b" pgb-init >/dev/null
+"$NUCLEUS" --root "$root" run "${PROD[@]}" --bundle "$work/b" pgb-init-$$ >/dev/null
 set_args "$work/b/config.json" "${SERVER[@]}" -D /workspace/pg -p "$NATIVE_PORT"
-"$NUCLEUS" --root "$root" run -d "${PROD[@]}" --bundle "$work/b" pgb-native >"$work/native.log" 2>&1
+"$NUCLEUS" --root "$root" run -d "${PROD[@]}" --bundle "$work/b" pgb-native-$$ >"$work/native.log" 2>&1
 ready() { for _ in $(seq 600); do pg_isready -q -h 127.0.0.1 -p "$1" && return 0; sleep 0.1; done; echo "postgres on port $1 never came up" >&2; exit 1; }
 ready "$HOST_PORT"
 ready "$NATIVE_PORT"
@@ -159,18 +159,18 @@ PY
 }
 echo "-- $SECS s per run, $CLIENTS clients, $ROUNDS ABBA rounds, scale $SCALE"
 compare native "$NATIVE_PORT"
-"$NUCLEUS" --root "$root" kill pgb-native TERM
-for _ in $(seq 300); do "$NUCLEUS" --root "$root" state pgb-native 2>/dev/null | grep -q '"stopped"' && break; sleep 0.1; done
-"$NUCLEUS" --root "$root" delete --force pgb-native
+"$NUCLEUS" --root "$root" kill pgb-native-$$ TERM
+for _ in $(seq 300); do "$NUCLEUS" --root "$root" state pgb-native-$$ 2>/dev/null | grep -q '"stopped"' && break; sleep 0.1; done
+"$NUCLEUS" --root "$root" delete --force pgb-native-$$
 
 if [ "${PG_GVISOR:-1}" = 0 ] || ! command -v runsc >/dev/null; then
 	echo "-- gvisor: skipped (PG_GVISOR=0 or runsc not installed)"
 	exit 0
 fi
 set_args "$work/bg/config.json" "${INITDB[@]}" -D /pgdata/pg
-"$NUCLEUS" --root "$root" run --engine gvisor --net host --bundle "$work/bg" pgb-ginit >/dev/null
+"$NUCLEUS" --root "$root" run --engine gvisor --net host --bundle "$work/bg" pgb-ginit-$$ >/dev/null
 set_args "$work/bg/config.json" "${SERVER[@]}" -D /pgdata/pg -p "$GVISOR_PORT"
-"$NUCLEUS" --root "$root" run -d --engine gvisor --net host --bundle "$work/bg" pgb-gvisor >"$work/gvisor.log" 2>&1
+"$NUCLEUS" --root "$root" run -d --engine gvisor --net host --bundle "$work/bg" pgb-gvisor-$$ >"$work/gvisor.log" 2>&1
 ready "$GVISOR_PORT"
 pgbench -h 127.0.0.1 -p "$GVISOR_PORT" -U postgres -i -q -s "$SCALE" postgres >/dev/null 2>&1
 compare gvisor "$GVISOR_PORT"
