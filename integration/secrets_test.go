@@ -171,8 +171,8 @@ grep " /run/secrets " /proc/self/mountinfo; echo "PASS=$PASS"; echo READY; sleep
 	if lines[1] != fileVal || lines[2] != envVal {
 		t.Errorf("secrets as the service reads them: %q, %q", lines[1], lines[2])
 	}
-	for _, fl := range []string{"nosuid", "nodev", "noexec"} {
-		if !strings.Contains(lines[3], fl) || !strings.Contains(lines[3], "tmpfs") {
+	for _, fl := range []string{"ro", "nosuid", "nodev", "noexec"} {
+		if !strings.Contains(lines[3], " "+fl+",") && !strings.Contains(lines[3], ","+fl+",") || !strings.Contains(lines[3], "tmpfs") {
 			t.Errorf("/run/secrets mount %q: want a tmpfs with %s", lines[3], fl)
 		}
 	}

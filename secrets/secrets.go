@@ -292,7 +292,37 @@ func (s *Set) Write(pid int, uid, gid uint32) error {
 			return fmt.Errorf("secrets: %s/%s: %w", Dir, sec.Name, err)
 		}
 	}
+	// Read-only from now on: nothing in the container changes them.
+	if err := readOnly(pid, dir); err != nil {
+		return fmt.Errorf("secrets: %s read-only: %w", Dir, err)
+	}
 	return nil
+}
+
+// readOnly makes the mount dir is the root of read-only. The kernel
+// changes a mount's flags only from its own mount namespace, so this joins
+// the container's, on a thread of its own that is thrown away after.
+func readOnly(pid, dir int) error {
+	ns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ns)
+	ch := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		// Never unlocked: the thread ends with this goroutine.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			ch <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		if err := unix.Setns(ns, unix.CLONE_NEWNS); err != nil {
+			ch <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		ch <- unix.MountSetattr(dir, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	}()
+	return <-ch
 }
 
 // create makes the file as the container's root (its host uid, which a
