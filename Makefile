@@ -31,7 +31,12 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
-build: $(BIN)
+# OTLP is the OpenTelemetry exporter nucleus runs for --otlp-endpoint, a
+# program of its own next to nucleus so that nucleus never links (and
+# never initializes) the OpenTelemetry SDK.
+OTLP      := $(dir $(BIN))nucleus-otlp
+
+build: $(BIN) $(OTLP)
 
 # Every Go, C and header file outside the tests and tools: the pre-exec step
 # is C (preexec/*.c), and a change there must rebuild the binary too.
@@ -39,6 +44,9 @@ SOURCES   := $(shell find . -path ./integration -prune -o -path ./bench -prune -
 
 $(BIN): $(SOURCES) go.mod go.sum Makefile
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $@ ./cmd/nucleus
+
+$(OTLP): $(SOURCES) go.mod go.sum Makefile
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/nucleus-otlp
 
 # deps installs the Debian packages the build and the tests need.
 deps:
@@ -51,6 +59,7 @@ deps:
 
 install: deps build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nucleus
+	install -D -m 0755 $(OTLP) $(DESTDIR)$(PREFIX)/bin/nucleus-otlp
 
 # flake makes the repository's flake.nix usable offline: it copies Debian's
 # static busybox (the only builder, never committed) into nix/bb/ and a

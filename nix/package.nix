@@ -11,7 +11,8 @@ buildGoModule {
   pname = "nucleus";
   inherit version vendorHash;
   src = lib.cleanSource ./..;
-  subPackages = [ "cmd/nucleus" ];
+  # nucleus-otlp: the OpenTelemetry exporter nucleus runs from beside itself.
+  subPackages = [ "cmd/nucleus" "cmd/nucleus-otlp" ];
   tags = [ "seccomp" "netgo" "osusergo" ];
   nativeBuildInputs = [ pkg-config ];
   buildInputs = [ libseccomp glibc.static ];

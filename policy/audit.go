@@ -17,6 +17,8 @@ type Audit struct {
 	id      string
 	posture string
 	debug   bool
+	// sinks receive every event too (the journal, OpenTelemetry).
+	sinks []func(name string, line []byte)
 }
 
 // OpenAudit appends to path ("" for none). With debug, events also go to
@@ -34,6 +36,18 @@ func OpenAudit(path, id, posture string, debug bool) (*Audit, error) {
 		return nil, nil
 	}
 	return a, nil
+}
+
+// WithSink returns a, or a new Audit for id when a is nil, that also hands
+// every event (its name and JSON line) to sink.
+func (a *Audit) WithSink(id string, sink func(name string, line []byte)) *Audit {
+	if a == nil {
+		a = &Audit{id: id}
+	}
+	a.mu.Lock()
+	a.sinks = append(a.sinks, sink)
+	a.mu.Unlock()
+	return a
 }
 
 // File is the log's descriptor, handed to the pre-exec step so it can log
@@ -75,6 +89,9 @@ func (a *Audit) Event(name string, fields map[string]any) {
 	}
 	if a.debug {
 		_, _ = os.Stderr.Write(line)
+	}
+	for _, s := range a.sinks {
+		s(name, line)
 	}
 }
 

@@ -45,6 +45,7 @@ var execCommand = &cli.Command{
 			// tell apart from the process's own status.
 			fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)
 		}
+		finish(nil, status)
 		os.Exit(status)
 		return nil
 	},

@@ -325,6 +325,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "default-mode", EnvVars: []string{"NUCLEUS_MODE"}, Usage: "isolation mode for create/run when --mode is not given (agent, strict-agent, production)"},
 			&cli.StringFlag{Name: "default-net", EnvVars: []string{"NUCLEUS_NET"}, Usage: "network for create/run/sandbox when --net is not given (none, host, bridge)"},
 			&cli.StringFlag{Name: "subnet", EnvVars: []string{ipam.SubnetEnv}, Usage: "IPv4 subnet of --net bridge (default 10.90.0.0/16; the same for every nucleus on the host)"},
+			otlpFlag(),
 		},
 		Before:   configureLogging,
 		Commands: sortedCommands(),
@@ -466,6 +467,7 @@ func fatalWithCode(err error, code int) {
 	case !isJSON:
 		fmt.Fprintln(os.Stderr, "nucleus: "+msg)
 	}
+	finish(err, code)
 	os.Exit(code)
 }
 

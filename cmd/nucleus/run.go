@@ -33,6 +33,7 @@ var runCommand = &cli.Command{
 			return err
 		}
 		reportExit(ex)
+		finish(nil, ex.Status)
 		os.Exit(ex.Status)
 		return nil
 	},

@@ -52,6 +52,11 @@ type CreateOptions struct {
 	// (as every container in one is), so that nothing it mounts creates
 	// a directory in the bundle: a sandbox never changes its bundle.
 	Stage bool
+	// Populate, if set, runs once the container's init exists and its
+	// mounts are made, before its process runs (in create, before
+	// start): it is given the init's host pid. An error ends the
+	// container. Secrets are written into the container then.
+	Populate func(pid int) error
 	// Hold runs no workload: the container's init, once confined, waits
 	// (reaping orphans) until signalled or until Spec.Process.Args[1]
 	// seconds have passed (preexec.Record.Hold). Only a container in an

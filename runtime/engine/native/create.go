@@ -179,6 +179,9 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		if err := r.attachNetwork(o, process); err != nil {
 			return err
 		}
+		if err := populate(o, process); err != nil {
+			return err
+		}
 		if act == actCreate {
 			return nil
 		}
@@ -208,6 +211,21 @@ func (r *Engine) attachNetwork(o engine.CreateOptions, process *libcontainer.Pro
 		return err
 	}
 	return nil
+}
+
+// populate runs o.Populate while the init waits to exec the process.
+func populate(o engine.CreateOptions, process *libcontainer.Process) error {
+	if o.Populate == nil {
+		return nil
+	}
+	pid, err := process.Pid()
+	if err == nil {
+		err = o.Populate(pid)
+	}
+	if err != nil {
+		terminate(process)
+	}
+	return err
 }
 
 // withNetNS is s with a new network namespace (a plain bundle run with

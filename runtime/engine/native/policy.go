@@ -246,6 +246,9 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 		if err := r.attachNetwork(o, process); err != nil {
 			return err
 		}
+		if err := populate(o, process); err != nil {
+			return err
+		}
 		if act == actCreate {
 			return nil
 		}
