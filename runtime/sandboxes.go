@@ -18,6 +18,7 @@ import (
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/spec"
+	"github.com/nucleus-run/nucleus/supervise"
 	"github.com/nucleus-run/nucleus/workspace"
 )
 
@@ -42,6 +43,16 @@ type sandboxRecord struct {
 	Workspaces []workspace.Saved `json:"workspaces,omitempty"`
 	AuditLog   string            `json:"audit_log,omitempty"`
 	Posture    string            `json:"posture,omitempty"`
+	// Supervised: the held init serves exec on supervisor.sock (package
+	// supervise), running commands as UID:GID (the sandbox's user) with
+	// ProcessEnv (the started process's whole environment) under them.
+	Supervised bool     `json:"supervised,omitempty"`
+	UID        uint32   `json:"uid,omitempty"`
+	GID        uint32   `json:"gid,omitempty"`
+	ProcessEnv []string `json:"process_env,omitempty"`
+	// HostUID and HostGID own the pipes of a supervised command.
+	HostUID uint32 `json:"host_uid,omitempty"`
+	HostGID uint32 `json:"host_gid,omitempty"`
 }
 
 func (r *Runtime) sandboxDir(id string) string {
@@ -80,6 +91,21 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	defer st.close()
 	o = st.o
 	rec := sandboxRecord{ID: o.ID, Created: time.Now().UTC(), Env: o.Env, Cwd: st.spec.Process.Cwd, User: o.User, AuditLog: o.AuditLog, Posture: st.plan.Posture()}
+	// Only a held init in a mode with the pre-exec step supervises.
+	supervised := hold && o.Engine != EngineGvisor && st.plan.Landlock != nil
+	if supervised {
+		rec.Supervised = true
+		rec.UID, rec.GID = st.spec.Process.User.UID, st.spec.Process.User.GID
+		rec.ProcessEnv = st.spec.Process.Env
+		hu, hg, err := workloadHostIDs(st.spec, st.plan)
+		if err != nil {
+			if st.copyRoot != "" {
+				r.removeWorkspaceCopies(o.ID)
+			}
+			return "", err
+		}
+		rec.HostUID, rec.HostGID = uint32(hu), uint32(hg)
+	}
 	if o.TTL > 0 {
 		rec.Deadline = rec.Created.Add(o.TTL)
 	}
@@ -120,9 +146,17 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 		return "", fmt.Errorf("sandbox %s: %w", o.ID, err)
 	}
 	defer log.Close()
+	var sock *os.File
+	if supervised {
+		if sock, err = supervise.Listen(filepath.Join(dir, supervise.SocketName)); err != nil {
+			cleanup()
+			return "", err
+		}
+		defer sock.Close()
+	}
 	_, err = r.Run(CreateOptions{
 		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, Engine: o.Engine, Network: o.network(),
-		Detach: true, Hold: hold, Stage: true, Stdio: &Stdio{In: null, Out: log, Err: log},
+		Detach: true, Hold: hold, Stage: true, Stdio: &Stdio{In: null, Out: log, Err: log}, Supervisor: sock,
 	})
 	if err != nil {
 		cleanup()

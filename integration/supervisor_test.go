@@ -1,0 +1,296 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The supervisor: a held sandbox's pid 1 serves `nucleus exec` over a
+// socket in the state dir (package supervise, preexec/supervise.c).
+
+// supervisedSandbox starts a held sandbox of the probe bundle and
+// registers its removal.
+func supervisedSandbox(t *testing.T, r *Runner, id string, flags ...string) *Bundle {
+	t.Helper()
+	b := probeBundle(t)
+	r.OK(append([]string{"sandbox", "--detach", "--id", id, "--bundle", b.Dir}, flags...)...)
+	t.Cleanup(func() {
+		_ = r.Cmd("delete", "--force", id).Run()
+		assertNoSandboxLeftovers(t, r, id, b.Dir)
+	})
+	return b
+}
+
+// initHostPid is the host pid of the sandbox's pid 1.
+func initHostPid(t *testing.T, r *Runner, id string) int {
+	t.Helper()
+	pid, ok := r.State(id)["pid"].(float64)
+	if !ok || pid <= 0 {
+		t.Fatalf("state of %s has no pid", id)
+	}
+	return int(pid)
+}
+
+// hostPidOf finds the host pid of the sandbox's process whose command
+// line is cmd.
+func hostPidOf(t *testing.T, init int, cmd string) int {
+	t.Helper()
+	var found int
+	waitFor(t, "a process "+cmd+" in the sandbox", func() bool {
+		procs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, p := range procs {
+			pid, _ := strconv.Atoi(filepath.Base(p))
+			if pid == init || cmdline(pid) != cmd {
+				continue
+			}
+			ns1, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", init))
+			ns2, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+			if ns1 != "" && ns1 == ns2 {
+				found = pid
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// TestSupervisorExec: exec into a held sandbox runs as a child of its pid
+// 1, with the status, signals, stdio, environment and directory asked for;
+// another user than the sandbox's goes through the runtime's own exec.
+func TestSupervisorExec(t *testing.T) {
+	r := newRunner(t)
+	id := "pl-sv-exec"
+	supervisedSandbox(t, r, id, "--env", "GREETING=hi")
+	// Supervised: the command's parent is pid 1. (A runc-style exec'd
+	// process's parent is outside the sandbox: 0.)
+	if out := r.OK("exec", id, "sh", "-c", "grep PPid /proc/$$/status").Stdout; strings.Join(strings.Fields(out), " ") != "PPid: 1" {
+		t.Errorf("exec'd command's parent: %q, want pid 1 (the supervisor)", out)
+	}
+	if res := r.Run(nil, "exec", id, "sh", "-c", "exit 7"); res.Code != 7 {
+		t.Errorf("exit 7: got %d, stderr %s", res.Code, res.Stderr)
+	}
+	if res := r.Run(nil, "exec", id, "sh", "-c", "kill -KILL $$"); res.Code != 137 {
+		t.Errorf("killed by SIGKILL: got %d, want 137; stderr %s", res.Code, res.Stderr)
+	}
+	res := r.Run([]byte("from stdin\n"), "exec", id, "sh", "-c", "cat; echo to-err >&2; echo reopened > /dev/stderr")
+	if res.Code != 0 || res.Stdout != "from stdin\n" || res.Stderr != "to-err\nreopened\n" {
+		t.Errorf("stdio: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	if out := r.OK("exec", "--env", "FOO=bar", "--env", "GREETING=over", "--cwd", "/tmp", id, "sh", "-c", `echo "$FOO $GREETING $(pwd)"`).Stdout; out != "bar over /tmp\n" {
+		t.Errorf("env and cwd: %q", out)
+	}
+	if out := r.OK("exec", id, "sh", "-c", `echo "$GREETING"`).Stdout; out != "hi\n" {
+		t.Errorf("the sandbox's own env: %q", out)
+	}
+	res = r.Run(nil, "exec", id, "no-such-command")
+	if res.Code != 127 || !strings.Contains(res.Stderr, "no-such-command: not found") {
+		t.Errorf("missing command: exit %d, stderr %q", res.Code, res.Stderr)
+	}
+	res = r.Run(nil, "exec", "--cwd", "/no/such/dir", id, "true")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "/no/such/dir") {
+		t.Errorf("missing cwd: exit %d, stderr %q", res.Code, res.Stderr)
+	}
+	// Another user: the supervisor has no capability to switch, so the
+	// runtime's own exec runs it.
+	if out := r.OK("exec", "-u", "1000:1000", id, "sh", "-c", "id -u; grep PPid /proc/$$/status").Stdout; strings.Join(strings.Fields(out), " ") != "1000 PPid: 0" {
+		t.Errorf("exec -u 1000: %q, want uid 1000 from a runc-style exec", out)
+	}
+	// A signal to nucleus exec reaches the command.
+	cmd := r.Cmd("exec", id, "sh", "-c", `trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 0.05; done`)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(stdout)
+	if line, _ := rd.ReadString('\n'); line != "ready\n" {
+		t.Fatalf("forwarding: first line %q", line)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	rest, _ := rd.ReadString('\n')
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 5 || rest != "got TERM\n" {
+		t.Errorf("SIGTERM to nucleus exec: exit %d (%v), output %q", code, err, rest)
+	}
+	// Many at once, each with its own status and output.
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			res, err := r.coreExec(nil, "exec", id, "sh", "-c", fmt.Sprintf("echo %d; exit %d", i, i))
+			if err != nil || res.Code != i || res.Stdout != fmt.Sprintf("%d\n", i) {
+				t.Errorf("concurrent exec %d: %v exit %d stdout %q stderr %q", i, err, res.Code, res.Stdout, res.Stderr)
+			}
+		}(i)
+	}
+	wg.Wait()
+}
+
+// statusLines are the confinement lines of /proc/PID/status.
+func statusLines(data string) string {
+	var out []string
+	for _, l := range strings.Split(data, "\n") {
+		for _, k := range []string{"Cap", "NoNewPrivs", "Seccomp", "Uid", "Gid", "Groups"} {
+			if strings.HasPrefix(l, k) {
+				out = append(out, strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestSupervisorConfinement: a supervised command is confined exactly as
+// the sandbox: pid 1's capabilities (none), no_new_privs, seccomp filters,
+// ids, namespaces, cgroups and rlimits, and Landlock.
+func TestSupervisorConfinement(t *testing.T) {
+	r := newRunner(t)
+	id := "pl-sv-conf"
+	supervisedSandbox(t, r, id)
+	init := initHostPid(t, r, id)
+	// Both read from inside, so that ids show as the sandbox sees them.
+	want := statusLines(r.OK("exec", id, "cat", "/proc/1/status").Stdout)
+	if !strings.Contains(want, "CapEff: 0000000000000000") || !strings.Contains(want, "NoNewPrivs: 1") || !strings.Contains(want, "Seccomp: 2") {
+		t.Fatalf("the sandbox's pid 1 is not confined:\n%s", want)
+	}
+	got := statusLines(r.OK("exec", id, "cat", "/proc/self/status").Stdout)
+	if got != want {
+		t.Errorf("exec'd command's status:\n%s\nwant pid 1's:\n%s", got, want)
+	}
+	expectLine(t, r.OK("exec", id, "probe", "write", "/dev/newfile"), "DENIED EACCES")
+	expectLine(t, r.OK("exec", id, "probe", "ptrace"), "DENIED EPERM")
+
+	// A long-running one, to compare from the host.
+	cmd := r.Cmd("exec", id, "sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := hostPidOf(t, init, "sleep 60")
+	for _, ns := range []string{"pid", "mnt", "net", "ipc", "uts", "user", "cgroup"} {
+		a, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", init, ns))
+		b, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if a == "" || a != b {
+			t.Errorf("namespace %s: command %q, pid 1 %q", ns, b, a)
+		}
+	}
+	for _, f := range []string{"cgroup", "limits"} {
+		a, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", init, f))
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if len(a) == 0 || string(a) != string(b) {
+			t.Errorf("%s: command\n%s\npid 1\n%s", f, b, a)
+		}
+	}
+	// An interrupt of nucleus exec is forwarded: sleep dies of it.
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("SIGINT to nucleus exec sleep: exit %d, want 130", code)
+	}
+}
+
+// TestSupervisorAttacks: what the workload could try against the
+// supervisor that serves exec: reach its socket, inherit or steal its
+// descriptors, ptrace it, read its memory; and killing it from outside
+// ends the sandbox with everything in it.
+func TestSupervisorAttacks(t *testing.T) {
+	r := newRunner(t)
+	id := "pl-sv-attack"
+	b := supervisedSandbox(t, r, id)
+	dir := filepath.Join(r.Root, "@sandbox-"+id)
+	sock := filepath.Join(dir, "supervisor.sock")
+	for p, mode := range map[string]os.FileMode{dir: os.ModeDir | 0o700, sock: os.ModeSocket | 0o600} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode() != mode || st.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s: mode %v uid %d, want %v root", p, st.Mode(), st.Sys().(*syscall.Stat_t).Uid, mode)
+		}
+	}
+	// The socket is nowhere in the sandbox's filesystem.
+	if out := r.OK("exec", id, "sh", "-c", "find / -xdev -type s 2>/dev/null; find /run /tmp /dev -type s 2>/dev/null; true").Stdout; strings.TrimSpace(out) != "" {
+		t.Errorf("sockets visible in the sandbox: %q", out)
+	}
+	// Only its own stdio reaches a command (and ls's handle on the
+	// directory it lists).
+	if fds := r.OK("exec", id, "ls", "/proc/self/fd").Stdout; strings.Join(strings.Fields(fds), " ") != "0 1 2 3" {
+		t.Errorf("exec'd command holds descriptors %q, want 0 1 2 (and ls's 3)", fds)
+	}
+	// pid 1 runs as the same user in the same user namespace, in the same
+	// Landlock domain: only its non-dumpable mm keeps these closed.
+	res := r.OK("exec", id, "probe", "reach-init")
+	for _, what := range []string{"proc-fd", "proc-environ", "proc-mem", "proc-cwd", "ptrace"} {
+		if !strings.Contains(res.Stdout, what+": DENIED") {
+			t.Errorf("the workload reached pid 1's %s:\n%s", what, res.Stdout)
+		}
+	}
+	init := initHostPid(t, r, id)
+	sockFd := ""
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", init))
+	for _, e := range ents {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", init, e.Name())); strings.HasPrefix(l, "socket:") {
+			sockFd = e.Name()
+		}
+	}
+	if sockFd == "" {
+		t.Fatalf("pid 1 holds no socket")
+	}
+	res = r.Run(nil, "exec", id, "probe", "pidfd-getfd-init", sockFd)
+	if strings.Contains(res.Stdout, "pidfd_getfd: ALLOWED") {
+		t.Errorf("the workload took pid 1's socket: %s", res.Stdout)
+	}
+	// kill -9 of the supervisor from outside ends everything in it.
+	bg := r.Cmd("exec", id, "sh", "-c", "sleep 1000 & sleep 999")
+	if err := bg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kids := []int{hostPidOf(t, init, "sleep 1000"), hostPidOf(t, init, "sleep 999")}
+	syscall.Kill(init, syscall.SIGKILL)
+	done := make(chan error, 1)
+	go func() { done <- bg.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		bg.Process.Kill()
+		t.Fatalf("nucleus exec still waits after its sandbox's pid 1 was killed")
+	}
+	if bg.ProcessState.ExitCode() == 0 {
+		t.Errorf("nucleus exec exited 0 after its sandbox was killed")
+	}
+	for _, k := range append(kids, init) {
+		waitFor(t, fmt.Sprintf("process %d to die with the sandbox", k), func() bool { return !alive(k) })
+	}
+	r.WaitStatus(id, "stopped")
+	r.Fail([]string{id}, "exec", id, "true")
+	r.OK("delete", "--force", id)
+	assertNoSandboxLeftovers(t, r, id, b.Dir)
+}
+
+// TestSupervisorSigtermFromInside: a command that signals pid 1 can only
+// end the sandbox, never outlive it.
+func TestSupervisorSigtermFromInside(t *testing.T) {
+	r := newRunner(t)
+	id := "pl-sv-term"
+	supervisedSandbox(t, r, id)
+	init := initHostPid(t, r, id)
+	r.Run(nil, "exec", id, "sh", "-c", "kill -STOP 1; kill -KILL 1; true")
+	if st := r.State(id); st["status"] != "running" {
+		t.Fatalf("SIGSTOP/SIGKILL from inside stopped pid 1: %v", st["status"])
+	}
+	bg := exec.Command(r.Bin, "--root", r.Root, "exec", id, "sh", "-c", "setsid sleep 1000 & kill -TERM 1; sleep 1000")
+	if err := bg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go bg.Wait()
+	r.WaitStatus(id, "stopped")
+	waitFor(t, "pid 1 to be gone", func() bool { return !alive(init) })
+}
