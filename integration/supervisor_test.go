@@ -2,7 +2,11 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The supervisor: a held sandbox's pid 1 serves `nucleus exec` over a
@@ -293,4 +299,71 @@ func TestSupervisorSigtermFromInside(t *testing.T) {
 	go bg.Wait()
 	r.WaitStatus(id, "stopped")
 	waitFor(t, "pid 1 to be gone", func() bool { return !alive(init) })
+}
+
+// TestSupervisorMalformed: whatever a client sends (only host root can),
+// the supervisor answers or hangs up, and serves the next request.
+func TestSupervisorMalformed(t *testing.T) {
+	r := newRunner(t)
+	id := "pl-sv-garbage"
+	supervisedSandbox(t, r, id)
+	sock := filepath.Join(r.Root, "@sandbox-"+id, "supervisor.sock")
+	null, _ := os.Open(os.DevNull)
+	defer null.Close()
+	fd := int(null.Fd())
+	good := func() []byte {
+		// cwd "/", argv ["true"], no env.
+		b := make([]byte, 28)
+		for i, v := range []uint32{0x3153584e, 28 + 2 + 5, 1, 0, 0, 0, 0} {
+			binary.LittleEndian.PutUint32(b[i*4:], v)
+		}
+		return append(b, "/\x00true\x00"...)
+	}
+	rnd := make([]byte, 4096)
+	rand.Read(rnd)
+	cases := []struct {
+		msg []byte
+		fds []int
+	}{
+		{nil, nil},
+		{[]byte("x"), nil},
+		{rnd, []int{fd, fd, fd}},
+		{good(), nil},
+		{good(), []int{fd}},
+		{good(), []int{fd, fd, fd, fd, fd}},
+		{good()[:30], []int{fd, fd, fd}},
+		{append(good(), 0), []int{fd, fd, fd}},
+		{bytes.Repeat([]byte{0}, 200<<10), []int{fd, fd, fd}},
+	}
+	for i, c := range cases {
+		conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sock, Net: "unixpacket"})
+		if err != nil {
+			t.Fatalf("case %d: connect: %v", i, err)
+		}
+		var oob []byte
+		if c.fds != nil {
+			oob = unix.UnixRights(c.fds...)
+		}
+		conn.WriteMsgUnix(c.msg, oob, nil)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		reply := make([]byte, 64)
+		n, _ := conn.Read(reply)
+		if n == 12 && binary.LittleEndian.Uint32(reply[4:]) != 4 {
+			t.Errorf("case %d: malformed request got reply kind %d", i, binary.LittleEndian.Uint32(reply[4:]))
+		}
+		conn.Close()
+	}
+	// A client that connects and never sends, and one that hangs up
+	// mid-command, stall nothing.
+	idle, err := net.Dial("unixpacket", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if out := r.OK("exec", id, "echo", "still serving").Stdout; out != "still serving\n" {
+		t.Errorf("after malformed requests: %q", out)
+	}
+	if st := r.State(id); st["status"] != "running" {
+		t.Errorf("sandbox after malformed requests: %v", st["status"])
+	}
 }
