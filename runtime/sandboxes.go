@@ -50,6 +50,8 @@ type sandboxRecord struct {
 	UID        uint32   `json:"uid,omitempty"`
 	GID        uint32   `json:"gid,omitempty"`
 	ProcessEnv []string `json:"process_env,omitempty"`
+	// Pool is the warm pool the sandbox was made for.
+	Pool string `json:"pool,omitempty"`
 	// HostUID and HostGID own the pipes of a supervised command.
 	HostUID uint32 `json:"host_uid,omitempty"`
 	HostGID uint32 `json:"host_gid,omitempty"`
@@ -109,8 +111,11 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	if o.TTL > 0 {
 		rec.Deadline = rec.Created.Add(o.TTL)
 	}
+	rec.Pool = o.Pool
 	for _, c := range st.copies {
-		rec.Workspaces = append(rec.Workspaces, c.Save())
+		if o.Pool == "" {
+			rec.Workspaces = append(rec.Workspaces, c.Save())
+		}
 	}
 	dir := r.sandboxDir(o.ID)
 	cleanup := func() {
