@@ -57,7 +57,7 @@ func sandboxFromPool(c *cli.Context, args []string) error {
 	if c.Bool("interactive") {
 		stdio.In = os.Stdin
 	}
-	how := "warm"
+	how, release := "warm", func() {}
 	id, err := p.Take(name)
 	var res runtime.Exit
 	switch {
@@ -79,14 +79,16 @@ func sandboxFromPool(c *cli.Context, args []string) error {
 	case err != nil:
 		return err
 	default:
-		if err := p.Refill(name); err != nil {
-			fmt.Fprintf(os.Stderr, "nucleus: warning: pool %s: refill: %v\n", name, err)
-		}
 		res, err = r.RunPooled(id, runtime.PooledRun{Args: args, Env: env, Cwd: c.String("cwd"), Workspace: ws, Stdio: stdio})
-		if rerr := p.Release(name, id, true); rerr != nil {
-			p.Release(name, id, false)
+		// Destroyed and refilled by one detached process, once the
+		// status is out (or now, if that can't start).
+		release = func() {
+			if rerr := p.Release(name, id, true); rerr != nil {
+				p.Release(name, id, false)
+			}
 		}
 		if err != nil {
+			release()
 			return err
 		}
 	}
@@ -103,6 +105,7 @@ func sandboxFromPool(c *cli.Context, args []string) error {
 			return err
 		}
 	}
+	release()
 	os.Exit(res.Status)
 	return nil
 }
