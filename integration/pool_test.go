@@ -315,3 +315,34 @@ func TestPoolKill9(t *testing.T) {
 	}
 	assertPoolGone(t, r, name, b, seen, pids)
 }
+
+// TestPoolBrokenMembers: a member deleted behind the pool's back and one
+// whose supervisor was killed are skipped (and removed), never handed out
+// to run nothing.
+func TestPoolBrokenMembers(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	name := "pl-broken"
+	r.OK("pool", "create", name, "--bundle", b.Dir, "--size", "2", "--no-fill")
+	defer r.Run(nil, "pool", "rm", name)
+	r.OK("pool", "fill", name)
+	ids := poolMembers(r, name)
+	if len(ids) != 2 {
+		t.Fatalf("members %v", ids)
+	}
+	pids := memberPids(t, r, ids)
+	r.OK("delete", "--force", ids[0])
+	if s, _ := r.poolStatus(name); s.Ready != 1 {
+		t.Errorf("after a member's delete: %+v, want 1 ready", s)
+	}
+	syscall.Kill(memberPids(t, r, ids[1:])[0], syscall.SIGKILL)
+	res := r.Run(nil, "sandbox", "--pool", name, "--json", "--", "echo", "ran")
+	if pr := lastJSON(t, res); res.Code != 0 || !strings.HasPrefix(res.Stdout, "ran\n") || !strings.HasPrefix(pr.Pool, "cold") {
+		t.Errorf("with no sound member: exit %d, %+v, stdout %q, stderr %q", res.Code, pr, res.Stdout, res.Stderr)
+	}
+	r.waitPoolReady(name, 2)
+	all := append(ids, poolMembers(r, name)...)
+	pids = append(pids, memberPids(t, r, poolMembers(r, name))...)
+	r.OK("pool", "rm", name)
+	assertPoolGone(t, r, name, b, all, pids)
+}

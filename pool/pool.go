@@ -183,7 +183,13 @@ func (p *Pools) List() ([]Status, error) {
 		if err != nil {
 			continue // being created or removed
 		}
-		out = append(out, Status{Name: name, Size: cfg.Size, Ready: len(p.members(name, "ready")), Taken: len(p.members(name, "taken")), Filling: p.filling(name)})
+		ready := 0
+		for _, id := range p.members(name, "ready") {
+			if p.R.IsSandbox(id) {
+				ready++
+			}
+		}
+		out = append(out, Status{Name: name, Size: cfg.Size, Ready: ready, Taken: len(p.members(name, "taken")), Filling: p.filling(name)})
 	}
 	return out, nil
 }
@@ -295,6 +301,11 @@ func (p *Pools) Fill(name string) error {
 		logrus.Debugf("pool %s: removing %s (its refill or its taker died)", name, id)
 		p.destroy(name, id)
 	}
+	for _, id := range p.members(name, "ready") {
+		if !p.R.IsSandbox(id) {
+			os.Remove(filepath.Join(p.dir(name), "ready", id))
+		}
+	}
 	for len(p.members(name, "ready")) < cfg.Size {
 		if _, err := os.Stat(filepath.Join(p.dir(name), "pool.json")); err != nil {
 			return nil // being removed
@@ -363,6 +374,11 @@ func (p *Pools) Take(name string) (string, error) {
 			continue // another caller took it
 		}
 		_ = os.WriteFile(taken, []byte(strconv.Itoa(os.Getpid())), 0o600)
+		if !p.R.IsSandbox(id) {
+			// Removed behind the pool's back (delete --force ID).
+			os.Remove(taken)
+			continue
+		}
 		return id, nil
 	}
 	return "", fmt.Errorf("pool %s: %w", name, ErrEmpty)

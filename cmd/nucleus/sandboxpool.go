@@ -58,8 +58,18 @@ func sandboxFromPool(c *cli.Context, args []string) error {
 		stdio.In = os.Stdin
 	}
 	how, release := "warm", func() {}
-	id, err := p.Take(name)
 	var res runtime.Exit
+	id, err := p.Take(name)
+	// A member whose supervisor is gone (killed) never ran the command:
+	// destroy it and take another.
+	for tries := 0; err == nil && tries < 4; tries++ {
+		res, err = r.RunPooled(id, runtime.PooledRun{Args: args, Env: env, Cwd: c.String("cwd"), Workspace: ws, Stdio: stdio})
+		if !errors.Is(err, runtime.ErrNotPooled) {
+			break
+		}
+		p.Release(name, id, true)
+		id, err = p.Take(name)
+	}
 	switch {
 	case errors.Is(err, pool.ErrEmpty):
 		how = "cold: the pool was empty"
@@ -76,10 +86,9 @@ func sandboxFromPool(c *cli.Context, args []string) error {
 		if res, err = r.Sandbox(o); err != nil {
 			return err
 		}
-	case err != nil:
-		return err
+	case id == "":
+		return err // Take's
 	default:
-		res, err = r.RunPooled(id, runtime.PooledRun{Args: args, Env: env, Cwd: c.String("cwd"), Workspace: ws, Stdio: stdio})
 		// Destroyed and refilled by one detached process, once the
 		// status is out (or now, if that can't start).
 		release = func() {
