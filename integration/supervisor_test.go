@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -365,5 +366,35 @@ func TestSupervisorMalformed(t *testing.T) {
 	}
 	if st := r.State(id); st["status"] != "running" {
 		t.Errorf("sandbox after malformed requests: %v", st["status"])
+	}
+}
+
+// TestSupervisorModes: strict-agent sandboxes are supervised too; one
+// under a seccomp profile of the user's (which may not allow what the
+// supervisor calls) only holds, and exec goes runc-style.
+func TestSupervisorModes(t *testing.T) {
+	r := newRunner(t)
+	supervisedSandbox(t, r, "pl-sv-strict", "--mode", "strict-agent")
+	if out := r.OK("exec", "pl-sv-strict", "sh", "-c", "grep PPid /proc/$$/status").Stdout; strings.Join(strings.Fields(out), " ") != "PPid: 1" {
+		t.Errorf("strict-agent exec: %q, want a child of the supervisor", out)
+	}
+	calls := []string{"read", "write", "openat", "close", "exit_group", "execve", "brk", "mmap", "munmap", "mprotect", "arch_prctl",
+		"set_tid_address", "set_robust_list", "rseq", "prlimit64", "getrandom", "newfstatat", "fstat", "rt_sigaction", "rt_sigprocmask",
+		"rt_sigtimedwait", "wait4", "dup2", "clock_gettime", "fcntl", "getpid", "getppid", "exit", "uname", "ioctl", "getuid", "geteuid",
+		"getgid", "getegid", "clone", "fork", "vfork", "lseek", "pread64", "readlink", "getcwd", "chdir", "access", "faccessat2", "statx",
+		"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "prctl", "seccomp", "getdents64", "setrlimit", "sysinfo",
+		"poll", "kill", "sched_getaffinity", "futex", "readlinkat", "stat", "lstat", "dup3", "pipe2", "gettid", "getpgrp", "setpgid",
+		"getpgid", "tgkill", "capget", "umask", "sigaltstack", "rt_sigreturn", "nanosleep", "clock_nanosleep"}
+	prof, _ := json.Marshal(map[string]any{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []map[string]any{{"names": calls, "action": "SCMP_ACT_ALLOW"}}})
+	path := writeTemp(t, string(prof))
+	supervisedSandbox(t, r, "pl-sv-prof", "--seccomp-profile", path)
+	if _, err := os.Stat(filepath.Join(r.Root, "@sandbox-pl-sv-prof", "supervisor.sock")); err == nil {
+		t.Errorf("a sandbox under the user's seccomp profile got a supervisor socket")
+	}
+	if out := r.OK("exec", "pl-sv-prof", "sh", "-c", "grep PPid /proc/$$/status").Stdout; strings.Join(strings.Fields(out), " ") != "PPid: 0" {
+		t.Errorf("exec under the user's profile: %q, want runc-style", out)
+	}
+	if st := r.State("pl-sv-prof"); st["status"] != "running" {
+		t.Errorf("held sandbox under the user's profile: %v", st["status"])
 	}
 }

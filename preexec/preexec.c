@@ -494,13 +494,60 @@ static struct sock_fprog read_seccomp(const struct step *st)
 // whether the step went on degraded. A reader that is gone must not kill
 // the step: SIGPIPE is ignored for the write only (an ignored signal is
 // discarded, so nothing is left pending for the workload).
-// A held sandbox's init (PX_FLAG_HOLD) becomes the supervisor
-// (supervise.c): it stays pid 1, reaps the orphans of exec'd processes,
-// serves `nucleus exec` on the listening socket given by
-// --supervisor-fd (-1: none), and exits 0 on SIGTERM, SIGINT or SIGHUP
-// or once ttl seconds (0: none) have passed, which ends the sandbox even
-// when no nucleus command runs at its deadline.
+// Given --supervisor-fd, a held sandbox's init becomes the supervisor
+// (supervise.c), which also serves `nucleus exec` on that socket; without
+// it (a sandbox whose seccomp profile is the user's, which may not allow
+// the supervisor's syscalls), hold below.
 void nucleus_supervise(int lfd, long ttl);
+
+// hold is a held sandbox's init (PX_FLAG_HOLD): it stays pid 1, reaps the
+// orphans of exec'd processes, and exits 0 on SIGTERM, SIGINT or SIGHUP or
+// once ttl seconds (0: none) have passed, which ends the sandbox even when
+// no nucleus command runs at its deadline.
+static void hold(long ttl)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	// Blocked, so they queue for sigtimedwait even for a pid namespace's
+	// init, which the kernel spares signals it has no handler for.
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		fail(126, "hold: sigprocmask: %s", strerror(errno));
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		for (int fd = 0; fd < 3; fd++)
+			dup2(devnull, fd);
+		close(devnull);
+	}
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ttl;
+	for (;;) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		struct timespec left, *timeout = NULL;
+		if (ttl > 0) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = end.tv_sec - now.tv_sec;
+			left.tv_nsec = end.tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_sec--;
+				left.tv_nsec += 1000000000L;
+			}
+			if (left.tv_sec < 0)
+				_exit(0);
+			timeout = &left;
+		}
+		int sig = sigtimedwait(&set, NULL, timeout);
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+			_exit(0);
+	}
+}
+
 
 static void report(int fd, char status)
 {
@@ -656,7 +703,9 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 		long ttl = strtol(cmd[1], &end, 10);
 		if (*end || ttl < 0)
 			fail(125, "landlock-exec: nucleus-hold %s: want seconds", cmd[1]);
-		nucleus_supervise(supervisor_fd, ttl);
+		if (supervisor_fd >= 0)
+			nucleus_supervise(supervisor_fd, ttl);
+		hold(ttl);
 	}
 	execvp(cmd[0], cmd);
 	int e = errno;

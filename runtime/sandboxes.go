@@ -93,8 +93,11 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	defer st.close()
 	o = st.o
 	rec := sandboxRecord{ID: o.ID, Created: time.Now().UTC(), Env: o.Env, Cwd: st.spec.Process.Cwd, User: o.User, AuditLog: o.AuditLog, Posture: st.plan.Posture()}
-	// Only a held init in a mode with the pre-exec step supervises.
-	supervised := hold && o.Engine != EngineGvisor && st.plan.Landlock != nil
+	// Only a held init in a mode with the pre-exec step supervises, and
+	// only under the built-in seccomp allowlist, which allows what the
+	// supervisor calls (a pinned profile of the user's may not: its held
+	// init then only holds, and exec is runc-style).
+	supervised := hold && o.Engine != EngineGvisor && st.plan.Landlock != nil && o.Policy.Seccomp == nil
 	if supervised {
 		rec.Supervised = true
 		rec.UID, rec.GID = st.spec.Process.User.UID, st.spec.Process.User.GID
