@@ -365,8 +365,12 @@ func (p *Pools) destroy(name, id string) {
 // Take claims one ready member for the caller: exactly one caller gets
 // each. ErrEmpty when none is ready.
 func (p *Pools) Take(name string) (string, error) {
-	if _, err := p.Load(name); err != nil {
+	// A stat, not Load: the config is read only when the pool is empty.
+	if err := checkName(name); err != nil {
 		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(p.dir(name), "pool.json")); err != nil {
+		return "", fmt.Errorf("pool %s: %w", name, ErrNotExist)
 	}
 	for _, id := range p.members(name, "ready") {
 		taken := filepath.Join(p.dir(name), "taken", id)
