@@ -354,6 +354,27 @@ func TestSupervisorMalformed(t *testing.T) {
 		}
 		conn.Close()
 	}
+	// A process inside the sandbox's pid namespace (one that was handed
+	// the socket's path or a connection) is refused, however well-formed
+	// its request: only the host's nucleus, outside, is served.
+	py := requireCmd(t, "python3")
+	nsenter := requireCmd(t, "nsenter")
+	script := `import socket,struct,os,sys
+s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+body=b"/\0true\0"
+hdr=struct.pack("<7I",0x3153584e,28+len(body),1,0,0,0,0)
+fd=os.open("/dev/null",os.O_RDWR)
+try:
+    s.sendmsg([hdr+body],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,struct.pack("3i",fd,fd,fd))])
+    print("reply", len(s.recv(64)))
+except OSError as e:
+    print("refused", e.errno)
+`
+	out, err := exec.Command(nsenter, "--target", strconv.Itoa(initHostPid(t, r, id)), "--pid", "--", py, "-c", script, sock).CombinedOutput()
+	if err != nil || (!strings.Contains(string(out), "reply 0") && !strings.Contains(string(out), "refused")) {
+		t.Errorf("a client in the sandbox's pid namespace: %v: %s", err, out)
+	}
 	// A client that connects and never sends, and one that hangs up
 	// mid-command, stall nothing.
 	idle, err := net.Dial("unixpacket", sock)
