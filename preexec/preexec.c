@@ -33,6 +33,10 @@
 // older ABI the scope is skipped, not lost: Landlock still applies and the
 // landlock_applied event says "signal_scope": false, with the reason.
 //
+// A held init (PX_FLAG_HOLD) given --supervisor-fd=N, a listening socket
+// the host bound in the sandbox's state dir, becomes the sandbox's
+// supervisor (supervise.c) once confined: it serves `nucleus exec`.
+//
 // --dump-record (instead of "-- ARGV") prints the decoded record and
 // exits: the round-trip test of the encoder runs the real decoder so.
 #define _GNU_SOURCE
