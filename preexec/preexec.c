@@ -33,6 +33,10 @@
 // older ABI the scope is skipped, not lost: Landlock still applies and the
 // landlock_applied event says "signal_scope": false, with the reason.
 //
+// A held init (PX_FLAG_HOLD) given --supervisor-fd=N, a listening socket
+// the host bound in the sandbox's state dir, becomes the sandbox's
+// supervisor (supervise.c) once confined: it serves `nucleus exec`.
+//
 // --dump-record (instead of "-- ARGV") prints the decoded record and
 // exits: the round-trip test of the encoder runs the real decoder so.
 #define _GNU_SOURCE
@@ -494,6 +498,12 @@ static struct sock_fprog read_seccomp(const struct step *st)
 // whether the step went on degraded. A reader that is gone must not kill
 // the step: SIGPIPE is ignored for the write only (an ignored signal is
 // discarded, so nothing is left pending for the workload).
+// Given --supervisor-fd, a held sandbox's init becomes the supervisor
+// (supervise.c), which also serves `nucleus exec` on that socket; without
+// it (a sandbox whose seccomp profile is the user's, which may not allow
+// the supervisor's syscalls), hold below.
+void nucleus_supervise(int lfd, long ttl);
+
 // hold is a held sandbox's init (PX_FLAG_HOLD): it stays pid 1, reaps the
 // orphans of exec'd processes, and exits 0 on SIGTERM, SIGINT or SIGHUP or
 // once ttl seconds (0: none) have passed, which ends the sandbox even when
@@ -541,6 +551,7 @@ static void hold(long ttl)
 			_exit(0);
 	}
 }
+
 
 static void report(int fd, char status)
 {
@@ -597,10 +608,16 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 	(void)envp;
 	if (argc < 2 || strcmp(argv[1], "landlock-exec") != 0)
 		return;
-	int record_fd = -1, dump_only = 0, i;
+	int record_fd = -1, supervisor_fd = -1, dump_only = 0, i;
 	for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strncmp(argv[i], "--record-fd=", 12) == 0 && record_fd < 0 && (record_fd = parse_fd(argv[i] + 12)) >= 0)
 			continue;
+		if (strncmp(argv[i], "--supervisor-fd=", 16) == 0 && supervisor_fd < 0 &&
+		    (supervisor_fd = parse_fd(argv[i] + 16)) >= 0) {
+			// Never inherited by what the step execs.
+			fcntl(supervisor_fd, F_SETFD, FD_CLOEXEC);
+			continue;
+		}
 		if (strncmp(argv[i], "--rlimit=", 9) == 0) {
 			set_rlimit(argv[i] + 9);
 			continue;
@@ -690,6 +707,8 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 		long ttl = strtol(cmd[1], &end, 10);
 		if (*end || ttl < 0)
 			fail(125, "landlock-exec: nucleus-hold %s: want seconds", cmd[1]);
+		if (supervisor_fd >= 0)
+			nucleus_supervise(supervisor_fd, ttl);
 		hold(ttl);
 	}
 	execvp(cmd[0], cmd);

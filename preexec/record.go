@@ -47,6 +47,11 @@ const RecordFlag = "--record-fd="
 // root may not set them from outside.
 const RlimitFlag = "--rlimit="
 
+// SupervisorFlag, before "--" of a held init, names a listening
+// SOCK_SEQPACKET socket: --supervisor-fd=N. The held init then serves
+// `nucleus exec` on it (supervise.c, package supervise).
+const SupervisorFlag = "--supervisor-fd="
+
 // Limits of a record; preexec.c checks the same numbers.
 const (
 	Magic   = "NUCLPXR\x00"

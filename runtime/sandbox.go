@@ -60,7 +60,7 @@ type SandboxOptions struct {
 	// Tty gives the command a pseudo-terminal (attached runs only); Stdio
 	// replaces nucleus's own streams otherwise (native engine).
 	Tty    bool
-	Stdio  *Stdio
+	Stdio  *Stdio `json:"-"`
 	Policy policy.Options
 	// Timeout kills a one-shot sandbox after this long (ExitTimeout).
 	Timeout time.Duration
@@ -84,6 +84,11 @@ type SandboxOptions struct {
 	// Policy.Net, which alone (with no Network) means that mode with no
 	// rules.
 	Network *network.Config
+	// Pool names the warm pool a held sandbox belongs to (package pool):
+	// its record says so, and its copy-in-out workspace is a placeholder
+	// that is never written back (RunPooled copies the caller's in and
+	// back).
+	Pool string `json:",omitempty"`
 }
 
 // network is the sandbox's network config.

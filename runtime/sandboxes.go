@@ -19,6 +19,7 @@ import (
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/spec"
+	"github.com/nucleus-run/nucleus/supervise"
 	"github.com/nucleus-run/nucleus/workspace"
 )
 
@@ -43,6 +44,18 @@ type sandboxRecord struct {
 	Workspaces []workspace.Saved `json:"workspaces,omitempty"`
 	AuditLog   string            `json:"audit_log,omitempty"`
 	Posture    string            `json:"posture,omitempty"`
+	// Supervised: the held init serves exec on supervisor.sock (package
+	// supervise), running commands as UID:GID (the sandbox's user) with
+	// ProcessEnv (the started process's whole environment) under them.
+	Supervised bool     `json:"supervised,omitempty"`
+	UID        uint32   `json:"uid,omitempty"`
+	GID        uint32   `json:"gid,omitempty"`
+	ProcessEnv []string `json:"process_env,omitempty"`
+	// Pool is the warm pool the sandbox was made for.
+	Pool string `json:"pool,omitempty"`
+	// HostUID and HostGID own the pipes of a supervised command.
+	HostUID uint32 `json:"host_uid,omitempty"`
+	HostGID uint32 `json:"host_gid,omitempty"`
 }
 
 func (r *Runtime) sandboxDir(id string) string {
@@ -81,11 +94,32 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	defer st.close()
 	o = st.o
 	rec := sandboxRecord{ID: o.ID, Created: time.Now().UTC(), Env: o.Env, Cwd: st.spec.Process.Cwd, User: o.User, AuditLog: o.AuditLog, Posture: st.plan.Posture()}
+	// Only a held init in a mode with the pre-exec step supervises, and
+	// only under the built-in seccomp allowlist, which allows what the
+	// supervisor calls (a pinned profile of the user's may not: its held
+	// init then only holds, and exec is runc-style).
+	supervised := hold && o.Engine != EngineGvisor && st.plan.Landlock != nil && o.Policy.Seccomp == nil
+	if supervised {
+		rec.Supervised = true
+		rec.UID, rec.GID = st.spec.Process.User.UID, st.spec.Process.User.GID
+		rec.ProcessEnv = st.spec.Process.Env
+		hu, hg, err := workloadHostIDs(st.spec, st.plan)
+		if err != nil {
+			if st.copyRoot != "" {
+				r.removeWorkspaceCopies(o.ID)
+			}
+			return "", err
+		}
+		rec.HostUID, rec.HostGID = uint32(hu), uint32(hg)
+	}
 	if o.TTL > 0 {
 		rec.Deadline = rec.Created.Add(o.TTL)
 	}
+	rec.Pool = o.Pool
 	for _, c := range st.copies {
-		rec.Workspaces = append(rec.Workspaces, c.Save())
+		if o.Pool == "" {
+			rec.Workspaces = append(rec.Workspaces, c.Save())
+		}
 	}
 	dir := r.sandboxDir(o.ID)
 	cleanup := func() {
@@ -121,9 +155,17 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 		return "", fmt.Errorf("sandbox %s: %w", o.ID, err)
 	}
 	defer log.Close()
+	var sock *os.File
+	if supervised {
+		if sock, err = supervise.Listen(filepath.Join(dir, supervise.SocketName)); err != nil {
+			cleanup()
+			return "", err
+		}
+		defer sock.Close()
+	}
 	_, err = r.Run(CreateOptions{
 		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, Engine: o.Engine, Network: o.network(),
-		Detach: true, Hold: hold, Stage: true, Stdio: &Stdio{In: null, Out: log, Err: log},
+		Detach: true, Hold: hold, Stage: true, Stdio: &Stdio{In: null, Out: log, Err: log}, Supervisor: sock,
 	})
 	if err != nil {
 		cleanup()

@@ -22,6 +22,17 @@ echo
 echo "== exec /bin/true in a running container: nucleus vs runc"
 "$LIFECYCLE" -n "$N" -mode exec "$NUCLEUS" runc
 echo
+# Nucleus's sandbox paths against runc's closest: the request to the exit
+# status of /bin/true (goals, issue 13: pool <= 0.15, exec <= 0.3).
+echo "== sandbox -- /bin/true (cold, agent mode) vs runc run"
+"$LIFECYCLE" -n "$N" -a-mode sandbox "$NUCLEUS" runc
+echo
+echo "== sandbox --pool P -- /bin/true (warm pool) vs runc run"
+"$LIFECYCLE" -n "$N" -a-mode pool "$NUCLEUS" runc
+echo
+echo "== exec /bin/true into a held sandbox (its supervisor) vs runc exec"
+"$LIFECYCLE" -n "$N" -mode exec -a-mode sbexec "$NUCLEUS" runc
+echo
 # crun refuses hybrid cgroup hosts; -u hides cgroup2's 'unified' mount from
 # both runtimes in a private mount namespace (the host's mounts are untouched).
 echo "== run /bin/true: nucleus vs crun (-u)"

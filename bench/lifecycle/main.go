@@ -47,11 +47,20 @@ Modes (-mode):
   exec  one long-running container per runtime (sleep), then
         'RT exec ID /bin/true' per measurement
 
+Nucleus's sandbox paths (-a-mode, for A only; B keeps -mode):
+  sandbox  'nucleus sandbox --bundle B -- /bin/true' (cold, agent mode)
+  pool     'nucleus sandbox --pool P -- /bin/true' from a warm pool of
+           -pool-size, refilled (untimed) before each measurement
+  sbexec   'nucleus exec S /bin/true' into a held sandbox S (through its
+           supervisor); pair it with -mode exec
+
 Flags:
 `
 
 type options struct {
 	mode     string
+	aMode    string
+	poolSize int
 	pairs    int
 	warmup   int
 	timeout  time.Duration
@@ -74,6 +83,8 @@ func parseFlags(args []string) (*options, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.mode, "mode", "run", "what one measurement is: run, cswd or exec")
+	fs.StringVar(&o.aMode, "a-mode", "", "A's own measurement (nucleus only): sandbox, pool or sbexec")
+	fs.IntVar(&o.poolSize, "pool-size", 2, "size of -a-mode pool's pool")
 	fs.IntVar(&o.pairs, "n", 30, "measured pairs (1..1000)")
 	fs.IntVar(&o.warmup, "w", 3, "warm-up runs of each runtime (0..50)")
 	fs.Func("t", "per-invocation timeout: a duration (90s) or seconds (default 60)", func(s string) error {
@@ -106,6 +117,12 @@ func parseFlags(args []string) (*options, error) {
 		return nil, usageError{fmt.Errorf("want two runtimes, got %d arguments", fs.NArg())}
 	case o.mode != "run" && o.mode != "cswd" && o.mode != "exec":
 		return nil, usageError{fmt.Errorf("-mode %q: want run, cswd or exec", o.mode)}
+	case o.aMode != "" && o.aMode != "sandbox" && o.aMode != "pool" && o.aMode != "sbexec":
+		return nil, usageError{fmt.Errorf("-a-mode %q: want sandbox, pool or sbexec", o.aMode)}
+	case o.aMode == "sbexec" && o.mode != "exec":
+		return nil, usageError{errors.New("-a-mode sbexec compares with -mode exec")}
+	case o.poolSize < 1 || o.poolSize > 64:
+		return nil, usageError{errors.New("-pool-size must be 1..64")}
 	case o.pairs < 1 || o.pairs > 1000:
 		return nil, usageError{errors.New("-n must be 1..1000")}
 	case o.warmup < 0 || o.warmup > 50:
@@ -195,11 +212,19 @@ func (b *bench) invoke(ctx context.Context, r *runtimeUnderTest, timeout time.Du
 // cycle performs and times one measurement of r in the current mode.
 func (b *bench) cycle(r *runtimeUnderTest) (time.Duration, int64, error) {
 	b.seq++
+	mode := b.modeOf(r)
 	id := fmt.Sprintf("lc-%d-%d", os.Getpid(), b.seq)
-	if b.opt.mode == "exec" {
+	if mode == "exec" || mode == "sbexec" {
 		id = r.execID
 	}
-	fmt.Fprintf(b.errLog, "--- %s %s %s\n", r.label, b.opt.mode, id)
+	if mode == "pool" {
+		// Untimed: the previous take's detached release and refill
+		// must be over, so that this one finds the pool full and idle.
+		if err := b.waitPoolFull(r); err != nil {
+			return 0, 0, err
+		}
+	}
+	fmt.Fprintf(b.errLog, "--- %s %s %s\n", r.label, mode, id)
 	pidFile := filepath.Join(b.tmp, id+".pid")
 	var peak int64
 	keep := func(rss int64, err error) error {
@@ -208,10 +233,14 @@ func (b *bench) cycle(r *runtimeUnderTest) (time.Duration, int64, error) {
 	}
 	t0 := time.Now()
 	var err error
-	switch b.opt.mode {
+	switch mode {
 	case "run":
 		err = keep(b.invoke(b.ctx, r, b.opt.timeout, "run", "--bundle", b.bundle, id))
-	case "exec":
+	case "sandbox":
+		err = keep(b.invoke(b.ctx, r, b.opt.timeout, "sandbox", "--bundle", b.bundle, "--id", id, "--", "/bin/true"))
+	case "pool":
+		err = keep(b.invoke(b.ctx, r, b.opt.timeout, "sandbox", "--pool", poolName, "--", "/bin/true"))
+	case "exec", "sbexec":
 		err = keep(b.invoke(b.ctx, r, b.opt.timeout, "exec", id, "/bin/true"))
 	case "cswd":
 		err = keep(b.invoke(b.ctx, r, b.opt.timeout, "create", "--bundle", b.bundle, "--pid-file", pidFile, id))
@@ -230,12 +259,12 @@ func (b *bench) cycle(r *runtimeUnderTest) (time.Duration, int64, error) {
 		}
 	}
 	dt := time.Since(t0)
-	if b.opt.mode == "cswd" {
+	if mode == "cswd" {
 		os.Remove(pidFile)
 	}
 	if err != nil {
 		fmt.Fprintf(b.errLog, "lifecycle: %v\n", err)
-		if b.opt.mode != "exec" {
+		if mode != "exec" && mode != "sbexec" && mode != "pool" {
 			b.invoke(context.Background(), r, 20*time.Second, "delete", "--force", id)
 		}
 	}
@@ -292,9 +321,57 @@ func procState(stat []byte) byte {
 	return stat[i+2]
 }
 
-// startLongRunning creates and starts exec mode's container for r.
+// poolName is -a-mode pool's pool.
+const poolName = "lifecycle"
+
+// modeOf is what one measurement of r is.
+func (b *bench) modeOf(r *runtimeUnderTest) string {
+	if r.label == "A" && b.opt.aMode != "" {
+		return b.opt.aMode
+	}
+	return b.opt.mode
+}
+
+// waitPoolFull polls `pool ls` until the pool is full and no refill runs.
+func (b *bench) waitPoolFull(r *runtimeUnderTest) error {
+	deadline := time.Now().Add(b.opt.timeout)
+	for {
+		out, err := exec.CommandContext(b.ctx, r.argv[0], r.args("pool", "ls", "--json")...).Output()
+		if err != nil {
+			return fmt.Errorf("pool ls: %w", err)
+		}
+		var st struct {
+			Ready   int  `json:"ready"`
+			Taken   int  `json:"taken"`
+			Filling bool `json:"filling"`
+		}
+		if json.Unmarshal(bytes.TrimSpace(out), &st) == nil && st.Ready >= b.opt.poolSize && st.Taken == 0 && !st.Filling {
+			return nil
+		}
+		if b.ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("pool not refilled within %s: %s", b.opt.timeout, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startLongRunning creates and starts exec mode's container for r (a
+// held sandbox for -a-mode sbexec), or -a-mode pool's pool.
 func (b *bench) startLongRunning(r *runtimeUnderTest) error {
 	r.execID = fmt.Sprintf("lc-%d-exec-%s", os.Getpid(), strings.ToLower(r.label))
+	switch b.modeOf(r) {
+	case "sbexec":
+		_, err := b.invoke(b.ctx, r, b.opt.timeout, "sandbox", "--detach", "--id", r.execID, "--bundle", b.bundle)
+		return err
+	case "pool":
+		if _, err := b.invoke(b.ctx, r, b.opt.timeout, "pool", "create", poolName, "--bundle", b.bundle, "--size", strconv.Itoa(b.opt.poolSize), "--no-fill"); err != nil {
+			return err
+		}
+		_, err := b.invoke(b.ctx, r, b.opt.timeout, "pool", "fill", poolName)
+		return err
+	case "sandbox":
+		return nil
+	}
 	fmt.Fprintf(b.errLog, "--- %s create+start %s\n", r.label, r.execID)
 	if _, err := b.invoke(b.ctx, r, b.opt.timeout, "create", "--bundle", b.bundle, r.execID); err != nil {
 		return err
@@ -312,6 +389,9 @@ func (b *bench) cleanup() {
 	for _, r := range b.rts {
 		if r == nil || r.root == "" {
 			continue
+		}
+		if b.modeOf(r) == "pool" {
+			b.invoke(context.Background(), r, 60*time.Second, "pool", "rm", poolName)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		out, _ := exec.CommandContext(ctx, r.argv[0], r.args("list", "-q")...).Output()
@@ -344,6 +424,7 @@ func (b *bench) errTail(n int) string {
 
 type summary struct {
 	Mode            string    `json:"mode"`
+	AMode           string    `json:"a_mode,omitempty"`
 	Pairs           int       `json:"pairs"`
 	PairsOK         int       `json:"pairs_ok"`
 	Warmup          int       `json:"warmup"`
@@ -380,11 +461,15 @@ func (b *bench) measure() error {
 		} else if o.bundle != "" {
 			parent = "given"
 		}
+		mode := o.mode
+		if o.aMode != "" {
+			mode = "A " + o.aMode + ", B " + o.mode
+		}
 		fmt.Printf("mode %s, %d pairs (ABBA), %d warm-up each, %d cpus, load %s, bundle %s (%s), cgroup2 'unified' hidden: %v\n",
-			o.mode, o.pairs, o.warmup, runtime.NumCPU(), loadAvg(), b.bundle, parent, b.hidden)
+			mode, o.pairs, o.warmup, runtime.NumCPU(), loadAvg(), b.bundle, parent, b.hidden)
 	}
-	if o.mode == "exec" {
-		for _, r := range b.rts {
+	for _, r := range b.rts {
+		if m := b.modeOf(r); m == "exec" || m == "sbexec" || m == "pool" {
 			if err := b.startLongRunning(r); err != nil {
 				if b.ctx.Err() != nil {
 					return errInterrupted
@@ -449,7 +534,7 @@ func (b *bench) report() {
 	a, bb := b.rts[0], b.rts[1]
 	ratios := pairRatios(a.ms, bb.ms)
 	s := summary{
-		Mode: o.mode, Pairs: o.pairs, PairsOK: len(a.ms), Warmup: o.warmup,
+		Mode: o.mode, AMode: o.aMode, Pairs: o.pairs, PairsOK: len(a.ms), Warmup: o.warmup,
 		Nproc: runtime.NumCPU(), LoadAvg: loadAvg(), Bundle: b.bundle,
 		PrivateParent: o.private, UnifiedHidden: b.hidden,
 		A:               summarise(a.word, a.ms, a.peakRSS, a.failures),
@@ -553,7 +638,9 @@ func (b *bench) setup() error {
 	}
 	for _, r := range b.rts {
 		r.root = filepath.Join(b.tmp, "state-"+strings.ToLower(r.label))
-		if err := os.Mkdir(r.root, 0o700); err != nil {
+		// A sandbox's unprivileged user namespace root must traverse
+		// its state root to reach the staged rootfs below it.
+		if err := os.Mkdir(r.root, 0o711); err != nil {
 			return err
 		}
 	}

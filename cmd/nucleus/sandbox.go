@@ -50,6 +50,7 @@ sandbox holds itself open until deleted or its --ttl passes.`,
 		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a pseudo-terminal"},
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin open (otherwise the command's stdin is empty)"},
 		&cli.BoolFlag{Name: "json", Usage: "after the command's output, print its result as one JSON line on stdout"},
+		&cli.StringFlag{Name: "pool", Usage: "take a started sandbox from this warm pool (nucleus pool create) and run the command in it"},
 		&cli.StringFlag{Name: "workspace-max-bytes", Usage: "most a copy-in-out workspace's write-back may write on the host (e.g. 512M, 10G; max: none); default 4G"},
 		engineFlag(""),
 	}, policyFlags(string(policy.ModeAgent))...),
@@ -60,6 +61,9 @@ sandbox holds itself open until deleted or its --ttl passes.`,
 		}
 		if ep := c.String("entrypoint"); ep != "" {
 			args = append([]string{ep}, args...)
+		}
+		if c.IsSet("pool") {
+			return sandboxFromPool(c, args)
 		}
 		bundle := c.String("bundle")
 		if ref := c.String("flake"); ref != "" {
@@ -160,6 +164,10 @@ func printResultJSON(res runtime.Exit) error {
 	fields := res.Fields()
 	fields["exit_code"] = fields["status"]
 	delete(fields, "status")
+	return printJSONLine(fields)
+}
+
+func printJSONLine(fields map[string]any) error {
 	data, err := json.Marshal(fields)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"io"
+	"os"
 	"time"
 
 	"github.com/nucleus-run/nucleus/network"
@@ -62,6 +63,10 @@ type CreateOptions struct {
 	// seconds have passed (preexec.Record.Hold). Only a container in an
 	// isolation mode on the native engine can hold.
 	Hold bool
+	// Supervisor, with Hold, is a listening SOCK_SEQPACKET socket (bound
+	// in the state dir, outside the container) on which the held init
+	// serves exec requests (package supervise).
+	Supervisor *os.File
 }
 
 // Stdio are the streams an attached process without a terminal is

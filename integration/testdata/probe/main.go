@@ -330,6 +330,53 @@ func main() {
 		// made raw so that MODE (numbers; 0 or 0o prefix for octal, upper
 		// 32 bits allowed) reaches the kernel as given.
 		modeCall(os.Args[2], os.Args[3], num(os.Args[4]), os.Args[5:])
+	case "reach-init":
+		// What a command exec'd into a held sandbox can get of its pid 1
+		// (the supervisor, same user and user namespace): its descriptors
+		// (the exec socket), its memory, its environment, a ptrace.
+		// Listing the numbers may be allowed (the directory's owner is
+		// the namespace's root); following or opening one must not.
+		ents, err := os.ReadDir("/proc/1/fd")
+		if err == nil {
+			err = unix.ENOENT
+			for _, e := range ents {
+				_, lerr := os.Readlink("/proc/1/fd/" + e.Name())
+				f, oerr := os.Open("/proc/1/fd/" + e.Name())
+				if oerr == nil {
+					f.Close()
+				}
+				if lerr == nil || oerr == nil {
+					err = nil
+					break
+				}
+				err = lerr
+			}
+		}
+		fmt.Print("proc-fd: ")
+		result(err)
+		_, err = os.ReadFile("/proc/1/environ")
+		fmt.Print("proc-environ: ")
+		result(err)
+		f, err := os.Open("/proc/1/mem")
+		if err == nil {
+			f.Close()
+		}
+		fmt.Print("proc-mem: ")
+		result(err)
+		_, err = os.Readlink("/proc/1/cwd")
+		fmt.Print("proc-cwd: ")
+		result(err)
+		fmt.Print("ptrace: ")
+		result(rawErr(unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_ATTACH, 1, 0, 0, 0, 0)))
+	case "pidfd-getfd-init":
+		// pidfd_getfd of pid 1's descriptor N (its exec socket).
+		pidfd, err := unix.PidfdOpen(1, 0)
+		fmt.Print("pidfd_open: ")
+		result(err)
+		if err == nil {
+			fmt.Print("pidfd_getfd: ")
+			result(rawErr(unix.Syscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), num(os.Args[2]), 0)))
+		}
 	case "fds":
 		// List this process's open descriptors and what they point at:
 		// none of the runtime's own (record, audit log, filter, binary)
