@@ -408,6 +408,18 @@ func TestDockerRuntimes(t *testing.T) {
 				t.Errorf("agent container: status lacks %q: %s", want, status)
 			}
 		}
+		// Docker keeps the rootfs out of other host users' reach (its
+		// data root is 0710): the staged one must stay so.
+		staged, _ := filepath.Glob(filepath.Join(engineStagingBase, "*", "@rootfs-"+box, "merged"))
+		if len(staged) != 1 {
+			t.Errorf("agent container: staged rootfs %v, want one under %s", staged, engineStagingBase)
+		} else {
+			peek := exec.Command("cat", filepath.Join(staged[0], "bin", "probe"))
+			peek.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			if out, err := peek.CombinedOutput(); err == nil || !strings.Contains(string(out), "Permission denied") {
+				t.Errorf("an unprivileged host user reads the agent container's rootfs at %s: %v %.80q", staged[0], err, out)
+			}
+		}
 		if res := e.cmd(nil, "exec", box, "sh", "-c", "exit 5"); res.Code != 5 {
 			t.Errorf("agent exec exit 5: exit %d: %s", res.Code, res.Stderr)
 		}

@@ -172,6 +172,31 @@ func lockStaging(dir string) (int, error) {
 	return fd, nil
 }
 
+// GuardStaging closes the staging dir of a container whose root other uids
+// cannot reach (it stages under StagingBase) to everyone but host root
+// and uid:gid, the host ids the container's root maps to (0:0 without a
+// user namespace), who must pass it to reach the rootfs. Other host users
+// can then neither read the container's files nor plant their own in its
+// writable directories: the client's private root (Docker's 0700 exec
+// root, as its 0710 data root for runc's containers) keeps them out, and
+// staging elsewhere must not let them in. (Roots others can reach keep
+// their 0711 staging dirs: `policy trace`, whose seccomp listener makes
+// the container's setup pass the dir as another uid, needs that.)
+func GuardStaging(root, id string, uid, gid int) error {
+	if os.Geteuid() != 0 || stagingParent(root) == root {
+		// Rootless, the dir is the caller's own already.
+		return nil
+	}
+	dir := stagingDir(root, id)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return fmt.Errorf("stage rootfs: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("stage rootfs: %w", err)
+	}
+	return nil
+}
+
 // StagedRootfs is where the rootfs of a container in an isolation mode will
 // be once started (policy.Apply's host facts are about that path). It makes
 // the state root searchable, as staging needs.
