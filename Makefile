@@ -24,6 +24,10 @@ GOFLAGS_B := -trimpath -tags "$(TAGS)"
 # package's examples do), where no dynamic loader is.
 TESTLDFLAGS := -extldflags -static
 DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
+# crictl for the Kubernetes (CRI) client test, from the Go module proxy,
+# pinned; `make deps` builds it once into build/ (never committed).
+CRICTL_VERSION ?= v1.34.0
+CRICTL    ?= $(abspath build/tools/crictl-$(CRICTL_VERSION)/crictl)
 # staticcheck from the Go module proxy, pinned (built once, then cached).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -53,9 +57,13 @@ deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		apt-get update -qq && ./scripts/apt-install.sh $$missing; \
 	fi
 	./scripts/setup-nix.sh
+	$(MAKE) --no-print-directory $(CRICTL)
+
+$(CRICTL):
+	GOFLAGS=-mod=mod GOBIN=$(dir $(CRICTL)) $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
 install: deps build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nucleus
@@ -78,7 +86,7 @@ demo:
 test: build
 	$(GO) vet -tags "$(TAGS)" ./...
 	$(STATICCHECK) -tags "$(TAGS)" ./...
-	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 -p 1 -timeout 15m ./...
+	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) CRICTL=$(CRICTL) $(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 -p 1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
 
 # fuzz runs each policy-file parser's fuzz target briefly (seed corpus in
@@ -96,7 +104,7 @@ unit:
 	$(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 $$($(GO) list ./... | grep -v /integration)
 
 integration: build
-	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...
+	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) CRICTL=$(CRICTL) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...
 
 # bench compares nucleus with runc, crun and runsc (scripts/bench.sh and
 # scripts/bench.d/*.sh, each comparison one run of $(LIFECYCLE));

@@ -53,16 +53,21 @@ func clientRuntimes(t *testing.T) []clientRuntime {
 func forEachRuntime(t *testing.T, f func(t *testing.T, rt clientRuntime)) {
 	for _, rt := range clientRuntimes(t) {
 		t.Run(rt.Name, func(t *testing.T) {
-			dir := t.TempDir()
-			rt.Bin = filepath.Join(dir, rt.Name)
-			rt.CallLog = filepath.Join(dir, "calls.log")
-			script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", rt.CallLog, rt.Real)
-			if err := os.WriteFile(rt.Bin, []byte(script), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			f(t, rt)
+			f(t, rt.wrapped(t, t.TempDir()))
 		})
 	}
+}
+
+// wrapped is rt with its logging wrapper written in dir.
+func (rt clientRuntime) wrapped(t testing.TB, dir string) clientRuntime {
+	t.Helper()
+	rt.Bin = filepath.Join(dir, rt.Name)
+	rt.CallLog = filepath.Join(dir, rt.Name+".calls")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", rt.CallLog, rt.Real)
+	if err := os.WriteFile(rt.Bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }
 
 // calls returns the runtime invocations logged so far.
@@ -213,8 +218,15 @@ func busyboxTarball(t testing.TB) string {
 // ref, with a single gzip busybox layer, for `ctr image import`.
 func busyboxOCIArchive(t testing.TB, ref string) string {
 	t.Helper()
+	return ociArchive(t, busyboxRootfs(t), []string{"/bin/sh"}, ref)
+}
+
+// ociArchive writes an OCI image layout tarball holding one image, ref,
+// whose single gzip layer is rootfs and whose default command is cmd.
+func ociArchive(t testing.TB, rootfs string, cmd []string, ref string) string {
+	t.Helper()
 	var layerTar bytes.Buffer
-	tarDir(t, busyboxRootfs(t), &layerTar)
+	tarDir(t, rootfs, &layerTar)
 	var layerGz bytes.Buffer
 	gz := gzip.NewWriter(&layerGz)
 	gz.Write(layerTar.Bytes())
@@ -233,7 +245,7 @@ func busyboxOCIArchive(t testing.TB, ref string) string {
 	config := mustJSON(map[string]any{
 		"architecture": "amd64",
 		"os":           "linux",
-		"config":       map[string]any{"Cmd": []string{"/bin/sh"}, "Env": []string{"PATH=/bin"}},
+		"config":       map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin"}},
 		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{digest(layerTar.Bytes())}},
 	})
 	manifest := mustJSON(map[string]any{
@@ -253,7 +265,7 @@ func busyboxOCIArchive(t testing.TB, ref string) string {
 			"annotations": map[string]string{"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": "latest"},
 		}},
 	})
-	out := filepath.Join(t.TempDir(), "busybox-oci.tar")
+	out := filepath.Join(t.TempDir(), "image-oci.tar")
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)

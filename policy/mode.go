@@ -289,6 +289,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		out.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
 		plan.UserNS = true
 		plan.Steps = append(plan.Steps, Step{Name: "userns_mapped", Applied: true, Detail: fmt.Sprintf("0->%d size %d", HostUID, userNSSize)})
+		clampPingGroupRange(out)
 		// The kernel lets a user namespace mount sysfs only on a network
 		// namespace it owns; refuse here, in one line, rather than fail
 		// in the container's init with a raw mount error. (A bind of the
@@ -594,4 +595,30 @@ func deepCopy(s *specs.Spec) (*specs.Spec, error) {
 		return nil, fmt.Errorf("copy config: %w", err)
 	}
 	return &out, nil
+}
+
+// pingGroupRange is the sysctl Docker sets on every container (all groups
+// may open ICMP sockets: "0 2147483647").
+const pingGroupRange = "net.ipv4.ping_group_range"
+
+// clampPingGroupRange fits the config's net.ipv4.ping_group_range into
+// the sandbox's user namespace: the kernel refuses (EINVAL) a range with a
+// group the namespace does not map, so Docker's default would fail every
+// start. The groups it keeps are all the namespace has; a range with none
+// of them is dropped, since it could allow no group anyway.
+func clampPingGroupRange(s *specs.Spec) {
+	v, ok := s.Linux.Sysctl[pingGroupRange]
+	if !ok {
+		return
+	}
+	var lo, hi int64
+	if n, err := fmt.Sscanf(v, "%d %d", &lo, &hi); err != nil || n != 2 {
+		return // not ours to judge: the kernel refuses it with its own error
+	}
+	lo, hi = max(lo, 0), min(hi, userNSSize-1)
+	if lo > hi {
+		delete(s.Linux.Sysctl, pingGroupRange)
+		return
+	}
+	s.Linux.Sysctl[pingGroupRange] = fmt.Sprintf("%d %d", lo, hi)
 }

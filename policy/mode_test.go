@@ -347,3 +347,40 @@ func TestWorkspacesMustNotOverlap(t *testing.T) {
 		t.Errorf("/work and /workspace refused: %v", err)
 	}
 }
+
+// Docker sets net.ipv4.ping_group_range to "0 2147483647" on every
+// container; under the sandbox's user namespace the kernel refuses groups
+// the namespace does not map, so the range is fitted into it.
+func TestApplyUserNSClampsPingGroupRange(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"0 2147483647", "0 65535"},
+		{"1 1", "1 1"},
+		{"70000 80000", ""},
+		{"nonsense", "nonsense"},
+	} {
+		s := baseSpec()
+		s.Linux.Sysctl = map[string]string{pingGroupRange: c.in, "net.ipv4.ip_unprivileged_port_start": "0"}
+		o := allHost
+		o.Mode = ModeAgent
+		out, plan, err := Apply(s, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := out.Linux.Sysctl[pingGroupRange]
+		if !plan.UserNS || got != c.want || ok != (c.want != "") {
+			t.Errorf("ping_group_range %q: got %q (set %v), want %q", c.in, got, ok, c.want)
+		}
+		if out.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"] != "0" || s.Linux.Sysctl[pingGroupRange] != c.in {
+			t.Errorf("ping_group_range %q: other sysctls or the input changed: %v / %v", c.in, out.Linux.Sysctl, s.Linux.Sysctl)
+		}
+	}
+	// Without a user namespace the range is the config's.
+	s := baseSpec()
+	s.Linux.Sysctl = map[string]string{pingGroupRange: "0 2147483647"}
+	o := allHost
+	o.Mode, o.HostUserNS = ModeAgent, false
+	out, _, err := Apply(s, o)
+	if err != nil || out.Linux.Sysctl[pingGroupRange] != "0 2147483647" {
+		t.Errorf("without a user namespace: %v, %v", err, out.Linux.Sysctl)
+	}
+}

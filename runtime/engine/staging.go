@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -56,15 +58,32 @@ func stageRootfs(root, id, rootfs string) (string, func(), int, error) {
 	if err := SearchableRoot(root); err != nil {
 		return "", nil, -1, err
 	}
+	parent := stagingParent(root)
 	dir := stagingDir(root, id)
-	lock, err := lockStaging(dir)
+	lockIn := func() (lock int, err error) {
+		// A root staging under StagingBase: the last unstage of
+		// another of its containers may remove the parent between
+		// its creation and our mkdir.
+		for try := 0; ; try++ {
+			if parent != root {
+				if err := SearchableRoot(parent); err != nil {
+					return -1, err
+				}
+			}
+			lock, err = lockStaging(dir)
+			if !errors.Is(err, fs.ErrNotExist) || parent == root || try == 3 {
+				return lock, err
+			}
+		}
+	}
+	lock, err := lockIn()
 	if errors.Is(err, fs.ErrExist) {
 		// Left by a create that crashed before its state existed (a
 		// live one holds the lock).
 		if err := UnstageRootfs(root, id); err != nil {
 			return "", nil, -1, err
 		}
-		lock, err = lockStaging(dir)
+		lock, err = lockIn()
 	}
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return "", nil, -1, fmt.Errorf("container %s %w under %s (being created)", id, ErrExist, root)
@@ -157,6 +176,31 @@ func lockStaging(dir string) (int, error) {
 	return fd, nil
 }
 
+// GuardStaging closes the staging dir of a container whose root other uids
+// cannot reach (it stages under StagingBase) to everyone but host root
+// and uid:gid, the host ids the container's root maps to (0:0 without a
+// user namespace), who must pass it to reach the rootfs. Other host users
+// can then neither read the container's files nor plant their own in its
+// writable directories: the client's private root (Docker's 0700 exec
+// root, as its 0710 data root for runc's containers) keeps them out, and
+// staging elsewhere must not let them in. (Roots others can reach keep
+// their 0711 staging dirs: `policy trace`, whose seccomp listener makes
+// the container's setup pass the dir as another uid, needs that.)
+func GuardStaging(root, id string, uid, gid int) error {
+	if os.Geteuid() != 0 || stagingParent(root) == root {
+		// Rootless, the dir is the caller's own already.
+		return nil
+	}
+	dir := stagingDir(root, id)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return fmt.Errorf("stage rootfs: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("stage rootfs: %w", err)
+	}
+	return nil
+}
+
 // StagedRootfs is where the rootfs of a container in an isolation mode will
 // be once started (policy.Apply's host facts are about that path). It makes
 // the state root searchable, as staging needs.
@@ -180,7 +224,58 @@ func StagedUserNS(root, id string) string {
 }
 
 func stagingDir(root, id string) string {
-	return filepath.Join(root, StagingPrefix+id)
+	return filepath.Join(stagingParent(root), StagingPrefix+id)
+}
+
+// StagingBase is where the staged rootfs dirs of a state root that an
+// unprivileged uid cannot reach are kept, one directory per root (named
+// by the hash of its path).
+var StagingBase = "/run/nucleus-rootfs"
+
+// stagingParent is the directory a state root's staged rootfs dirs live
+// in: the root itself, unless a directory above it keeps other uids out.
+// A user namespace's root must reach the staged rootfs, and the clients
+// put the runtime's root in private places: Docker's is
+// /run/docker/runtime-runc/moby, below two 0700 directories, where the
+// mode's user namespace would be dropped. Those roots stage under
+// StagingBase; the same root always maps to the same place, so delete
+// finds what create staged.
+func stagingParent(root string) string {
+	abs, err := filepath.Abs(root)
+	if err != nil || reachableAbove(abs) {
+		return root
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(StagingBase, hex.EncodeToString(sum[:12]))
+}
+
+// reachableAbove reports whether every existing directory above path lets
+// others search it (path itself is made so by SearchableRoot).
+func reachableAbove(path string) bool {
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		st, err := os.Stat(dir)
+		if err == nil && st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+		if dir == "/" || dir == "." {
+			return true
+		}
+	}
+}
+
+// dropStagingParent removes a root's directory under StagingBase (and the
+// base) once its last staged rootfs is gone, so no trace of the root
+// stays on the host; a directory still in use is not empty and stays.
+func dropStagingParent(parent string) {
+	if filepath.Dir(parent) != StagingBase {
+		return
+	}
+	if unix.Rmdir(parent) == nil {
+		_ = unix.Rmdir(StagingBase)
+	}
 }
 
 // UnstageRootfs unmounts and removes a container's staged rootfs, if any,
@@ -217,11 +312,13 @@ func unstage(dir string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove staged rootfs %s: %w", dir, err)
 	}
+	dropStagingParent(filepath.Dir(dir))
 	return nil
 }
 
 // ReleaseStaged removes the staged rootfs of a container being destroyed,
-// recognised by its path (<root>/@rootfs-<id>/merged).
+// recognised by its path (<parent>/@rootfs-<id>/merged, the parent being
+// the root or its directory under StagingBase).
 func ReleaseStaged(id, rootfs string) {
 	dir := filepath.Dir(rootfs)
 	if filepath.Base(rootfs) != "merged" || filepath.Base(dir) != StagingPrefix+id {

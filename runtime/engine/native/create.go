@@ -104,6 +104,11 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 			}
 		}()
 		o.Spec.Root.Path = staged
+		if uid, gid, ok := rootIDs(o.Spec); ok {
+			if err := engine.GuardStaging(r.Root, o.ID, uid, gid); err != nil {
+				return -1, err
+			}
+		}
 		// Only with the pre-exec step, which sets the rlimits host root
 		// no longer may (see preExecRecord.OwnedUserNS).
 		if o.Policy != nil && o.Policy.UserNS && o.Policy.Landlock != nil {
@@ -486,6 +491,27 @@ func ownedUserNS(s *specs.Spec, path string) (*specs.Spec, error) {
 	process.Rlimits = nil
 	out.Process = &process
 	return &out, nil
+}
+
+// rootIDs are the host uid and gid the container's root runs as: 0:0
+// without a user namespace, else what the mappings give container id 0;
+// not ok for a namespace joined by path, whose mappings are not in the
+// config.
+func rootIDs(s *specs.Spec) (uid, gid int, ok bool) {
+	if s.Linux == nil || !slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }) {
+		return 0, 0, true
+	}
+	host := func(ms []specs.LinuxIDMapping) (int, bool) {
+		for _, m := range ms {
+			if m.ContainerID == 0 && m.Size > 0 {
+				return int(m.HostID), true
+			}
+		}
+		return 0, false
+	}
+	uid, okU := host(s.Linux.UIDMappings)
+	gid, okG := host(s.Linux.GIDMappings)
+	return uid, gid, okU && okG
 }
 
 func withoutSeccomp(s *specs.Spec) *specs.Spec {
