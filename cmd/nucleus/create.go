@@ -15,7 +15,7 @@ import (
 
 // createFlags are shared by create and run.
 func createFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "path to the bundle directory (holds config.json)"},
 		&cli.StringFlag{Name: "console-socket", Usage: "AF_UNIX socket that receives the pty master when process.terminal is true"},
 		&cli.StringFlag{Name: "pidfd-socket", Usage: "AF_UNIX socket that receives a pidfd of the container's init"},
@@ -25,7 +25,7 @@ func createFlags() []cli.Flag {
 		&cli.IntFlag{Name: "preserve-fds", Usage: "pass N extra file descriptors (from fd 3 on) to the container"},
 		engineFlag(""),
 		&cli.BoolFlag{Name: "verify-attestation", Usage: "refuse a bundle whose attestation.json (from 'nucleus bundle') does not match"},
-	}
+	}, productionFlags()...)
 }
 
 func init() { register(createCommand) }
@@ -83,6 +83,9 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 	}
 	po, err := policyOptions(c)
 	if err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
+	if err := checkProduction(c, bundle, s, po.Mode); err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}
 	for _, ws := range po.Workspaces {
