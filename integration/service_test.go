@@ -1,0 +1,420 @@
+package integration
+
+// Tests for running a container as a service (issue 14): health checks,
+// sd_notify against a real unixgram socket (what systemd listens on),
+// --require-lockdown, the attestation a production Nix bundle needs, the
+// systemd unit and the mount-flag verification. Container ids start with
+// "hl-".
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func hlID(t testing.TB, r *Runner, name string) string {
+	t.Helper()
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	id := "hl-" + name + "-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { _ = r.Cmd("delete", "--force", id).Run() })
+	return id
+}
+
+// prodFlags are what production mode requires: a memory limit and the
+// built-in seccomp allowlist pinned by its digest.
+func prodFlags(t *testing.T, r *Runner) []string {
+	t.Helper()
+	prof, sum := builtinProfile(t, r)
+	return []string{"--mode", "production", "--memory", "256M", "--seccomp-profile", prof, "--seccomp-profile-sha256", sum}
+}
+
+// notifySocket is a unixgram socket the test listens on, as systemd does
+// for a Type=notify service.
+type notifySocket struct {
+	Path string
+	conn *net.UnixConn
+	msgs chan notifyMsg
+}
+
+type notifyMsg struct {
+	text string
+	at   time.Time
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &notifySocket{Path: path, conn: conn, msgs: make(chan notifyMsg, 1000)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				close(n.msgs)
+				return
+			}
+			n.msgs <- notifyMsg{string(buf[:k]), time.Now()}
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return n
+}
+
+// next is the next datagram, failing the test after limit.
+func (n *notifySocket) next(t *testing.T, limit time.Duration) string {
+	t.Helper()
+	select {
+	case m, ok := <-n.msgs:
+		if !ok {
+			t.Fatal("notify socket closed")
+		}
+		return m.text
+	case <-time.After(limit):
+		t.Fatalf("no datagram on the notify socket within %s", limit)
+	}
+	return ""
+}
+
+// none asserts that no datagram arrives for d.
+func (n *notifySocket) none(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case m := <-n.msgs:
+		t.Fatalf("unexpected datagram %q", m.text)
+	case <-time.After(d):
+	}
+}
+
+// until reads datagrams until one equals want; it returns those before.
+func (n *notifySocket) until(t *testing.T, want string, limit time.Duration) []string {
+	t.Helper()
+	var before []string
+	deadline := time.Now().Add(limit)
+	for {
+		m := n.next(t, time.Until(deadline))
+		if m == want {
+			return before
+		}
+		before = append(before, m)
+	}
+}
+
+// serviceRun starts `nucleus run` in the background with extra
+// environment.
+func (r *Runner) serviceRun(env []string, args ...string) *bgRun {
+	r.t.Helper()
+	b := &bgRun{cmd: r.Cmd(args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = b.stdout, b.stderr
+	b.cmd.Env = append(os.Environ(), env...)
+	if err := b.cmd.Start(); err != nil {
+		r.t.Fatalf("start nucleus %v: %v", args, err)
+	}
+	go func() { _ = b.cmd.Wait(); close(b.done) }()
+	r.t.Cleanup(func() {
+		select {
+		case <-b.done:
+		default:
+			b.cmd.Process.Kill()
+			<-b.done
+		}
+	})
+	return b
+}
+
+// healthOf is the health annotation `state` shows.
+func healthOf(r *Runner, id string) string {
+	res := r.Run(nil, "state", id)
+	if res.Code != 0 {
+		return ""
+	}
+	var st struct{ Annotations map[string]string }
+	json.Unmarshal([]byte(res.Stdout), &st)
+	return st.Annotations["org.nucleus.health"]
+}
+
+// hlAuditEvents are the audit log's events of one name.
+func hlAuditEvents(t *testing.T, path, name string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, l := range strings.Split(string(data), "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(l), &e) == nil && e["event"] == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestServiceHealthUnhealthyStops: a production service whose health
+// command passes, then fails, goes starting -> healthy -> unhealthy (in
+// `state` and the audit log), and the foreground run stops it and exits
+// non-zero with one line. The command runs in the container's
+// confinement: it passes only with seccomp in filter mode, no_new_privs, a
+// user namespace that does not map host root, in the container's pid
+// namespace (a handful of processes, not the host's hundreds).
+func TestServiceHealthUnhealthyStops(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "while ! test -f /tmp/ok; do sleep 0.1; done; sleep 600")
+	id := hlID(t, r, "unhealthy")
+	audit := filepath.Join(t.TempDir(), "audit.log")
+	confined := `test -f /tmp/ok && grep -q '^Seccomp:.*2' /proc/self/status && grep -q '^NoNewPrivs:.*1' /proc/self/status && ! grep -qE '^ +0 +0 ' /proc/self/uid_map && test "$(ls -d /proc/[0-9]* | wc -l)" -lt 10`
+	args := append(prodFlags(t, r), "--audit-log", audit, "--health-cmd", confined, "--health-interval", "200ms",
+		"--health-retries", "2", "--bundle", b.Dir, id)
+	run := r.serviceRun(nil, append([]string{"run"}, args...)...)
+	waitFor(t, id+" running", func() bool { return r.Run(nil, "state", id).Code == 0 && healthOf(r, id) != "" })
+	if h := healthOf(r, id); h != "starting" {
+		t.Fatalf("health before /tmp/ok: %q, want starting", h)
+	}
+	// Host root is no one in the container's tmpfs: exec touches it.
+	r.OK("exec", id, "touch", "/tmp/ok")
+	waitFor(t, id+" healthy", func() bool { return healthOf(r, id) == "healthy" })
+	r.OK("exec", id, "rm", "/tmp/ok")
+	res := run.wait(t)
+	if res.Code == 0 {
+		t.Fatalf("unhealthy service: exit 0; stderr %s", res.Stderr)
+	}
+	if !strings.Contains(res.Stderr, "container "+id+": unhealthy (cmd: exit status 1); stopped") {
+		t.Errorf("stderr %q: want the unhealthy line", res.Stderr)
+	}
+	var states []string
+	for _, e := range hlAuditEvents(t, audit, "health_status") {
+		states = append(states, fmt.Sprint(e["state"]))
+	}
+	if strings.Join(states, ",") != "starting,healthy,unhealthy" {
+		t.Errorf("health_status events %v, want starting,healthy,unhealthy", states)
+	}
+	if len(hlAuditEvents(t, audit, "health_kill")) != 1 {
+		t.Error("no health_kill event")
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
+
+// TestServiceOnUnhealthyIgnore: with --on-unhealthy ignore an unhealthy
+// service keeps running (state says so) and the run ends with the
+// workload's own status.
+func TestServiceOnUnhealthyIgnore(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "while ! test -f /tmp/stop; do sleep 0.1; done; exit 3")
+	id := hlID(t, r, "ignore")
+	run := r.serviceRun(nil, append(append([]string{"run"}, prodFlags(t, r)...), "--health-cmd", "false", "--health-interval", "100ms",
+		"--health-retries", "1", "--on-unhealthy", "ignore", "--bundle", b.Dir, id)...)
+	waitFor(t, id+" unhealthy", func() bool { return healthOf(r, id) == "unhealthy" })
+	if !alive(r.corePid(id)) {
+		t.Fatal("ignored unhealthy service was stopped")
+	}
+	r.OK("exec", id, "touch", "/tmp/stop")
+	res := run.wait(t)
+	if res.Code != 3 || strings.Contains(res.Stderr, "unhealthy") {
+		t.Errorf("exit %d, stderr %q; want the workload's 3 and no unhealthy line", res.Code, res.Stderr)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
+
+// TestServiceNotifyReadiness: with NOTIFY_SOCKET set, nucleus sends
+// MAINPID=<the container's init> at once, and READY=1 only once the
+// readiness probes (TCP and HTTP, from inside the container's network
+// namespace, which has nothing but loopback) pass; WATCHDOG=1 follows
+// while healthy, never before.
+func TestServiceNotifyReadiness(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "while ! test -f /tmp/go; do sleep 0.1; done; echo ok > /tmp/index.html; exec httpd -f -p 127.0.0.1:8080 -h /tmp")
+	id := hlID(t, r, "ready")
+	n := listenNotify(t)
+	run := r.serviceRun([]string{"NOTIFY_SOCKET=" + n.Path, "WATCHDOG_USEC=200000"},
+		append(append([]string{"run"}, prodFlags(t, r)...), "--readiness-tcp", "8080", "--readiness-http", "/index.html:8080",
+			"--health-interval", "100ms", "--health-start-period", "10m", "--bundle", b.Dir, id)...)
+	first := n.next(t, 30*time.Second)
+	pid := r.corePid(id)
+	if first != "MAINPID="+strconv.Itoa(pid) {
+		t.Fatalf("first datagram %q, want MAINPID=%d", first, pid)
+	}
+	// Nothing listens yet: no READY, no WATCHDOG.
+	n.none(t, time.Second)
+	if h := healthOf(r, id); h != "starting" {
+		t.Errorf("health %q before the server runs, want starting", h)
+	}
+	r.OK("exec", id, "touch", "/tmp/go")
+	before := n.until(t, "READY=1", 30*time.Second)
+	if strings.Join(before, "|") != "STATUS=healthy" {
+		t.Errorf("datagrams before READY=1: %q, want just STATUS=healthy", before)
+	}
+	if h := healthOf(r, id); h != "healthy" {
+		t.Errorf("health %q once ready", h)
+	}
+	for i := 0; i < 2; i++ {
+		if m := n.next(t, 5*time.Second); m != "WATCHDOG=1" {
+			t.Errorf("datagram %q while healthy, want WATCHDOG=1", m)
+		}
+	}
+	r.OK("kill", id, "KILL")
+	res := run.wait(t)
+	if res.Code != 137 {
+		t.Errorf("exit %d, want 137; stderr %s", res.Code, res.Stderr)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
+
+// TestServiceNotifyPlain: without probes READY=1 follows MAINPID at once;
+// run -d and create+start send the same pair.
+func TestServiceNotifyPlain(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sleep", "600")
+	n := listenNotify(t)
+	env := []string{"NOTIFY_SOCKET=" + n.Path}
+
+	id := hlID(t, r, "plain")
+	run := r.serviceRun(env, append(append([]string{"run"}, prodFlags(t, r)...), "--bundle", b.Dir, id)...)
+	m1, m2 := n.next(t, 30*time.Second), n.next(t, 10*time.Second)
+	if m1 != "MAINPID="+strconv.Itoa(r.corePid(id)) || m2 != "READY=1" {
+		t.Errorf("datagrams %q, %q; want MAINPID, READY=1", m1, m2)
+	}
+	r.OK("kill", id, "KILL")
+	run.wait(t)
+
+	for _, how := range []string{"detach", "start"} {
+		id := hlID(t, r, how)
+		var cmd *exec.Cmd
+		if how == "detach" {
+			cmd = r.Cmd(append(append([]string{"run", "-d"}, prodFlags(t, r)...), "--bundle", b.Dir, id)...)
+		} else {
+			res, err := r.coreExec(nil, append(append([]string{"create"}, prodFlags(t, r)...), "--bundle", b.Dir, id)...)
+			if err != nil || res.Code != 0 {
+				t.Fatalf("create: %v %+v", err, res)
+			}
+			n.none(t, 200*time.Millisecond)
+			cmd = r.Cmd("start", id)
+		}
+		cmd.Env = append(os.Environ(), env...)
+		// Files, not pipes: the container keeps what it inherits open.
+		out, err := os.CreateTemp(t.TempDir(), "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			data, _ := os.ReadFile(out.Name())
+			t.Fatalf("%s: %v %s", how, err, data)
+		}
+		out.Close()
+		m1, m2 := n.next(t, 10*time.Second), n.next(t, 10*time.Second)
+		if m1 != "MAINPID="+strconv.Itoa(r.corePid(id)) || m2 != "READY=1" {
+			t.Errorf("%s: datagrams %q, %q; want MAINPID, READY=1", how, m1, m2)
+		}
+		r.OK("delete", "--force", id)
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+	}
+}
+
+// TestServiceNotifyPassthrough: the workload gets a socket at
+// NOTIFY_SOCKET in the container and its own READY=1 and STATUS= are
+// relayed; a MAINPID= of its choosing (pointing systemd at a host
+// process) and unknown lines are dropped. READY=1 is not sent before the
+// workload says so.
+func TestServiceNotifyPassthrough(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	b.Spec.Process.Args = []string{"sh", "-c", `while ! test -f /tmp/go; do sleep 0.1; done; ` +
+		`probe sdnotify 'MAINPID=1\nSTATUS=warming up\nFDSTORE=1' 'READY=1' > /tmp/sent; sleep 600`}
+	b.Save(t)
+	id := hlID(t, r, "pass")
+	n := listenNotify(t)
+	run := r.serviceRun([]string{"NOTIFY_SOCKET=" + n.Path},
+		append(append([]string{"run"}, prodFlags(t, r)...), "--sd-notify", "passthrough", "--bundle", b.Dir, id)...)
+	first := n.next(t, 30*time.Second)
+	pid := r.corePid(id)
+	if first != "MAINPID="+strconv.Itoa(pid) {
+		t.Fatalf("first datagram %q, want MAINPID=%d", first, pid)
+	}
+	n.none(t, time.Second)
+	r.OK("exec", id, "touch", "/tmp/go")
+	if m := n.next(t, 10*time.Second); m != "STATUS=warming up" {
+		t.Errorf("relayed %q, want only STATUS=warming up", m)
+	}
+	if m := n.next(t, 10*time.Second); m != "READY=1" {
+		t.Errorf("relayed %q, want READY=1", m)
+	}
+	waitFor(t, "the workload's report", func() bool {
+		return strings.Count(readTrim(inContainer(pid, "/tmp/sent")), "ALLOWED") == 2
+	})
+	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if !strings.Contains(string(env), "NOTIFY_SOCKET=/run/nucleus-notify/notify.sock") {
+		t.Errorf("workload environment lacks its NOTIFY_SOCKET: %q", env)
+	}
+	r.OK("kill", id, "KILL")
+	run.wait(t)
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+	if _, err := os.Stat(filepath.Join(r.Root, "@notify-"+id)); err == nil {
+		t.Error("relay socket dir left behind")
+	}
+}
+
+// TestServiceBadFlags: every bad service flag is a one-line error naming
+// it, and nothing is left behind.
+func TestServiceBadFlags(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "true")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--health-cmd", "true", "--health-interval", "soon"}, "--health-interval"},
+		{[]string{"--health-cmd", "true", "--health-timeout", "-1s"}, "--health-timeout"},
+		{[]string{"--health-cmd", "true", "--health-retries", "0"}, "--health-retries"},
+		{[]string{"--health-cmd", "true", "--health-start-period", "x"}, "--health-start-period"},
+		{[]string{"--health-interval", "1s"}, "--health-interval"},
+		{[]string{"--readiness-tcp", "70000"}, "--readiness-tcp"},
+		{[]string{"--readiness-http", "8080"}, "--readiness-http"},
+		{[]string{"--readiness-http", "health:8080"}, "--readiness-http"},
+		{[]string{"--health-cmd", "true", "--on-unhealthy", "restart"}, "--on-unhealthy"},
+		{[]string{"--sd-notify", "yes"}, "--sd-notify"},
+		{[]string{"--health-cmd", "true", "-d"}, "--health-cmd"},
+		{[]string{"--require-lockdown", "none"}, "--require-lockdown"},
+	} {
+		id := hlID(t, r, "bad")
+		r.Fail([]string{c.want}, append(append([]string{"run"}, c.args...), "--bundle", b.Dir, id)...)
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+	}
+}
+
+// TestServiceRequireLockdown: this kernel has no lockdown LSM: a start
+// that requires lockdown is refused in one line naming the flag, not let
+// through; on a kernel that reports a level the check reads it.
+func TestServiceRequireLockdown(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "true")
+	for _, level := range []string{"integrity", "confidentiality"} {
+		id := hlID(t, r, "lockdown")
+		data, err := os.ReadFile("/sys/kernel/security/lockdown")
+		if err != nil {
+			r.Fail([]string{"--require-lockdown", level, "no lockdown LSM", "refusing"},
+				append(append([]string{"run"}, prodFlags(t, r)...), "--require-lockdown", level, "--bundle", b.Dir, id)...)
+			r.Fail([]string{"--require-lockdown", "no lockdown LSM"}, "create", "--require-lockdown", level, "--bundle", b.Dir, id)
+		} else if strings.Contains(string(data), "["+level+"]") || level == "integrity" && strings.Contains(string(data), "[confidentiality]") {
+			r.OK(append(append([]string{"run"}, prodFlags(t, r)...), "--require-lockdown", level, "--bundle", b.Dir, id)...)
+		} else {
+			r.Fail([]string{"--require-lockdown", level}, "run", "--require-lockdown", level, "--bundle", b.Dir, id)
+		}
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+	}
+}
