@@ -23,10 +23,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/policy"
-	"github.com/nucleus-run/nucleus/sdnotify"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/runtime/engine/gvisor"
 	"github.com/nucleus-run/nucleus/runtime/engine/native"
+	"github.com/nucleus-run/nucleus/sdnotify"
 )
 
 // The shared vocabulary, re-exported so that callers need only this

@@ -9,7 +9,7 @@ package service
 import (
 	"context"
 	"fmt"
-		"slices"
+	"slices"
 	"sync"
 	"time"
 
