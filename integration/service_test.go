@@ -418,3 +418,36 @@ func TestServiceRequireLockdown(t *testing.T) {
 		assertNoLeftovers(t, r.Root, id, b.Dir)
 	}
 }
+
+// TestServiceNixNeedsAttestation: a production start of a bundle made by
+// `nucleus bundle` is refused unless --verify-attestation checks it, also
+// when its attestation.json has been removed (its config still says it is
+// a Nix bundle); verified, it runs.
+func TestServiceNixNeedsAttestation(t *testing.T) {
+	r, cache := nixEnv(t)
+	flake := nixFlakeCopy(t)
+	dir, _ := nixBundle(t, r, cache, flake+"#agent-example", "--", "sh", "-c", "echo prod-ok")
+	prod := prodFlags(t, r)
+
+	id := hlID(t, r, "nix")
+	r.Fail([]string{"--verify-attestation", "Nix bundle", "production"}, append(append([]string{"run"}, prod...), "--bundle", dir, id)...)
+	assertNoLeftovers(t, r.Root, id, dir)
+	r.Fail([]string{"--verify-attestation"}, append(append([]string{"create"}, prod...), "--bundle", dir, id)...)
+	assertNoLeftovers(t, r.Root, id, dir)
+
+	att := filepath.Join(dir, "attestation.json")
+	if err := os.Rename(att, att+".away"); err != nil {
+		t.Fatal(err)
+	}
+	r.Fail([]string{"--verify-attestation", "Nix bundle"}, append(append([]string{"run"}, prod...), "--bundle", dir, id)...)
+	assertNoLeftovers(t, r.Root, id, dir)
+	if err := os.Rename(att+".away", att); err != nil {
+		t.Fatal(err)
+	}
+
+	res := r.OK(append(append([]string{"run"}, prod...), "--verify-attestation", "--bundle", dir, id)...)
+	if !strings.Contains(res.Stdout, "prod-ok") {
+		t.Errorf("verified production run: stdout %q", res.Stdout)
+	}
+	assertNoLeftovers(t, r.Root, id, dir)
+}
