@@ -451,3 +451,133 @@ func TestServiceNixNeedsAttestation(t *testing.T) {
 	}
 	assertNoLeftovers(t, r.Root, id, dir)
 }
+
+// unitWords splits an Exec*= line as systemd does for what
+// systemdunit.Quote writes: whitespace-separated words, double-quoted
+// words with \\ \" \n \t escapes, $$ and %% for $ and %.
+func unitWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var w strings.Builder
+	in, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quoted && c == '\\' && i+1 < len(line):
+			i++
+			switch line[i] {
+			case 'n':
+				w.WriteByte('\n')
+			case 't':
+				w.WriteByte('\t')
+			default:
+				w.WriteByte(line[i])
+			}
+		case c == '"':
+			quoted, in = !quoted, true
+		case !quoted && (c == ' ' || c == '\t'):
+			if in {
+				words = append(words, w.String())
+				w.Reset()
+				in = false
+			}
+		case (c == '$' || c == '%') && i+1 < len(line) && line[i+1] == c:
+			i++
+			w.WriteByte(c)
+			in = true
+		default:
+			w.WriteByte(c)
+			in = true
+		}
+	}
+	if quoted {
+		t.Fatalf("unbalanced quotes in %q", line)
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words
+}
+
+// TestServiceSystemdUnit: `nucleus systemd-unit` prints a unit that
+// systemd-analyze accepts; its ExecStart, run as systemd runs it (the
+// words unquoted as systemd reads them, with NOTIFY_SOCKET set), starts
+// the service in production mode and reports it ready; ExecStopPost
+// removes it.
+func TestServiceSystemdUnit(t *testing.T) {
+	r := newRunner(t)
+	analyze := requireCmd(t, "systemd-analyze")
+	b := newBundle(t, "sh", "-c", "echo ok > /tmp/index.html; exec httpd -f -p 127.0.0.1:8080 -h /tmp")
+	id := hlID(t, r, "unit")
+	prof, sum := builtinProfile(t, r)
+	check := `test "$(cat /tmp/index.html)" = ok && echo 100% "fine"`
+	unit := r.OK("systemd-unit", id, "--memory", "256M", "--seccomp-profile", prof, "--seccomp-profile-sha256", sum,
+		"--bundle", b.Dir, "--readiness-http", "/index.html:8080", "--health-cmd", check, "--health-interval", "100ms").Stdout
+	lines := map[string]string{}
+	for _, l := range strings.Split(unit, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") {
+			lines[k] = v
+		}
+	}
+	for k, want := range map[string]string{"Type": "notify", "NotifyAccess": "all", "KillMode": "mixed", "Restart": "on-failure"} {
+		if lines[k] != want {
+			t.Errorf("%s=%q, want %q", k, lines[k], want)
+		}
+	}
+	start := unitWords(t, lines["ExecStart"])
+	if !filepath.IsAbs(start[0]) || !slicesContainsSeq(start, "run", "--mode", "production") || start[len(start)-1] != id {
+		t.Errorf("ExecStart %q: want an absolute nucleus, run --mode production, the name last", start)
+	}
+	if !slicesContainsSeq(start, "--root", r.Root) || !slicesContainsSeq(start, "--health-cmd", check) {
+		t.Errorf("ExecStart %q: want --root %s and the health command as given", start, r.Root)
+	}
+	stop := unitWords(t, lines["ExecStopPost"])
+	if !slicesContainsSeq(stop, "delete", "--force", id) || stop[0] != start[0] {
+		t.Errorf("ExecStopPost %q", stop)
+	}
+	file := filepath.Join(t.TempDir(), id+".service")
+	os.WriteFile(file, []byte(unit), 0o644)
+	out, err := exec.Command(analyze, "verify", "--man=no", file).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) != 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s\n%s", err, out, unit)
+	}
+
+	n := listenNotify(t)
+	svc := exec.Command(start[0], start[1:]...)
+	svc.Dir = "/"
+	svc.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.Path)
+	logf, _ := os.Create(filepath.Join(t.TempDir(), "log"))
+	svc.Stdout, svc.Stderr = logf, logf
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { svc.Wait(); close(done) }()
+	t.Cleanup(func() { svc.Process.Kill(); <-done })
+	if m := n.next(t, 30*time.Second); !strings.HasPrefix(m, "MAINPID=") {
+		t.Errorf("first datagram %q", m)
+	}
+	n.until(t, "READY=1", 30*time.Second)
+	if h := healthOf(r, id); h != "healthy" {
+		t.Errorf("health %q", h)
+	}
+	if out, err := exec.Command(stop[0], stop[1:]...).CombinedOutput(); err != nil {
+		t.Errorf("ExecStopPost: %v %s", err, out)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the service's nucleus run did not end after ExecStopPost")
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
+
+// slicesContainsSeq reports whether seq appears in s, in order, adjacent.
+func slicesContainsSeq(s []string, seq ...string) bool {
+	for i := 0; i+len(seq) <= len(s); i++ {
+		if strings.Join(s[i:i+len(seq)], "\x00") == strings.Join(seq, "\x00") {
+			return true
+		}
+	}
+	return false
+}
