@@ -581,3 +581,65 @@ func slicesContainsSeq(s []string, seq ...string) bool {
 	}
 	return false
 }
+
+// TestServiceMountFlagsCgroupRoot: the config's /sys/fs/cgroup mount says
+// ro, but on a cgroup v1 host libcontainer mounts a writable tmpfs there
+// for the hierarchies (the mount audit, reading every mount back, found
+// it). Now the root is read-only for real and the audit passes.
+func TestServiceMountFlagsCgroupRoot(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "grep ' /sys/fs/cgroup ' /proc/self/mountinfo | tail -1 | cut -d' ' -f6; mkdir /sys/fs/cgroup/x")
+	id := hlID(t, r, "cgroot")
+	audit := filepath.Join(t.TempDir(), "audit.log")
+	res := r.Run(nil, append(append([]string{"run"}, prodFlags(t, r)...), "--audit-log", audit, "--bundle", b.Dir, id)...)
+	opts := strings.Split(strings.TrimSpace(res.Stdout), ",")
+	if len(opts) == 0 || opts[0] != "ro" {
+		t.Errorf("/sys/fs/cgroup in the container: %q, want ro", res.Stdout)
+	}
+	if !strings.Contains(res.Stderr, "Read-only file system") {
+		t.Errorf("mkdir /sys/fs/cgroup/x: %q, want Read-only file system", res.Stderr)
+	}
+	ev := hlAuditEvents(t, audit, "mount_audit")
+	if len(ev) != 1 || ev[0]["passed"] != true {
+		t.Errorf("mount_audit events %v, want one that passed", ev)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
+
+// TestServiceMountFlagsSubmountCaught: a read-only workspace whose host
+// directory holds a mount: the recursive bind brings that submount into
+// the container with none of the workspace's flags (rw, suid, dev, exec).
+// Production mode reads every mount back before the workload runs and
+// refuses, naming the mount, in the audit log too.
+func TestServiceMountFlagsSubmountCaught(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "echo workload-ran")
+	ws := t.TempDir()
+	os.Chmod(ws, 0o755)
+	sub := filepath.Join(ws, "sub")
+	os.Mkdir(sub, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "hl-sub", sub).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", sub).Run() })
+	id := hlID(t, r, "submount")
+	audit := filepath.Join(t.TempDir(), "audit.log")
+	res := r.Fail([]string{"mount audit failed", "/workspace/sub", "missing ro,nosuid,nodev,noexec", "under /workspace"},
+		append(append([]string{"run"}, prodFlags(t, r)...), "--audit-log", audit, "--workspace", ws+":/workspace:bind-ro", "--bundle", b.Dir, id)...)
+	if strings.Contains(res.Stdout, "workload-ran") {
+		t.Error("the workload ran")
+	}
+	ev := hlAuditEvents(t, audit, "mount_audit")
+	if len(ev) != 1 || ev[0]["passed"] != false || fmt.Sprint(ev[0]["failed_mounts"]) != "[/workspace/sub]" {
+		t.Errorf("mount_audit events %v, want one failing /workspace/sub", ev)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+
+	// Without the submount the same workspace runs.
+	exec.Command("umount", sub).Run()
+	res = r.OK(append(append([]string{"run"}, prodFlags(t, r)...), "--workspace", ws+":/workspace:bind-ro", "--bundle", b.Dir, id)...)
+	if !strings.Contains(res.Stdout, "workload-ran") {
+		t.Errorf("stdout %q", res.Stdout)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
