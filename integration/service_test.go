@@ -535,6 +535,20 @@ func TestServiceSystemdUnit(t *testing.T) {
 	if !slicesContainsSeq(stop, "delete", "--force", id) || stop[0] != start[0] {
 		t.Errorf("ExecStopPost %q", stop)
 	}
+	// Flags run would refuse are refused now, in one line naming them.
+	for _, c := range []struct{ args, want []string }{
+		{[]string{"--bogus"}, []string{"unknown run flag --bogus"}},
+		{[]string{"-d"}, []string{"--detach"}},
+		{[]string{"--mode", "agent"}, []string{"--mode", "production"}},
+		{[]string{"--health-cmd", "true", "--health-interval", "soon"}, []string{"--health-interval"}},
+		{[]string{"--memory"}, []string{"--memory", "needs a value"}},
+		{[]string{"--net", "bridge", "--publish", "x"}, []string{"--publish"}},
+	} {
+		res := r.Fail(c.want, append([]string{"systemd-unit", id}, c.args...)...)
+		if res.Stdout != "" {
+			t.Errorf("systemd-unit %v printed %q", c.args, res.Stdout)
+		}
+	}
 	file := filepath.Join(t.TempDir(), id+".service")
 	os.WriteFile(file, []byte(unit), 0o644)
 	out, err := exec.Command(analyze, "verify", "--man=no", file).CombinedOutput()

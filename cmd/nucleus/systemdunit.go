@@ -92,6 +92,9 @@ func unitRunArgs(args []string) ([]string, error) {
 	if fs.NArg() > 0 {
 		return nil, &usageError{path: "systemd-unit", msg: fmt.Sprintf("unexpected argument %q: the name comes first, run's flags after it", fs.Arg(0))}
 	}
+	if err := checkRunValues(args); err != nil {
+		return nil, err
+	}
 	var out []string
 	bundle := false
 	for i := 0; i < len(args); i++ {
@@ -154,4 +157,27 @@ func unitRunArgs(args []string) ([]string, error) {
 		out = append([]string{"--bundle", wd}, out...)
 	}
 	return out, nil
+}
+
+// checkRunValues reads args as run reads its service, policy and network
+// flags (in production mode), so a unit that could never start is refused
+// now, with run's own one-line error.
+func checkRunValues(args []string) error {
+	app := &cli.App{
+		Name: "run", Flags: runCommand.Flags, HideHelp: true, Writer: io.Discard, ErrWriter: io.Discard,
+		DisableSliceFlagSeparator: true, OnUsageError: onUsageError,
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			if _, err := serviceOptions(c); err != nil {
+				return err
+			}
+			po, err := policyOptions(c)
+			if err != nil {
+				return err
+			}
+			_, err = networkConfig(c, po.Mode)
+			return err
+		},
+	}
+	return app.Run(append([]string{"run", "--mode", "production"}, args...))
 }
