@@ -152,18 +152,23 @@ func Cmd(x Execer, id, cmd string, timeout time.Duration) Result {
 	var out tail
 	var timedOut sync.Once
 	expired := false
+	done := make(chan struct{})
 	timer := time.AfterFunc(timeout, func() {
 		timedOut.Do(func() { expired = true })
 		// The pid file is written once the process runs; until then
-		// there is nothing to kill, and the next tick tries again.
-		for i := 0; i < 100; i++ {
+		// there is nothing to kill.
+		for {
 			if data, err := os.ReadFile(pidFile); err == nil {
 				if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
 					unix.Kill(pid, unix.SIGKILL)
 					return
 				}
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	})
 	status, err := x.Exec(id, engine.ExecOptions{
@@ -171,7 +176,9 @@ func Cmd(x Execer, id, cmd string, timeout time.Duration) Result {
 		PidFile: pidFile,
 		Stdio:   &engine.Stdio{Out: &out, Err: &out},
 	})
+	close(done)
 	timer.Stop()
+	// Once Do returns, a timeout that fired has set expired.
 	timedOut.Do(func() {})
 	detail := strings.TrimSpace(string(bytes.ToValidUTF8(out.buf, nil)))
 	switch {

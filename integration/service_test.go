@@ -657,3 +657,17 @@ func TestServiceMountFlagsSubmountCaught(t *testing.T) {
 	}
 	assertNoLeftovers(t, r.Root, id, b.Dir)
 }
+
+// TestServiceHealthTimeout: a health command that outlives
+// --health-timeout is killed and counts as a failure.
+func TestServiceHealthTimeout(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sleep", "600")
+	id := hlID(t, r, "timeout")
+	res := r.Run(nil, append(append([]string{"run"}, prodFlags(t, r)...), "--health-cmd", "sleep 600", "--health-timeout", "300ms",
+		"--health-retries", "1", "--bundle", b.Dir, id)...)
+	if res.Code == 0 || !strings.Contains(res.Stderr, "unhealthy (cmd: timed out after 300ms); stopped") {
+		t.Errorf("exit %d, stderr %q", res.Code, res.Stderr)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
