@@ -198,3 +198,25 @@ func nested(dst string, mounts []specs.Mount) bool {
 	}
 	return false
 }
+
+// IsNixBundle reports whether the bundle at dir with config s was made by
+// `nucleus bundle`: it has an attestation, its config carries the flake
+// annotations, or it mounts store paths. Any one is enough, so removing
+// the attestation doesn't make a Nix bundle pass for a plain one.
+func IsNixBundle(dir string, s *specs.Spec) bool {
+	if _, err := os.Lstat(filepath.Join(dir, AttestationName)); err == nil {
+		return true
+	}
+	if s == nil {
+		return false
+	}
+	if s.Annotations[AnnotationFlake] != "" || s.Annotations[AnnotationOutput] != "" {
+		return true
+	}
+	for _, m := range s.Mounts {
+		if isStorePath(m.Source) {
+			return true
+		}
+	}
+	return false
+}

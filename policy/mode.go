@@ -338,6 +338,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	}
 	ensureTmp(out)
 	hardenDev(out)
+	readonlyCgroupRoot(out)
 	for _, w := range o.Workspaces {
 		if err := checkWorkspaceOwnership(w, plan.UserNS, o.Gvisor); err != nil {
 			return nil, nil, err
@@ -521,6 +522,25 @@ func hardenDev(s *specs.Spec) {
 	for i, m := range s.Mounts {
 		if (m.Destination == "/dev" || m.Destination == "/dev/shm") && m.Type == "tmpfs" && !slices.Contains(m.Options, "noexec") {
 			s.Mounts[i].Options = append(slices.Clone(m.Options), "noexec")
+		}
+	}
+}
+
+// readonlyCgroupRoot makes a read-only cgroup mount's root read-only for
+// real: on a cgroup v1 host libcontainer mounts a tmpfs at /sys/fs/cgroup
+// for the hierarchies and leaves that tmpfs writable whatever the mount's
+// ro says (the mount audit found it). A read-only path is bound over it
+// and remounted ro once every mount is in place.
+func readonlyCgroupRoot(s *specs.Spec) {
+	for _, m := range s.Mounts {
+		if m.Type != "cgroup" || !slices.Contains(m.Options, "ro") {
+			continue
+		}
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if !slices.Contains(s.Linux.ReadonlyPaths, m.Destination) {
+			s.Linux.ReadonlyPaths = append(slices.Clone(s.Linux.ReadonlyPaths), m.Destination)
 		}
 	}
 }

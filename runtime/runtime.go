@@ -26,6 +26,7 @@ import (
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/runtime/engine/gvisor"
 	"github.com/nucleus-run/nucleus/runtime/engine/native"
+	"github.com/nucleus-run/nucleus/sdnotify"
 )
 
 // The shared vocabulary, re-exported so that callers need only this
@@ -165,6 +166,7 @@ func (r *Runtime) State(id string) (*State, error) {
 	st, err := r.engineFor(id).State(id)
 	if err == nil {
 		r.annotateNetwork(st)
+		r.annotateHealth(st)
 	}
 	return st, err
 }
@@ -183,6 +185,7 @@ func (r *Runtime) List() ([]State, error) {
 	}
 	for i := range all {
 		r.annotateNetwork(&all[i])
+		r.annotateHealth(&all[i])
 	}
 	return all, nil
 }
@@ -209,6 +212,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 		return err
 	}
 	if err := r.releaseNetwork(id); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	if err := os.RemoveAll(sdnotify.RelayDir(r.Root, id)); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	if force {

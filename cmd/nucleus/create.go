@@ -25,7 +25,7 @@ func createFlags() []cli.Flag {
 		&cli.IntFlag{Name: "preserve-fds", Usage: "pass N extra file descriptors (from fd 3 on) to the container"},
 		engineFlag(""),
 		&cli.BoolFlag{Name: "verify-attestation", Usage: "refuse a bundle whose attestation.json (from 'nucleus bundle') does not match"},
-	}, serviceFlags()...)
+	}, append(serviceFlags(), productionFlags()...)...)
 }
 
 func init() { register(createCommand) }
@@ -87,6 +87,9 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 	}
 	po, err := policyOptions(c)
 	if err != nil {
+		return nil, runtime.CreateOptions{}, err
+	}
+	if err := checkProduction(c, bundle, s, po.Mode); err != nil {
 		return nil, runtime.CreateOptions{}, err
 	}
 	for _, ws := range po.Workspaces {

@@ -147,6 +147,10 @@ func canonicalFlags(app *cli.App, args []string) ([]string, error) {
 		i = len(out) - 1
 	}
 	rest := out[i+1:]
+	if cmd.SkipFlagParsing {
+		// The command reads its arguments itself (systemd-unit).
+		return out, nil
+	}
 	if runcCommands[cmd.Name] && len(path) == 1 {
 		return append(out[:i+1], runcFlags(cmd, rest)...), nil
 	}

@@ -67,6 +67,11 @@ type CreateOptions struct {
 	// in the state dir, outside the container) on which the held init
 	// serves exec requests (package supervise).
 	Supervisor *os.File
+	// OnStart, for an attached run (native engine), is called once the
+	// workload runs, with its init's host pid; the function it returns is
+	// called once the workload has exited, before the container is
+	// removed (a service's health monitor and sd_notify use the pair).
+	OnStart func(pid int) (stop func())
 }
 
 // Stdio are the streams an attached process without a terminal is

@@ -282,6 +282,18 @@ func main() {
 		result(exec.Command(os.Args[2], "hello").Run())
 	case "hello":
 		fmt.Println("hello")
+	case "sdnotify":
+		// sdnotify MSG...: one datagram each to $NOTIFY_SOCKET, as a
+		// service speaking sd_notify sends them.
+		for _, msg := range os.Args[2:] {
+			c, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
+			if err == nil {
+				_, err = c.Write([]byte(strings.ReplaceAll(msg, `\n`, "\n")))
+				c.Close()
+			}
+			fmt.Print("sdnotify " + msg + ": ")
+			result(err)
+		}
 	case "read":
 		data, err := os.ReadFile(os.Args[2])
 		if err != nil {

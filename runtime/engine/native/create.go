@@ -172,6 +172,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		listenFDs:       activation.Files(false),
 		killOnInterrupt: o.KillOnInterrupt,
 		info:            info,
+		onStart:         o.OnStart,
 	}
 	if o.Policy != nil && o.Policy.Mode != "" {
 		p.noTerminal = true
@@ -321,6 +322,8 @@ type processRunner struct {
 	// info, if set, receives the pid and the memory cgroup's report of
 	// an attached run.
 	info *engine.RunInfo
+	// onStart, if set, is engine.CreateOptions.OnStart.
+	onStart func(pid int) (stop func())
 	// beforeStart, if set, adjusts the process after stdio and fds are
 	// set up (the policy pre-exec step); afterStart runs once the start
 	// was tried, started or not (it closes what beforeStart handed over).
@@ -396,7 +399,15 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 	if p.detach {
 		return 0, nil
 	}
+	var stop func()
+	if p.onStart != nil {
+		pid, _ := process.Pid()
+		stop = p.onStart(pid)
+	}
 	status, err = signals.forward(process, io)
+	if stop != nil {
+		stop()
+	}
 	if err != nil {
 		terminate(process)
 		return -1, err

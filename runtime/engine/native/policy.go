@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/nucleus-run/nucleus/mountcheck"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime/engine"
@@ -242,6 +243,9 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 		}
 		if err := auditMounts(pid, o, audit); err != nil {
 			if plan.Mode.Strict() {
+				// The init waits to exec the workload: end it, or
+				// the caller waits on its stdio forever.
+				terminate(process)
 				return err
 			}
 			logrus.Warn(err)
@@ -272,81 +276,34 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 	return status, nil
 }
 
-// auditMounts reads the container's mounts back from the kernel and checks
-// the flags the mode promises: a read-only root and a nosuid,nodev(,noexec)
-// workspace. It runs while the process waits to exec the workload.
+// auditMounts reads the container's mounts back from the kernel and
+// checks that every flag the config planned holds (package mountcheck).
+// It runs while the process waits to exec the workload.
 func auditMounts(pid int, o engine.CreateOptions, audit *policy.Audit) error {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
 	if err != nil {
 		return fmt.Errorf("mount audit: %w", err)
 	}
-	mounts := map[string][]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 6 {
-			continue
-		}
-		mounts[unescapeMountinfo(f[4])] = strings.Split(f[5], ",")
+	mounts := mountcheck.Parse(string(data))
+	found := mountcheck.Check(mounts, o.Spec)
+	problems := make([]string, len(found))
+	failed := make([]string, len(found))
+	for i, p := range found {
+		problems[i], failed[i] = p.String(), p.Mount
 	}
-	var problems []string
-	want := func(mp string, flags ...string) {
-		opts, ok := mounts[mp]
-		if !ok {
-			problems = append(problems, mp+": not mounted")
-			return
-		}
-		for _, fl := range flags {
-			if !contains(opts, fl) {
-				problems = append(problems, fmt.Sprintf("%s: missing %s (has %s)", mp, fl, strings.Join(opts, ",")))
-			}
-		}
+	fields := map[string]any{"passed": len(found) == 0, "mounts": len(mounts), "problems": problems}
+	if len(found) > 0 {
+		fields["failed_mounts"] = failed
 	}
-	if o.Spec.Root != nil && o.Spec.Root.Readonly {
-		want("/", "ro")
-	}
-	for _, m := range o.Spec.Mounts {
-		if m.Type == "tmpfs" && (m.Destination == "/dev" || m.Destination == "/dev/shm") && contains(m.Options, "noexec") {
-			want(m.Destination, "noexec")
-			continue
-		}
-		if !engine.IsBindMount(m) || !contains(m.Options, "nosuid") {
-			continue
-		}
-		flags := []string{"nosuid", "nodev"}
-		if contains(m.Options, "noexec") {
-			flags = append(flags, "noexec")
-		}
-		if contains(m.Options, "ro") {
-			flags = append(flags, "ro")
-		}
-		want(m.Destination, flags...)
-	}
-	audit.Event("mount_audit", map[string]any{"passed": len(problems) == 0, "mounts": len(mounts), "problems": problems})
-	if len(problems) > 0 {
+	audit.Event("mount_audit", fields)
+	if len(found) > 0 {
 		return fmt.Errorf("mount audit failed: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
 
-// unescapeMountinfo decodes the octal escapes (\040 for a space) the kernel
-// writes in mountinfo paths.
-func unescapeMountinfo(p string) string {
-	if !strings.Contains(p, "\\") {
-		return p
-	}
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		if p[i] == '\\' && i+3 < len(p) {
-			if n, err := strconv.ParseUint(p[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(p[i])
-	}
-	return b.String()
-}
+// unescapeMountinfo decodes mountinfo's octal escapes.
+func unescapeMountinfo(p string) string { return mountcheck.Unescape(p) }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
