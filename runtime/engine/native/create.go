@@ -154,6 +154,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		unlockStaging = nil
 	}
 	p := &processRunner{
+		root:            r.Root,
 		container:       container,
 		init:            true,
 		detach:          detach,
@@ -182,7 +183,11 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		if act == actCreate {
 			return nil
 		}
-		return container.Exec()
+		if err := container.Exec(); err != nil {
+			return err
+		}
+		runPoststart(r.stateDir(o.ID), container)
+		return nil
 	}
 	return p.run(o.Spec.Process, start)
 }
@@ -232,7 +237,7 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
 	}
-	s := engine.WithAbsolutePaths(bundle, o.Spec)
+	s := adaptSpec(engine.WithAbsolutePaths(bundle, o.Spec))
 	// An empty cgroupsPath would make libcontainer nest the container under
 	// whatever cgroup nucleus itself happens to run in; place it at /<id>
 	// in every hierarchy instead, like runc's documented default. Not for
@@ -257,6 +262,8 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, spec.ConfigName), err)
 	}
+	adaptConfig(config)
+	later := takeLaterHooks(config)
 	// specconv names the bundle after the working directory, which is the
 	// caller's: say which bundle it really is (state and ps report it).
 	for i, l := range config.Labels {
@@ -271,12 +278,19 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 		}
 		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
 	}
+	if err := saveLaterHooks(r.stateDir(o.ID), later); err != nil {
+		_ = c.Destroy()
+		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
+	}
 	return c, nil
 }
 
 // processRunner starts one process (a container's init or an exec'd one),
 // wires its stdio and, when attached, waits for it. It is runc's runner.
 type processRunner struct {
+	// root is the engine's root: destroying the container runs the
+	// poststop hooks kept in its state dir there.
+	root            string
 	container       *libcontainer.Container
 	init            bool
 	detach          bool
@@ -390,7 +404,7 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 
 func (p *processRunner) destroy() {
 	if p.shouldDestroy {
-		if err := destroy(p.container); err != nil {
+		if err := destroy(p.root, p.container); err != nil {
 			logrus.Warn(err)
 		}
 	}

@@ -26,6 +26,7 @@ func (r *Engine) Start(id string) error {
 			if err := c.Exec(); err != nil {
 				return fmt.Errorf("start %s: %w", id, err)
 			}
+			runPoststart(r.stateDir(id), c)
 			return nil
 		case libcontainer.Stopped:
 			return fmt.Errorf("cannot start container %s: %w", id, engine.ErrStopped)
@@ -106,9 +107,9 @@ func (r *Engine) Delete(id string, force bool) error {
 	}
 	switch {
 	case status == libcontainer.Stopped:
-		return destroy(c)
+		return destroy(r.Root, c)
 	case status == libcontainer.Created || force:
-		return killAndDestroy(c)
+		return killAndDestroy(r.Root, c)
 	case status == libcontainer.Paused:
 		return fmt.Errorf("cannot delete container %s: %w (stop it first or use --force)", id, engine.ErrPaused)
 	default:
@@ -116,11 +117,15 @@ func (r *Engine) Delete(id string, force bool) error {
 	}
 }
 
-func destroy(c *libcontainer.Container) error {
+// destroy removes the container, then runs its poststop hooks (read
+// before the state dir that holds them goes).
+func destroy(root string, c *libcontainer.Container) error {
+	poststop := poststopHooks(engine.StateDir(root, c.ID()), c)
 	if err := c.Destroy(); err != nil {
 		return fmt.Errorf("delete %s: %w", c.ID(), err)
 	}
 	engine.ReleaseStaged(c.ID(), c.Config().Rootfs)
+	poststop()
 	return nil
 }
 
@@ -128,7 +133,7 @@ func destroy(c *libcontainer.Container) error {
 // the container. It watches a pidfd rather than polling: the init may be an
 // orphan whose zombie the host's PID 1 reaps late, and a zombie is gone for
 // our purposes.
-func killAndDestroy(c *libcontainer.Container) error {
+func killAndDestroy(root string, c *libcontainer.Container) error {
 	st, err := c.State()
 	if err != nil {
 		return fmt.Errorf("state of %s: %w", c.ID(), err)
@@ -146,7 +151,7 @@ func killAndDestroy(c *libcontainer.Container) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if status, err := c.Status(); err == nil && status == libcontainer.Stopped {
-			return destroy(c)
+			return destroy(root, c)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("delete %s: init process still running 10s after SIGKILL", c.ID())

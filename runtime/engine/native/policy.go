@@ -250,7 +250,11 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			return nil
 		}
 		audit.Event("container_started", nil)
-		return c.Exec()
+		if err := c.Exec(); err != nil {
+			return err
+		}
+		runPoststart(r.stateDir(o.ID), c)
+		return nil
 	}
 	status, err := p.run(o.Spec.Process, start)
 	if err != nil {
