@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // The runtime-spec's lifecycle (runtime.md) and libcontainer 1.5 disagree
@@ -36,7 +38,7 @@ const laterHooksFile = "nucleus-hooks.json"
 // takeLaterHooks removes the poststart and poststop hooks from config and
 // returns them. It also makes the state given to the prestart and
 // createRuntime hooks say "created" rather than libcontainer's
-// "creating": they run after the container's environment was created
+// "creating" (runtime-tools' hooks_stdin checks it): they run after the container's environment was created
 // (lifecycle step 2), and runtime.md's state defines "creating" as step 2
 // and "created" as "the runtime has finished the create operation (after
 // step 2 in the lifecycle)".
@@ -51,18 +53,80 @@ func takeLaterHooks(config *configs.Config) configs.Hooks {
 		}
 		delete(config.Hooks, name)
 	}
-	// The wrappers live only in this process's config, which is where
-	// libcontainer runs these two lists (in the parent, during create).
+	// libcontainer writes the state to a hook's stdin itself; each of
+	// these hooks goes through this binary's HookStateCommand, which
+	// rewrites the status and execs the hook (a plain command hook, so
+	// it serializes with the config like any other).
+	self, err := os.Executable()
+	if err != nil {
+		return later
+	}
 	for _, name := range []configs.HookName{configs.Prestart, configs.CreateRuntime} {
 		for i, h := range config.Hooks[name] {
-			config.Hooks[name][i] = configs.NewFunctionHook(func(s *specs.State) error {
-				created := *s
-				created.Status = specs.StateCreated
-				return h.Run(&created)
-			})
+			ch, ok := h.(configs.CommandHook)
+			if !ok || ch.Command == nil {
+				continue
+			}
+			argv := ch.Args
+			if len(argv) == 0 {
+				argv = []string{ch.Path}
+			}
+			relay := *ch.Command
+			relay.Path = self
+			relay.Args = append([]string{"nucleus", HookStateCommand, string(specs.StateCreated), ch.Path}, argv...)
+			config.Hooks[name][i] = configs.NewCommandHook(&relay)
 		}
 	}
 	return later
+}
+
+// HookStateCommand is the hidden command that runs a hook with the
+// container state on its stdin changed to another status:
+// `nucleus hook-state STATUS PATH ARGV0 ARGS...`.
+const HookStateCommand = "hook-state"
+
+// HookStateMain is HookStateCommand; it execs the hook or exits 127.
+func HookStateMain(args []string) {
+	if err := hookState(args); err != nil {
+		fmt.Fprintf(os.Stderr, "nucleus %s: %v\n", HookStateCommand, err)
+		os.Exit(127)
+	}
+}
+
+func hookState(args []string) error {
+	if len(args) < 3 {
+		return errors.New("usage: STATUS PATH ARGV0 [ARGS...]")
+	}
+	status, path, argv := args[0], args[1], args[2:]
+	in, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	// Every other field goes on as it came.
+	var st map[string]json.RawMessage
+	if err := json.Unmarshal(in, &st); err != nil {
+		return fmt.Errorf("state on stdin: %w", err)
+	}
+	st["status"], _ = json.Marshal(status)
+	out, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.MemfdCreate("hook-state", 0)
+	if err != nil {
+		return fmt.Errorf("memfd: %w", err)
+	}
+	if _, err := unix.Write(fd, out); err != nil {
+		return fmt.Errorf("memfd: %w", err)
+	}
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return fmt.Errorf("memfd: %w", err)
+	}
+	if err := unix.Dup3(fd, 0, 0); err != nil {
+		return fmt.Errorf("stdin: %w", err)
+	}
+	unix.Close(fd)
+	return fmt.Errorf("exec %s: %w", path, unix.Exec(path, argv, os.Environ()))
 }
 
 func saveLaterHooks(stateDir string, hooks configs.Hooks) error {
