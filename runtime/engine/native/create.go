@@ -143,8 +143,14 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 	} else if o.Network != nil {
 		o.Spec = engine.WithNetMode(o.Spec, o.Network.Mode)
 	}
+	var deferred []specs.POSIXRlimit
+	o.Spec, deferred = deferRlimits(o.Spec)
 	container, err := r.newContainer(o)
 	if err != nil {
+		return -1, err
+	}
+	if err := saveDeferredRlimits(r.stateDir(o.ID), deferred); err != nil {
+		_ = destroy(r.Root, container)
 		return -1, err
 	}
 	if unlockStaging != nil {
@@ -182,6 +188,9 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		}
 		if act == actCreate {
 			return nil
+		}
+		if err := applyDeferredRlimits(r.stateDir(o.ID), container); err != nil {
+			return err
 		}
 		if err := container.Exec(); err != nil {
 			return err

@@ -23,6 +23,9 @@ func (r *Engine) Start(id string) error {
 		}
 		switch status {
 		case libcontainer.Created:
+			if err := applyDeferredRlimits(r.stateDir(id), c); err != nil {
+				return fmt.Errorf("start %s: %w", id, err)
+			}
 			if err := c.Exec(); err != nil {
 				return fmt.Errorf("start %s: %w", id, err)
 			}

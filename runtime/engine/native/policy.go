@@ -250,6 +250,9 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			return nil
 		}
 		audit.Event("container_started", nil)
+		if err := applyDeferredRlimits(r.stateDir(o.ID), c); err != nil {
+			return err
+		}
 		if err := c.Exec(); err != nil {
 			return err
 		}
