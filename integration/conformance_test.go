@@ -277,3 +277,59 @@ func TestConformanceUnknownCapability(t *testing.T) {
 	r.Fail([]string{"config.json", "process.capabilities.bounding[" + strconv.Itoa(n) + "]", `"CAP_TEST"`}, "run", "--bundle", b.Dir, id)
 	assertNoLeftovers(t, r.Root, id, b.Dir)
 }
+
+// TestConformanceSeccompDeniesInitSyscall: a profile that denies getcwd
+// (runtime-tools' linux_seccomp) without noNewPrivileges: libcontainer's
+// init loads the filter early and then needs getcwd itself, so the create
+// failed. nucleus sets noNewPrivileges (with a warning) so the filter loads
+// right before the process, which then gets the profile's errno.
+func TestConformanceSeccompDeniesInitSyscall(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "grep NoNewPrivs /proc/self/status; realpath . 2>/dev/null || echo getcwd-denied")
+	b.Spec.Process.NoNewPrivileges = false
+	b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"getcwd"}, Action: specs.ActErrno},
+	}}
+	b.Save(t)
+	id := cfID(t, r, "seccwd")
+	res := r.OK("run", "--bundle", b.Dir, id)
+	if got := strings.Fields(res.Stdout); len(got) != 3 || got[1] != "1" || got[2] != "getcwd-denied" {
+		t.Errorf("in the container: %q, want no_new_privs set and getcwd denied", res.Stdout)
+	}
+	if !strings.Contains(res.Stderr, "denies getcwd") {
+		t.Errorf("no warning that noNewPrivileges was set; stderr: %q", res.Stderr)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
+
+// TestConformanceRlimitAS: an RLIMIT_AS a workload lives under (1 GiB)
+// is one the runtime's Go init cannot: the create failed. The process
+// starts with the limit, from create+start and from run.
+func TestConformanceRlimitAS(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "ulimit -H -v; ulimit -S -v")
+	b.Spec.Process.Rlimits = append(b.Spec.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_AS", Hard: 2 << 30, Soft: 1 << 30})
+	b.Save(t)
+	want := "2097152\n1048576\n" // KiB
+	id := cfID(t, r, "rlas")
+	if res := r.OK("run", "--bundle", b.Dir, id); res.Stdout != want {
+		t.Errorf("run: RLIMIT_AS hard, soft in KiB: %q, want %q", res.Stdout, want)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+
+	b.Spec.Process.Args = []string{"sh", "-c", "ulimit -H -v > /tmp/as; ulimit -S -v >> /tmp/as; sleep 1000"}
+	b.Spec.Root.Readonly = false
+	b.Save(t)
+	id2 := cfID(t, r, "rlas2")
+	r.coreDetached("create", "--bundle", b.Dir, id2)
+	r.OK("start", id2)
+	waitFor(t, "the process to write its limits", func() bool {
+		data, _ := os.ReadFile(filepath.Join(b.Rootfs, "tmp", "as"))
+		return strings.Count(string(data), "\n") == 2
+	})
+	if data, _ := os.ReadFile(filepath.Join(b.Rootfs, "tmp", "as")); string(data) != want {
+		t.Errorf("create+start: RLIMIT_AS hard, soft in KiB: %q, want %q", data, want)
+	}
+	r.OK("delete", "--force", id2)
+	assertNoLeftovers(t, r.Root, id2, b.Dir)
+}

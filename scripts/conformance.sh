@@ -116,6 +116,9 @@ prepare_bats() {
 	[ -d "$RUNC_SRC/vendor" ] || die "RUNC_SRC=$RUNC_SRC: no vendor/ directory; the build is offline"
 	command -v bats >/dev/null || die "bats not found: apt-get install bats"
 	command -v tini >/dev/null || die "tini not found: apt-get install tini"
+	command -v gawk >/dev/null || die "gawk not found (runc's helpers use it): apt-get install gawk"
+	command -v jq >/dev/null || die "jq not found (runc's helpers use it): apt-get install jq"
+	command -v script >/dev/null || die "script not found: apt-get install bsdutils"
 	local bb
 	bb=$(command -v busybox) && file -L "$bb" | grep -q 'statically linked' || die "no static busybox: apt-get install busybox-static"
 	local t=$WORK/runc-tests
@@ -172,8 +175,12 @@ run_bats() {
 		for f in $BATS_FILES; do
 			log=$WORK/logs/bats-$name/$f.tap
 			# tini -s: a subreaper that reaps at once; this VM's PID 1
-			# reaps late, and the tests wait for exits.
-			(cd "$WORK/runc-tests/integration" && RUNC=$rt in_hybrid "$name" timeout 1200 tini -s -- bats --tap "$f.bats") >"$log" 2>&1
+			# reaps late, and the tests wait for exits. script(1): a
+			# terminal, as runc's CI has (runc spec sets terminal: true
+			# and many tests run such a config attached).
+			(cd "$WORK/runc-tests/integration" && RUNC=$rt in_hybrid "$name" timeout 1200 \
+				script -qefc "tini -s -- bats --tap $f.bats" /dev/null) </dev/null >"$log" 2>&1
+			tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
 			s=$(grep -Eic '^ok [0-9]+ .*# skip' "$log")
 			p=$(grep -Ec '^ok [0-9]+' "$log")
 			p=$((p - s))

@@ -145,6 +145,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 	}
 	var deferred []specs.POSIXRlimit
 	o.Spec, deferred = deferRlimits(o.Spec)
+	o.Spec = lateSeccomp(o.Spec)
 	container, err := r.newContainer(o)
 	if err != nil {
 		return -1, err
