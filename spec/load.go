@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -277,18 +276,6 @@ func ValidateProcess(file, prefix string, p *specs.Process) error {
 			return fe(fmt.Sprintf("env[%d]", i), "%q is not KEY=VALUE", e)
 		}
 	}
-	if c := p.Capabilities; c != nil {
-		for _, set := range []struct {
-			name string
-			caps []string
-		}{{"bounding", c.Bounding}, {"effective", c.Effective}, {"inheritable", c.Inheritable}, {"permitted", c.Permitted}, {"ambient", c.Ambient}} {
-			for i, name := range set.caps {
-				if !knownCapability(name) {
-					return fe(fmt.Sprintf("capabilities.%s[%d]", set.name, i), "unknown capability %q", name)
-				}
-			}
-		}
-	}
 	for i, rl := range p.Rlimits {
 		if _, ok := RlimitNames[rl.Type]; !ok {
 			return fe(fmt.Sprintf("rlimits[%d].type", i), "unknown rlimit %q", rl.Type)
@@ -298,20 +285,6 @@ func ValidateProcess(file, prefix string, p *specs.Process) error {
 		}
 	}
 	return nil
-}
-
-// knownCapability: name is a Linux capability. config.md: "Any value
-// which cannot be mapped to a relevant kernel interface MUST cause an
-// error". One the running kernel predates (libcontainer skips it with a
-// warning, as runc does) is still a capability; a name no kernel has is a
-// typo or garbage.
-func knownCapability(name string) bool {
-	for _, c := range capability.ListKnown() {
-		if name == "CAP_"+strings.ToUpper(c.String()) {
-			return true
-		}
-	}
-	return false
 }
 
 func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
