@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -48,13 +47,13 @@ func readHookState(t *testing.T, path string) specs.State {
 	return s
 }
 
-// TestConformanceHooksLifecycle: runtime.md's lifecycle. Prestart runs in
-// create (and sees the container created); poststart runs in start, after
-// the user process started and before start returns, and sees it running;
-// poststop runs in delete. A failing poststart or poststop hook is a
-// warning: the next hooks run, and start and delete succeed. libcontainer
-// alone ran poststart inside create, killed the container when one failed
-// and failed the delete on a failing poststop hook.
+// TestConformanceHooksLifecycle: runtime.md's lifecycle (runtime-spec
+// 1.3.0). Prestart runs in create (and sees the container created);
+// poststart runs in start, after the user process started and before start
+// returns, and sees it running; poststop runs in delete. A failing poststop
+// hook is a warning: the next runs, and delete succeeds. libcontainer alone
+// ran poststart inside create and failed the delete on a failing poststop
+// hook.
 func TestConformanceHooksLifecycle(t *testing.T) {
 	r := newRunner(t)
 	b := newBundle(t, "sh", "-c", "echo process >> /order")
@@ -64,8 +63,8 @@ func TestConformanceHooksLifecycle(t *testing.T) {
 	b.Spec.Hooks = &specs.Hooks{
 		Prestart: []specs.Hook{hookSh(b, "cat > "+out+"/prestart.json; echo prestart >> "+out+"/order")},
 		Poststart: []specs.Hook{
-			hookSh(b, "echo poststart-fails >> "+out+"/order; exit 1"),
-			hookSh(b, "cat > "+out+"/poststart.json; echo poststart >> "+out+"/order"),
+			hookSh(b, "echo poststart1 >> "+out+"/order"),
+			hookSh(b, "cat > "+out+"/poststart.json; echo poststart2 >> "+out+"/order"),
 		},
 		Poststop: []specs.Hook{
 			hookSh(b, "echo poststop-fails >> "+out+"/order; exit 1"),
@@ -95,12 +94,9 @@ func TestConformanceHooksLifecycle(t *testing.T) {
 		t.Errorf("prestart hook's state: %+v (want created, id %s, pid %d, bundle %s, the annotation)", pre, id, pid, b.Dir)
 	}
 
-	res := r.OK("start", id)
-	if !strings.Contains(res.Stderr, "poststart hook #0 failed") {
-		t.Errorf("start: no warning for the failing poststart hook; stderr: %q", res.Stderr)
-	}
-	// Before start returned: both poststart hooks, the failing one first.
-	if got := hooks(); got != "prestart\npoststart-fails\npoststart\n" {
+	r.OK("start", id)
+	// Before start returned: both poststart hooks, in order.
+	if got := hooks(); got != "prestart\npoststart1\npoststart2\n" {
 		t.Errorf("after start the hooks ran %q, want both poststart hooks in order", got)
 	}
 	post := readHookState(t, filepath.Join(out, "poststart.json"))
@@ -109,14 +105,14 @@ func TestConformanceHooksLifecycle(t *testing.T) {
 	}
 	r.WaitStatus(id, "stopped")
 
-	res = r.OK("delete", id)
+	res := r.OK("delete", id)
 	if !strings.Contains(res.Stderr, "poststop hook #0 failed") {
 		t.Errorf("delete: no warning for the failing poststop hook; stderr: %q", res.Stderr)
 	}
 	if got := order(); !strings.Contains(got, "process\n") {
 		t.Errorf("the process did not run: %q", got)
 	}
-	if got := hooks(); got != "prestart\npoststart-fails\npoststart\npoststop-fails\npoststop\n" {
+	if got := hooks(); got != "prestart\npoststart1\npoststart2\npoststop-fails\npoststop\n" {
 		t.Errorf("hooks ran %q, want prestart, both poststart and both poststop hooks, in order", got)
 	}
 	stop := readHookState(t, filepath.Join(out, "poststop.json"))
@@ -129,10 +125,58 @@ func TestConformanceHooksLifecycle(t *testing.T) {
 	os.Remove(filepath.Join(out, "order"))
 	id2 := cfID(t, r, "hooksrun")
 	r.OK("run", "--bundle", b.Dir, id2)
-	if got := hooks(); got != "prestart\npoststart-fails\npoststart\npoststop-fails\npoststop\n" || !strings.Contains(order(), "process\n") {
+	if got := hooks(); got != "prestart\npoststart1\npoststart2\npoststop-fails\npoststop\n" || !strings.Contains(order(), "process\n") {
 		t.Errorf("run: hooks and process ran %q", order())
 	}
 	assertNoLeftovers(t, r.Root, id2, b.Dir)
+}
+
+// TestConformanceFailingPoststart: runtime.md (1.3.0), step 9: "If any
+// poststart hook fails, the runtime MUST generate an error, stop the
+// container, and continue the lifecycle at step 12" (destroy, then the
+// poststop hooks). The hooks after the failing one do not run. For start
+// and for run.
+func TestConformanceFailingPoststart(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sleep", "1000")
+	out := b.Rootfs
+	b.Spec.Hooks = &specs.Hooks{
+		Poststart: []specs.Hook{
+			hookSh(b, "echo poststart-fails >> "+out+"/order; exit 3"),
+			hookSh(b, "echo poststart-after >> "+out+"/order"),
+		},
+		Poststop: []specs.Hook{hookSh(b, "echo poststop >> "+out+"/order")},
+	}
+	b.Save(t)
+	for _, how := range []string{"start", "run"} {
+		os.Remove(filepath.Join(out, "order"))
+		id := cfID(t, r, "postfail")
+		var res Result
+		var pid int
+		if how == "start" {
+			r.coreDetached("create", "--bundle", b.Dir, id)
+			pid = r.corePid(id)
+			res = r.Run(nil, "start", id)
+		} else {
+			var err error
+			if res, err = r.coreExec(nil, "run", "-d", "--bundle", b.Dir, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if res.Code == 0 || !strings.Contains(res.Stderr, "poststart hook #0") {
+			t.Errorf("%s with a failing poststart hook: exit %d, stderr %q; want an error naming the hook", how, res.Code, res.Stderr)
+		}
+		if data, _ := os.ReadFile(filepath.Join(out, "order")); string(data) != "poststart-fails\npoststop\n" {
+			t.Errorf("%s: hooks ran %q, want the failing poststart hook, then poststop", how, data)
+		}
+		if pid > 0 && alive(pid) {
+			t.Errorf("%s: the container's process %d still runs", how, pid)
+		}
+		if res := r.Run(nil, "state", id); res.Code == 0 {
+			t.Errorf("%s: the container is still there: %s", how, res.Stdout)
+		}
+		assertNoLeftovers(t, r.Root, id, b.Dir)
+	}
 }
 
 // TestConformanceFailingPrestart: runtime.md: "If any prestart hook fails,
@@ -264,17 +308,21 @@ func TestConformanceMountLabelWithoutSELinux(t *testing.T) {
 	assertNoLeftovers(t, r.Root, id, b.Dir)
 }
 
-// TestConformanceUnknownCapability: config.md: "Any value which cannot be
-// mapped to a relevant kernel interface MUST cause an error". A name no
-// Linux capability has is refused before anything is created.
+// TestConformanceUnknownCapability: config.md (1.3.0): "Any value which
+// cannot be mapped to a relevant kernel interface, or cannot be granted
+// otherwise MUST be logged as a warning by the runtime. Runtimes SHOULD NOT
+// fail if the container configuration requests capabilities that cannot be
+// granted". runtime-tools' process_capabilities_fail expects an error.
 func TestConformanceUnknownCapability(t *testing.T) {
 	r := newRunner(t)
 	b := newBundle(t, "true")
 	b.Spec.Process.Capabilities.Bounding = append(b.Spec.Process.Capabilities.Bounding, "CAP_TEST")
 	b.Save(t)
 	id := cfID(t, r, "badcap")
-	n := len(b.Spec.Process.Capabilities.Bounding) - 1
-	r.Fail([]string{"config.json", "process.capabilities.bounding[" + strconv.Itoa(n) + "]", `"CAP_TEST"`}, "run", "--bundle", b.Dir, id)
+	res := r.OK("run", "--bundle", b.Dir, id)
+	if !strings.Contains(res.Stderr, "CAP_TEST") {
+		t.Errorf("no warning naming CAP_TEST; stderr: %q", res.Stderr)
+	}
 	assertNoLeftovers(t, r.Root, id, b.Dir)
 }
 

@@ -196,7 +196,12 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		if err := container.Exec(); err != nil {
 			return err
 		}
-		runPoststart(r.stateDir(o.ID), container)
+		if err := runPoststart(r.stateDir(o.ID), container); err != nil {
+			// runtime.md step 9: the container stops; run's
+			// error path removes it and runs the poststop hooks.
+			terminate(process)
+			return err
+		}
 		return nil
 	}
 	return p.run(o.Spec.Process, start)

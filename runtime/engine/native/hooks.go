@@ -16,16 +16,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The runtime-spec's lifecycle (runtime.md) and libcontainer 1.5 disagree
-// on when the poststart and poststop hooks run and what a failing one does:
+// The runtime-spec's lifecycle (runtime.md, v1.3.0, the version nucleus
+// implements) and libcontainer 1.5 disagree on when the poststart hooks
+// run, what state they see and what a failing poststop hook does:
 //
-//   - libcontainer runs poststart inside create; the spec runs it after the
-//     user process started, as part of start ("The poststart hooks MUST be
-//     invoked by the runtime" at step 9, after start at step 6), with the
-//     container running.
-//   - libcontainer kills the container when a poststart hook fails, and
-//     fails the delete when a poststop hook fails; the spec says of both
-//     "the runtime MUST log a warning, but the remaining hooks and
+//   - libcontainer runs poststart inside create, with the container
+//     "created"; the spec runs them after the user process started (step
+//     9, after start at step 6) and "before the start operation returns"
+//     (config.md), when the container is running.
+//   - On a failing poststart hook both agree since v1.3.0: "the runtime
+//     MUST generate an error, stop the container, and continue the
+//     lifecycle at step 12" (destroy, then the poststop hooks).
+//   - libcontainer fails the delete when a poststop hook fails; the spec
+//     says "the runtime MUST log a warning, but the remaining hooks and
 //     lifecycle continue as if the hook had succeeded".
 //
 // So both lists are taken out of libcontainer's config and kept next to
@@ -161,7 +164,7 @@ func loadLaterHooks(stateDir string) (configs.Hooks, error) {
 }
 
 // runWarnOnly runs every hook of the list in order; a failing one is a
-// warning and the next runs anyway (runtime.md, steps 9 and 13).
+// warning and the next runs anyway (runtime.md, step 13).
 func runWarnOnly(id string, hooks configs.Hooks, name configs.HookName, s *specs.State) {
 	for i, h := range hooks[name] {
 		if err := h.Run(s); err != nil {
@@ -171,20 +174,20 @@ func runWarnOnly(id string, hooks configs.Hooks, name configs.HookName, s *specs
 }
 
 // runPoststart runs the poststart hooks of a container whose user process
-// was just started, before start (or run) returns.
-func runPoststart(stateDir string, c *libcontainer.Container) {
+// was just started, before start (or run) returns. The first that fails
+// ends the list with its error; the caller stops and removes the
+// container (runtime.md, step 9).
+func runPoststart(stateDir string, c *libcontainer.Container) error {
 	hooks, err := loadLaterHooks(stateDir)
 	if err != nil {
-		logrus.Warnf("container %s: %v", c.ID(), err)
-		return
+		return err
 	}
 	if len(hooks[configs.Poststart]) == 0 {
-		return
+		return nil
 	}
 	s, err := c.OCIState()
 	if err != nil {
-		logrus.Warnf("container %s: poststart hooks: %v", c.ID(), err)
-		return
+		return fmt.Errorf("poststart hooks: %w", err)
 	}
 	// The process may be done already (a short command); the hooks still
 	// see the container as start left it, running, with its pid.
@@ -192,7 +195,7 @@ func runPoststart(stateDir string, c *libcontainer.Container) {
 	if st, err := c.State(); err == nil {
 		s.Pid = st.InitProcessPid
 	}
-	runWarnOnly(c.ID(), hooks, configs.Poststart, s)
+	return hooks.Run(configs.Poststart, s)
 }
 
 // poststopHooks reads the poststop hooks and the state to give them,

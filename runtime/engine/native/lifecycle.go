@@ -29,7 +29,14 @@ func (r *Engine) Start(id string) error {
 			if err := c.Exec(); err != nil {
 				return fmt.Errorf("start %s: %w", id, err)
 			}
-			runPoststart(r.stateDir(id), c)
+			if err := runPoststart(r.stateDir(id), c); err != nil {
+				// runtime.md step 9: stop the container and go on
+				// at step 12 (destroy, poststop hooks).
+				if derr := killAndDestroy(r.Root, c); derr != nil {
+					return fmt.Errorf("start %s: %w; then %w", id, err, derr)
+				}
+				return fmt.Errorf("start %s: %w (the container was stopped and removed)", id, err)
+			}
 			return nil
 		case libcontainer.Stopped:
 			return fmt.Errorf("cannot start container %s: %w", id, engine.ErrStopped)

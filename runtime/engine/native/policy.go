@@ -256,7 +256,12 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 		if err := c.Exec(); err != nil {
 			return err
 		}
-		runPoststart(r.stateDir(o.ID), c)
+		if err := runPoststart(r.stateDir(o.ID), c); err != nil {
+			// runtime.md step 9: the container stops; run's
+			// error path removes it and runs the poststop hooks.
+			terminate(process)
+			return err
+		}
 		return nil
 	}
 	status, err := p.run(o.Spec.Process, start)
