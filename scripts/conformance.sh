@@ -74,6 +74,18 @@ in_hybrid() {
 	fi
 }
 
+# clean_tmp removes the programs' bundles. linux_rootfs_propagation's
+# "shared" rootfs propagates the container's mounts (proc, sys, dev) back
+# under its bundle on the host, where they outlive the container (runc's
+# too): they are unmounted first, and rm never crosses into a mount.
+clean_tmp() {
+	local m
+	awk -v d="$WORK/tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+		umount -l "$m"
+	done
+	rm -rf --one-file-system "${WORK:?}/tmp"
+}
+
 run_runtime_tools() {
 	[ -n "${RUNTIME_TOOLS:-}" ] || die "set RUNTIME_TOOLS to a runtime-tools checkout (make conformance RUNTIME_TOOLS=/path)"
 	[ -f "$RUNTIME_TOOLS/validation/util/test.go" ] || die "RUNTIME_TOOLS=$RUNTIME_TOOLS: not a runtime-tools checkout (no validation/util/test.go)"
@@ -102,7 +114,7 @@ run_runtime_tools() {
 			mkdir -p "$WORK/tmp"
 			(cd "$src" && TMPDIR=$WORK/tmp RUNTIME=$rt in_hybrid "$name" timeout 180 "./validation/$p/$p.t") >"$log" 2>&1
 			rc=$?
-			rm -rf "${WORK:?}/tmp"
+			clean_tmp
 			total=$((total + 1))
 			# A program passes when it exits 0 with no "not ok"; the
 			# programs that report only failures (hooks, poststop...)
