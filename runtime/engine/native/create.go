@@ -193,10 +193,11 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		if err := applyDeferredRlimits(r.stateDir(o.ID), container); err != nil {
 			return err
 		}
+		poststart := poststartHooks(r.stateDir(o.ID), container)
 		if err := container.Exec(); err != nil {
 			return err
 		}
-		if err := runPoststart(r.stateDir(o.ID), container); err != nil {
+		if err := poststart(); err != nil {
 			// runtime.md step 9: the container stops; run's
 			// error path removes it and runs the poststop hooks.
 			terminate(process)

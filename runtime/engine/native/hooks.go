@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -173,29 +174,47 @@ func runWarnOnly(id string, hooks configs.Hooks, name configs.HookName, s *specs
 	}
 }
 
-// runPoststart runs the poststart hooks of a container whose user process
-// was just started, before start (or run) returns. The first that fails
-// ends the list with its error; the caller stops and removes the
-// container (runtime.md, step 9).
-func runPoststart(stateDir string, c *libcontainer.Container) error {
+// poststartHooks prepares the poststart hooks of a container whose init
+// waits for start; call it before letting the init go (Exec), and the
+// returned function after. That runs the hooks once the init has exec'd
+// the user process (config.md: "after the user-specified process is
+// executed but before the start operation returns"); libcontainer's Exec
+// returns when the init read the go-ahead, a moment before its execve. The
+// first hook that fails ends the list with its error; the caller stops and
+// removes the container (runtime.md, step 9).
+func poststartHooks(stateDir string, c *libcontainer.Container) (run func() error) {
 	hooks, err := loadLaterHooks(stateDir)
 	if err != nil {
-		return err
+		return func() error { return err }
 	}
 	if len(hooks[configs.Poststart]) == 0 {
-		return nil
+		return func() error { return nil }
 	}
-	s, err := c.OCIState()
-	if err != nil {
-		return fmt.Errorf("poststart hooks: %w", err)
-	}
-	// The process may be done already (a short command); the hooks still
-	// see the container as start left it, running, with its pid.
-	s.Status = specs.StateRunning
+	pid := 0
 	if st, err := c.State(); err == nil {
-		s.Pid = st.InitProcessPid
+		pid = st.InitProcessPid
 	}
-	return hooks.Run(configs.Poststart, s)
+	exe := fmt.Sprintf("/proc/%d/exe", pid)
+	initExe, _ := os.Readlink(exe)
+	return func() error {
+		// The exe link changes at the execve; a process that is gone
+		// (a short command) has no link left.
+		for deadline := time.Now().Add(5 * time.Second); pid > 0 && time.Now().Before(deadline); {
+			if now, err := os.Readlink(exe); err != nil || now != initExe {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		s, err := c.OCIState()
+		if err != nil {
+			return fmt.Errorf("poststart hooks: %w", err)
+		}
+		// The process may be done already; the hooks still see the
+		// container as start left it, running, with its pid.
+		s.Status = specs.StateRunning
+		s.Pid = pid
+		return hooks.Run(configs.Poststart, s)
+	}
 }
 
 // poststopHooks reads the poststop hooks and the state to give them,

@@ -26,10 +26,11 @@ func (r *Engine) Start(id string) error {
 			if err := applyDeferredRlimits(r.stateDir(id), c); err != nil {
 				return fmt.Errorf("start %s: %w", id, err)
 			}
+			poststart := poststartHooks(r.stateDir(id), c)
 			if err := c.Exec(); err != nil {
 				return fmt.Errorf("start %s: %w", id, err)
 			}
-			if err := runPoststart(r.stateDir(id), c); err != nil {
+			if err := poststart(); err != nil {
 				// runtime.md step 9: stop the container and go on
 				// at step 12 (destroy, poststop hooks).
 				if derr := killAndDestroy(r.Root, c); derr != nil {

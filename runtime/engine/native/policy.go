@@ -253,10 +253,11 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 		if err := applyDeferredRlimits(r.stateDir(o.ID), c); err != nil {
 			return err
 		}
+		poststart := poststartHooks(r.stateDir(o.ID), c)
 		if err := c.Exec(); err != nil {
 			return err
 		}
-		if err := runPoststart(r.stateDir(o.ID), c); err != nil {
+		if err := poststart(); err != nil {
 			// runtime.md step 9: the container stops; run's
 			// error path removes it and runs the poststop hooks.
 			terminate(process)
