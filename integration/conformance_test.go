@@ -61,6 +61,7 @@ func TestConformanceHooksLifecycle(t *testing.T) {
 	out := b.Rootfs
 	b.Spec.Annotations = map[string]string{"org.example.cf": "hooks"}
 	b.Spec.Hooks = &specs.Hooks{
+		//lint:ignore SA1019 prestart is deprecated but in the spec, and what runtime-tools checks
 		Prestart: []specs.Hook{hookSh(b, "cat > "+out+"/prestart.json; echo prestart >> "+out+"/order")},
 		Poststart: []specs.Hook{
 			hookSh(b, "echo poststart1 >> "+out+"/order"),
@@ -187,6 +188,7 @@ func TestConformanceFailingPrestart(t *testing.T) {
 	b := newBundle(t, "true")
 	out := b.Rootfs
 	b.Spec.Hooks = &specs.Hooks{
+		//lint:ignore SA1019 prestart is deprecated but in the spec, and what runtime-tools checks
 		Prestart: []specs.Hook{hookSh(b, "exit 3")},
 		Poststop: []specs.Hook{hookSh(b, "echo poststop >> "+out+"/order")},
 	}

@@ -91,12 +91,12 @@ const HookStateCommand = "hook-state"
 
 // HookStateMain is HookStateCommand; it execs the hook or exits 127.
 func HookStateMain(args []string) {
-	if err := hookState(args); err != nil {
-		fmt.Fprintf(os.Stderr, "nucleus %s: %v\n", HookStateCommand, err)
-		os.Exit(127)
-	}
+	err := hookState(args)
+	fmt.Fprintf(os.Stderr, "nucleus %s: %v\n", HookStateCommand, err)
+	os.Exit(127)
 }
 
+// hookState returns only when it could not exec the hook.
 func hookState(args []string) error {
 	if len(args) < 3 {
 		return errors.New("usage: STATUS PATH ARGV0 [ARGS...]")
