@@ -31,7 +31,7 @@ CRICTL    ?= $(abspath build/tools/crictl-$(CRICTL_VERSION)/crictl)
 # staticcheck from the Go module proxy, pinned (built once, then cached).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake
+.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake conformance
 
 all: build
 
@@ -102,6 +102,16 @@ fuzz:
 
 unit:
 	$(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 $$($(GO) list ./... | grep -v /integration)
+
+# conformance runs the OCI runtime-tools validation programs and runc's own
+# bats integration tests against $(BIN) (scripts/conformance.sh). Nothing is
+# fetched: pass checkouts, e.g.
+#   make conformance RUNTIME_TOOLS=/src/runtime-tools RUNC_SRC=/src/runc
+# CONFORMANCE=runtime-tools or bats runs one suite; RUNTIMES="nucleus runc
+# crun" runs the same suites on runc and crun for comparison.
+CONFORMANCE ?= all
+conformance: build
+	RUNTIME_TOOLS="$(RUNTIME_TOOLS)" RUNC_SRC="$(RUNC_SRC)" NUCLEUS=$(abspath $(BIN)) ./scripts/conformance.sh $(CONFORMANCE)
 
 integration: build
 	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) CRICTL=$(CRICTL) $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 15m -v ./integration/...

@@ -23,6 +23,7 @@ import (
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/runtime/confine"
+	"github.com/nucleus-run/nucleus/runtime/engine/native"
 )
 
 // version and gitCommit are set by the Makefile with -X.
@@ -36,6 +37,11 @@ func init() {
 	// namespaces; nsenter's C constructor has already run by now.
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init()
+	}
+	// A prestart or createRuntime hook runs through this binary, which
+	// hands it the state with the runtime-spec's status.
+	if len(os.Args) > 1 && os.Args[1] == native.HookStateCommand {
+		native.HookStateMain(os.Args[2:])
 	}
 	// A process exec'd into a gVisor container in a mode starts as this
 	// binary inside the sandbox, which confines it and execs the command.

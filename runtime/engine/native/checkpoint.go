@@ -51,7 +51,7 @@ func (r *Engine) Checkpoint(id string, o engine.CheckpointOptions) error {
 		return fmt.Errorf("checkpoint %s: %w", id, criuError(err, opts))
 	}
 	if !opts.LeaveRunning && !opts.PreDump {
-		if err := destroy(c); err != nil {
+		if err := destroy(r.Root, c); err != nil {
 			logrus.Warn(err)
 		}
 	}
@@ -100,6 +100,7 @@ func (r *Engine) Restore(o engine.CreateOptions, co engine.CheckpointOptions) (i
 		return -1, err
 	}
 	p := &processRunner{
+		root:            r.Root,
 		container:       container,
 		init:            true,
 		detach:          o.Detach,

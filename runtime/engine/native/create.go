@@ -148,8 +148,15 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 	} else if o.Network != nil {
 		o.Spec = engine.WithNetMode(o.Spec, o.Network.Mode)
 	}
+	var deferred []specs.POSIXRlimit
+	o.Spec, deferred = deferRlimits(o.Spec)
+	o.Spec = lateSeccomp(o.Spec)
 	container, err := r.newContainer(o)
 	if err != nil {
+		return -1, err
+	}
+	if err := saveDeferredRlimits(r.stateDir(o.ID), deferred); err != nil {
+		_ = destroy(r.Root, container)
 		return -1, err
 	}
 	if unlockStaging != nil {
@@ -159,6 +166,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		unlockStaging = nil
 	}
 	p := &processRunner{
+		root:            r.Root,
 		container:       container,
 		init:            true,
 		detach:          detach,
@@ -191,7 +199,20 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		if act == actCreate {
 			return nil
 		}
-		return container.Exec()
+		if err := applyDeferredRlimits(r.stateDir(o.ID), container); err != nil {
+			return err
+		}
+		poststart := poststartHooks(r.stateDir(o.ID), container)
+		if err := container.Exec(); err != nil {
+			return err
+		}
+		if err := poststart(); err != nil {
+			// runtime.md step 9: the container stops; run's
+			// error path removes it and runs the poststop hooks.
+			terminate(process)
+			return err
+		}
+		return nil
 	}
 	return p.run(o.Spec.Process, start)
 }
@@ -256,7 +277,7 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
 	}
-	s := engine.WithAbsolutePaths(bundle, o.Spec)
+	s := adaptSpec(engine.WithAbsolutePaths(bundle, o.Spec))
 	// An empty cgroupsPath would make libcontainer nest the container under
 	// whatever cgroup nucleus itself happens to run in; place it at /<id>
 	// in every hierarchy instead, like runc's documented default. Not for
@@ -281,6 +302,8 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, spec.ConfigName), err)
 	}
+	adaptConfig(config)
+	later := takeLaterHooks(config)
 	// specconv names the bundle after the working directory, which is the
 	// caller's: say which bundle it really is (state and ps report it).
 	for i, l := range config.Labels {
@@ -295,12 +318,19 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 		}
 		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
 	}
+	if err := saveLaterHooks(r.stateDir(o.ID), later); err != nil {
+		_ = c.Destroy()
+		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
+	}
 	return c, nil
 }
 
 // processRunner starts one process (a container's init or an exec'd one),
 // wires its stdio and, when attached, waits for it. It is runc's runner.
 type processRunner struct {
+	// root is the engine's root: destroying the container runs the
+	// poststop hooks kept in its state dir there.
+	root            string
 	container       *libcontainer.Container
 	init            bool
 	detach          bool
@@ -424,7 +454,7 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 
 func (p *processRunner) destroy() {
 	if p.shouldDestroy {
-		if err := destroy(p.container); err != nil {
+		if err := destroy(p.root, p.container); err != nil {
 			logrus.Warn(err)
 		}
 	}

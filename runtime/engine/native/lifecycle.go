@@ -23,8 +23,20 @@ func (r *Engine) Start(id string) error {
 		}
 		switch status {
 		case libcontainer.Created:
+			if err := applyDeferredRlimits(r.stateDir(id), c); err != nil {
+				return fmt.Errorf("start %s: %w", id, err)
+			}
+			poststart := poststartHooks(r.stateDir(id), c)
 			if err := c.Exec(); err != nil {
 				return fmt.Errorf("start %s: %w", id, err)
+			}
+			if err := poststart(); err != nil {
+				// runtime.md step 9: stop the container and go on
+				// at step 12 (destroy, poststop hooks).
+				if derr := killAndDestroy(r.Root, c); derr != nil {
+					return fmt.Errorf("start %s: %w; then %w", id, err, derr)
+				}
+				return fmt.Errorf("start %s: %w (the container was stopped and removed)", id, err)
 			}
 			return nil
 		case libcontainer.Stopped:
@@ -106,9 +118,9 @@ func (r *Engine) Delete(id string, force bool) error {
 	}
 	switch {
 	case status == libcontainer.Stopped:
-		return destroy(c)
+		return destroy(r.Root, c)
 	case status == libcontainer.Created || force:
-		return killAndDestroy(c)
+		return killAndDestroy(r.Root, c)
 	case status == libcontainer.Paused:
 		return fmt.Errorf("cannot delete container %s: %w (stop it first or use --force)", id, engine.ErrPaused)
 	default:
@@ -116,11 +128,15 @@ func (r *Engine) Delete(id string, force bool) error {
 	}
 }
 
-func destroy(c *libcontainer.Container) error {
+// destroy removes the container, then runs its poststop hooks (read
+// before the state dir that holds them goes).
+func destroy(root string, c *libcontainer.Container) error {
+	poststop := poststopHooks(engine.StateDir(root, c.ID()), c)
 	if err := c.Destroy(); err != nil {
 		return fmt.Errorf("delete %s: %w", c.ID(), err)
 	}
 	engine.ReleaseStaged(c.ID(), c.Config().Rootfs)
+	poststop()
 	return nil
 }
 
@@ -128,7 +144,7 @@ func destroy(c *libcontainer.Container) error {
 // the container. It watches a pidfd rather than polling: the init may be an
 // orphan whose zombie the host's PID 1 reaps late, and a zombie is gone for
 // our purposes.
-func killAndDestroy(c *libcontainer.Container) error {
+func killAndDestroy(root string, c *libcontainer.Container) error {
 	st, err := c.State()
 	if err != nil {
 		return fmt.Errorf("state of %s: %w", c.ID(), err)
@@ -146,7 +162,7 @@ func killAndDestroy(c *libcontainer.Container) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if status, err := c.Status(); err == nil && status == libcontainer.Stopped {
-			return destroy(c)
+			return destroy(root, c)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("delete %s: init process still running 10s after SIGKILL", c.ID())

@@ -260,7 +260,20 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			return nil
 		}
 		audit.Event("container_started", nil)
-		return c.Exec()
+		if err := applyDeferredRlimits(r.stateDir(o.ID), c); err != nil {
+			return err
+		}
+		poststart := poststartHooks(r.stateDir(o.ID), c)
+		if err := c.Exec(); err != nil {
+			return err
+		}
+		if err := poststart(); err != nil {
+			// runtime.md step 9: the container stops; run's
+			// error path removes it and runs the poststop hooks.
+			terminate(process)
+			return err
+		}
+		return nil
 	}
 	status, err := p.run(o.Spec.Process, start)
 	if err != nil {
