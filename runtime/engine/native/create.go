@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/opencontainers/runc/libcontainer"
@@ -143,10 +144,11 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 	} else if o.Network != nil {
 		o.Spec = engine.WithNetMode(o.Spec, o.Network.Mode)
 	}
-	container, err := r.newContainer(o)
+	container, unlockState, err := r.newContainer(o)
 	if err != nil {
 		return -1, err
 	}
+	defer unlockState()
 	if unlockStaging != nil {
 		// The container's state holds the id now; destroying it later
 		// releases the staging.
@@ -167,6 +169,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		listenFDs:       activation.Files(false),
 		killOnInterrupt: o.KillOnInterrupt,
 		info:            info,
+		unlockState:     unlockState,
 	}
 	if o.Policy != nil && o.Policy.Mode != "" {
 		p.noTerminal = true
@@ -223,14 +226,15 @@ func withNetNS(s *specs.Spec, resolv string) *specs.Spec {
 }
 
 // newContainer turns the OCI config into libcontainer's and creates the
-// container's state directory. specconv resolves relative paths against the
+// container's state directory, locked (see unlockState) with a record of
+// where its cgroups will be. specconv resolves relative paths against the
 // working directory, where runc first moves into the bundle; the config's
 // paths are made absolute instead, since a library must not move its
 // caller.
-func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, error) {
+func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, func(), error) {
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
+		return nil, nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
 	}
 	s := engine.WithAbsolutePaths(bundle, o.Spec)
 	// An empty cgroupsPath would make libcontainer nest the container under
@@ -255,7 +259,7 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 		RootlessCgroups:  r.rootlessCgroups(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, spec.ConfigName), err)
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(bundle, spec.ConfigName), err)
 	}
 	// specconv names the bundle after the working directory, which is the
 	// caller's: say which bundle it really is (state and ps report it).
@@ -267,11 +271,24 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 	c, err := libcontainer.Create(r.Root, o.ID, config)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) || errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %s %w under %s", o.ID, engine.ErrExist, r.Root)
+			return nil, nil, fmt.Errorf("container %s %w under %s", o.ID, engine.ErrExist, r.Root)
 		}
-		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
+		return nil, nil, fmt.Errorf("create container %s: %w", o.ID, err)
 	}
-	return c, nil
+	// Until its init runs and state.json is written, the container is
+	// locked: a delete or a list then waits or passes over it, instead
+	// of taking a create in progress for one that was killed.
+	unlock, err := r.lockContainer(o.ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create container %s: %w", o.ID, err)
+	}
+	if err := writeCgroupRecord(r.stateDir(o.ID), config.Cgroups); err != nil {
+		unlock()
+		_ = c.Destroy()
+		return nil, nil, fmt.Errorf("create container %s: %w", o.ID, err)
+	}
+	var once sync.Once
+	return c, func() { once.Do(unlock) }, nil
 }
 
 // processRunner starts one process (a container's init or an exec'd one),
@@ -303,6 +320,10 @@ type processRunner struct {
 	// was tried, started or not (it closes what beforeStart handed over).
 	beforeStart func(*libcontainer.Process) error
 	afterStart  func(*libcontainer.Process)
+	// unlockState, if set, releases a new container's lock once its
+	// start was tried (state.json is written by then, or the start
+	// failed and the container is destroyed).
+	unlockState func()
 }
 
 func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Process) error) (status int, retErr error) {
@@ -352,6 +373,9 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 	}
 	if startErr == nil {
 		startErr = start(process)
+	}
+	if p.unlockState != nil {
+		p.unlockState()
 	}
 	if p.afterStart != nil {
 		p.afterStart(process)
