@@ -23,7 +23,7 @@ DEB_PKGS  := $(shell grep -v '^\#' scripts/debian-packages.txt)
 # staticcheck from the Go module proxy, pinned (built once, then cached).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake
+.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake fault-exhaustive
 
 all: build
 
@@ -78,6 +78,12 @@ fuzz:
 	for f in FuzzParseProfile FuzzParseTrace; do \
 		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./seccomp || exit 1; \
 	done
+
+# fault-exhaustive runs the kill -9 tests (integration/fault_kill_test.go)
+# over every syscall they know and every n a run reaches: an hour or more;
+# make test sweeps one syscall per command, n stepping geometrically.
+fault-exhaustive: build
+	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) NUCLEUS_FAULT_EXHAUSTIVE=1 $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 12h -run '^TestFaultKill9$$' -v ./integration/
 
 unit:
 	$(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 $$($(GO) list ./... | grep -v /integration)
