@@ -69,7 +69,8 @@ test: build
 	$(MAKE) --no-print-directory fuzz
 
 # fuzz runs each policy-file parser's fuzz target briefly (seed corpus in
-# policy/testdata/fuzz, seccomp/testdata/fuzz); FUZZTIME=1m for a longer hunt.
+# policy/testdata/fuzz, seccomp/testdata/fuzz), and those of config.json
+# loading, container ids and the command line; FUZZTIME=1m for a longer hunt.
 FUZZTIME ?= 5s
 fuzz:
 	for f in FuzzParseWorkspace FuzzParseCapsPolicy FuzzParseLandlockRules; do \
@@ -78,6 +79,11 @@ fuzz:
 	for f in FuzzParseProfile FuzzParseTrace; do \
 		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./seccomp || exit 1; \
 	done
+	for f in FuzzLoad FuzzValidateID; do \
+		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./spec || exit 1; \
+	done
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime $(FUZZTIME) ./cmd/nucleus
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzContainerID$$' -fuzztime $(FUZZTIME) ./runtime
 
 # fault-exhaustive runs the kill -9 tests (integration/fault_kill_test.go)
 # over every syscall they know and every n a run reaches: an hour or more;

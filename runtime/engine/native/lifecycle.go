@@ -82,9 +82,11 @@ func (r *Engine) Delete(id string, force bool) error {
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		if force && errors.Is(err, engine.ErrNotExist) {
-			// No state dir, but maybe the cgroups and the staging of a
-			// create killed before or while it made it.
-			return r.reclaim(id)
+			// No state dir: a create killed before making it made no
+			// cgroup either (they come after), but maybe the staging.
+			// Nothing else is touched: the id alone is no evidence that
+			// a cgroup of that name is a container's.
+			return engine.UnstageRootfs(r.Root, id)
 		}
 		return err
 	}

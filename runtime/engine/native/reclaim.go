@@ -88,8 +88,8 @@ func (r *Engine) reclaim(id string) error {
 // exist, in every mounted hierarchy (v1 controllers, named ones like
 // name=systemd, and a hybrid host's unified one): the paths state.json
 // names if it still can be read that far, the ones the cgroup record
-// names, and, when neither says anything, /<id> (where nucleus puts a
-// container whose config names no cgroup).
+// names, and, when neither says anything but the state dir is there, /<id>
+// (where nucleus puts a container whose config names no cgroup).
 func (r *Engine) impliedCgroupDirs(id string) []string {
 	var paths []string
 	var st struct {
@@ -118,7 +118,9 @@ func (r *Engine) impliedCgroupDirs(id string) []string {
 			rels = append(rels, rel)
 		}
 	}
-	if len(rels) == 0 && !r.SystemdCgroup && !r.rootlessCgroups() {
+	if _, err := os.Stat(r.stateDir(id)); len(rels) == 0 && err == nil && !r.SystemdCgroup && !r.rootlessCgroups() {
+		// A state dir (ours) without a record: made by a nucleus before
+		// the record existed, which placed the container at /<id>.
 		rels = []string{"/" + id}
 	}
 	var dirs []string
