@@ -48,6 +48,9 @@ func newPodman(t *testing.T, rt clientRuntime, jsonLog bool) *podmanEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The runtime's root (rt below) holds staged rootfs dirs a user
+	// namespace's root must reach.
+	os.Chmod(dir, 0o711)
 	p := &podmanEnv{t: t, rt: rt, dir: dir, conf: filepath.Join(dir, "containers.conf"),
 		storage: filepath.Join(dir, "storage"), runroot: filepath.Join(dir, "rr"), noJSON: !jsonLog}
 	supportsJSON := `"crun", "runc", "kata", "runsc", "krun", "nucleus"`
@@ -91,8 +94,10 @@ func (p *podmanEnv) cmd(in []byte, args ...string) cmdResult {
 }
 
 func (p *podmanEnv) fullArgs(args ...string) []string {
+	// podman passes the runtime no --root: it would keep its state in
+	// its default root (/run/nucleus, /run/runc) and leave that behind.
 	return append([]string{"--root", p.storage, "--runroot", p.runroot, "--storage-driver", "vfs",
-		"--cgroup-manager", "cgroupfs", "--events-backend", "file"}, args...)
+		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime-flag", "root=" + filepath.Join(p.dir, "rt")}, args...)
 }
 
 // ok runs podman and fails the test unless it exits 0.

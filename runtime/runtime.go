@@ -147,6 +147,19 @@ func (r *Runtime) Create(o CreateOptions) error {
 	if err != nil {
 		r.releaseNetwork(o.ID)
 	}
+	return r.explainFull(err)
+}
+
+// explainFull says which filesystem is full when a create ran out of space
+// there (the kernel's ENOSPC names a state file deep in the root).
+func (r *Runtime) explainFull(err error) error {
+	if err == nil || !errors.Is(err, unix.ENOSPC) {
+		return err
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(r.Root, &st) == nil && st.Bavail*uint64(st.Bsize) < 1<<20 {
+		return fmt.Errorf("%w (the state root %s is full: free space there, or pass another --root)", err, r.Root)
+	}
 	return err
 }
 
