@@ -131,7 +131,8 @@ type killCase struct {
 var killSyscalls = []string{"mkdirat", "openat2", "renameat", "execve"}
 
 // TestFaultKill9: SIGKILL at syscall boundaries of run -d, create, start,
-// exec, delete and sandbox (agent mode, bridged network), each at the n-th
+// exec, delete and sandbox (agent mode: one-shot with a bridged network,
+// and long-lived), each at the n-th
 // call of one syscall chosen for where it hurts (every one of
 // killSyscalls with NUCLEUS_FAULT_EXHAUSTIVE=1).
 func TestFaultKill9(t *testing.T) {
@@ -151,6 +152,10 @@ func TestFaultKill9(t *testing.T) {
 		{"delete", "openat2", running, func(id string) []string { return []string{"delete", "--force", id} }},
 		{"sandbox", "mkdirat", nil, func(id string) []string {
 			return []string{"sandbox", "--mode", "agent", "--net", "bridge", "--bundle", short.Dir, "--id", id, "--", "true"}
+		}},
+		// A long-lived sandbox: its record, its held init.
+		{"sandbox-detach", "renameat", nil, func(id string) []string {
+			return []string{"sandbox", "--detach", "--mode", "agent", "--bundle", short.Dir, "--id", id}
 		}},
 	}
 	total := 0
