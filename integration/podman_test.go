@@ -166,6 +166,11 @@ func (p *podmanEnv) finish() {
 	}
 	ids := append(append([]string{}, p.ids...), p.names...)
 	waitNoProcesses(p.t, ids)
+	// The runtime kept its state in the test's own root, not in its
+	// default one on the host (which nobody would remove).
+	if root := p.runtimeRoot(); !strings.HasPrefix(root, p.dir+"/") {
+		p.t.Errorf("podman ran the runtime with state root %s, not under %s", root, p.dir)
+	}
 	assertNoClientLeftovers(p.t, p.runtimeRoot(), ids, p.dir)
 	for _, id := range p.ids {
 		if _, err := os.Stat(filepath.Join(p.runtimeRoot(), id)); err == nil {
