@@ -92,6 +92,10 @@ func (r *Runner) straceKilled(t *testing.T, syscallName string, n int, args ...s
 	}
 finished:
 	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), `execve("`+r.Bin+`"`) {
+		log, _ := os.ReadFile(logf.Name())
+		t.Fatalf("strace %v ran no nucleus: %s\n%s", args, data, log)
+	}
 	return strings.Contains(string(data), "+++ killed by SIGKILL")
 }
 
@@ -174,6 +178,9 @@ func TestFaultKill9(t *testing.T) {
 					}
 					killed := r.straceKilled(t, sc, n, c.args(id)...)
 					total++
+					if n == 1 && !killed && sc == c.syscall {
+						t.Errorf("%s makes no %s call: the sweep tests nothing", c.name, sc)
+					}
 					assertRecovers(t, r, id, b.Dir, fmt.Sprintf("%s killed at %s #%d", c.name, sc, n))
 					if t.Failed() || !killed {
 						return
