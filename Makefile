@@ -31,7 +31,7 @@ CRICTL    ?= $(abspath build/tools/crictl-$(CRICTL_VERSION)/crictl)
 # staticcheck from the Go module proxy, pinned (built once, then cached).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake conformance
+.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake conformance fault-exhaustive
 
 all: build
 
@@ -90,7 +90,8 @@ test: build
 	$(MAKE) --no-print-directory fuzz
 
 # fuzz runs each policy-file parser's fuzz target briefly (seed corpus in
-# policy/testdata/fuzz, seccomp/testdata/fuzz); FUZZTIME=1m for a longer hunt.
+# policy/testdata/fuzz, seccomp/testdata/fuzz), and those of config.json
+# loading, container ids and the command line; FUZZTIME=1m for a longer hunt.
 FUZZTIME ?= 5s
 fuzz:
 	for f in FuzzParseWorkspace FuzzParseCapsPolicy FuzzParseLandlockRules; do \
@@ -99,6 +100,17 @@ fuzz:
 	for f in FuzzParseProfile FuzzParseTrace; do \
 		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./seccomp || exit 1; \
 	done
+	for f in FuzzLoad FuzzValidateID; do \
+		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./spec || exit 1; \
+	done
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime $(FUZZTIME) ./cmd/nucleus
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzContainerID$$' -fuzztime $(FUZZTIME) ./runtime
+
+# fault-exhaustive runs the kill -9 tests (integration/fault_kill_test.go)
+# over every syscall they know and every n a run reaches: an hour or more;
+# make test sweeps one syscall per command, n stepping geometrically.
+fault-exhaustive: build
+	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) NUCLEUS_FAULT_EXHAUSTIVE=1 $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 12h -run '^TestFaultKill9$$' -v ./integration/
 
 unit:
 	$(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 $$($(GO) list ./... | grep -v /integration)

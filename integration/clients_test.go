@@ -63,7 +63,14 @@ func (rt clientRuntime) wrapped(t testing.TB, dir string) clientRuntime {
 	t.Helper()
 	rt.Bin = filepath.Join(dir, rt.Name)
 	rt.CallLog = filepath.Join(dir, rt.Name+".calls")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", rt.CallLog, rt.Real)
+	// A client that passes no --root (podman, and the cleanup its
+	// containers' exit runs) gets a private one: the runtime's default
+	// (/run/nucleus, /run/runc) would be made on the host and left there.
+	// A user namespace's root must reach the staged rootfs dirs under it.
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o711)
+	root := filepath.Join(dir, rt.Name+"-root")
+	script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" --root \"*|*\" --root=\"*) ;; *) set -- --root %s \"$@\" ;; esac\necho \"$*\" >> %s\nexec %s \"$@\"\n", root, rt.CallLog, rt.Real)
 	if err := os.WriteFile(rt.Bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestCoreKill(t *testing.T) {
 		})
 	}
 
-	for _, bad := range []string{"BOGUS", "SIGNOPE", "0", "65", "-1"} {
+	for _, bad := range []string{"BOGUS", "SIGNOPE", "65", "-1"} {
 		r.Fail([]string{"invalid signal", strconv.Quote(bad)}, "kill", id, bad)
 	}
 	r.Fail([]string{`"kill" requires a maximum of 2 argument(s)`}, "kill", id, "TERM", "extra")

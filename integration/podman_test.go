@@ -161,6 +161,11 @@ func (p *podmanEnv) finish() {
 	}
 	ids := append(append([]string{}, p.ids...), p.names...)
 	waitNoProcesses(p.t, ids)
+	// The runtime kept its state in the test's own root, not in its
+	// default one on the host (which nobody would remove).
+	if root := p.runtimeRoot(); root == "/run/"+p.rt.Name {
+		p.t.Errorf("podman ran the runtime with its default state root %s", root)
+	}
 	assertNoClientLeftovers(p.t, p.runtimeRoot(), ids, p.dir)
 	for _, id := range p.ids {
 		if _, err := os.Stat(filepath.Join(p.runtimeRoot(), id)); err == nil {

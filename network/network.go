@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/nucleus-run/nucleus/network/firewall"
 	"github.com/nucleus-run/nucleus/network/ipam"
 	"github.com/nucleus-run/nucleus/network/link"
@@ -312,7 +314,10 @@ func writeDNSConfig(root string, rec *Record, c *Config) error {
 func Teardown(root, id string) error {
 	rec, err := Load(root, id)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		// A record cut short (a full disk): what it named is found
+		// without it, by the hash and the leases.
+		logrus.Warnf("network of %s: %v; removing what the id implies", id, err)
+		rec = nil
 	}
 	h := Hash(root, id)
 	if rec == nil {

@@ -45,7 +45,7 @@ func (r *Runtime) RunResult(o CreateOptions) (Exit, error) {
 		}
 	}
 	if err != nil || o.Detach {
-		return outcome.Plain(info.Status), err
+		return outcome.Plain(info.Status), r.explainFull(err)
 	}
 	ex := outcome.Classify(runFacts(o, info, started, time.Now()))
 	if ex.Line() != "" {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/opencontainers/runc/types"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/policy"
@@ -59,6 +60,7 @@ var (
 	ErrNotRunning  = engine.ErrNotRunning
 	ErrNotPaused   = engine.ErrNotPaused
 	ErrUnsupported = engine.ErrUnsupported
+	ErrBrokenState = engine.ErrBrokenState
 )
 
 // ParseEngine accepts "native", "gvisor" and "" (native).
@@ -146,6 +148,19 @@ func (r *Runtime) Create(o CreateOptions) error {
 	if err != nil {
 		r.releaseNetwork(o.ID)
 	}
+	return r.explainFull(err)
+}
+
+// explainFull says which filesystem is full when a create ran out of space
+// there (the kernel's ENOSPC names a state file deep in the root).
+func (r *Runtime) explainFull(err error) error {
+	if err == nil || !errors.Is(err, unix.ENOSPC) {
+		return err
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(r.Root, &st) == nil && st.Bavail*uint64(st.Bsize) < 1<<20 {
+		return fmt.Errorf("%w (the state root %s is full: free space there, or pass another --root)", err, r.Root)
+	}
 	return err
 }
 
@@ -172,7 +187,8 @@ func (r *Runtime) State(id string) (*State, error) {
 }
 
 // List reports every container under the root, of every engine, after
-// removing the long-lived sandboxes past their deadline.
+// removing the long-lived sandboxes past their deadline. A container whose
+// state can't be read is in the list with StatusUnknown and its Error.
 func (r *Runtime) List() ([]State, error) {
 	r.SweepSandboxes()
 	var all []State
@@ -181,7 +197,13 @@ func (r *Runtime) List() ([]State, error) {
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, states...)
+		for _, s := range states {
+			// The native engine can't read another engine's state.
+			if s.Error != "" && e == engine.Engine(r.native) && r.gvisor.Holds(s.ID) {
+				continue
+			}
+			all = append(all, s)
+		}
 	}
 	for i := range all {
 		r.annotateNetwork(&all[i])
@@ -197,16 +219,23 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 
 // Delete removes a stopped (or, with force, any) container and all it
 // holds. A forced delete of an id that does not exist succeeds, as
-// containerd's cleanup expects. A long-lived sandbox is ended whatever its
-// state: what runs is killed and its copy-in-out workspaces are written
-// back first.
+// containerd's cleanup expects, and one whose state is missing or broken
+// (a nucleus killed part-way, a full disk) still removes everything the id
+// implies: processes, cgroups, network, the sandbox's record and workspace
+// copies. A long-lived sandbox is ended whatever its state: what runs is
+// killed and its copy-in-out workspaces are written back first.
 func (r *Runtime) Delete(id string, force bool) error {
 	if r.IsSandbox(id) {
 		err := r.removeSandbox(id)
-		if errors.Is(err, ErrNotExist) && force {
+		switch {
+		case err == nil:
 			return nil
+		case errors.Is(err, ErrNotExist) && force:
+			return nil
+		case !force || !errors.Is(err, errSandboxRecord):
+			return err
 		}
-		return err
+		logrus.Warnf("%v; removing the sandbox without writing its workspaces back", err)
 	}
 	if err := r.engineFor(id).Delete(id, force); err != nil {
 		return err
@@ -218,8 +247,12 @@ func (r *Runtime) Delete(id string, force bool) error {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	if force {
-		// A sandbox's workspace copy, left by a nucleus that was killed.
+		// A sandbox's workspace copy and record, left by a nucleus that
+		// was killed.
 		if err := r.removeWorkspaceCopies(id); err != nil {
+			return fmt.Errorf("delete %s: %w", id, err)
+		}
+		if err := os.RemoveAll(r.sandboxDir(id)); err != nil {
 			return fmt.Errorf("delete %s: %w", id, err)
 		}
 	}

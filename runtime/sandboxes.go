@@ -32,6 +32,10 @@ import (
 // sandboxRecordName is the record inside <root>/@sandbox-<id>.
 const sandboxRecordName = "sandbox.json"
 
+// errSandboxRecord: a sandbox's record can't be read (a full disk cut it
+// short); a forced delete removes the sandbox without it.
+var errSandboxRecord = errors.New("unreadable")
+
 type sandboxRecord struct {
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
@@ -193,7 +197,7 @@ func (r *Runtime) loadSandbox(id string) (*sandboxRecord, error) {
 	}
 	var rec sandboxRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("sandbox %s: record: %w", id, err)
+		return nil, fmt.Errorf("sandbox %s: record %s: %w: %w", id, filepath.Join(r.sandboxDir(id), sandboxRecordName), errSandboxRecord, err)
 	}
 	return &rec, nil
 }

@@ -24,12 +24,16 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error is one line: a value quoted from the file (a path with a newline)
+// shows its line breaks escaped.
 func (e *FieldError) Error() string {
 	if e.Field == "" {
-		return e.File + ": " + e.Msg
+		return oneLine.Replace(e.File + ": " + e.Msg)
 	}
-	return e.File + ": " + e.Field + ": " + e.Msg
+	return oneLine.Replace(e.File + ": " + e.Field + ": " + e.Msg)
 }
+
+var oneLine = strings.NewReplacer("\n", `\n`, "\r", `\r`)
 
 // Load reads and validates bundle/config.json. bundle may be relative; the
 // returned error names the absolute path of the config file.

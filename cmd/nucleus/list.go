@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/nucleus-run/nucleus/runtime"
 )
 
 func init() { register(listCommand) }
@@ -35,20 +37,41 @@ var listCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		if c.Bool("quiet") {
-			for _, s := range states {
-				fmt.Println(s.ID)
-			}
-			return nil
+		if err := printList(states, format, c.Bool("quiet")); err != nil {
+			return err
 		}
-		if format == "json" {
-			return json.NewEncoder(os.Stdout).Encode(states)
-		}
-		w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
-		fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n")
+		// A container whose state can't be read is listed (status
+		// unknown) and named once more on stderr, and list fails, as
+		// ls does for what it can't read: a caller sees the rest and
+		// knows the list is not all well.
+		bad := 0
 		for _, s := range states {
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.InitProcessPid, s.Status, s.Bundle, s.Created.Format(time.RFC3339Nano), s.Owner)
+			if s.Error != "" {
+				fmt.Fprintln(os.Stderr, "nucleus: list: "+s.Error)
+				bad++
+			}
 		}
-		return w.Flush()
+		if bad > 0 {
+			os.Exit(1)
+		}
+		return nil
 	},
+}
+
+func printList(states []runtime.State, format string, quiet bool) error {
+	if quiet {
+		for _, s := range states {
+			fmt.Println(s.ID)
+		}
+		return nil
+	}
+	if format == "json" {
+		return json.NewEncoder(os.Stdout).Encode(states)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
+	fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n")
+	for _, s := range states {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.InitProcessPid, s.Status, s.Bundle, s.Created.Format(time.RFC3339Nano), s.Owner)
+	}
+	return w.Flush()
 }

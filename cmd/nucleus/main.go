@@ -68,18 +68,24 @@ func main() {
 	}
 }
 
-// runcCommands keep runc's command line exactly: flags come before the
-// container id, and what follows the id is an argument (exec's command,
-// kill's signal), since drop-in callers (containerd, podman, scripts) build
-// those lines. Every other command is nucleus's own and takes its flags
-// before or after its arguments; only `--` ends them. A new command is
-// nucleus's own unless it is added here.
-var runcCommands = map[string]bool{
-	"checkpoint": true, "create": true, "delete": true, "events": true, "exec": true,
-	"features": true, "kill": true, "list": true, "pause": true, "ps": true,
-	"restore": true, "resume": true, "run": true, "spec": true, "start": true,
-	"state": true, "update": true,
-}
+// runcCommands parse as runc's do (urfave/cli v1): a flag the command
+// knows is taken anywhere before `--`, also after the container id
+// (`update ID --memory X`, `delete ID --force`), since callers and scripts
+// rely on v1 moving such flags first; a word it does not know stays an
+// argument where it is. runcNoReorder are the two runc commands that skip
+// the reordering (SkipArgReorder): what follows exec's id is the command,
+// what follows ps's id are ps's options, flags or not. Every other command
+// is nucleus's own and takes its flags before or after its arguments; only
+// `--` ends them. A new command is nucleus's own unless it is added here.
+var (
+	runcCommands = map[string]bool{
+		"checkpoint": true, "create": true, "delete": true, "events": true, "exec": true,
+		"features": true, "kill": true, "list": true, "pause": true, "ps": true,
+		"restore": true, "resume": true, "run": true, "spec": true, "start": true,
+		"state": true, "update": true,
+	}
+	runcNoReorder = map[string]bool{"exec": true, "ps": true}
+)
 
 // errUsage marks a command line nucleus cannot parse.
 var errUsage = errors.New("usage")
@@ -158,7 +164,10 @@ func canonicalFlags(app *cli.App, args []string) ([]string, error) {
 		return out, nil
 	}
 	if runcCommands[cmd.Name] && len(path) == 1 {
-		return append(out[:i+1], runcFlags(cmd, rest)...), nil
+		if runcNoReorder[cmd.Name] {
+			return append(out[:i+1], runcFlags(cmd, rest)...), nil
+		}
+		return append(out[:i+1], runcReorder(cmd, rest)...), nil
 	}
 	return append(out[:i+1], flagsFirst(cmd, rest)...), nil
 }
@@ -263,6 +272,41 @@ func runcFlags(cmd *cli.Command, args []string) []string {
 		}
 	}
 	return out
+}
+
+// runcReorder moves the flags a runc command knows (and their values)
+// before its arguments, as urfave/cli v1 does for runc; a flag-like word
+// the command does not know stays in place, an argument (runc's parser
+// then refuses it before the id, and hands it on after it). From `--` on
+// nothing is touched.
+func runcReorder(cmd *cli.Command, args []string) []string {
+	long := longNames(cmd)
+	var flags, pos []string
+	for j := 0; j < len(args); j++ {
+		a := args[j]
+		if a == "--" {
+			if len(flags) == 0 {
+				return args
+			}
+			// v1 puts the `--` first, so that the parser drops it.
+			return append(append(append(flags, "--"), pos...), args[j+1:]...)
+		}
+		if a == "--help" || a == "-h" {
+			return []string{"--help"}
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || a == "-" || !knownFlag(cmd.Flags, name) {
+			pos = append(pos, a)
+			continue
+		}
+		a, takesValue := canonical(cmd, long, a)
+		flags = append(flags, a)
+		if takesValue && j+1 < len(args) {
+			j++
+			flags = append(flags, args[j])
+		}
+	}
+	return append(flags, pos...)
 }
 
 // flagsFirst moves a nucleus command's flags (and their values) before its

@@ -10,11 +10,23 @@ import (
 func TestCanonicalFlags(t *testing.T) {
 	app := newApp()
 	for _, tc := range []struct{ in, want string }{
-		// runc's commands: aliases rewritten before the id only; every
-		// word after the id is the command's.
+		// runc's exec and ps: aliases rewritten before the id only;
+		// every word after the id is the command's (SkipArgReorder).
 		{"nucleus exec -e A=1 --env B=2 id sh -c x -e C --env", "nucleus exec --env A=1 --env B=2 id sh -c x -e C --env"},
+		{"nucleus ps c1 -ef", "nucleus ps c1 -ef"},
+		{"nucleus ps -f json c1 -o pid", "nucleus ps --format json c1 -o pid"},
+		// runc's other commands: known flags anywhere before -- move
+		// first (urfave/cli v1's reordering); unknown words stay.
 		{"nucleus --root /r run -b dir c1", "nucleus --root /r run --bundle dir c1"},
-		{"nucleus kill c1 --all", "nucleus kill c1 --all"},
+		{"nucleus kill c1 --all", "nucleus kill --all c1"},
+		{"nucleus kill c1 0 -a", "nucleus kill --all c1 0"},
+		{"nucleus update c1 --memory 1M --pids-limit=5", "nucleus update --memory 1M --pids-limit=5 c1"},
+		{"nucleus delete c1 -f", "nucleus delete --force c1"},
+		{"nucleus run c1 -d -b dir", "nucleus run --detach --bundle dir c1"},
+		{"nucleus delete c1 --bogus", "nucleus delete c1 --bogus"},
+		{"nucleus delete --bogus c1", "nucleus delete --bogus c1"},
+		{"nucleus run c1 -d -- --bundle x", "nucleus run --detach -- c1 --bundle x"},
+		{"nucleus state c1 --help", "nucleus state --help"},
 		// nucleus's own: flags after arguments move before them, with
 		// their values; from -- on nothing is touched.
 		{"nucleus export b -o out --copy", "nucleus export --output out --copy b"},

@@ -31,6 +31,9 @@ var (
 	ErrNotRunning = errors.New("container is not running")
 	// ErrNotPaused: resume of a container that is not paused.
 	ErrNotPaused = errors.New("container is not paused")
+	// ErrBrokenState: the container's state file is there but cannot be
+	// read (truncated, garbled, empty); `delete --force` removes it.
+	ErrBrokenState = errors.New("unreadable")
 	// ErrUnsupported: the engine (or this host) cannot do it.
 	ErrUnsupported = errors.New("not supported")
 )

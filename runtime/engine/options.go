@@ -170,7 +170,14 @@ type State struct {
 	Created        time.Time         `json:"created"`
 	Annotations    map[string]string `json:"annotations,omitempty"`
 	Owner          string            `json:"owner"`
+	// Error says why the container's state could not be read (list
+	// reports such a container with Status "unknown" rather than leave
+	// it out).
+	Error string `json:"error,omitempty"`
 }
+
+// StatusUnknown is the Status of a container whose state can't be read.
+const StatusUnknown = "unknown"
 
 // PsOptions are ps's: the output format (table or json) and, for engines
 // whose processes are host processes, ps(1) arguments.

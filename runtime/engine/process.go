@@ -126,11 +126,13 @@ func OwnerName(info fs.FileInfo) string {
 	return "#" + uid
 }
 
-// ParseSignal accepts "KILL", "SIGKILL", "kill" and "9".
+// ParseSignal accepts "KILL", "SIGKILL", "kill" and "9", and "0": no
+// signal, only the check that the container's init is there (runc's
+// liveness probe, `kill ID 0`).
 func ParseSignal(raw string) (unix.Signal, error) {
 	if n, err := strconv.Atoi(raw); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("invalid signal %q: number out of range 1-64", raw)
+		if n < 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal %q: number out of range 0-64", raw)
 		}
 		return unix.Signal(n), nil
 	}

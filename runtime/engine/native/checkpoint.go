@@ -95,12 +95,14 @@ func (r *Engine) Restore(o engine.CreateOptions, co engine.CheckpointOptions) (i
 	if err := engine.CheckTerminal(o.Spec.Process.Terminal, o.Detach, o.ConsoleSocket); err != nil {
 		return -1, err
 	}
-	container, err := r.newContainer(o)
+	container, unlockState, err := r.newContainer(o)
 	if err != nil {
 		return -1, err
 	}
+	defer unlockState()
 	p := &processRunner{
 		root:            r.Root,
+		unlockState:     unlockState,
 		container:       container,
 		init:            true,
 		detach:          o.Detach,

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/opencontainers/runc/libcontainer"
@@ -151,10 +152,11 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 	var deferred []specs.POSIXRlimit
 	o.Spec, deferred = deferRlimits(o.Spec)
 	o.Spec = lateSeccomp(o.Spec)
-	container, err := r.newContainer(o)
+	container, unlockState, err := r.newContainer(o)
 	if err != nil {
 		return -1, err
 	}
+	defer unlockState()
 	if err := saveDeferredRlimits(r.stateDir(o.ID), deferred); err != nil {
 		_ = destroy(r.Root, container)
 		return -1, err
@@ -181,6 +183,7 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		killOnInterrupt: o.KillOnInterrupt,
 		info:            info,
 		onStart:         o.OnStart,
+		unlockState:     unlockState,
 	}
 	if o.Policy != nil && o.Policy.Mode != "" {
 		p.noTerminal = true
@@ -268,14 +271,15 @@ func withNetNS(s *specs.Spec, resolv string) *specs.Spec {
 }
 
 // newContainer turns the OCI config into libcontainer's and creates the
-// container's state directory. specconv resolves relative paths against the
+// container's state directory, locked (see unlockState) with a record of
+// where its cgroups will be. specconv resolves relative paths against the
 // working directory, where runc first moves into the bundle; the config's
 // paths are made absolute instead, since a library must not move its
 // caller.
-func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, error) {
+func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, func(), error) {
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
+		return nil, nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
 	}
 	s := adaptSpec(engine.WithAbsolutePaths(bundle, o.Spec))
 	// An empty cgroupsPath would make libcontainer nest the container under
@@ -300,7 +304,7 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 		RootlessCgroups:  r.rootlessCgroups(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, spec.ConfigName), err)
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(bundle, spec.ConfigName), err)
 	}
 	adaptConfig(config)
 	later := takeLaterHooks(config)
@@ -314,15 +318,29 @@ func (r *Engine) newContainer(o engine.CreateOptions) (*libcontainer.Container, 
 	c, err := libcontainer.Create(r.Root, o.ID, config)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) || errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %s %w under %s", o.ID, engine.ErrExist, r.Root)
+			return nil, nil, fmt.Errorf("container %s %w under %s", o.ID, engine.ErrExist, r.Root)
 		}
-		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
+		return nil, nil, fmt.Errorf("create container %s: %w", o.ID, err)
+	}
+	// Until its init runs and state.json is written, the container is
+	// locked: a delete or a list then waits or passes over it, instead
+	// of taking a create in progress for one that was killed.
+	unlock, err := r.lockContainer(o.ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create container %s: %w", o.ID, err)
+	}
+	if err := writeCgroupRecord(r.stateDir(o.ID), config.Cgroups); err != nil {
+		unlock()
+		_ = c.Destroy()
+		return nil, nil, fmt.Errorf("create container %s: %w", o.ID, err)
 	}
 	if err := saveLaterHooks(r.stateDir(o.ID), later); err != nil {
+		unlock()
 		_ = c.Destroy()
-		return nil, fmt.Errorf("create container %s: %w", o.ID, err)
+		return nil, nil, fmt.Errorf("create container %s: %w", o.ID, err)
 	}
-	return c, nil
+	var once sync.Once
+	return c, func() { once.Do(unlock) }, nil
 }
 
 // processRunner starts one process (a container's init or an exec'd one),
@@ -359,6 +377,10 @@ type processRunner struct {
 	// was tried, started or not (it closes what beforeStart handed over).
 	beforeStart func(*libcontainer.Process) error
 	afterStart  func(*libcontainer.Process)
+	// unlockState, if set, releases a new container's lock once its
+	// start was tried (state.json is written by then, or the start
+	// failed and the container is destroyed).
+	unlockState func()
 }
 
 func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Process) error) (status int, retErr error) {
@@ -408,6 +430,9 @@ func (p *processRunner) run(config *specs.Process, start func(*libcontainer.Proc
 	}
 	if startErr == nil {
 		startErr = start(process)
+	}
+	if p.unlockState != nil {
+		p.unlockState()
 	}
 	if p.afterStart != nil {
 		p.afterStart(process)

@@ -25,11 +25,15 @@ func signalAllFrozen(c *libcontainer.Container, sig unix.Signal) error {
 	if err != nil {
 		return fmt.Errorf("kill %s: cgroup: %w", c.ID(), err)
 	}
-	if err := m.Freeze(cgroups.Frozen); err != nil {
-		logrus.Warnf("kill --all %s: freeze: %v", c.ID(), err)
+	// Signal 0 only probes: nothing to hold still for.
+	probe := sig == 0
+	if !probe {
+		if err := m.Freeze(cgroups.Frozen); err != nil {
+			logrus.Warnf("kill --all %s: freeze: %v", c.ID(), err)
+		}
 	}
 	thaw := func() {
-		if wasPaused && sig != unix.SIGKILL {
+		if probe || (wasPaused && sig != unix.SIGKILL) {
 			return
 		}
 		if err := m.Freeze(cgroups.Thawed); err != nil {

@@ -3,11 +3,11 @@ package native
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,11 +86,18 @@ func (r *Engine) killAll(c *libcontainer.Container, sig unix.Signal) error {
 
 // Delete removes a stopped (or, with force, any) container and all it holds:
 // processes, cgroups and state. A forced delete of an id that does not exist
-// succeeds, as containerd's cleanup expects.
+// succeeds, as containerd's cleanup expects; one whose state cannot be read
+// (a create killed before state.json was written, a truncated or garbled
+// state.json) is reclaimed: what runs in its cgroups is killed and every
+// trace removed.
 func (r *Engine) Delete(id string, force bool) error {
 	unlock, err := r.lockContainer(id)
 	if err != nil {
 		if force && errors.Is(err, engine.ErrNotExist) {
+			// No state dir: a create killed before making it made no
+			// cgroup either (they come after), but maybe the staging.
+			// Nothing else is touched: the id alone is no evidence that
+			// a cgroup of that name is a container's.
 			return engine.UnstageRootfs(r.Root, id)
 		}
 		return err
@@ -98,34 +105,43 @@ func (r *Engine) Delete(id string, force bool) error {
 	defer unlock()
 	c, err := r.load(id)
 	if err != nil {
+		if force {
+			return r.reclaim(id)
+		}
 		if errors.Is(err, engine.ErrNotExist) {
-			// A directory without state.json: a crashed create. Clean it.
-			if rmErr := os.RemoveAll(r.stateDir(id)); rmErr != nil {
-				return fmt.Errorf("remove %s: %w", r.stateDir(id), rmErr)
+			// A directory without state.json whose create is over (we
+			// hold its lock): a crashed create. Clean it.
+			if err := r.reclaim(id); err != nil {
+				return err
 			}
-			if rmErr := engine.UnstageRootfs(r.Root, id); rmErr != nil {
-				return rmErr
-			}
-			if force {
-				return nil
-			}
+		} else {
+			err = fmt.Errorf("%w (nucleus delete --force %s removes it)", err, id)
 		}
 		return err
 	}
 	status, err := c.Status()
 	if err != nil {
+		if force {
+			return r.reclaim(id)
+		}
 		return fmt.Errorf("status of %s: %w", id, err)
 	}
 	switch {
 	case status == libcontainer.Stopped:
-		return destroy(r.Root, c)
+		err = destroy(r.Root, c)
 	case status == libcontainer.Created || force:
-		return killAndDestroy(r.Root, c)
+		err = killAndDestroy(r.Root, c)
 	case status == libcontainer.Paused:
 		return fmt.Errorf("cannot delete container %s: %w (stop it first or use --force)", id, engine.ErrPaused)
 	default:
 		return fmt.Errorf("cannot delete container %s: %w (stop it first or use --force)", id, engine.ErrRunning)
 	}
+	if err != nil && force {
+		// libcontainer's own removal failed part-way: finish it.
+		logrus.Warnf("%v; removing what is left", err)
+		return r.reclaim(id)
+	}
+	return err
 }
 
 // destroy removes the container, then runs its poststop hooks (read

@@ -3,6 +3,7 @@ package native
 import (
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/system"
@@ -16,7 +17,15 @@ import (
 type signalHandler struct {
 	signals         chan os.Signal
 	killOnInterrupt bool
+	// interrupt is the first SIGINT, SIGTERM or SIGHUP a killOnInterrupt
+	// run received; kill is the SIGKILL that follows it.
+	interrupt unix.Signal
+	kill      *time.Timer
 }
+
+// interruptGrace is how long a sandbox's command has to end on the
+// interrupt forwarded to it before it is killed.
+const interruptGrace = time.Second
 
 func newSignalHandler(subreaper bool) *signalHandler {
 	if subreaper {
@@ -48,24 +57,34 @@ func (h *signalHandler) forward(process *libcontainer.Process, io *stdio) (int, 
 	if status, done := h.reapUntil(pid1, process); done {
 		return status, nil
 	}
+	defer func() {
+		if h.kill != nil {
+			h.kill.Stop()
+		}
+	}()
 	for s := range h.signals {
 		switch s {
 		case unix.SIGWINCH:
 			_ = io.resize()
 		case unix.SIGCHLD:
 			if status, done := h.reapUntil(pid1, process); done {
+				if h.interrupt != 0 && status == 128+int(unix.SIGKILL) {
+					// Killed because we were interrupted: the status
+					// says by what, as a shell's would.
+					status = 128 + int(h.interrupt)
+				}
 				return status, nil
 			}
 		case unix.SIGURG:
 			// Go's scheduler preempts with SIGURG; it is not for the container.
 		case unix.SIGINT, unix.SIGTERM, unix.SIGHUP:
-			if h.killOnInterrupt {
+			h.forwardSignal(process, s, pid1)
+			if h.killOnInterrupt && h.interrupt == 0 {
 				// A container's init ignores signals it has no handler
 				// for; a sandbox must end when its caller is told to.
-				_ = process.Signal(unix.SIGKILL)
-				continue
+				h.interrupt = s.(unix.Signal)
+				h.kill = time.AfterFunc(interruptGrace, func() { _ = process.Signal(unix.SIGKILL) })
 			}
-			h.forwardSignal(process, s, pid1)
 		default:
 			h.forwardSignal(process, s, pid1)
 		}

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/opencontainers/runc/libcontainer"
@@ -47,7 +50,9 @@ func containerState(c *libcontainer.Container) (*engine.State, error) {
 }
 
 // List reports every container under the root. A missing root means no
-// containers yet, not an error.
+// containers yet, not an error. A container whose state cannot be read is
+// reported too, with StatusUnknown and the reason, unless a create or a
+// delete holds it (then it is half-made or half-gone, and passed over).
 func (r *Engine) List() ([]engine.State, error) {
 	entries, err := os.ReadDir(r.Root)
 	if err != nil {
@@ -65,17 +70,44 @@ func (r *Engine) List() ([]engine.State, error) {
 		if err != nil {
 			continue // removed while we listed
 		}
-		c, err := libcontainer.Load(r.Root, e.Name())
-		if err != nil {
-			// A container half-created or half-deleted by a concurrent call.
-			continue
+		id := e.Name()
+		c, err := r.load(id)
+		var s *engine.State
+		if err == nil {
+			s, err = containerState(c)
 		}
-		s, err := containerState(c)
 		if err != nil {
-			continue
+			if r.inFlux(id, info) {
+				continue
+			}
+			if errors.Is(err, engine.ErrNotExist) {
+				err = fmt.Errorf("container %s: state %s: %w (its create was interrupted; nucleus delete --force %s removes it)", id, r.stateFile(id), fs.ErrNotExist, id)
+			}
+			s = &engine.State{ID: id, Status: engine.StatusUnknown, Created: info.ModTime().UTC(), Error: err.Error()}
 		}
 		s.Owner = engine.OwnerName(info)
 		out = append(out, *s)
 	}
 	return out, nil
+}
+
+// inFlux reports whether container id is being created or deleted right
+// now (or is gone): a create holds the lock from just after it made the
+// state dir until state.json is written, a delete while it removes it.
+func (r *Engine) inFlux(id string, info fs.FileInfo) bool {
+	f, err := os.Open(r.stateDir(id))
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	// A create between making the dir and locking it.
+	return time.Since(info.ModTime()) < time.Second && !fileExists(r.stateFile(id))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -1,0 +1,109 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFaultBrokenState: a container whose state.json is missing, empty,
+// truncated, garbled, `null` or `{}` (a nucleus killed before writing it,
+// a full disk) is named by list (stderr, exit 1) while the others are
+// listed as usual; state and a plain delete fail in one line naming the
+// file; delete --force kills what runs in its cgroups (a process in a
+// sub-cgroup too) and leaves nothing.
+func TestFaultBrokenState(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t, "sh", "-c", "sleep 1001 & sleep 1002 & wait")
+	good := ftID(t, r, "good")
+	r.coreDetached("run", "-d", "--bundle", b.Dir, good)
+	for _, tc := range []struct {
+		name   string
+		break_ func(path string) error
+		want   string
+	}{
+		{"missing", os.Remove, "state.json: file does not exist"},
+		{"empty", func(p string) error { return os.WriteFile(p, nil, 0o600) }, "state.json: unreadable: empty"},
+		{"truncated", func(p string) error {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, data[:len(data)/2], 0o600)
+		}, "state.json: unreadable: truncated"},
+		{"garbled", func(p string) error { return os.WriteFile(p, []byte("{\"id\":\x00\xff}"), 0o600) }, "state.json: unreadable: not valid JSON"},
+		{"null", func(p string) error { return os.WriteFile(p, []byte("null"), 0o600) }, "state.json: unreadable: incomplete"},
+		{"empty-object", func(p string) error { return os.WriteFile(p, []byte("{}"), 0o600) }, "state.json: unreadable: incomplete"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := ftID(t, r, "bs-"+tc.name)
+			r.coreDetached("run", "-d", "--bundle", b.Dir, id)
+			waitFor(t, "three processes", func() bool { return len(r.corePs(id)) == 3 })
+			pids := r.corePs(id)
+			// A process in a sub-cgroup, as exec --cgroup makes.
+			if !cgroupV2() {
+				sub := filepath.Join("/sys/fs/cgroup/pids", id, "sub")
+				if err := os.Mkdir(sub, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(sub, "cgroup.procs"), []byte(strconv.Itoa(pids[len(pids)-1])), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stateFile := filepath.Join(r.Root, id, "state.json")
+			if err := tc.break_(stateFile); err != nil {
+				t.Fatal(err)
+			}
+			// A dir changed this second may be a create in progress.
+			old := time.Now().Add(-time.Minute)
+			os.Chtimes(filepath.Join(r.Root, id), old, old)
+
+			res := r.Run(nil, "list")
+			if res.Code == 0 {
+				t.Errorf("list with a broken container: exit 0")
+			}
+			if !strings.Contains(res.Stdout, good) || !strings.Contains(res.Stdout, "running") {
+				t.Errorf("list leaves out the readable container: %q", res.Stdout)
+			}
+			if !strings.Contains(res.Stdout, id) || !strings.Contains(res.Stdout, "unknown") {
+				t.Errorf("list leaves out the broken container: %q", res.Stdout)
+			}
+			if msg := strings.TrimSpace(res.Stderr); strings.Count(msg, "\n") != 0 || !strings.Contains(msg, id) || !strings.Contains(msg, stateFile) || !strings.Contains(msg, strings.TrimPrefix(tc.want, "state.json")) {
+				t.Errorf("list's stderr %q: want one line naming %s, %s and %q", msg, id, stateFile, tc.want)
+			}
+			res = r.Run(nil, "list", "--format", "json")
+			var states []map[string]any
+			if err := json.Unmarshal([]byte(res.Stdout), &states); err != nil || len(states) != 2 {
+				t.Errorf("list --format json: %v: %s", err, res.Stdout)
+			}
+			for _, s := range states {
+				if s["id"] == id && (s["status"] != "unknown" || !strings.Contains(s["error"].(string), stateFile)) {
+					t.Errorf("list --format json: broken container as %v", s)
+				}
+			}
+			if res := r.Run(nil, "list", "-q"); !strings.Contains(res.Stdout, id+"\n") || !strings.Contains(res.Stdout, good+"\n") {
+				t.Errorf("list -q: %q", res.Stdout)
+			}
+			if tc.name != "missing" {
+				r.Fail([]string{id, stateFile}, "state", id)
+				r.Fail([]string{id, stateFile, "delete --force"}, "delete", id)
+			}
+			r.OK("delete", "--force", id)
+			for _, p := range pids {
+				if alive(p) {
+					t.Errorf("process %d (%s) alive after delete --force", p, cmdline(p))
+				}
+			}
+			assertNothingLeft(t, r, id, "")
+			if res := r.OK("list", "-q"); strings.TrimSpace(res.Stdout) != good {
+				t.Errorf("list -q after delete --force: %q", res.Stdout)
+			}
+		})
+	}
+	r.OK("delete", "--force", good)
+	assertNothingLeft(t, r, good, b.Dir)
+}
