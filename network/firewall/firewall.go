@@ -151,7 +151,7 @@ var (
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v6"
+const baseVersion = "base-v7"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -196,6 +196,15 @@ func ensureBase(c *nftables.Conn) error {
 	// has route_localnet when it publishes ports, for the replies to a
 	// client on 127.0.0.1, which are de-NATed only after this hook).
 	rule(chSpoof, iifVeth, matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, true), []expr.Any{&expr.Counter{}, drop()})
+	// Nor is anything from any other interface than lo: a neighbour
+	// on the LAN sending to 127.0.0.1 through the host's MAC would
+	// otherwise be DNAT'd to a port published on 127.0.0.1 alone before
+	// the kernel's martian check (CVE-2020-8558). This hook runs before
+	// the DNAT one.
+	notLo := []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifName(expr.MetaKeyIIFNAME, "lo")[1].(*expr.Cmp).Data}}
+	rule(chSpoof, notLo, matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, true), []expr.Any{&expr.Counter{}, drop()})
+	rule(chSpoof, notLo, matchNet(&net.IPNet{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)}, true), []expr.Any{&expr.Counter{}, drop()})
 	rule(chForward, stateEstab, []expr.Any{accept()})
 	rule(chForward, iifVeth, []expr.Any{jump(chEgress.Name)})
 	rule(chForward, iifVeth, []expr.Any{&expr.Counter{}, drop()})

@@ -1,0 +1,143 @@
+package integration
+
+import (
+	"encoding/binary"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// csum is the Internet checksum of b.
+func csum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+// synPacket is an IPv4 TCP SYN from src:sport to dst:dport.
+func synPacket(src, dst net.IP, sport, dport uint16) []byte {
+	tcp := make([]byte, 20)
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], dport)
+	binary.BigEndian.PutUint32(tcp[4:], 0x01020304)
+	tcp[12] = 5 << 4
+	tcp[13] = 0x02 // SYN
+	binary.BigEndian.PutUint16(tcp[14:], 65535)
+	pseudo := append(append(append([]byte{}, src.To4()...), dst.To4()...), 0, unix.IPPROTO_TCP, 0, 20)
+	binary.BigEndian.PutUint16(tcp[16:], csum(append(pseudo, tcp...)))
+	ip := make([]byte, 20)
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], 40)
+	ip[8] = 64
+	ip[9] = unix.IPPROTO_TCP
+	copy(ip[12:], src.To4())
+	copy(ip[16:], dst.To4())
+	binary.BigEndian.PutUint16(ip[10:], csum(ip))
+	return append(ip, tcp...)
+}
+
+// lanSYN plays a LAN neighbour of the host: from network namespace ns it
+// sends, on its interface ifname, a TCP SYN from src to dst:dport framed
+// for the host's MAC hostMAC (the host is the next hop, whatever dst is;
+// a raw frame, as no route to 127/8 can be made there), and says whether
+// a SYN-ACK from dst:dport comes back within a few seconds.
+func lanSYN(t *testing.T, ns, ifname string, hostMAC net.HardwareAddr, src, dst net.IP, dport uint16) bool {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	ifi, ierr := net.InterfaceByName(ifname)
+	fd, serr := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+	if err := netns.Set(orig); err != nil {
+		t.Fatal(err)
+	}
+	if ierr != nil || serr != nil {
+		t.Fatalf("in %s: %v %v", ns, ierr, serr)
+	}
+	defer unix.Close(fd)
+	ll := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index, Halen: 6}
+	copy(ll.Addr[:], hostMAC)
+	if err := unix.Bind(fd, ll); err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
+	sport := uint16(40000 + time.Now().UnixNano()%20000)
+	deadline := time.Now().Add(4 * time.Second)
+	buf := make([]byte, 2048)
+	for try := 0; time.Now().Before(deadline); try++ {
+		if try%2 == 0 {
+			if err := unix.Sendto(fd, synPacket(src, dst, sport, dport), 0, ll); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+		}
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		p := buf[:n]
+		if n < 40 || p[9] != unix.IPPROTO_TCP {
+			continue
+		}
+		tcp := p[int(p[0]&0xf)*4:]
+		if len(tcp) >= 14 && binary.BigEndian.Uint16(tcp[0:]) == dport && binary.BigEndian.Uint16(tcp[2:]) == sport && tcp[13]&0x12 == 0x12 {
+			return true
+		}
+	}
+	return false
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestNetPublishLoopbackNotFromLAN (red team S1, CVE-2020-8558 class): a
+// port published on 127.0.0.1 alone is not reachable by a LAN neighbour
+// that sends a SYN to 127.0.0.1 through the host's MAC. The same
+// neighbour reaching a port published on every address shows the frames
+// get through.
+func TestNetPublishLoopbackNotFromLAN(t *testing.T) {
+	requireNet(t)
+	srv := newNetHost(t, 63)
+	r := newRunner(t)
+	bundle := httpdBundle(t, "lan-lo")
+	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "n3-lanlo", "--net", "bridge",
+		"--publish", "127.0.0.1:18363:8080", "--publish", "18364:8080", "--", "httpd", "-f", "-p", "8080", "-h", "/www")
+	t.Cleanup(func() { r.Run(nil, "delete", "--force", "n3-lanlo") })
+	address(t, r, "n3-lanlo", false)
+	waitFor(t, "the published port on 127.0.0.1", func() bool { return hostFetch(t, "127.0.0.1", 18363) == "lan-lo" })
+	hv, err := net.InterfaceByName("nt-h63")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := net.ParseIP(srv.IP)
+	if !lanSYN(t, srv.NS, "nt-s63", hv.HardwareAddr, src, net.ParseIP(srv.HostIP), 18364) {
+		t.Fatalf("the neighbour gets no SYN-ACK from %s:18364 (published on every address): the probe is broken", srv.HostIP)
+	}
+	if lanSYN(t, srv.NS, "nt-s63", hv.HardwareAddr, src, net.ParseIP("127.0.0.1"), 18363) {
+		t.Errorf("a LAN neighbour reaches 127.0.0.1:18363, published on the host's loopback only")
+	}
+	r.OK("delete", "--force", "n3-lanlo")
+	assertNoNetLeftovers(t, r.Root, "n3-lanlo")
+}
