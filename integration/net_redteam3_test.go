@@ -4,8 +4,12 @@ import (
 	"encoding/binary"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nucleus-run/nucleus/network"
+	"github.com/nucleus-run/nucleus/network/firewall"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -140,4 +144,53 @@ func TestNetPublishLoopbackNotFromLAN(t *testing.T) {
 	}
 	r.OK("delete", "--force", "n3-lanlo")
 	assertNoNetLeftovers(t, r.Root, "n3-lanlo")
+}
+
+// TestNetNameSetNotToContainers (red team S2): an address a DNS answer
+// put in a container's name set opens no path to another container,
+// whatever its subnet or bridge (the resolver's own filter knows only
+// the default subnet): only a CIDR --allow does. The answer of a hostile
+// upstream for an allowed name is played by adding the address as the
+// resolver does (firewall.AddResolved); the same for an owned host
+// outside connects.
+func TestNetNameSetNotToContainers(t *testing.T) {
+	requireNet(t)
+	out := newNetHost(t, 64)
+	r2 := newRunner(t)
+	r2.Global = []string{"--subnet", "10.91.0.0/24"}
+	srv := httpdBundle(t, "other-subnet")
+	r2.OK("sandbox", "--detach", "--bundle", srv.Dir, "--id", "n3-s2srv", "--net", "bridge", "--", "httpd", "-f", "-p", "8080", "-h", "/www")
+	t.Cleanup(func() { r2.Run(nil, "delete", "--force", "n3-s2srv") })
+	ip := address(t, r2, "n3-s2srv", false)
+	r1 := newRunner(t)
+	cl := newBundle(t, "sleep", "120")
+	r1.OK("sandbox", "--detach", "--bundle", cl.Dir, "--id", "n3-s2cl", "--net", "bridge", "--allow", "*.ok.test")
+	t.Cleanup(func() { r1.Run(nil, "delete", "--force", "n3-s2cl") })
+	address(t, r1, "n3-s2cl", false)
+	h := network.Hash(r1.Root, "n3-s2cl")
+	for _, a := range []string{ip, out.IP} {
+		if err := firewall.AddResolved(h, net.ParseIP(a), "", 0, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := firewall.AddResolved(h, net.ParseIP(a), "tcp", 8080, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got string
+	waitFor(t, "the owned host through the name set", func() bool {
+		got = strings.TrimSpace(r1.OK("exec", "n3-s2cl", "sh", "-c", fetchScript(out.IP, 8080)).Stdout)
+		return got == out.Body
+	})
+	if got := strings.TrimSpace(r1.OK("exec", "n3-s2cl", "sh", "-c", fetchScript(ip, 8080)).Stdout); got != "refused" {
+		t.Errorf("a DNS answer opened a path to a container on another subnet (%s): %q", ip, got)
+	}
+	// The server does answer a container allowed by CIDR.
+	res := r1.OK("sandbox", "--bundle", cl.Dir, "--id", "n3-s2ok", "--net", "bridge", "--allow", ip+"/32:8080/tcp", "--", "sh", "-c", fetchScript(ip, 8080))
+	if got := strings.TrimSpace(res.Stdout); got != "other-subnet" {
+		t.Errorf("a CIDR --allow to %s: %q", ip, got)
+	}
+	r1.OK("delete", "--force", "n3-s2cl")
+	r2.OK("delete", "--force", "n3-s2srv")
+	assertNoNetLeftovers(t, r1.Root, "n3-s2cl")
+	assertNoNetLeftovers(t, r2.Root, "n3-s2srv")
 }

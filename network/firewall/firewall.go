@@ -354,10 +354,15 @@ func Add(ct Container) (err error) {
 			rule(chain, matchNet(a.Net, true), matchPort(p, a.Port), []expr.Any{accept()})
 		}
 	}
+	// A DNS answer opens no path to another container (on any subnet,
+	// bridge or state root: its veth is one of ours), whoever answers
+	// for an allowed name: only a CIDR rule does.
+	notContainer := []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(VethPrefix)}}
 	for _, v6 := range []bool{false, true} {
 		n, p, d := sets[setName("n", v6, ct.H)], sets[setName("p", v6, ct.H)], sets[setName("d", v6, ct.H)]
-		rule(chain, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: n.Name, SetID: n.ID}, accept()})
-		rule(chain, nfproto(v6), loadTuple(v6), []expr.Any{&expr.Lookup{SourceRegister: regAddr, SetName: p.Name, SetID: p.ID}, accept()})
+		rule(chain, nfproto(v6), notContainer, []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: n.Name, SetID: n.ID}, accept()})
+		rule(chain, nfproto(v6), notContainer, loadTuple(v6), []expr.Any{&expr.Lookup{SourceRegister: regAddr, SetName: p.Name, SetID: p.ID}, accept()})
 		// Record the denied destination; the drop is a rule of its own
 		// so that a full set still drops.
 		rule(chain, nfproto(v6), loadTuple(v6), []expr.Any{&expr.Dynset{SrcRegKey: regAddr, SetName: d.Name, SetID: d.ID, Operation: uint32(unix.NFT_DYNSET_OP_ADD)}})
