@@ -31,9 +31,55 @@ const TableName = "nucleus"
 // base chains match it.
 const VethPrefix = "nv"
 
-// MetadataAddrs are the cloud metadata services, dropped for every
-// container before any allow rule.
-var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::254", "169.254.170.2", "168.63.129.16"}
+// metadataBase are the cloud metadata services: all of IPv4 link-local
+// (never a routed destination; AWS's 169.254.169.254/.253/.123, EKS's
+// 169.254.170.2/.23, ...), Alibaba's 100.100.100.200, Azure's
+// 168.63.129.16, IPv6 link-local, AWS's fd00:ec2::/64 (::254, ::23...)
+// and GCP's fd20:ce::254.
+var metadataBase = []string{"169.254.0.0/16", "100.100.100.200/32", "168.63.129.16/32", "fe80::/10", "fd00:ec2::/64", "fd20:ce::254/128"}
+
+// MetadataNets are the prefixes dropped for every container before any
+// allow rule, and that a DNS answer never adds to a set: metadataBase,
+// and each IPv4 one embedded in IPv6 as NAT64 (well-known 64:ff9b::/96
+// and local-use 64:ff9b:1::/96) and 6to4 (2002::/16) gateways would
+// translate it.
+var MetadataNets = func() []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range metadataBase {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, n)
+	}
+	for _, n := range out[:len(out):len(out)] {
+		v4 := n.IP.To4()
+		if v4 == nil {
+			continue
+		}
+		ones, _ := n.Mask.Size()
+		for _, pfx := range []string{"64:ff9b::", "64:ff9b:1::"} {
+			ip := net.ParseIP(pfx).To16()
+			copy(ip[12:], v4)
+			out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(96+ones, 128)})
+		}
+		ip := make(net.IP, net.IPv6len)
+		ip[0], ip[1] = 0x20, 0x02
+		copy(ip[2:], v4)
+		out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(16+ones, 128)})
+	}
+	return out
+}()
+
+// IsMetadata says whether ip is in MetadataNets.
+func IsMetadata(ip net.IP) bool {
+	for _, n := range MetadataNets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
 
 // SetLimit is how many addresses each of a container's name sets holds
 // at most: an upstream answering an allowed name cannot grow the ruleset
@@ -337,13 +383,8 @@ func Add(ct Container) (err error) {
 		c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: concat(e...), UserData: tag})
 	}
 	// The metadata services first: no allow rule may let them through.
-	for _, m := range MetadataAddrs {
-		ip := net.ParseIP(m)
-		bits := 32
-		if ip.To4() == nil {
-			bits = 128
-		}
-		rule(chain, matchNet(&net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, true), []expr.Any{&expr.Counter{}, drop()})
+	for _, m := range MetadataNets {
+		rule(chain, matchNet(m, true), []expr.Any{&expr.Counter{}, drop()})
 	}
 	for _, a := range ct.Allow {
 		protos := []string{a.Proto}
