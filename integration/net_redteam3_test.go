@@ -10,6 +10,7 @@ import (
 
 	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/network/firewall"
+	"github.com/nucleus-run/nucleus/network/ipam"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -193,4 +194,36 @@ func TestNetNameSetNotToContainers(t *testing.T) {
 	r2.OK("delete", "--force", "n3-s2srv")
 	assertNoNetLeftovers(t, r1.Root, "n3-s2cl")
 	assertNoNetLeftovers(t, r2.Root, "n3-s2srv")
+}
+
+// TestNetPublishNotOnGateway (red team S5b): a port published on a
+// nucleus gateway address would answer the DNS of that bridge's
+// containers in place of the resolver: refused in one line naming
+// --publish, leaving nothing behind. Nor does a port 53 published on every
+// address take a container's DNS to its gateway.
+func TestNetPublishNotOnGateway(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t, "true")
+	for _, gw := range []string{ipam.Gateway4.String(), "[" + ipam.Gateway6.String() + "]"} {
+		r.Fail([]string{"--publish"}, "sandbox", "--bundle", bundle.Dir, "--id", "n3-gwpub", "--net", "bridge", "--publish", gw+":53:53/udp")
+		assertNoNetLeftovers(t, r.Root, "n3-gwpub")
+	}
+	// A port 53 published on every address (when no resolver listened
+	// yet) would take it too: a container's DNS to a gateway returns
+	// from prerouting before the jump to the published ports (read from
+	// the ruleset: another session's resolver may hold port 53 here).
+	rules := chainRules(t, "prerouting")
+	ret, pub := -1, -1
+	for i, rl := range rules {
+		if ret < 0 && strings.Contains(rl, `"@gateways4"`) && strings.Contains(rl, `"nv*"`) && strings.Contains(rl, `53`) && strings.Contains(rl, `"return"`) {
+			ret = i
+		}
+		if pub < 0 && strings.Contains(rl, `"publish"`) {
+			pub = i
+		}
+	}
+	if ret < 0 || pub < 0 || ret > pub {
+		t.Errorf("no return of DNS to a gateway before the jump to publish in prerouting: %v", rules)
+	}
 }

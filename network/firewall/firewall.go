@@ -197,7 +197,7 @@ var (
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v7"
+const baseVersion = "base-v8"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -300,6 +300,18 @@ func ensureBase(c *nftables.Conn) error {
 	// host itself.
 	fibLocal := []expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(unix.RTN_LOCAL)}}
+	// A container's DNS to a gateway is for the resolver, never for a
+	// port published on every address (which would answer for it).
+	for _, v6 := range []bool{false, true} {
+		gw := setGw4
+		if v6 {
+			gw = setGw6
+		}
+		for _, proto := range []string{"udp", "tcp"} {
+			rule(chPre, iifVeth, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: gw.Name, SetID: gw.ID}},
+				matchPort(proto, 53), []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}})
+		}
+	}
 	rule(chPre, fibLocal, []expr.Any{jump(chPublish.Name)})
 	rule(chOutput, fibLocal, []expr.Any{jump(chPublish.Name)})
 	return wrap("create table inet "+TableName, c.Flush())
@@ -728,6 +740,30 @@ func ReadDenied(h string) ([]Denied, error) {
 				d.Proto, d.Port = fmt.Sprint(e.Key[n]), 0
 			}
 			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// Gateways lists the gateway addresses of every nucleus bridge on the
+// host (those its resolvers listen on), whatever the state root.
+func Gateways() ([]net.IP, error) {
+	c, err := conn()
+	if err != nil {
+		return nil, err
+	}
+	var out []net.IP
+	for _, s := range []*nftables.Set{setGw4, setGw6} {
+		set, err := c.GetSetByName(table, s.Name)
+		if err != nil {
+			continue // no table yet: no gateway
+		}
+		elems, err := c.GetSetElements(set)
+		if err != nil {
+			return nil, wrap("read "+s.Name, err)
+		}
+		for _, e := range elems {
+			out = append(out, net.IP(append([]byte(nil), e.Key...)))
 		}
 	}
 	return out, nil
