@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"net"
 	"runtime"
 	"strings"
@@ -225,5 +227,95 @@ func TestNetPublishNotOnGateway(t *testing.T) {
 	}
 	if ret < 0 || pub < 0 || ret > pub {
 		t.Errorf("no return of DNS to a gateway before the jump to publish in prerouting: %v", rules)
+	}
+}
+
+// sendUDPFrom sends n datagrams to dst:port from inside the network
+// namespace of process pid (a container's init).
+func sendUDPFrom(t *testing.T, pid int, dst string, port, n int) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	fd, serr := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err := netns.Set(orig); err != nil {
+		t.Fatal(err)
+	}
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	defer unix.Close(fd)
+	sa := &unix.SockaddrInet4{Port: port}
+	copy(sa.Addr[:], net.ParseIP(dst).To4())
+	for i := 0; i < n; i++ {
+		unix.Sendto(fd, []byte("flood"), 0, sa)
+	}
+}
+
+// dnsRateDrops is the packet count of input's DNS rate-limit drop for
+// IPv4 UDP.
+func dnsRateDrops(t *testing.T) float64 {
+	t.Helper()
+	for _, rl := range chainRules(t, "input") {
+		if !strings.Contains(rl, `"@dnsrate4"`) || !strings.Contains(rl, `"udp"`) {
+			continue
+		}
+		var exprs []map[string]any
+		json.Unmarshal([]byte(rl), &exprs)
+		for _, e := range exprs {
+			if c, ok := e["counter"].(map[string]any); ok {
+				return c["packets"].(float64)
+			}
+		}
+	}
+	t.Fatalf("no DNS rate limit in chain input: %v", chainRules(t, "input"))
+	return 0
+}
+
+// TestNetDNSFloodLimited (red team S4a): a container flooding the
+// resolver's address with DNS is cut to DNSRate a second per source; the
+// limit is its own, so another container's queries pass meanwhile. And
+// each container address has a cap on its conntrack entries (ruleset).
+func TestNetDNSFloodLimited(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t, "sleep", "120")
+	for _, id := range []string{"n3-flood", "n3-quiet"} {
+		r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", id, "--net", "bridge")
+		t.Cleanup(func() { r.Run(nil, "delete", "--force", id) })
+		address(t, r, id, false)
+	}
+	pid := func(id string) int { return int(r.State(id)["pid"].(float64)) }
+	before := dnsRateDrops(t)
+	sendUDPFrom(t, pid("n3-flood"), ipam.Gateway4.String(), 53, 5000)
+	flooded := dnsRateDrops(t)
+	if flooded-before < 1000 {
+		t.Errorf("5000 DNS packets from one container at once: %v dropped, want most beyond the burst of %d", flooded-before, 2*firewall.DNSRate)
+	}
+	// The flooder's bucket is empty; the other container's is not.
+	sendUDPFrom(t, pid("n3-quiet"), ipam.Gateway4.String(), 53, 50)
+	if after := dnsRateDrops(t); after != flooded {
+		t.Errorf("another container's 50 queries were dropped (%v) by the flooder's limit", after-flooded)
+	}
+	for _, chain := range []string{"forward", "input"} {
+		found := false
+		for _, rl := range chainRules(t, chain) {
+			found = found || strings.Contains(rl, `"@conns4"`) && strings.Contains(rl, fmt.Sprintf(`"ct count":{"inv":true,"val":%d}`, firewall.MaxConns))
+		}
+		if !found {
+			t.Errorf("no conntrack cap of %d per container in chain %s: %v", firewall.MaxConns, chain, chainRules(t, chain))
+		}
 	}
 }

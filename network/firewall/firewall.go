@@ -81,6 +81,16 @@ func IsMetadata(ip net.IP) bool {
 	return false
 }
 
+// DNSRate is how many DNS packets a second each container address may
+// send to the resolver (twice that in a burst); more are dropped, so one
+// container's flood leaves the others' lookups alone.
+const DNSRate = 200
+
+// MaxConns is how many connections each container address may have in
+// the host's conntrack table; a new one beyond is dropped, so one
+// container can't fill the table (nf_conntrack_max) for the host.
+const MaxConns = 4096
+
 // SetLimit is how many addresses each of a container's name sets holds
 // at most: an upstream answering an allowed name cannot grow the ruleset
 // without bound. AddResolved fails with ErrSetFull beyond it.
@@ -190,6 +200,14 @@ var (
 	chLoSNAT   = &nftables.Chain{Name: "loopbacksnat", Table: table}
 	setGw4     = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
 	setGw6     = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
+	// Per source address: its DNS packets' rate (to drop a flood
+	// that would starve the other containers' lookups), and its
+	// connections in conntrack (to keep one container from filling the
+	// host's table).
+	setDNSRate4 = &nftables.Set{Table: table, Name: "dnsrate4", KeyType: nftables.TypeIPAddr, Dynamic: true, HasTimeout: true, Timeout: time.Minute, Size: 65535}
+	setDNSRate6 = &nftables.Set{Table: table, Name: "dnsrate6", KeyType: nftables.TypeIP6Addr, Dynamic: true, HasTimeout: true, Timeout: time.Minute, Size: 65535}
+	setConns4   = &nftables.Set{Table: table, Name: "conns4", KeyType: nftables.TypeIPAddr, Dynamic: true, Size: 65535}
+	setConns6   = &nftables.Set{Table: table, Name: "conns6", KeyType: nftables.TypeIP6Addr, Dynamic: true, Size: 65535}
 	iifVeth    = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
 	oifVeth    = ifPrefix(expr.MetaKeyOIFNAME, VethPrefix)
 	stateEstab = ctState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
@@ -197,7 +215,7 @@ var (
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v8"
+const baseVersion = "base-v10"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -221,7 +239,7 @@ func ensureBase(c *nftables.Conn) error {
 	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, chPubOK, chGuard, chLoSNAT, {Name: baseVersion, Table: table}} {
 		c.AddChain(ch)
 	}
-	for _, s := range []*nftables.Set{setGw4, setGw6} {
+	for _, s := range []*nftables.Set{setGw4, setGw6, setDNSRate4, setDNSRate6, setConns4, setConns6} {
 		if err := c.AddSet(s, nil); err != nil {
 			return wrap("add set "+s.Name, err)
 		}
@@ -252,6 +270,19 @@ func ensureBase(c *nftables.Conn) error {
 	rule(chSpoof, notLo, matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, true), []expr.Any{&expr.Counter{}, drop()})
 	rule(chSpoof, notLo, matchNet(&net.IPNet{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)}, true), []expr.Any{&expr.Counter{}, drop()})
 	rule(chForward, stateEstab, []expr.Any{accept()})
+	// At most MaxConns connections in conntrack per container address.
+	connCap := func(v6 bool) []expr.Any {
+		set := setConns4
+		if v6 {
+			set = setConns6
+		}
+		return concat(iifVeth, nfproto(v6), ctState(expr.CtStateBitNEW), []expr.Any{loadAddr(v6, false, 1),
+			&expr.Dynset{SrcRegKey: 1, SetName: set.Name, SetID: set.ID, Operation: uint32(unix.NFT_DYNSET_OP_ADD),
+				Exprs: []expr.Any{&expr.Connlimit{Count: MaxConns, Flags: 1 /* NFT_CONNLIMIT_F_INV: over */}}},
+			&expr.Counter{}, drop()})
+	}
+	rule(chForward, connCap(false))
+	rule(chForward, connCap(true))
 	rule(chForward, iifVeth, []expr.Any{jump(chEgress.Name)})
 	rule(chForward, iifVeth, []expr.Any{&expr.Counter{}, drop()})
 	dnat := []expr.Any{&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
@@ -269,7 +300,24 @@ func ensureBase(c *nftables.Conn) error {
 	rule(chGuard, oifVeth, dnat, ctState(expr.CtStateBitNEW), []expr.Any{jump(chPubOK.Name)})
 	// input: from a container, only DNS to a gateway (the resolver) and
 	// replies reach the host.
+	// The rate of DNS counts every packet, also those of a socket
+	// conntrack calls established.
+	for _, v6 := range []bool{false, true} {
+		gw, rate := setGw4, setDNSRate4
+		if v6 {
+			gw, rate = setGw6, setDNSRate6
+		}
+		for _, proto := range []string{"udp", "tcp"} {
+			rule(chInput, iifVeth, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: gw.Name, SetID: gw.ID}},
+				matchPort(proto, 53), []expr.Any{loadAddr(v6, false, 1),
+					&expr.Dynset{SrcRegKey: 1, SetName: rate.Name, SetID: rate.ID, Operation: uint32(unix.NFT_DYNSET_OP_UPDATE),
+						Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: DNSRate, Over: true, Unit: expr.LimitTimeSecond, Burst: 2 * DNSRate}}},
+					&expr.Counter{}, drop()})
+		}
+	}
 	rule(chInput, iifVeth, stateEstab, []expr.Any{accept()})
+	rule(chInput, connCap(false))
+	rule(chInput, connCap(true))
 	for _, v6 := range []bool{false, true} {
 		gw := setGw4
 		if v6 {
