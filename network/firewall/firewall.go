@@ -187,19 +187,19 @@ func conn() (*nftables.Conn, error) {
 
 // base chains and the regular chains they jump to.
 var (
-	chForward  = &nftables.Chain{Name: "forward", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter}
-	chInput    = &nftables.Chain{Name: "input", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter}
-	chPost     = &nftables.Chain{Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}
-	chPre      = &nftables.Chain{Name: "prerouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}
-	chOutput   = &nftables.Chain{Name: "output", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest}
-	chSpoof    = &nftables.Chain{Name: "antispoof", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle}
-	chEgress   = &nftables.Chain{Name: "egress", Table: table}
-	chPublish  = &nftables.Chain{Name: "publish", Table: table}
-	chGuard    = &nftables.Chain{Name: "publishguard", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter}
-	chPubOK    = &nftables.Chain{Name: "published", Table: table}
-	chLoSNAT   = &nftables.Chain{Name: "loopbacksnat", Table: table}
-	setGw4     = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
-	setGw6     = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
+	chForward = &nftables.Chain{Name: "forward", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter}
+	chInput   = &nftables.Chain{Name: "input", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter}
+	chPost    = &nftables.Chain{Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}
+	chPre     = &nftables.Chain{Name: "prerouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}
+	chOutput  = &nftables.Chain{Name: "output", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest}
+	chSpoof   = &nftables.Chain{Name: "antispoof", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle}
+	chEgress  = &nftables.Chain{Name: "egress", Table: table}
+	chPublish = &nftables.Chain{Name: "publish", Table: table}
+	chGuard   = &nftables.Chain{Name: "publishguard", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter}
+	chPubOK   = &nftables.Chain{Name: "published", Table: table}
+	chLoSNAT  = &nftables.Chain{Name: "loopbacksnat", Table: table}
+	setGw4    = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
+	setGw6    = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
 	// Per source address: its DNS packets' rate (to drop a flood
 	// that would starve the other containers' lookups), and its
 	// connections in conntrack (to keep one container from filling the
@@ -208,9 +208,9 @@ var (
 	setDNSRate6 = &nftables.Set{Table: table, Name: "dnsrate6", KeyType: nftables.TypeIP6Addr, Dynamic: true, HasTimeout: true, Timeout: time.Minute, Size: 65535}
 	setConns4   = &nftables.Set{Table: table, Name: "conns4", KeyType: nftables.TypeIPAddr, Dynamic: true, Size: 65535}
 	setConns6   = &nftables.Set{Table: table, Name: "conns6", KeyType: nftables.TypeIP6Addr, Dynamic: true, Size: 65535}
-	iifVeth    = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
-	oifVeth    = ifPrefix(expr.MetaKeyOIFNAME, VethPrefix)
-	stateEstab = ctState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
+	iifVeth     = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
+	oifVeth     = ifPrefix(expr.MetaKeyOIFNAME, VethPrefix)
+	stateEstab  = ctState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
 )
 
 // baseVersion is an empty chain whose name says which version of the
