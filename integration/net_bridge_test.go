@@ -92,7 +92,7 @@ func TestNetMetadataRuleFirst(t *testing.T) {
 	requireNet(t)
 	r := newRunner(t)
 	bundle := newBundle(t)
-	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "nt-meta", "--net", "bridge", "--allow", "169.254.0.0/16", "--allow", "100.64.0.0/10", "--allow", "fd00::/8")
+	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "nt-meta", "--net", "bridge", "--allow", "169.254.0.0/16", "--allow", "100.64.0.0/10", "--allow", "fd00::/8", "--allow", "64:ff9b::/32", "--allow", "2002::/16", "--allow", "fd20::/16")
 	t.Cleanup(func() { r.Run(nil, "delete", "--force", "nt-meta") })
 	rules := chainRules(t, firewall.Chain(network.Hash(r.Root, "nt-meta")))
 	if len(rules) < 4 {
@@ -104,10 +104,16 @@ func TestNetMetadataRuleFirst(t *testing.T) {
 			firstAllow = i
 		}
 	}
-	for _, m := range firewall.MetadataAddrs {
+	for _, m := range firewall.MetadataNets {
+		// nft writes a whole address alone, a shorter prefix as
+		// {"prefix":{"addr":A,"len":N}}.
+		want := `"` + m.IP.String() + `"`
+		if ones, bits := m.Mask.Size(); ones != bits {
+			want = fmt.Sprintf(`{"prefix":{"addr":"%s","len":%d}}`, m.IP, ones)
+		}
 		idx := -1
 		for i, rl := range rules {
-			if strings.Contains(rl, `"`+m+`"`) && strings.Contains(rl, `"drop"`) {
+			if strings.Contains(rl, want) && strings.Contains(rl, `"drop"`) {
 				idx = i
 				break
 			}

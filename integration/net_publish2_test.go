@@ -67,16 +67,19 @@ func TestNetPublishConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// (An owned host's interface gives the host another address: a
+	// gateway's may not be published on.)
+	hostIP := newNetHost(t, 165).HostIP
 	bundle := httpdBundle(t, "first")
-	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "n2-pub1", "--net", "bridge", "--publish", ipam.Gateway4.String()+":18195:8080",
+	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", "n2-pub1", "--net", "bridge", "--publish", hostIP+":18195:8080",
 		"--", "httpd", "-f", "-p", "8080", "-h", "/www")
 	t.Cleanup(func() { r.Run(nil, "delete", "--force", "n2-pub1") })
-	waitFor(t, "the published port", func() bool { return hostFetch(t, ipam.Gateway4.String(), 18195) == "first" })
+	waitFor(t, "the published port", func() bool { return hostFetch(t, hostIP, 18195) == "first" })
 
 	// Another container publishing the same port is refused; its
 	// first container keeps answering.
 	second := httpdBundle(t, "second")
-	for _, spec := range []string{"18195:8080", ipam.Gateway4.String() + ":18195:8080"} {
+	for _, spec := range []string{"18195:8080", hostIP + ":18195:8080"} {
 		r.Fail([]string{"--publish", "18195"}, "sandbox", "--detach", "--bundle", second.Dir, "--id", "n2-pub2", "--net", "bridge",
 			"--publish", spec, "--", "httpd", "-f", "-p", "8080", "-h", "/www")
 		assertNoNetLeftovers(t, r.Root, "n2-pub2")
@@ -84,7 +87,7 @@ func TestNetPublishConflicts(t *testing.T) {
 	}
 	// Another protocol on the same port is no conflict.
 	r.OK("sandbox", "--bundle", second.Dir, "--id", "n2-pub3", "--net", "bridge", "--publish", "18195:8080/udp", "--", "true")
-	if got := hostFetch(t, ipam.Gateway4.String(), 18195); got != "first" {
+	if got := hostFetch(t, hostIP, 18195); got != "first" {
 		t.Errorf("the first container's published port now answers %q", got)
 	}
 	r.OK("delete", "--force", "n2-pub1")

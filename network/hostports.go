@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nucleus-run/nucleus/network/firewall"
+	"github.com/nucleus-run/nucleus/network/ipam"
 	"github.com/nucleus-run/nucleus/opterr"
 )
 
@@ -22,7 +24,19 @@ var procNet = "/proc/net"
 // without a word. A listener on all addresses clashes with any publish of
 // the port, one on an address with a publish on all or on it.
 func checkHostPorts(ports []Port) error {
+	gws, err := firewall.Gateways()
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	gws = append(gws, ipam.Gateway4, ipam.Gateway6)
 	for _, p := range ports {
+		// A gateway's port 53 is the resolver of that bridge's
+		// containers; a DNAT there would answer for it.
+		for _, gw := range gws {
+			if p.HostIP != nil && p.HostIP.Equal(gw) {
+				return opterr.Errorf("publish", "%s: %s is the gateway of a nucleus bridge: publish on another host address", p, p.HostIP)
+			}
+		}
 		files := []string{"tcp", "tcp6"}
 		if p.Proto == "udp" {
 			files = []string{"udp", "udp6"}

@@ -109,10 +109,13 @@ var zone = map[string][]string{
 	// A hostile upstream pointing an allowed name at what it must not
 	// open: another container, loopback, link-local, metadata, an
 	// IPv4-mapped address; and a TTL of 68 years.
-	"inside.test.": {"inside.test. 30 IN A 10.90.0.5", "inside.test. 30 IN A 127.0.0.1", "inside.test. 30 IN A 169.254.170.2",
+	"inside.test.": {"inside.test. 30 IN A 10.90.0.5", "inside.test. 30 IN A 127.0.0.1", "inside.test. 30 IN A 169.254.170.2", "inside.test. 30 IN A 169.254.170.23",
 		"inside.test. 30 IN A 168.63.129.16", "inside.test. 30 IN A 0.0.0.0", "inside.test. 2147483647 IN A 198.18.0.20"},
 	"inside6.test.": {"inside6.test. 30 IN AAAA fd6e:7563:6c65:7573::5", "inside6.test. 30 IN AAAA ::ffff:198.18.0.2",
-		"inside6.test. 30 IN AAAA fe80::1", "inside6.test. 30 IN AAAA 2001:db8::20"},
+		"inside6.test. 30 IN AAAA fe80::1", "inside6.test. 30 IN AAAA 2001:db8::20",
+		// Metadata services over IPv6 and through NAT64 and 6to4.
+		"inside6.test. 30 IN AAAA fd00:ec2::23", "inside6.test. 30 IN AAAA fd20:ce::254", "inside6.test. 30 IN AAAA 64:ff9b::a9fe:a9fe",
+		"inside6.test. 30 IN AAAA 64:ff9b:1::a9fe:a9fe", "inside6.test. 30 IN AAAA 2002:a9fe:a9fe::1", "inside6.test. 30 IN AAAA 64:ff9b::6464:64c8"},
 	// A CNAME to a CDN name, and a record nobody asked for that a
 	// confused upstream adds to the answer.
 	"cdn.test.": {"cdn.test. 30 IN CNAME edge.cdn.example.", "edge.cdn.example. 20 IN A 198.18.0.16", "stray.example. 30 IN A 198.18.0.99"},

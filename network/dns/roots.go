@@ -4,9 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+
+	"github.com/nucleus-run/nucleus/network/firewall"
+	"github.com/vishvananda/netlink"
 )
 
 // RootsDir is the host's registry of state roots whose resolver runs: one
@@ -62,7 +66,7 @@ func unregister(dir, root string) {
 // else in another registered root's. A registered root that is gone is
 // dropped from the registry.
 func (r *Resolver) lookup(ip net.IP) (ContainerConfig, error) {
-	cfg, err := readConfig(r.Root, ip)
+	cfg, err := r.readOwned(r.Root, ip)
 	if !errors.Is(err, os.ErrNotExist) || r.Roots == "" {
 		return cfg, err
 	}
@@ -79,10 +83,44 @@ func (r *Resolver) lookup(ip net.IP) (ContainerConfig, error) {
 			}
 			continue
 		}
-		c, cerr := readConfig(other, ip)
+		c, cerr := r.readOwned(other, ip)
 		if cerr == nil || !errors.Is(cerr, os.ErrNotExist) {
 			return c, cerr
 		}
 	}
 	return cfg, err
+}
+
+// ErrNotOwner: the config for a query's source names a container whose
+// veth is not the way to that address (it died without a delete, and
+// another container, maybe of another root, has its address now).
+var ErrNotOwner = errors.New("the address is not that container's")
+
+// readOwned is readConfig, if the address is the container's: its
+// answers open that container's sets, and its allowlist must not serve
+// whoever has the address next. A stale config is as good as none.
+func (r *Resolver) readOwned(root string, ip net.IP) (ContainerConfig, error) {
+	cfg, err := readConfig(root, ip)
+	if err != nil {
+		return cfg, err
+	}
+	if !ownsAddr(ip, cfg.Handle) {
+		r.logf("%s: the config of container %s (%s) is stale: ignored", ip, cfg.ID, cfg.Handle)
+		return ContainerConfig{}, fmt.Errorf("%s: %w: %w", ip, ErrNotOwner, os.ErrNotExist)
+	}
+	return cfg, nil
+}
+
+// ownsAddr says whether the host routes ip through container h's veth
+// (the antispoof chain makes that the only way a query from ip comes
+// in).
+var ownsAddr = routedVia
+
+func routedVia(ip net.IP, h string) bool {
+	routes, err := netlink.RouteGet(ip)
+	if err != nil || len(routes) == 0 {
+		return false
+	}
+	l, err := netlink.LinkByIndex(routes[0].LinkIndex)
+	return err == nil && l.Attrs().Name == firewall.VethPrefix+h
 }

@@ -649,10 +649,8 @@ func notReachable(ip net.IP) string {
 	case ipam.Subnet4.Contains(ip), ipam.Subnet6.Contains(ip):
 		return "on the containers' bridge"
 	}
-	for _, m := range firewall.MetadataAddrs {
-		if ip.Equal(net.ParseIP(m)) {
-			return "a metadata service"
-		}
+	if firewall.IsMetadata(ip) {
+		return "a metadata service"
 	}
 	return ""
 }

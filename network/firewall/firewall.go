@@ -31,9 +31,65 @@ const TableName = "nucleus"
 // base chains match it.
 const VethPrefix = "nv"
 
-// MetadataAddrs are the cloud metadata services, dropped for every
-// container before any allow rule.
-var MetadataAddrs = []string{"169.254.169.254", "100.100.100.200", "fd00:ec2::254", "169.254.170.2", "168.63.129.16"}
+// metadataBase are the cloud metadata services: all of IPv4 link-local
+// (never a routed destination; AWS's 169.254.169.254/.253/.123, EKS's
+// 169.254.170.2/.23, ...), Alibaba's 100.100.100.200, Azure's
+// 168.63.129.16, IPv6 link-local, AWS's fd00:ec2::/64 (::254, ::23...)
+// and GCP's fd20:ce::254.
+var metadataBase = []string{"169.254.0.0/16", "100.100.100.200/32", "168.63.129.16/32", "fe80::/10", "fd00:ec2::/64", "fd20:ce::254/128"}
+
+// MetadataNets are the prefixes dropped for every container before any
+// allow rule, and that a DNS answer never adds to a set: metadataBase,
+// and each IPv4 one embedded in IPv6 as NAT64 (well-known 64:ff9b::/96
+// and local-use 64:ff9b:1::/96) and 6to4 (2002::/16) gateways would
+// translate it.
+var MetadataNets = func() []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range metadataBase {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, n)
+	}
+	for _, n := range out[:len(out):len(out)] {
+		v4 := n.IP.To4()
+		if v4 == nil {
+			continue
+		}
+		ones, _ := n.Mask.Size()
+		for _, pfx := range []string{"64:ff9b::", "64:ff9b:1::"} {
+			ip := net.ParseIP(pfx).To16()
+			copy(ip[12:], v4)
+			out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(96+ones, 128)})
+		}
+		ip := make(net.IP, net.IPv6len)
+		ip[0], ip[1] = 0x20, 0x02
+		copy(ip[2:], v4)
+		out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(16+ones, 128)})
+	}
+	return out
+}()
+
+// IsMetadata says whether ip is in MetadataNets.
+func IsMetadata(ip net.IP) bool {
+	for _, n := range MetadataNets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// DNSRate is how many DNS packets a second each container address may
+// send to the resolver (twice that in a burst); more are dropped, so one
+// container's flood leaves the others' lookups alone.
+const DNSRate = 200
+
+// MaxConns is how many connections each container address may have in
+// the host's conntrack table; a new one beyond is dropped, so one
+// container can't fill the table (nf_conntrack_max) for the host.
+const MaxConns = 4096
 
 // SetLimit is how many addresses each of a container's name sets holds
 // at most: an upstream answering an allowed name cannot grow the ruleset
@@ -131,27 +187,35 @@ func conn() (*nftables.Conn, error) {
 
 // base chains and the regular chains they jump to.
 var (
-	chForward  = &nftables.Chain{Name: "forward", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter}
-	chInput    = &nftables.Chain{Name: "input", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter}
-	chPost     = &nftables.Chain{Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}
-	chPre      = &nftables.Chain{Name: "prerouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}
-	chOutput   = &nftables.Chain{Name: "output", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest}
-	chSpoof    = &nftables.Chain{Name: "antispoof", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle}
-	chEgress   = &nftables.Chain{Name: "egress", Table: table}
-	chPublish  = &nftables.Chain{Name: "publish", Table: table}
-	chGuard    = &nftables.Chain{Name: "publishguard", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter}
-	chPubOK    = &nftables.Chain{Name: "published", Table: table}
-	chLoSNAT   = &nftables.Chain{Name: "loopbacksnat", Table: table}
-	setGw4     = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
-	setGw6     = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
-	iifVeth    = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
-	oifVeth    = ifPrefix(expr.MetaKeyOIFNAME, VethPrefix)
-	stateEstab = ctState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
+	chForward = &nftables.Chain{Name: "forward", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter}
+	chInput   = &nftables.Chain{Name: "input", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter}
+	chPost    = &nftables.Chain{Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}
+	chPre     = &nftables.Chain{Name: "prerouting", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}
+	chOutput  = &nftables.Chain{Name: "output", Table: table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest}
+	chSpoof   = &nftables.Chain{Name: "antispoof", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle}
+	chEgress  = &nftables.Chain{Name: "egress", Table: table}
+	chPublish = &nftables.Chain{Name: "publish", Table: table}
+	chGuard   = &nftables.Chain{Name: "publishguard", Table: table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter}
+	chPubOK   = &nftables.Chain{Name: "published", Table: table}
+	chLoSNAT  = &nftables.Chain{Name: "loopbacksnat", Table: table}
+	setGw4    = &nftables.Set{Table: table, Name: "gateways4", KeyType: nftables.TypeIPAddr}
+	setGw6    = &nftables.Set{Table: table, Name: "gateways6", KeyType: nftables.TypeIP6Addr}
+	// Per source address: its DNS packets' rate (to drop a flood
+	// that would starve the other containers' lookups), and its
+	// connections in conntrack (to keep one container from filling the
+	// host's table).
+	setDNSRate4 = &nftables.Set{Table: table, Name: "dnsrate4", KeyType: nftables.TypeIPAddr, Dynamic: true, HasTimeout: true, Timeout: time.Minute, Size: 65535}
+	setDNSRate6 = &nftables.Set{Table: table, Name: "dnsrate6", KeyType: nftables.TypeIP6Addr, Dynamic: true, HasTimeout: true, Timeout: time.Minute, Size: 65535}
+	setConns4   = &nftables.Set{Table: table, Name: "conns4", KeyType: nftables.TypeIPAddr, Dynamic: true, Size: 65535}
+	setConns6   = &nftables.Set{Table: table, Name: "conns6", KeyType: nftables.TypeIP6Addr, Dynamic: true, Size: 65535}
+	iifVeth     = ifPrefix(expr.MetaKeyIIFNAME, VethPrefix)
+	oifVeth     = ifPrefix(expr.MetaKeyOIFNAME, VethPrefix)
+	stateEstab  = ctState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
 )
 
 // baseVersion is an empty chain whose name says which version of the
 // base rules the table has; bump it when they change.
-const baseVersion = "base-v6"
+const baseVersion = "base-v10"
 
 // ensureBase makes the table and its base chains once; the caller holds
 // the lock.
@@ -175,7 +239,7 @@ func ensureBase(c *nftables.Conn) error {
 	for _, ch := range []*nftables.Chain{chSpoof, chForward, chInput, chPost, chPre, chOutput, chEgress, chPublish, chPubOK, chGuard, chLoSNAT, {Name: baseVersion, Table: table}} {
 		c.AddChain(ch)
 	}
-	for _, s := range []*nftables.Set{setGw4, setGw6} {
+	for _, s := range []*nftables.Set{setGw4, setGw6, setDNSRate4, setDNSRate6, setConns4, setConns6} {
 		if err := c.AddSet(s, nil); err != nil {
 			return wrap("add set "+s.Name, err)
 		}
@@ -196,7 +260,29 @@ func ensureBase(c *nftables.Conn) error {
 	// has route_localnet when it publishes ports, for the replies to a
 	// client on 127.0.0.1, which are de-NATed only after this hook).
 	rule(chSpoof, iifVeth, matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, true), []expr.Any{&expr.Counter{}, drop()})
+	// Nor is anything from any other interface than lo: a neighbour
+	// on the LAN sending to 127.0.0.1 through the host's MAC would
+	// otherwise be DNAT'd to a port published on 127.0.0.1 alone before
+	// the kernel's martian check (CVE-2020-8558). This hook runs before
+	// the DNAT one.
+	notLo := []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifName(expr.MetaKeyIIFNAME, "lo")[1].(*expr.Cmp).Data}}
+	rule(chSpoof, notLo, matchNet(&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, true), []expr.Any{&expr.Counter{}, drop()})
+	rule(chSpoof, notLo, matchNet(&net.IPNet{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)}, true), []expr.Any{&expr.Counter{}, drop()})
 	rule(chForward, stateEstab, []expr.Any{accept()})
+	// At most MaxConns connections in conntrack per container address.
+	connCap := func(v6 bool) []expr.Any {
+		set := setConns4
+		if v6 {
+			set = setConns6
+		}
+		return concat(iifVeth, nfproto(v6), ctState(expr.CtStateBitNEW), []expr.Any{loadAddr(v6, false, 1),
+			&expr.Dynset{SrcRegKey: 1, SetName: set.Name, SetID: set.ID, Operation: uint32(unix.NFT_DYNSET_OP_ADD),
+				Exprs: []expr.Any{&expr.Connlimit{Count: MaxConns, Flags: 1 /* NFT_CONNLIMIT_F_INV: over */}}},
+			&expr.Counter{}, drop()})
+	}
+	rule(chForward, connCap(false))
+	rule(chForward, connCap(true))
 	rule(chForward, iifVeth, []expr.Any{jump(chEgress.Name)})
 	rule(chForward, iifVeth, []expr.Any{&expr.Counter{}, drop()})
 	dnat := []expr.Any{&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
@@ -214,7 +300,24 @@ func ensureBase(c *nftables.Conn) error {
 	rule(chGuard, oifVeth, dnat, ctState(expr.CtStateBitNEW), []expr.Any{jump(chPubOK.Name)})
 	// input: from a container, only DNS to a gateway (the resolver) and
 	// replies reach the host.
+	// The rate of DNS counts every packet, also those of a socket
+	// conntrack calls established.
+	for _, v6 := range []bool{false, true} {
+		gw, rate := setGw4, setDNSRate4
+		if v6 {
+			gw, rate = setGw6, setDNSRate6
+		}
+		for _, proto := range []string{"udp", "tcp"} {
+			rule(chInput, iifVeth, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: gw.Name, SetID: gw.ID}},
+				matchPort(proto, 53), []expr.Any{loadAddr(v6, false, 1),
+					&expr.Dynset{SrcRegKey: 1, SetName: rate.Name, SetID: rate.ID, Operation: uint32(unix.NFT_DYNSET_OP_UPDATE),
+						Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: DNSRate, Over: true, Unit: expr.LimitTimeSecond, Burst: 2 * DNSRate}}},
+					&expr.Counter{}, drop()})
+		}
+	}
 	rule(chInput, iifVeth, stateEstab, []expr.Any{accept()})
+	rule(chInput, connCap(false))
+	rule(chInput, connCap(true))
 	for _, v6 := range []bool{false, true} {
 		gw := setGw4
 		if v6 {
@@ -245,6 +348,18 @@ func ensureBase(c *nftables.Conn) error {
 	// host itself.
 	fibLocal := []expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(unix.RTN_LOCAL)}}
+	// A container's DNS to a gateway is for the resolver, never for a
+	// port published on every address (which would answer for it).
+	for _, v6 := range []bool{false, true} {
+		gw := setGw4
+		if v6 {
+			gw = setGw6
+		}
+		for _, proto := range []string{"udp", "tcp"} {
+			rule(chPre, iifVeth, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: gw.Name, SetID: gw.ID}},
+				matchPort(proto, 53), []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}})
+		}
+	}
 	rule(chPre, fibLocal, []expr.Any{jump(chPublish.Name)})
 	rule(chOutput, fibLocal, []expr.Any{jump(chPublish.Name)})
 	return wrap("create table inet "+TableName, c.Flush())
@@ -328,13 +443,8 @@ func Add(ct Container) (err error) {
 		c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: concat(e...), UserData: tag})
 	}
 	// The metadata services first: no allow rule may let them through.
-	for _, m := range MetadataAddrs {
-		ip := net.ParseIP(m)
-		bits := 32
-		if ip.To4() == nil {
-			bits = 128
-		}
-		rule(chain, matchNet(&net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, true), []expr.Any{&expr.Counter{}, drop()})
+	for _, m := range MetadataNets {
+		rule(chain, matchNet(m, true), []expr.Any{&expr.Counter{}, drop()})
 	}
 	for _, a := range ct.Allow {
 		protos := []string{a.Proto}
@@ -345,10 +455,15 @@ func Add(ct Container) (err error) {
 			rule(chain, matchNet(a.Net, true), matchPort(p, a.Port), []expr.Any{accept()})
 		}
 	}
+	// A DNS answer opens no path to another container (on any subnet,
+	// bridge or state root: its veth is one of ours), whoever answers
+	// for an allowed name: only a CIDR rule does.
+	notContainer := []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(VethPrefix)}}
 	for _, v6 := range []bool{false, true} {
 		n, p, d := sets[setName("n", v6, ct.H)], sets[setName("p", v6, ct.H)], sets[setName("d", v6, ct.H)]
-		rule(chain, nfproto(v6), []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: n.Name, SetID: n.ID}, accept()})
-		rule(chain, nfproto(v6), loadTuple(v6), []expr.Any{&expr.Lookup{SourceRegister: regAddr, SetName: p.Name, SetID: p.ID}, accept()})
+		rule(chain, nfproto(v6), notContainer, []expr.Any{loadAddr(v6, true, 1), &expr.Lookup{SourceRegister: 1, SetName: n.Name, SetID: n.ID}, accept()})
+		rule(chain, nfproto(v6), notContainer, loadTuple(v6), []expr.Any{&expr.Lookup{SourceRegister: regAddr, SetName: p.Name, SetID: p.ID}, accept()})
 		// Record the denied destination; the drop is a rule of its own
 		// so that a full set still drops.
 		rule(chain, nfproto(v6), loadTuple(v6), []expr.Any{&expr.Dynset{SrcRegKey: regAddr, SetName: d.Name, SetID: d.ID, Operation: uint32(unix.NFT_DYNSET_OP_ADD)}})
@@ -673,6 +788,30 @@ func ReadDenied(h string) ([]Denied, error) {
 				d.Proto, d.Port = fmt.Sprint(e.Key[n]), 0
 			}
 			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// Gateways lists the gateway addresses of every nucleus bridge on the
+// host (those its resolvers listen on), whatever the state root.
+func Gateways() ([]net.IP, error) {
+	c, err := conn()
+	if err != nil {
+		return nil, err
+	}
+	var out []net.IP
+	for _, s := range []*nftables.Set{setGw4, setGw6} {
+		set, err := c.GetSetByName(table, s.Name)
+		if err != nil {
+			continue // no table yet: no gateway
+		}
+		elems, err := c.GetSetElements(set)
+		if err != nil {
+			return nil, wrap("read "+s.Name, err)
+		}
+		for _, e := range elems {
+			out = append(out, net.IP(append([]byte(nil), e.Key...)))
 		}
 	}
 	return out, nil

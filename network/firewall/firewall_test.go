@@ -53,7 +53,7 @@ func TestAddRemoveContainer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = Remove(h) })
 	js := listTable(t)
-	for _, want := range []string{`"name": "` + Chain(h) + `"`, `"169.254.169.254"`, `"fd00:ec2::254"`, `"100.100.100.200"`, `"198.18.7.0"`, `"n4-` + h, `"p6-` + h, `"d4-` + h} {
+	for _, want := range []string{`"name": "` + Chain(h) + `"`, `"169.254.0.0"`, `"fd00:ec2::"`, `"100.100.100.200"`, `"fd20:ce::254"`, `"64:ff9b::a9fe:0"`, `"64:ff9b:1::a9fe:0"`, `"2002:a9fe::"`, `"fe80::"`, `"198.18.7.0"`, `"n4-` + h, `"p6-` + h, `"d4-` + h} {
 		if !strings.Contains(js, want) {
 			t.Errorf("ruleset lacks %s", want)
 		}
