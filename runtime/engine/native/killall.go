@@ -1,13 +1,17 @@
 package native
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/nucleus-run/nucleus/runtime/engine"
 )
 
 // signalAllFrozen signals every process in the container's cgroup with the
@@ -29,6 +33,11 @@ func signalAllFrozen(c *libcontainer.Container, sig unix.Signal) error {
 	probe := sig == 0
 	if !probe {
 		if err := m.Freeze(cgroups.Frozen); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				// Deleted meanwhile (a delete --force racing this
+				// kill): its cgroup is gone, and so are its processes.
+				return fmt.Errorf("kill %s: %w", c.ID(), engine.ErrNotRunning)
+			}
 			logrus.Warnf("kill --all %s: freeze: %v", c.ID(), err)
 		}
 	}
@@ -41,6 +50,9 @@ func signalAllFrozen(c *libcontainer.Container, sig unix.Signal) error {
 		}
 	}
 	pids, err := m.GetAllPids()
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("kill %s: %w", c.ID(), engine.ErrNotRunning)
+	}
 	if err != nil {
 		thaw()
 		return fmt.Errorf("kill %s: list processes: %w", c.ID(), err)
