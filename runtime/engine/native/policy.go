@@ -318,15 +318,6 @@ func auditMounts(pid int, o engine.CreateOptions, audit *policy.Audit) error {
 // unescapeMountinfo decodes mountinfo's octal escapes.
 func unescapeMountinfo(p string) string { return mountcheck.Unescape(p) }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // ensureMountpoints creates missing directories for the config's mounts in
 // the (staged) rootfs, resolving every component inside it.
 func ensureMountpoints(rootfs string, s *specs.Spec) error {
