@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -301,4 +302,75 @@ func TestNetSubnetConfigurable(t *testing.T) {
 		r.Global = []string{"--subnet", bad}
 		r.Fail([]string{"--subnet"}, "sandbox", "--bundle", bundle.Dir, "--net", "bridge", "--", "true")
 	}
+}
+
+// TestNetSandboxOwnerKilled: a foreground sandbox whose nucleus is killed
+// with SIGKILL can't remove its container; the next sweep of the root (gc,
+// list, another sandbox) does, with its network, cgroups and state, instead
+// of leaving it running unbounded (network red team, S5c).
+func TestNetSandboxOwnerKilled(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t, "true")
+	id := "nt-owner-killed"
+	cmd := r.Cmd("sandbox", "--id", id, "--net", "bridge", "--bundle", bundle.Dir, "--", "sleep", "300")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, r, id)
+	pid := r.corePid(id)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	// Its owner gone, the sandbox is still there until a sweep.
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the sandbox's process died with its nucleus (%v): this test tests nothing", err)
+	}
+	// A list of another root leaves it alone.
+	other := newRunner(t)
+	other.OK("list")
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("another root's list removed the sandbox: %v", err)
+	}
+	r.OK("gc")
+	waitFor(t, "the orphaned sandbox's process to die", func() bool { return syscall.Kill(pid, 0) != nil })
+	if _, err := os.Stat(filepath.Join(r.Root, "@oneshot-"+id)); !os.IsNotExist(err) {
+		t.Errorf("owner record left behind: %v", err)
+	}
+	assertNoNetLeftovers(t, r.Root, id)
+	assertNoLeftovers(t, r.Root, id, bundle.Dir)
+}
+
+// A running sandbox's owner record keeps it from the sweep of a gc in the
+// same root.
+func TestNetSandboxOwnerAliveKept(t *testing.T) {
+	requireNet(t)
+	r := newRunner(t)
+	bundle := newBundle(t, "true")
+	id := "nt-owner-alive"
+	cmd := r.Cmd("sandbox", "--id", id, "--bundle", bundle.Dir, "--", "sleep", "300")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		r.OK("delete", "--force", id)
+		os.Remove(filepath.Join(r.Root, "@oneshot-"+id))
+	}()
+	waitRunning(t, r, id)
+	pid := r.corePid(id)
+	r.OK("gc")
+	r.OK("list")
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("gc removed a sandbox whose nucleus runs: %v", err)
+	}
+}
+
+// waitRunning waits until the container exists and runs.
+func waitRunning(t *testing.T, r *Runner, id string) {
+	t.Helper()
+	waitForUpTo(t, time.Minute, id+" running", func() bool {
+		res := r.Run(nil, "state", id)
+		return res.Code == 0 && strings.Contains(res.Stdout, `"running"`)
+	})
 }

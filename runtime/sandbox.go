@@ -156,6 +156,11 @@ func (r *Runtime) Sandbox(o SandboxOptions) (Exit, error) {
 	defer st.close()
 	o = st.o
 	res.ID = o.ID
+	unmark, err := r.markOneShot(o.ID)
+	if err != nil {
+		return res, err
+	}
+	defer unmark()
 	if interrupted.Load() {
 		return res, errors.New("interrupted before the sandbox started")
 	}

@@ -279,7 +279,7 @@ func (r *Runtime) sweepWith(stopped bool, done func(string)) []error {
 		return nil
 	}
 	now := time.Now()
-	var errs []error
+	errs := r.sweepOneShots(done)
 	for _, e := range entries {
 		id, ok := strings.CutPrefix(e.Name(), engine.SandboxPrefix)
 		if !ok || !e.IsDir() {

@@ -31,6 +31,9 @@ const (
 	WorkspaceCopyPrefix = "@workspace-"
 	// SandboxPrefix names a long-lived sandbox's record (@sandbox-<id>).
 	SandboxPrefix = "@sandbox-"
+	// OneShotPrefix names the owner of a foreground sandbox (@oneshot-<id>):
+	// the nucleus process running it.
+	OneShotPrefix = "@oneshot-"
 )
 
 // IsRuntimeDir tells nucleus's own directories under the root from
