@@ -86,28 +86,19 @@ func (r *Runtime) ownerAlive(id string) bool {
 	return err == nil && start == o.Start
 }
 
-// sweepOneShots removes the foreground sandboxes whose nucleus process is
-// gone, and calls done with each id removed.
-func (r *Runtime) sweepOneShots(done func(string)) []error {
-	entries, err := os.ReadDir(r.Root)
-	if err != nil {
+// sweepOneShot removes foreground sandbox id if its nucleus process is
+// gone, and then calls done with its id.
+func (r *Runtime) sweepOneShot(id string, done func(string)) error {
+	if r.ownerAlive(id) {
 		return nil
 	}
-	var errs []error
-	for _, e := range entries {
-		id, ok := strings.CutPrefix(e.Name(), engine.OneShotPrefix)
-		if !ok || e.IsDir() || r.ownerAlive(id) {
-			continue
-		}
-		if err := r.Delete(id, true); err != nil && !errors.Is(err, ErrNotExist) {
-			logrus.Warnf("remove sandbox %s (its nucleus is gone): %v", id, err)
-			errs = append(errs, fmt.Errorf("sandbox %s: %w", id, err))
-			continue
-		}
-		_ = os.Remove(r.oneShotPath(id))
-		if done != nil {
-			done(id)
-		}
+	if err := r.Delete(id, true); err != nil && !errors.Is(err, ErrNotExist) {
+		logrus.Warnf("remove sandbox %s (its nucleus is gone): %v", id, err)
+		return fmt.Errorf("sandbox %s: %w", id, err)
 	}
-	return errs
+	_ = os.Remove(r.oneShotPath(id))
+	if done != nil {
+		done(id)
+	}
+	return nil
 }

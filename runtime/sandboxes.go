@@ -279,8 +279,14 @@ func (r *Runtime) sweepWith(stopped bool, done func(string)) []error {
 		return nil
 	}
 	now := time.Now()
-	errs := r.sweepOneShots(done)
+	var errs []error
 	for _, e := range entries {
+		if id, ok := strings.CutPrefix(e.Name(), engine.OneShotPrefix); ok && !e.IsDir() {
+			if err := r.sweepOneShot(id, done); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		id, ok := strings.CutPrefix(e.Name(), engine.SandboxPrefix)
 		if !ok || !e.IsDir() {
 			continue
