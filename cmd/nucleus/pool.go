@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -110,17 +109,9 @@ func poolCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	bundle := c.String("bundle")
-	if ref := c.String("flake"); ref != "" {
-		if bundle != "" {
-			return errors.New("pool create: give --flake or --bundle, not both")
-		}
-		if bundle, err = flakeBundle(ref); err != nil {
-			return err
-		}
-	}
-	if bundle == "" {
-		return errors.New("pool create: --bundle DIR or --flake REF is required")
+	bundle, err := bundleOrFlake(c, "pool create")
+	if err != nil {
+		return err
 	}
 	s, err := spec.Load(bundle)
 	if err != nil {

@@ -65,18 +65,9 @@ sandbox holds itself open until deleted or its --ttl passes.`,
 		if c.IsSet("pool") {
 			return sandboxFromPool(c, args)
 		}
-		bundle := c.String("bundle")
-		if ref := c.String("flake"); ref != "" {
-			if bundle != "" {
-				return errors.New("sandbox: give --flake or --bundle, not both")
-			}
-			var err error
-			if bundle, err = flakeBundle(ref); err != nil {
-				return err
-			}
-		}
-		if bundle == "" {
-			return errors.New("sandbox: --bundle DIR or --flake REF is required")
+		bundle, err := bundleOrFlake(c, "sandbox")
+		if err != nil {
+			return err
 		}
 		detach := c.Bool("detach")
 		switch {
@@ -242,4 +233,20 @@ func flakeBundle(ref string) (string, error) {
 		return "", fmt.Errorf("--flake %s: %w", ref, err)
 	}
 	return dir, nil
+}
+
+// bundleOrFlake is the bundle a command's --bundle or --flake names (the
+// flake built into the cache); exactly one of them is required.
+func bundleOrFlake(c *cli.Context, cmd string) (string, error) {
+	bundle := c.String("bundle")
+	if ref := c.String("flake"); ref != "" {
+		if bundle != "" {
+			return "", fmt.Errorf("%s: give --flake or --bundle, not both", cmd)
+		}
+		return flakeBundle(ref)
+	}
+	if bundle == "" {
+		return "", fmt.Errorf("%s: --bundle DIR or --flake REF is required", cmd)
+	}
+	return bundle, nil
 }
