@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -317,5 +320,98 @@ func TestNetDNSFloodLimited(t *testing.T) {
 		if !found {
 			t.Errorf("no conntrack cap of %d per container in chain %s: %v", firewall.MaxConns, chain, chainRules(t, chain))
 		}
+	}
+}
+
+// TestNetConntrackCapped: one container opening more flows than the
+// per-container conntrack cap (firewall.MaxConns) to a host it may reach
+// gets only that many through; the rest are dropped, so a sandbox cannot
+// fill the host's conntrack table (network red team, S4b). The flows go to
+// an owned host in a namespace the test creates, which counts the distinct
+// source ports it receives.
+func TestNetConntrackCapped(t *testing.T) {
+	requireNet(t)
+	requireCmd(t, "python3")
+	r := newRunner(t)
+	host := newNetHost(t, 131)
+	bundle := newBundle(t, "sleep", "120")
+	id := "n3-conns"
+	r.OK("sandbox", "--detach", "--bundle", bundle.Dir, "--id", id, "--net", "bridge", "--allow", host.IP)
+	t.Cleanup(func() { r.Run(nil, "delete", "--force", id) })
+	address(t, r, id, false)
+	const flows = firewall.MaxConns + 1500
+	counter := exec.Command("ip", "netns", "exec", host.NS, "python3", "-c", `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
+s.bind(("0.0.0.0", 9999))
+print("ready", flush=True)
+s.settimeout(3)
+seen = set()
+try:
+    while True:
+        seen.add(s.recvfrom(64)[1])
+except socket.timeout:
+    pass
+print(len(seen), flush=True)
+`)
+	out, err := counter.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := counter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer counter.Process.Kill()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "ready" {
+		t.Fatalf("the counting host did not start: %q", lines.Text())
+	}
+	sendFlowsFrom(t, int(r.State(id)["pid"].(float64)), host.IP, 9999, 20000, flows)
+	if !lines.Scan() {
+		t.Fatal("no count from the counting host")
+	}
+	got, _ := strconv.Atoi(lines.Text())
+	counter.Wait()
+	t.Logf("%d flows sent, %d arrived", flows, got)
+	if got == 0 {
+		t.Fatal("no flow arrived: the test tests nothing")
+	}
+	if got > firewall.MaxConns {
+		t.Fatalf("%d of %d flows from one container got through, more than the cap of %d", got, flows, firewall.MaxConns)
+	}
+}
+
+// sendFlowsFrom sends one datagram from each of n source ports (from
+// firstPort on) in the network namespace of pid to dst:port: n flows.
+func sendFlowsFrom(t *testing.T, pid int, dst string, port, firstPort, n int) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	sa := &unix.SockaddrInet4{Port: port}
+	copy(sa.Addr[:], net.ParseIP(dst).To4())
+	for i := 0; i < n; i++ {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: firstPort + i}); err == nil {
+			unix.Sendto(fd, []byte("flow"), 0, sa)
+		}
+		unix.Close(fd)
 	}
 }
