@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -344,12 +345,45 @@ func (p *Pools) add(name string, cfg *Config) error {
 	if _, err := p.R.StartSandbox(o); err != nil {
 		return fmt.Errorf("pool %s: start a sandbox: %w", name, err)
 	}
+	if err := p.awaitExec(id); err != nil {
+		p.destroy(name, id)
+		return fmt.Errorf("pool %s: %w", name, err)
+	}
 	f, err := os.OpenFile(filepath.Join(p.dir(name), "ready", id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		p.destroy(name, id)
 		return fmt.Errorf("pool %s: %w", name, err)
 	}
 	return f.Close()
+}
+
+// libcontainerInitComm is the name libcontainer's init carries until it
+// execs the container's process.
+const libcontainerInitComm = "runc:[2:INIT]"
+
+// awaitExec waits until member id's init has exec'd its supervisor: a
+// start returns once the init is released, and until the exec its pid 1
+// is still libcontainer's Go init (18 MB resident, not the warm 1 MB a
+// ready member promises).
+func (p *Pools) awaitExec(id string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := p.R.State(id)
+		if err != nil {
+			return err
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.InitProcessPid))
+		if err != nil || st.InitProcessPid <= 0 {
+			return fmt.Errorf("sandbox %s: its init (pid %d) ended before it was ready", id, st.InitProcessPid)
+		}
+		if strings.TrimSpace(string(comm)) != libcontainerInitComm {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sandbox %s: its init did not exec within 10s", id)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // destroy removes member id and its entries.
