@@ -151,6 +151,8 @@ type Runner struct {
 	Root string
 	// Global flags put before the command, after --root.
 	Global []string
+	// Env is added to nucleus's environment.
+	Env []string
 }
 
 func newRunner(t testing.TB) *Runner {
@@ -168,7 +170,11 @@ func newRunner(t testing.TB) *Runner {
 func (r *Runner) Cmd(args ...string) *exec.Cmd {
 	full := append([]string{"--root", r.Root}, r.Global...)
 	full = append(full, args...)
-	return exec.Command(r.Bin, full...)
+	cmd := exec.Command(r.Bin, full...)
+	if len(r.Env) > 0 {
+		cmd.Env = append(os.Environ(), r.Env...)
+	}
+	return cmd
 }
 
 // Run runs nucleus with stdin from in (may be nil) and a 60 s guard.

@@ -74,10 +74,32 @@ func hostPidOf(t *testing.T, init int, cmd string) int {
 // TestSupervisorExec: exec into a held sandbox runs as a child of its pid
 // 1, with the status, signals, stdio, environment and directory asked for;
 // another user than the sandbox's goes through the runtime's own exec.
+// Both clients are held to it: the C fast path (package fastexec), and
+// the Go path it leaves everything else to (NUCLEUS_EXEC_FAST=0).
 func TestSupervisorExec(t *testing.T) {
-	r := newRunner(t)
-	id := "pl-sv-exec"
-	supervisedSandbox(t, r, id, "--env", "GREETING=hi")
+	for _, path := range []struct {
+		name string
+		env  []string
+	}{{"fast", nil}, {"go", []string{"NUCLEUS_EXEC_FAST=0"}}} {
+		t.Run(path.name, func(t *testing.T) {
+			r := newRunner(t)
+			r.Env = path.env
+			id := "pl-sv-exec-" + path.name
+			supervisedSandbox(t, r, id, "--env", "GREETING=hi")
+			// Which client ran: only the Go runtime prints its init
+			// trace (GODEBUG reaches nucleus, never the command).
+			probe := r.Cmd("exec", id, "true")
+			probe.Env = append(append(os.Environ(), path.env...), "GODEBUG=inittrace=1")
+			out, err := probe.CombinedOutput()
+			if goStarted := strings.Contains(string(out), "init runtime") || strings.Contains(string(out), "init main"); err != nil || goStarted != (path.name == "go") {
+				t.Fatalf("exec took the wrong client (Go runtime started: %v; want %v): %v %s", goStarted, path.name == "go", err, out)
+			}
+			supervisorExecChecks(t, r, id)
+		})
+	}
+}
+
+func supervisorExecChecks(t *testing.T, r *Runner, id string) {
 	// Supervised: the command's parent is pid 1. (A runc-style exec'd
 	// process's parent is outside the sandbox: 0.)
 	if out := r.OK("exec", id, "sh", "-c", "grep PPid /proc/$$/status").Stdout; strings.Join(strings.Fields(out), " ") != "PPid: 1" {

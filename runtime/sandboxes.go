@@ -175,6 +175,11 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 		cleanup()
 		return "", err
 	}
+	if supervised {
+		if err := r.writeExecDefaults(&rec); err != nil {
+			logrus.Warnf("sandbox %s: %v (exec takes the slower path)", o.ID, err)
+		}
+	}
 	return o.ID, nil
 }
 

@@ -103,25 +103,68 @@ var forwardedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.
 // supervisor can't answer then. Read from the state libcontainer keeps,
 // without loading the container.
 func (r *Runtime) frozen(id string) bool {
+	file, ok := r.freezerState(id)
+	if !ok {
+		return true // not ours to judge: the runtime's exec reports it
+	}
+	if file == "" {
+		return false
+	}
+	b, err := os.ReadFile(file)
+	if filepath.Base(file) == "cgroup.freeze" {
+		return err == nil && strings.TrimSpace(string(b)) != "0"
+	}
+	return err != nil || strings.TrimSpace(string(b)) != "THAWED"
+}
+
+// freezerState is the file that says whether the container is frozen:
+// freezer.state (cgroup v1) or cgroup.freeze (v2), "" when it has no
+// freezer; ok is false when libcontainer's state can't be read.
+func (r *Runtime) freezerState(id string) (file string, ok bool) {
 	data, err := os.ReadFile(filepath.Join(r.Root, id, "state.json"))
 	if err != nil {
-		return true // not ours to judge: the runtime's exec reports it
+		return "", false
 	}
 	var st struct {
 		CgroupPaths map[string]string `json:"cgroup_paths"`
 	}
 	if json.Unmarshal(data, &st) != nil {
-		return true
+		return "", false
 	}
 	if p, ok := st.CgroupPaths["freezer"]; ok {
-		b, err := os.ReadFile(filepath.Join(p, "freezer.state"))
-		return err != nil || strings.TrimSpace(string(b)) != "THAWED"
+		return filepath.Join(p, "freezer.state"), true
 	}
 	if p, ok := st.CgroupPaths[""]; ok {
-		b, err := os.ReadFile(filepath.Join(p, "cgroup.freeze"))
-		return err == nil && strings.TrimSpace(string(b)) != "0"
+		return filepath.Join(p, "cgroup.freeze"), true
 	}
-	return false
+	return "", true
+}
+
+// writeExecDefaults leaves, next to a supervised sandbox's socket, what a
+// plain exec runs with, for the C fast path of `nucleus exec` (package
+// fastexec). A sandbox whose exec the supervisor would not take as it is
+// (its default user is another than its process's) gets none, and every
+// exec then takes the Go path.
+func (r *Runtime) writeExecDefaults(rec *sandboxRecord) error {
+	if rec.User != "" {
+		uid, gid, err := engine.ParseUser(rec.User)
+		if err != nil || uid != rec.UID || (gid != nil && *gid != rec.GID) {
+			return nil
+		}
+	}
+	for _, e := range rec.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return nil
+		}
+	}
+	freezer, ok := r.freezerState(rec.ID)
+	if !ok || !filepath.IsAbs(rec.Cwd) {
+		return nil
+	}
+	return supervise.WriteExecDefaults(r.sandboxDir(rec.ID), supervise.ExecDefaults{
+		UID: rec.UID, GID: rec.GID, HostUID: rec.HostUID, HostGID: rec.HostGID,
+		Cwd: rec.Cwd, Env: mergeEnv(rec.ProcessEnv, rec.Env), FreezerState: freezer,
+	})
 }
 
 // pipedStdio gives a supervised command pipes of its own, owned by the

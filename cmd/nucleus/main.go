@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	_ "github.com/nucleus-run/nucleus/fastexec" // `nucleus exec` into a supervised sandbox, before Go starts
 	"github.com/nucleus-run/nucleus/network/ipam"
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime"

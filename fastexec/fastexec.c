@@ -1,0 +1,545 @@
+// The C fast path of `nucleus exec` into a supervised sandbox; see
+// fastexec.go. Every failure before the command has started undoes what
+// was done and returns, and the Go path runs the exec (reporting any
+// error itself); after the start, the outcome is the command's.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+// The protocol of supervise/supervise.go (and preexec/supervise.h).
+#define REQ_MAGIC 0x3153584eu
+#define SIG_MAGIC 0x4753584eu
+#define REP_MAGIC 0x5253584eu
+#define MAX_REQUEST (128u << 10)
+#define MAX_STRINGS 8192u
+#define KIND_STARTED 1
+#define KIND_EXITED 2
+#define KIND_SIGNAL 3
+
+#define DEFAULT_ROOT "/run/nucleus"
+#define SANDBOX_PREFIX "@sandbox-"
+#define DEFAULTS_NAME "exec-defaults"
+#define DEFAULTS_MAGIC "NXD1"
+#define MAX_ID 255
+#define MAX_DEFAULTS (256u << 10)
+
+struct defaults {
+	char *buf;
+	uint32_t uid, gid, host_uid, host_gid;
+	const char *cwd, *freezer;
+	size_t envc;
+	const char **env;
+};
+
+static int valid_id(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > MAX_ID || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		return 0;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '+' || *p == '-' || *p == '.'))
+			return 0;
+	return 1;
+}
+
+static int valid_env(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	return eq && eq != kv;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	if (!*s || *s == '-')
+		return -1;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+// read_file reads a small file whole, NUL-terminated; NULL when it can't.
+static char *read_file(const char *path, size_t max, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	char *buf = malloc(max + 1);
+	size_t n = 0;
+	while (buf && n < max) {
+		ssize_t r = read(fd, buf + n, max - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (buf && n == max) { // too large to be ours
+		free(buf);
+		return NULL;
+	}
+	if (buf) {
+		buf[n] = 0;
+		*len = n;
+	}
+	return buf;
+}
+
+// load_defaults parses the file supervise.WriteExecDefaults writes.
+static int load_defaults(const char *path, struct defaults *d)
+{
+	size_t len;
+	char *buf = read_file(path, MAX_DEFAULTS, &len);
+	if (!buf)
+		return -1;
+	const char *f[8];
+	size_t off = 0, i;
+	for (i = 0; i < 8; i++) {
+		char *end = memchr(buf + off, 0, len - off);
+		if (off >= len || !end)
+			goto bad;
+		f[i] = buf + off;
+		off = (size_t)(end - buf) + 1;
+	}
+	uint32_t envc;
+	if (strcmp(f[0], DEFAULTS_MAGIC) != 0 || parse_u32(f[1], &d->uid) || parse_u32(f[2], &d->gid) ||
+	    parse_u32(f[3], &d->host_uid) || parse_u32(f[4], &d->host_gid) || f[5][0] != '/' ||
+	    parse_u32(f[7], &envc) || envc > MAX_STRINGS)
+		goto bad;
+	d->cwd = f[5], d->freezer = f[6], d->envc = envc;
+	d->env = calloc(envc + 1, sizeof(char *));
+	if (!d->env)
+		goto bad;
+	for (i = 0; i < envc; i++) {
+		char *end = memchr(buf + off, 0, len - off);
+		if (off >= len || !end)
+			goto bad;
+		d->env[i] = buf + off;
+		off = (size_t)(end - buf) + 1;
+	}
+	if (off != len)
+		goto bad;
+	d->buf = buf;
+	return 0;
+bad:
+	free(d->env);
+	d->env = NULL;
+	free(buf);
+	return -1;
+}
+
+// frozen: a frozen supervisor can't answer; the Go path reports it.
+static int frozen(const char *file)
+{
+	if (!*file)
+		return 0;
+	size_t len;
+	char *s = read_file(file, 64, &len);
+	if (!s)
+		return 1;
+	while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
+		s[--len] = 0;
+	const char *base = strrchr(file, '/');
+	int v2 = base && strcmp(base + 1, "cgroup.freeze") == 0;
+	int r = v2 ? strcmp(s, "0") != 0 : strcmp(s, "THAWED") != 0;
+	free(s);
+	return r;
+}
+
+// merge_env is runtime.mergeEnv: a variable already set is replaced in
+// place, a new one appended.
+static const char **merge_env(const char **base, size_t n, char **set, size_t nset, size_t *out_n)
+{
+	const char **out = calloc(n + nset + 1, sizeof(char *));
+	if (!out)
+		return NULL;
+	memcpy(out, base, n * sizeof(char *));
+	for (size_t i = 0; i < nset; i++) {
+		size_t klen = (size_t)(strchr(set[i], '=') - set[i]), j;
+		for (j = 0; j < n; j++)
+			if (strncmp(out[j], set[i], klen) == 0 && out[j][klen] == '=')
+				break;
+		out[j] = set[i];
+		if (j == n)
+			n++;
+	}
+	*out_n = n;
+	return out;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = v & 0xff, p[1] = (v >> 8) & 0xff, p[2] = (v >> 16) & 0xff, p[3] = v >> 24;
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+// encode is supervise.Request.Encode.
+static unsigned char *encode(const struct defaults *d, const char *cwd, char **argv, size_t argc, const char **env,
+			     size_t envc, size_t *len)
+{
+	if (argc > MAX_STRINGS || envc > MAX_STRINGS)
+		return NULL;
+	size_t n = 28 + strlen(cwd) + 1, i;
+	for (i = 0; i < argc; i++)
+		n += strlen(argv[i]) + 1;
+	for (i = 0; i < envc; i++)
+		n += strlen(env[i]) + 1;
+	if (n > MAX_REQUEST)
+		return NULL;
+	unsigned char *b = malloc(n), *p = b + 28;
+	if (!b)
+		return NULL;
+	uint32_t hdr[7] = {REQ_MAGIC, (uint32_t)n, (uint32_t)argc, (uint32_t)envc, d->uid, d->gid, 0};
+	for (i = 0; i < 7; i++)
+		put32(b + 4 * i, hdr[i]);
+	size_t l = strlen(cwd) + 1;
+	memcpy(p, cwd, l), p += l;
+	for (i = 0; i < argc; i++)
+		l = strlen(argv[i]) + 1, memcpy(p, argv[i], l), p += l;
+	for (i = 0; i < envc; i++)
+		l = strlen(env[i]) + 1, memcpy(p, env[i], l), p += l;
+	*len = n;
+	return b;
+}
+
+static int is_dev_null(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+// The stdio of the command: /dev/null as it is, else a pipe owned by the
+// sandbox's user (so that it can reopen /dev/stdout) that we copy.
+struct stdio {
+	int child[3], ours[3]; // ours: stdin's write end, the outputs' read ends
+};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int make_stdio(struct stdio *s, uint32_t uid, uint32_t gid)
+{
+	for (int i = 0; i < 3; i++)
+		s->child[i] = s->ours[i] = -1;
+	for (int i = 0; i < 3; i++) {
+		struct stat st;
+		if (fstat(i, &st) != 0)
+			return -1; // a closed stdio: the Go path decides
+		if (is_dev_null(i)) {
+			if ((s->child[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC)) < 0)
+				return -1;
+			continue;
+		}
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) != 0)
+			return -1;
+		if (fchown(p[0], uid, gid) != 0 || fchown(p[1], uid, gid) != 0) {
+			close(p[0]), close(p[1]);
+			return -1;
+		}
+		s->child[i] = i == 0 ? p[0] : p[1];
+		s->ours[i] = i == 0 ? p[1] : p[0];
+	}
+	return 0;
+}
+
+static void close_stdio(struct stdio *s)
+{
+	for (int i = 0; i < 3; i++)
+		close_fd(&s->child[i]), close_fd(&s->ours[i]);
+}
+
+static int sig_pipe[2] = {-1, -1};
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT};
+#define NFORWARDED (sizeof(forwarded) / sizeof(forwarded[0]))
+static struct sigaction saved[NFORWARDED], saved_pipe;
+
+static void on_signal(int sig)
+{
+	int e = errno;
+	unsigned char b = (unsigned char)sig;
+	if (write(sig_pipe[1], &b, 1) < 0) {
+		// full: the signal is dropped, as an overflowing channel would
+	}
+	errno = e;
+}
+
+static int catch_signals(void)
+{
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < NFORWARDED; i++)
+		sigaction(forwarded[i], &sa, &saved[i]);
+	struct sigaction ign = {0};
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &saved_pipe);
+	return 0;
+}
+
+// release_signals hands the signals back as Go's runtime will expect to
+// find them, and raises again what came meanwhile (the Go path would have
+// been told of it).
+static void release_signals(void)
+{
+	for (size_t i = 0; i < NFORWARDED; i++)
+		sigaction(forwarded[i], &saved[i], NULL);
+	sigaction(SIGPIPE, &saved_pipe, NULL);
+	unsigned char sig;
+	while (sig_pipe[0] >= 0 && read(sig_pipe[0], &sig, 1) == 1)
+		raise(sig);
+	close_fd(&sig_pipe[0]), close_fd(&sig_pipe[1]);
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w, n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void *copy_stdin(void *arg)
+{
+	int out = *(int *)arg;
+	char buf[32 << 10];
+	for (;;) {
+		ssize_t r = read(0, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || write_all(out, buf, (size_t)r) != 0)
+			break;
+	}
+	close(out);
+	return NULL;
+}
+
+static int read_reply(int conn, int32_t *kind, int32_t *val)
+{
+	unsigned char b[12];
+	ssize_t n;
+	do
+		n = recv(conn, b, sizeof(b), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(b) || get32(b) != REP_MAGIC)
+		return -1;
+	*kind = (int32_t)get32(b + 4), *val = (int32_t)get32(b + 8);
+	return 0;
+}
+
+// serve copies the outputs and forwards signals until the command has
+// ended and its outputs are closed; it never returns.
+static void serve(int conn, struct stdio *s)
+{
+	static int stdin_fd;
+	if (s->ours[0] >= 0) {
+		pthread_t t;
+		stdin_fd = s->ours[0];
+		s->ours[0] = -1;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &a, copy_stdin, &stdin_fd) != 0)
+			close(stdin_fd); // the command reads EOF
+	}
+	int status = -1, conn_open = 1;
+	const char *lost = NULL;
+	char buf[32 << 10];
+	for (;;) {
+		int outs_open = (s->ours[1] >= 0) + (s->ours[2] >= 0);
+		if (!conn_open && !outs_open)
+			break;
+		struct pollfd p[4] = {{sig_pipe[0], POLLIN, 0}, {conn_open ? conn : -1, POLLIN, 0},
+				      {s->ours[1], POLLIN, 0}, {s->ours[2], POLLIN, 0}};
+		if (poll(p, 4, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents & POLLIN) {
+			unsigned char sig;
+			while (read(sig_pipe[0], &sig, 1) == 1 && conn_open) {
+				unsigned char m[8];
+				put32(m, SIG_MAGIC), put32(m + 4, sig);
+				send(conn, m, sizeof(m), MSG_NOSIGNAL);
+			}
+		}
+		if (conn_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			int32_t kind = 0, val = 0;
+			if (read_reply(conn, &kind, &val) != 0)
+				kind = 0;
+			if (kind == KIND_EXITED)
+				status = val;
+			else if (kind == KIND_SIGNAL)
+				status = 128 + val;
+			else
+				lost = "supervisor ended before the command (the sandbox was stopped)";
+			close(conn);
+			conn_open = 0;
+		}
+		for (int i = 1; i <= 2; i++) {
+			if (s->ours[i] < 0 || !(p[1 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t r = read(s->ours[i], buf, sizeof(buf));
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (r <= 0 || write_all(i, buf, (size_t)r) != 0)
+				close_fd(&s->ours[i]); // as io.Copy, the copy ends
+		}
+	}
+	if (status < 0) {
+		char msg[160];
+		int n = snprintf(msg, sizeof(msg), "nucleus: exec failed: %s\n", lost ? lost : "lost the supervisor");
+		write_all(2, msg, (size_t)n);
+		_exit(255);
+	}
+	_exit(status);
+}
+
+__attribute__((constructor)) static void nucleus_fast_exec(int argc, char **argv, char **envp)
+{
+	(void)envp;
+	const char *fast = getenv("NUCLEUS_EXEC_FAST"), *otel = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+	if ((fast && strcmp(fast, "0") == 0) || (otel && *otel))
+		return;
+	const char *root = DEFAULT_ROOT, *cwd = NULL;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc)
+			root = argv[++i];
+		else if (strncmp(argv[i], "--root=", 7) == 0)
+			root = argv[i] + 7;
+		else
+			return; // --log, --debug...: the Go path
+	}
+	if (i >= argc || strcmp(argv[i], "exec") != 0)
+		return;
+	char **env = calloc((size_t)argc, sizeof(char *));
+	size_t nenv = 0;
+	if (!env)
+		return;
+	for (i++; i < argc && argv[i][0] == '-'; i++) {
+		const char *v = NULL;
+		int is_env = 0;
+		if ((strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "--env") == 0) && i + 1 < argc)
+			v = argv[++i], is_env = 1;
+		else if (strncmp(argv[i], "--env=", 6) == 0)
+			v = argv[i] + 6, is_env = 1;
+		else if (strcmp(argv[i], "--cwd") == 0 && i + 1 < argc)
+			v = argv[++i];
+		else if (strncmp(argv[i], "--cwd=", 6) == 0)
+			v = argv[i] + 6;
+		else
+			goto out; // -t, -u, -d...
+		if (is_env) {
+			if (!valid_env(v))
+				goto out;
+			env[nenv++] = (char *)v;
+		} else {
+			if (v[0] != '/')
+				goto out;
+			cwd = v;
+		}
+	}
+	if (argc - i < 2 || !valid_id(argv[i]))
+		goto out;
+	const char *id = argv[i];
+	char **cmd = argv + i + 1;
+	size_t cmdc = (size_t)(argc - i - 1);
+	if (!cmd[0][0])
+		goto out;
+
+	char dir[4096], path[4096];
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/" SANDBOX_PREFIX "%s", root, id) >= sizeof(dir) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/" DEFAULTS_NAME, dir) >= sizeof(path) ||
+	    (size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/supervisor.sock", dir) >= sizeof(addr.sun_path))
+		goto out;
+	struct defaults d = {0};
+	if (load_defaults(path, &d) != 0)
+		goto out;
+	size_t envc;
+	const char **merged = merge_env(d.env, d.envc, env, nenv, &envc);
+	size_t reqlen;
+	unsigned char *req = merged ? encode(&d, cwd ? cwd : d.cwd, cmd, cmdc, merged, envc, &reqlen) : NULL;
+	struct stdio s;
+	int conn = -1;
+	if (!req || frozen(d.freezer) || catch_signals() != 0)
+		goto undo;
+	if (make_stdio(&s, d.host_uid, d.host_gid) != 0)
+		goto undo_stdio;
+	conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (conn < 0 || connect(conn, (struct sockaddr *)&addr, sizeof(addr)) != 0)
+		goto undo_stdio;
+	union {
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	struct iovec iov = {req, reqlen};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS, c->cmsg_len = CMSG_LEN(3 * sizeof(int));
+	memcpy(CMSG_DATA(c), s.child, 3 * sizeof(int));
+	ssize_t sent;
+	do
+		sent = sendmsg(conn, &msg, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	int32_t kind, val;
+	if (sent != (ssize_t)reqlen || read_reply(conn, &kind, &val) != 0 || kind != KIND_STARTED)
+		goto undo_stdio; // nothing started: the Go path tries again and reports
+	for (int k = 0; k < 3; k++)
+		close_fd(&s.child[k]);
+	serve(conn, &s);
+undo_stdio:
+	if (conn >= 0)
+		close(conn);
+	close_stdio(&s);
+	release_signals();
+undo:
+	free(req);
+	free(merged);
+	free(d.env);
+	free(d.buf);
+out:
+	free(env);
+}
