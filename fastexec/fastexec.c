@@ -3,6 +3,7 @@
 // was done and returns, and the Go path runs the exec (reporting any
 // error itself); after the start, the outcome is the command's.
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -247,7 +248,7 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static int make_stdio(struct stdio *s, uint32_t uid, uint32_t gid)
+static int make_stdio(struct stdio *s, uint32_t uid, uint32_t gid, int stdin_null)
 {
 	for (int i = 0; i < 3; i++)
 		s->child[i] = s->ours[i] = -1;
@@ -255,7 +256,7 @@ static int make_stdio(struct stdio *s, uint32_t uid, uint32_t gid)
 		struct stat st;
 		if (fstat(i, &st) != 0)
 			return -1; // a closed stdio: the Go path decides
-		if (is_dev_null(i)) {
+		if (is_dev_null(i) || (i == 0 && stdin_null)) {
 			if ((s->child[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC)) < 0)
 				return -1;
 			continue;
@@ -367,8 +368,8 @@ static int read_reply(int conn, int32_t *kind, int32_t *val)
 }
 
 // serve copies the outputs and forwards signals until the command has
-// ended and its outputs are closed; it never returns.
-static void serve(int conn, struct stdio *s)
+// ended and its outputs are closed, and returns its status.
+static int serve(int conn, struct stdio *s)
 {
 	static int stdin_fd;
 	if (s->ours[0] >= 0) {
@@ -430,82 +431,36 @@ static void serve(int conn, struct stdio *s)
 		char msg[160];
 		int n = snprintf(msg, sizeof(msg), "nucleus: exec failed: %s\n", lost ? lost : "lost the supervisor");
 		write_all(2, msg, (size_t)n);
-		_exit(255);
+		return 255;
 	}
-	_exit(status);
+	return status;
 }
 
-__attribute__((constructor)) static void nucleus_fast_exec(int argc, char **argv, char **envp)
-{
-	(void)envp;
-	const char *fast = getenv("NUCLEUS_EXEC_FAST"), *otel = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
-	if ((fast && strcmp(fast, "0") == 0) || (otel && *otel))
-		return;
-	const char *root = DEFAULT_ROOT, *cwd = NULL;
-	int i = 1;
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc)
-			root = argv[++i];
-		else if (strncmp(argv[i], "--root=", 7) == 0)
-			root = argv[i] + 7;
-		else
-			return; // --log, --debug...: the Go path
-	}
-	if (i >= argc || strcmp(argv[i], "exec") != 0)
-		return;
-	char **env = calloc((size_t)argc, sizeof(char *));
-	size_t nenv = 0;
-	if (!env)
-		return;
-	for (i++; i < argc && argv[i][0] == '-'; i++) {
-		const char *v = NULL;
-		int is_env = 0;
-		if ((strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "--env") == 0) && i + 1 < argc)
-			v = argv[++i], is_env = 1;
-		else if (strncmp(argv[i], "--env=", 6) == 0)
-			v = argv[i] + 6, is_env = 1;
-		else if (strcmp(argv[i], "--cwd") == 0 && i + 1 < argc)
-			v = argv[++i];
-		else if (strncmp(argv[i], "--cwd=", 6) == 0)
-			v = argv[i] + 6;
-		else
-			goto out; // -t, -u, -d...
-		if (is_env) {
-			if (!valid_env(v))
-				goto out;
-			env[nenv++] = (char *)v;
-		} else {
-			if (v[0] != '/')
-				goto out;
-			cwd = v;
-		}
-	}
-	if (argc - i < 2 || !valid_id(argv[i]))
-		goto out;
-	const char *id = argv[i];
-	char **cmd = argv + i + 1;
-	size_t cmdc = (size_t)(argc - i - 1);
-	if (!cmd[0][0])
-		goto out;
+#define NOT_STARTED (-2)
 
-	char dir[4096], path[4096];
+// run_supervised runs cmd through the supervisor of the sandbox whose
+// state dir is dir, and returns its status; NOT_STARTED when nothing ran
+// (no exec defaults, a paused sandbox, no supervisor...), everything
+// undone.
+static int run_supervised(const char *dir, const char *cwd, char **cmd, size_t cmdc, char **env, size_t nenv,
+			  int stdin_null)
+{
+	char path[4096];
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/" SANDBOX_PREFIX "%s", root, id) >= sizeof(dir) ||
-	    (size_t)snprintf(path, sizeof(path), "%s/" DEFAULTS_NAME, dir) >= sizeof(path) ||
+	if ((size_t)snprintf(path, sizeof(path), "%s/" DEFAULTS_NAME, dir) >= sizeof(path) ||
 	    (size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/supervisor.sock", dir) >= sizeof(addr.sun_path))
-		goto out;
+		return NOT_STARTED;
 	struct defaults d = {0};
 	if (load_defaults(path, &d) != 0)
-		goto out;
-	size_t envc;
+		return NOT_STARTED;
+	int status = NOT_STARTED, conn = -1;
+	size_t envc, reqlen;
 	const char **merged = merge_env(d.env, d.envc, env, nenv, &envc);
-	size_t reqlen;
 	unsigned char *req = merged ? encode(&d, cwd ? cwd : d.cwd, cmd, cmdc, merged, envc, &reqlen) : NULL;
 	struct stdio s;
-	int conn = -1;
 	if (!req || frozen(d.freezer) || catch_signals() != 0)
 		goto undo;
-	if (make_stdio(&s, d.host_uid, d.host_gid) != 0)
+	if (make_stdio(&s, d.host_uid, d.host_gid, stdin_null) != 0)
 		goto undo_stdio;
 	conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (conn < 0 || connect(conn, (struct sockaddr *)&addr, sizeof(addr)) != 0)
@@ -529,7 +484,8 @@ __attribute__((constructor)) static void nucleus_fast_exec(int argc, char **argv
 		goto undo_stdio; // nothing started: the Go path tries again and reports
 	for (int k = 0; k < 3; k++)
 		close_fd(&s.child[k]);
-	serve(conn, &s);
+	status = serve(conn, &s);
+	conn = -1; // serve closed it
 undo_stdio:
 	if (conn >= 0)
 		close(conn);
@@ -540,6 +496,198 @@ undo:
 	free(merged);
 	free(d.env);
 	free(d.buf);
+	return status;
+}
+
+// fast_exec is `nucleus exec [-e K=V]... [--cwd DIR] ID CMD...`, args
+// being what follows `exec`; it returns only to leave the exec to Go.
+static void fast_exec(const char *root, int argc, char **argv)
+{
+	char **env = calloc((size_t)argc + 1, sizeof(char *)), *cwd = NULL;
+	size_t nenv = 0;
+	int i;
+	if (!env)
+		return;
+	for (i = 0; i < argc && argv[i][0] == '-'; i++) {
+		char *v = NULL;
+		int is_env = 0;
+		if ((strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "--env") == 0) && i + 1 < argc)
+			v = argv[++i], is_env = 1;
+		else if (strncmp(argv[i], "--env=", 6) == 0)
+			v = argv[i] + 6, is_env = 1;
+		else if (strcmp(argv[i], "--cwd") == 0 && i + 1 < argc)
+			v = argv[++i];
+		else if (strncmp(argv[i], "--cwd=", 6) == 0)
+			v = argv[i] + 6;
+		else
+			goto out; // -t, -u, -d...
+		if (is_env ? !valid_env(v) : v[0] != '/')
+			goto out;
+		if (is_env)
+			env[nenv++] = v;
+		else
+			cwd = v;
+	}
+	if (argc - i < 2 || !valid_id(argv[i]) || !argv[i + 1][0])
+		goto out;
+	char dir[4096];
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/" SANDBOX_PREFIX "%s", root, argv[i]) >= sizeof(dir))
+		goto out;
+	int status = run_supervised(dir, cwd, argv + i + 1, (size_t)(argc - i - 1), env, nenv, 0);
+	if (status != NOT_STARTED)
+		_exit(status);
 out:
 	free(env);
+}
+
+// valid_pool is pool.validName: 1-48 letters, digits, '_', '-' or '.',
+// starting with a letter or digit.
+static int valid_pool(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 48 || !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
+				  (name[0] >= '0' && name[0] <= '9')))
+		return 0;
+	return valid_id(name);
+}
+
+// spawn_release starts `nucleus --root ROOT pool release POOL ID` in a
+// session of its own with no stdio, not waited for, as pool.Release does.
+static void spawn_release(const char *root, const char *pool, const char *id)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return; // a failed fork leaves the member to the next fill's sweep
+	setsid();
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0), dup2(null, 1), dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+	char *args[] = {"nucleus", "--root", (char *)root, "pool", "release", (char *)pool, (char *)id, NULL};
+	execv("/proc/self/exe", args);
+	_exit(127);
+}
+
+// take is pool.Take: rename one ready member into taken/ (exactly one
+// caller wins each) and leave our pid there. 0 and the id in id, or -1.
+static int take(const char pooldir[static 1], const char *root, char *id, size_t idlen)
+{
+	char path[4096], dst[4096];
+	snprintf(path, sizeof(path), "%s/ready", pooldir);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	struct dirent *e;
+	int got = -1;
+	while (got < 0 && (e = readdir(d))) {
+		if (!valid_id(e->d_name) || strlen(e->d_name) >= idlen)
+			continue;
+		snprintf(path, sizeof(path), "%s/ready/%s", pooldir, e->d_name);
+		snprintf(dst, sizeof(dst), "%s/taken/%s", pooldir, e->d_name);
+		if (rename(path, dst) != 0)
+			continue; // another caller took it
+		int fd = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			char pid[24];
+			int n = snprintf(pid, sizeof(pid), "%d", (int)getpid());
+			write_all(fd, pid, (size_t)n);
+			close(fd);
+		}
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/" SANDBOX_PREFIX "%s/sandbox.json", root, e->d_name);
+		if (lstat(path, &st) != 0) { // removed behind the pool's back
+			unlink(dst);
+			continue;
+		}
+		strcpy(id, e->d_name);
+		got = 0;
+	}
+	closedir(d);
+	return got;
+}
+
+// fast_pool is `nucleus sandbox --pool NAME [-e K=V]... [--cwd DIR] --
+// CMD...`, args being what follows `sandbox`: a warm member runs the
+// command, a detached release destroys it and refills the pool. It returns
+// only to leave everything else (an empty pool, a workspace, --json...)
+// to Go.
+static void fast_pool(const char *root, int argc, char **argv)
+{
+	char **env = calloc((size_t)argc + 1, sizeof(char *)), *cwd = NULL, *pool = NULL;
+	size_t nenv = 0;
+	int i;
+	if (!env)
+		return;
+	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		char *v = NULL;
+		int kind = 0; // 1 env, 2 cwd, 3 pool
+		if ((strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "--env") == 0) && i + 1 < argc)
+			v = argv[++i], kind = 1;
+		else if (strncmp(argv[i], "--env=", 6) == 0)
+			v = argv[i] + 6, kind = 1;
+		else if (strcmp(argv[i], "--cwd") == 0 && i + 1 < argc)
+			v = argv[++i], kind = 2;
+		else if (strncmp(argv[i], "--cwd=", 6) == 0)
+			v = argv[i] + 6, kind = 2;
+		else if (strcmp(argv[i], "--pool") == 0 && i + 1 < argc && !pool)
+			v = argv[++i], kind = 3;
+		else if (strncmp(argv[i], "--pool=", 7) == 0 && !pool)
+			v = argv[i] + 7, kind = 3;
+		else
+			goto out; // --workspace, --json, -i...
+		if ((kind == 1 && !valid_env(v)) || (kind == 2 && v[0] != '/') || (kind == 3 && !valid_pool(v)))
+			goto out;
+		if (kind == 1)
+			env[nenv++] = v;
+		else if (kind == 2)
+			cwd = v;
+		else
+			pool = v;
+	}
+	if (!pool || i + 1 >= argc || !argv[i + 1][0])
+		goto out;
+	char **cmd = argv + i + 1;
+	size_t cmdc = (size_t)(argc - i - 1);
+	char pooldir[3072], dir[4096], id[MAX_ID + 1];
+	struct stat st;
+	if ((size_t)snprintf(pooldir, sizeof(pooldir), "%s/@pool-%s", root, pool) >= sizeof(pooldir))
+		goto out;
+	snprintf(dir, sizeof(dir), "%s/pool.json", pooldir);
+	if (stat(dir, &st) != 0)
+		goto out;
+	// A member whose supervisor is gone never ran the command: released,
+	// and another taken, as the Go path does.
+	for (int tries = 0; tries < 4 && take(pooldir, root, id, sizeof(id)) == 0; tries++) {
+		snprintf(dir, sizeof(dir), "%s/" SANDBOX_PREFIX "%s", root, id);
+		int status = run_supervised(dir, cwd, cmd, cmdc, env, nenv, 1);
+		spawn_release(root, pool, id);
+		if (status != NOT_STARTED)
+			_exit(status);
+	}
+out:
+	free(env);
+}
+
+__attribute__((constructor)) static void nucleus_fast_exec(int argc, char **argv, char **envp)
+{
+	(void)envp;
+	const char *fast = getenv("NUCLEUS_EXEC_FAST"), *otel = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+	if ((fast && strcmp(fast, "0") == 0) || (otel && *otel))
+		return;
+	const char *root = DEFAULT_ROOT;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc)
+			root = argv[++i];
+		else if (strncmp(argv[i], "--root=", 7) == 0)
+			root = argv[i] + 7;
+		else
+			return; // --log, --debug...: the Go path
+	}
+	if (i < argc && strcmp(argv[i], "exec") == 0)
+		fast_exec(root, argc - i - 1, argv + i + 1);
+	else if (i < argc && strcmp(argv[i], "sandbox") == 0)
+		fast_pool(root, argc - i - 1, argv + i + 1);
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -345,4 +346,88 @@ func TestPoolBrokenMembers(t *testing.T) {
 	pids = append(pids, memberPids(t, r, poolMembers(r, name))...)
 	r.OK("pool", "rm", name)
 	assertPoolGone(t, r, name, b, all, pids)
+}
+
+// TestPoolFastPath: the plain `sandbox --pool NAME [-e] [--cwd] -- CMD`
+// runs in C before Go starts (package fastexec), with what the Go path
+// gives: the pool's and the caller's environment, the directory, no
+// stdin, the status, forwarded signals; the member is destroyed and the
+// pool refilled after. NUCLEUS_EXEC_FAST=0 runs the same through Go.
+func TestPoolFastPath(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	name := "pl-fast"
+	r.OK("pool", "create", name, "--bundle", b.Dir, "--size", "2", "--env", "FROM_POOL=1")
+	defer r.Run(nil, "pool", "rm", name)
+	for _, path := range []struct {
+		name string
+		env  []string
+	}{{"fast", nil}, {"go", []string{"NUCLEUS_EXEC_FAST=0"}}} {
+		r.Env = path.env
+		// Each take finds the pool full: an empty one starts cold, in Go.
+		var used []string
+		ready := func() {
+			r.waitPoolReady(name, 2)
+			used = append(used, poolMembers(r, name)...)
+		}
+		ready()
+		probe := r.Cmd("sandbox", "--pool", name, "--", "true")
+		probe.Env = append(append(os.Environ(), path.env...), "GODEBUG=inittrace=1")
+		out, err := probe.CombinedOutput()
+		if goStarted := strings.Contains(string(out), "init main"); err != nil || goStarted != (path.name == "go") {
+			t.Fatalf("%s: wrong client (Go runtime started: %v): %v %s", path.name, goStarted, err, out)
+		}
+		ready()
+		res := r.Run([]byte("not for the command\n"), "sandbox", "--pool", name, "-e", "X=y", "--env", "FROM_POOL=2", "--cwd", "/tmp", "--",
+			"sh", "-c", `echo "$FROM_POOL $X $(pwd)"; cat; echo err >&2; exit 3`)
+		if res.Code != 3 || res.Stdout != "2 y /tmp\n" || res.Stderr != "err\n" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", path.name, res.Code, res.Stdout, res.Stderr)
+		}
+		// A signal to the taker reaches the command.
+		ready()
+		cmd := r.Cmd("sandbox", "--pool", name, "--", "sh", "-c", `trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 0.05; done`)
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		rd := bufio.NewReader(stdout)
+		if line, _ := rd.ReadString('\n'); line != "ready\n" {
+			t.Fatalf("%s: forwarding: first line %q", path.name, line)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		rest, _ := rd.ReadString('\n')
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != 5 || rest != "got TERM\n" {
+			t.Errorf("%s: SIGTERM to the taker: exit %d, output %q", path.name, code, rest)
+		}
+		// Every member used is destroyed, never reused; the pool refills.
+		r.waitPoolReady(name, 2)
+		now := poolMembers(r, name)
+		var gone []string
+		for _, id := range used {
+			if !contains(now, id) && !contains(gone, id) {
+				gone = append(gone, id)
+			}
+		}
+		if len(gone) != 3 {
+			t.Errorf("%s: three takes destroyed %v", path.name, gone)
+		}
+		waitForUpTo(t, 30*time.Second, "the used sandboxes to be removed", func() bool {
+			for _, id := range gone {
+				if _, err := os.Stat(filepath.Join(r.Root, "@sandbox-"+id)); err == nil {
+					return false
+				}
+			}
+			return true
+		})
+		for _, id := range gone {
+			assertNoSandboxLeftovers(t, r, id, b.Dir)
+		}
+	}
+	r.Env = nil
+	r.waitPoolReady(name, 2)
+	ids := poolMembers(r, name)
+	pids := memberPids(t, r, ids)
+	r.OK("pool", "rm", name)
+	assertPoolGone(t, r, name, b, ids, pids)
 }
