@@ -38,6 +38,10 @@
 
 #include "supervise.h"
 
+// From nucleus_supervise: run in each command's child before its exec
+// (NULL: the init's own Landlock domain is the commands').
+static int (*child_confine)(char *err, size_t errlen);
+
 int sv_parse(unsigned char *buf, size_t len, struct sv_req *req, char *err, size_t errlen)
 {
 	struct sv_hdr h;
@@ -170,6 +174,11 @@ static void child_exec(const struct sv_req *req, const int *fds)
 	for (int i = 0; i < SV_NFDS; i++)
 		if (dup2(fds[i], i) < 0)
 			_exit(126);
+	char err[512];
+	if (child_confine && child_confine(err, sizeof(err)) < 0) {
+		dprintf(2, "nucleus: exec: landlock: %s (refusing to run unconfined)\n", err);
+		_exit(126);
+	}
 	if (chdir(req->cwd) < 0) {
 		dprintf(2, "nucleus: exec: working directory %s: %s\n", req->cwd, strerror(errno));
 		_exit(126);
@@ -325,8 +334,9 @@ static void shed_text(void)
 		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-void nucleus_supervise(int lfd, long ttl)
+void nucleus_supervise(int lfd, long ttl, int (*confine)(char *err, size_t errlen))
 {
+	child_confine = confine;
 	// First: a command runs as this user, in this user namespace and
 	// Landlock domain, so only this keeps it from ptrace, pidfd_getfd and
 	// /proc/1/{fd,mem,environ}. The children's execs make them dumpable
