@@ -75,13 +75,14 @@ func (r *Runtime) bindPooledWorkspace(id string, rec *sandboxRecord, ws *policy.
 		return err
 	}
 
-	tree, err := unix.OpenTree(unix.AT_FDCWD, ws.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_SYMLINK_NOFOLLOW)
+	tree, err := unix.OpenTree(unix.AT_FDCWD, ws.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
 		return fmt.Errorf("workspace %s: %w", ws.Source, err)
 	}
 	defer unix.Close(tree)
 	// The directory the caller checked (owner, not root's for bind-rw),
-	// not one swapped in since.
+	// not one swapped in since (a symlink the user named is followed, as
+	// a cold sandbox's bind follows it).
 	var got unix.Stat_t
 	if err := unix.Fstat(tree, &got); err != nil {
 		return fmt.Errorf("workspace %s: %w", ws.Source, err)
