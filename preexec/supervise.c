@@ -7,9 +7,13 @@
 // its environment, working directory and ids and carries its three stdio
 // descriptors; the supervisor forks, and the child, which inherits pid 1's
 // whole confinement (namespaces, cgroup, Landlock domain, seccomp filter,
-// rlimits, no_new_privs, empty capability sets), execs it. The client
-// hears "started", then the exit status or the signal; a signal message
-// on the same connection is forwarded to the command.
+// rlimits, no_new_privs, empty capability sets), execs it; in a warm
+// pool's member (PX_FLAG_DEFER_LANDLOCK) pid 1 has no Landlock domain and
+// the child makes its own from the record just before the exec, so that a
+// workspace bound over /workspace since the start is the one the rules
+// name (Landlock ignores a rule on a mount point a later mount hides).
+// The client hears "started", then the exit status or the signal; a
+// signal message on the same connection is forwarded to the command.
 //
 // What pid 1 holds must never reach the commands: every descriptor of its
 // own is close-on-exec, and it is not dumpable, so a command running as

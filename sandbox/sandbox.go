@@ -1,8 +1,9 @@
 // Package sandbox runs untrusted code in Nucleus sandboxes from a Go
 // program: a long-lived sandbox to run commands in and copy files to and
-// from (New, Exec, CopyIn, CopyOut, Close), or one command start to
-// finish (Run). It is the code `nucleus sandbox` runs, with the same
-// isolation modes, limits and workspaces.
+// from (New, Exec, CopyIn, CopyOut, Close), one command start to finish
+// (Run), or one command in a sandbox taken from a warm pool of started
+// ones (CreatePool, FromPool, RemovePool). It is the code `nucleus
+// sandbox` runs, with the same isolation modes, limits and workspaces.
 //
 // A program that uses it must call Init first thing in main: the runtime
 // re-executes the program's own binary as a container's init, and Init
@@ -64,8 +65,9 @@ type Workspace struct {
 	// Host is the directory on the host; Dest its path in the sandbox
 	// (default /workspace).
 	Host, Dest string
-	// Kind is bind-rw (default), bind-ro or copy-in-out: a private copy,
-	// written back when the sandbox ends.
+	// Kind is bind-rw (default; for FromPool, copy-in-out, as for
+	// `sandbox --pool`), bind-ro or copy-in-out: a private copy, written
+	// back when the sandbox ends.
 	Kind string
 	// Exec allows running files from the workspace.
 	Exec bool
