@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -324,4 +327,92 @@ func TestPoolBindRefusals(t *testing.T) {
 	pids := memberPids(t, r, ids)
 	r.OK("pool", "rm", name)
 	assertPoolGone(t, r, name, b, ids, pids)
+}
+
+// buildPoolAPI builds testdata/poolapi, a platform's program using the Go
+// API: static and with cgo, as nucleus is, since it is also its sandboxes'
+// init and pre-exec step.
+func buildPoolAPI(t *testing.T) string {
+	t.Helper()
+	requireCmd(t, "go")
+	out := filepath.Join(t.TempDir(), "poolapi")
+	cmd := exec.Command("go", "build", "-tags", "seccomp netgo osusergo urfave_cli_no_docs",
+		"-ldflags", "-extldflags -static", "-o", out, "./testdata/poolapi")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build poolapi: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestPoolGoAPI: a program using the Go API (sandbox.FromPool) takes from
+// a pool the command line made, binds its workspace, gets the result with
+// where it ran; its own binary then destroys the used sandbox and refills
+// the pool, whose new members the command line uses in turn.
+func TestPoolGoAPI(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	api := buildPoolAPI(t)
+	name := "p2-goapi"
+	r.OK("pool", "create", name, "--bundle", b.Dir, "--size", "2")
+	defer r.Run(nil, "pool", "rm", name)
+	r.waitPoolReady(name, 2)
+	first := poolMembers(r, name)
+	ws := userWorkspace(t)
+	os.WriteFile(filepath.Join(ws, "in.txt"), []byte("for the api\n"), 0o644)
+	chownTree(t, ws, 1000, 1000)
+
+	out, err := exec.Command(api, r.Root, name, ws, "bind-rw", "--", "sh", "-c", "cat in.txt; echo api > api.txt; exit 4").Output()
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	var res struct {
+		ID     string `json:"id"`
+		Status int    `json:"status"`
+		Pool   string `json:"pool"`
+	}
+	if json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || lines[0] != "for the api" || res.Status != 4 || res.Pool != "warm" || !contains(first, res.ID) {
+		t.Fatalf("poolapi: %v, output %q, result %+v (members %v)", err, out, res, first)
+	}
+	if code := exitCode(err); code != 4 {
+		t.Errorf("poolapi exit %d, want the command's 4", code)
+	}
+	if st, err := os.Stat(filepath.Join(ws, "api.txt")); err != nil || st.Sys().(*syscall.Stat_t).Uid != 1000 {
+		t.Errorf("the API's bind-rw write is not on the host as the owner's: %v", err)
+	}
+	// Its detached release (the program itself, as pool.Command).
+	waitForUpTo(t, 30*time.Second, "the used sandbox to be removed", func() bool {
+		_, err := os.Stat(filepath.Join(r.Root, "@sandbox-"+res.ID))
+		return err != nil
+	})
+	assertNoSandboxLeftovers(t, r, res.ID, b.Dir)
+	r.waitPoolReady(name, 2)
+	// The command line takes what the program's refill made.
+	cli := r.Run(nil, "sandbox", "--pool", name, "--json", "--workspace", ws+":bind-ro", "--", "cat", "api.txt")
+	if pr := lastJSON(t, cli); cli.Code != 0 || pr.Pool != "warm" || withoutJSON(cli) != "api\n" {
+		t.Errorf("CLI after the API: exit %d, %+v, %q %q", cli.Code, pr, cli.Stdout, cli.Stderr)
+	}
+	// Refused by the API: one line, no sandbox taken.
+	r.waitPoolReady(name, 2)
+	msg, err := exec.Command(api, r.Root, name, ws, "bogus", "--", "true").CombinedOutput()
+	if exitCode(err) != 125 || !strings.Contains(string(msg), "bogus") {
+		t.Errorf("poolapi with kind bogus: %v %q", err, msg)
+	}
+	if s, _ := r.poolStatus(name); s.Ready != 2 || s.Taken != 0 {
+		t.Errorf("a refused API call took a sandbox: %+v", s)
+	}
+	all := append(first, poolMembers(r, name)...)
+	pids := memberPids(t, r, poolMembers(r, name))
+	r.OK("pool", "rm", name)
+	assertPoolGone(t, r, name, b, all, pids)
+	assertNoWorkspaceMounts(t, ws)
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
