@@ -416,3 +416,36 @@ func exitCode(err error) int {
 	}
 	return 0
 }
+
+// TestPoolBindBrokenMember: a member whose supervisor was killed is
+// skipped for a bind as for a copy (never given the workspace), and the
+// command runs cold with the same bind.
+func TestPoolBindBrokenMember(t *testing.T) {
+	r := newRunner(t)
+	b := newBundle(t)
+	name := "p2-bindbroken"
+	r.OK("pool", "create", name, "--bundle", b.Dir, "--size", "1", "--no-fill")
+	defer r.Run(nil, "pool", "rm", name)
+	r.OK("pool", "fill", name)
+	ids := poolMembers(r, name)
+	pids := memberPids(t, r, ids)
+	if len(pids) != 1 {
+		t.Fatalf("members %v, pids %v", ids, pids)
+	}
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	waitForUpTo(t, 10*time.Second, "the supervisor to die", func() bool { return !alive(pids[0]) })
+	ws := userWorkspace(t)
+	res := r.Run(nil, "sandbox", "--pool", name, "--json", "--workspace", ws+":bind-rw", "--", "sh", "-c", "echo cold > cold.txt; echo ran")
+	if pr := lastJSON(t, res); res.Code != 0 || withoutJSON(res) != "ran\n" || !strings.HasPrefix(pr.Pool, "cold") || contains(ids, pr.ID) {
+		t.Errorf("with a dead member: exit %d, %+v, stdout %q, stderr %q", res.Code, pr, res.Stdout, res.Stderr)
+	}
+	if st, err := os.Stat(filepath.Join(ws, "cold.txt")); err != nil || st.Sys().(*syscall.Stat_t).Uid != 1000 {
+		t.Errorf("the cold bind's write: %v", err)
+	}
+	r.waitPoolReady(name, 1)
+	all := append(ids, poolMembers(r, name)...)
+	pids = append(pids, memberPids(t, r, poolMembers(r, name))...)
+	r.OK("pool", "rm", name)
+	assertPoolGone(t, r, name, b, all, pids)
+	assertNoWorkspaceMounts(t, ws)
+}

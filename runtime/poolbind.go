@@ -35,7 +35,7 @@ var ErrPlaceholder = errors.New("its /workspace is not the pool's placeholder")
 func (r *Runtime) bindPooledWorkspace(id string, rec *sandboxRecord, ws *policy.Workspace) error {
 	st, err := r.State(id)
 	if err != nil {
-		return err
+		return fmt.Errorf("sandbox %s: %w: %w", id, ErrNotPooled, err)
 	}
 	pid := st.InitProcessPid
 	if pid <= 0 {
@@ -128,7 +128,10 @@ func (r *Runtime) bindPooledWorkspace(id string, rec *sandboxRecord, ws *policy.
 // moveInto attaches tree at PoolWorkspace in the mount namespace mntns,
 // resolved from the sandbox's root without leaving it or following a
 // symlink, once it has checked that what is there is the placeholder
-// (want): nothing that ran in the sandbox has moved it.
+// (want). No workload has run in a member not yet handed out, so nothing
+// should have moved it; the check is what makes a mistake harmless (a
+// stale state naming another process, a member taken twice): only the
+// member's own mount namespace has its placeholder there.
 func moveInto(mntns, root, tree int, want *unix.Stat_t) error {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unshare fs: %w", err)
