@@ -122,6 +122,12 @@ func TestPoolBindWorkspace(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ws, "new.txt")); err == nil {
 		t.Errorf("bind-ro: new.txt written on the host")
 	}
+	// A bare DIR stays copy-in-out for pools: a copy, not the host's file.
+	r.waitPoolReady(name, 2)
+	res = r.Run(nil, "sandbox", "--pool", name, "--json", "--workspace", ws, "--", "stat", "-c", "%i", "in.txt")
+	if pr := lastJSON(t, res); res.Code != 0 || pr.Pool != "warm" || withoutJSON(res) == itoa(ino)+"\n" || withoutJSON(res) == "" {
+		t.Errorf("bare DIR: exit %d, %+v, stdout %q (host inode %d): want a copy", res.Code, pr, res.Stdout, ino)
+	}
 	// No exec from the workspace without --workspace-exec.
 	r.waitPoolReady(name, 2)
 	res = r.Run(nil, "sandbox", "--pool", name, "--workspace", ws+":bind-rw", "--", "sh", "-c", "./run.sh && echo EXECUTED")
