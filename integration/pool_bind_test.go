@@ -77,7 +77,7 @@ func TestPoolBindWorkspace(t *testing.T) {
 
 	// The same command, cold and warm, sees the same ids and inodes.
 	probe := `pwd; id -u; stat -c '%u:%g %i' in.txt; echo made > sub/deep/out.txt && stat -c '%u:%g' sub/deep/out.txt; rm sub/deep/out.txt`
-	cold := r.OK("sandbox", "--bundle", b.Dir, "--workspace", ws+":bind-rw", "--", "sh", "-c", probe)
+	cold := r.OK("sandbox", "--bundle", b.Dir, "--id", "p2-bind-cold", "--workspace", ws+":bind-rw", "--", "sh", "-c", probe)
 	warm := r.Run(nil, "sandbox", "--pool", name, "--json", "--workspace", ws+":bind-rw", "--", "sh", "-c", probe)
 	pr := lastJSON(t, warm)
 	if warm.Code != 0 || pr.Pool != "warm" || withoutJSON(warm) != cold.Stdout {
