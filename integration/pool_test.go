@@ -195,7 +195,7 @@ func TestPoolRefusals(t *testing.T) {
 	r.OK("pool", "create", "pl-ref", "--bundle", b.Dir, "--no-fill")
 	r.Fail([]string{"pl-ref", "exists"}, "pool", "create", "pl-ref", "--bundle", b.Dir)
 	r.Fail([]string{"--bundle", "--pool"}, "sandbox", "--pool", "pl-ref", "--bundle", b.Dir, "--", "true")
-	r.Fail([]string{"--workspace", "copy-in-out"}, "sandbox", "--pool", "pl-ref", "--workspace", t.TempDir()+":bind-rw", "--", "true")
+	r.Fail([]string{"--workspace", "owned by root", "copy-in-out"}, "sandbox", "--pool", "pl-ref", "--workspace", t.TempDir()+":bind-rw", "--", "true")
 	r.OK("pool", "rm", "pl-ref")
 	assertPoolGone(t, r, "pl-ref", b, nil, nil)
 }

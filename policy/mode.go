@@ -642,3 +642,18 @@ func clampPingGroupRange(s *specs.Spec) {
 	}
 	s.Linux.Sysctl[pingGroupRange] = fmt.Sprintf("%d %d", lo, hi)
 }
+
+// WorkspaceIDMaps are the uid and gid maps of a workspace bind's idmapped
+// mount (see workspaceIDMap) for a workload running as uid:gid in the
+// sandbox's user namespace: the same a cold sandbox's bind gets, for a
+// bind made into a started one (a warm pool's).
+func WorkspaceIDMaps(w *Workspace, uid, gid uint32) (uids, gids []specs.LinuxIDMapping) {
+	writable := w.Kind != WorkspaceBindRO
+	return workspaceIDMap(w.OwnerUID, uid, writable), workspaceIDMap(w.OwnerGID, gid, writable)
+}
+
+// CheckWorkspaceBind refuses a bind the sandbox could turn against the
+// host, as a cold sandbox's policy does (checkWorkspaceOwnership).
+func CheckWorkspaceBind(w *Workspace, userns bool) error {
+	return checkWorkspaceOwnership(w, userns, false)
+}

@@ -75,6 +75,9 @@ type Config struct {
 	// Options make a member (its ID, Detach, Args and Pool are set per
 	// member).
 	Options runtime.SandboxOptions `json:"options"`
+	// WorkspaceExec lets commands execute files from the workspace they
+	// are given (fixed when a member starts: its Landlock rules).
+	WorkspaceExec bool `json:"workspace_exec,omitempty"`
 }
 
 // Pools manages the pools under one runtime's root. Self is the nucleus
@@ -341,7 +344,7 @@ func (p *Pools) add(name string, cfg *Config) error {
 	id := name + "-" + hex.EncodeToString(b[:])
 	o := cfg.Options
 	o.ID, o.Detach, o.Args, o.Pool, o.TTL, o.Timeout = id, true, nil, name, 0, 0
-	o.Policy.Workspaces = append(o.Policy.Workspaces, runtime.PoolPlaceholder(filepath.Join(p.dir(name), "empty")))
+	o.Policy.Workspaces = append(o.Policy.Workspaces, runtime.PoolPlaceholder(filepath.Join(p.dir(name), "empty"), cfg.WorkspaceExec))
 	if _, err := p.R.StartSandbox(o); err != nil {
 		return fmt.Errorf("pool %s: start a sandbox: %w", name, err)
 	}
@@ -430,13 +433,52 @@ func (p *Pools) Release(name, id string, detached bool) error {
 		p.destroy(name, id)
 		return p.Fill(name)
 	}
-	return p.spawn("pool", "release", name, id)
+	return p.spawn("release", name, id)
 }
 
 // Refill starts a detached `nucleus pool fill NAME`.
-func (p *Pools) Refill(name string) error { return p.spawn("pool", "fill", name) }
+func (p *Pools) Refill(name string) error { return p.spawn("fill", name) }
 
-// spawn starts Self detached: its own session, no stdio, not waited for.
+// Command is the argv[1] with which Self runs a detached release or refill
+// (Main): any binary that links this package and calls Main for it (the
+// nucleus command, a program using package sandbox) can be Self.
+const Command = "nucleus-pool"
+
+// Main runs a detached release or refill when the process was started as
+// one (os.Args[1] is Command), then exits; otherwise it returns at once.
+func Main() {
+	if len(os.Args) < 2 || os.Args[1] != Command {
+		return
+	}
+	os.Exit(main(os.Args[2:]))
+}
+
+func main(args []string) int {
+	if len(args) < 3 {
+		fmt.Fprintln(os.Stderr, Command+": want ROOT fill NAME or ROOT release NAME ID")
+		return 2
+	}
+	r, err := runtime.New(args[0], false, "auto")
+	if err == nil {
+		p := &Pools{R: r}
+		switch {
+		case args[1] == "fill" && len(args) == 3:
+			err = p.Fill(args[2])
+		case args[1] == "release" && len(args) == 4:
+			err = p.Release(args[2], args[3], false)
+		default:
+			err = fmt.Errorf("%s: unknown request %q", Command, args[1:])
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nucleus:", err)
+		return 1
+	}
+	return 0
+}
+
+// spawn starts Self as Command detached: its own session, no stdio, not
+// waited for.
 func (p *Pools) spawn(args ...string) error {
 	self := p.Self
 	if self == "" {
@@ -445,7 +487,7 @@ func (p *Pools) spawn(args ...string) error {
 			return err
 		}
 	}
-	cmd := exec.Command(self, append([]string{"--root", p.R.Root}, args...)...)
+	cmd := exec.Command(self, append([]string{Command, p.R.Root}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", strings.Join(args, " "), err)

@@ -501,8 +501,27 @@ static struct sock_fprog read_seccomp(const struct step *st)
 // Given --supervisor-fd, a held sandbox's init becomes the supervisor
 // (supervise.c), which also serves `nucleus exec` on that socket; without
 // it (a sandbox whose seccomp profile is the user's, which may not allow
-// the supervisor's syscalls), hold below.
-void nucleus_supervise(int lfd, long ttl);
+// the supervisor's syscalls), hold below. confine, if not NULL, runs in
+// each command's child before its exec (PX_FLAG_DEFER_LANDLOCK): 0, or -1
+// with err set.
+void nucleus_supervise(int lfd, long ttl, int (*confine)(char *err, size_t errlen));
+
+// The record and ABI a deferred Landlock domain is made from, in each
+// command's child (the held init never returns, so the record lives on).
+static struct px_record child_rec;
+static int child_abi;
+
+// confine_child applies the sandbox's Landlock rules to a command about to
+// be exec'd by the supervisor: the paths are opened now, so a workspace
+// mounted since the start is the one the rules name. No audit descriptor
+// (the init closed it) and no signal scope (as for an exec'd process).
+static int confine_child(char *err, size_t errlen)
+{
+	struct step st = {.rec = &child_rec};
+	int r = restrict_self(&st, child_abi, err, errlen);
+	free(st.links.p);
+	return r;
+}
 
 // hold is a held sandbox's init (PX_FLAG_HOLD): it stays pid 1, reaps the
 // orphans of exec'd processes, and exits 0 on SIGTERM, SIGINT or SIGHUP or
@@ -652,12 +671,16 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 		prog = read_seccomp(&st);
 
 	const char *lerr = NULL;
+	// Deferred only for a supervisor, whose children it confines.
+	int defer = (rec.flags & PX_FLAG_DEFER_LANDLOCK) && (rec.flags & PX_FLAG_HOLD) && supervisor_fd >= 0;
 	int abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
 	if (abi < 0)
 		abi = 0; // ENOSYS from a kernel or a seccomp filter: no Landlock
 	if (abi < 1 || abi < (int)rec.min_abi) {
 		snprintf(err, sizeof(err), "kernel Landlock ABI %d, need at least %u", abi, rec.min_abi < 1 ? 1 : rec.min_abi);
 		lerr = err;
+	} else if (defer) {
+		// Applied per command (confine_child); nothing to do now.
 	} else if (restrict_self(&st, abi, err, sizeof(err)) < 0) {
 		lerr = err;
 	}
@@ -674,6 +697,8 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 		put(&b, st.links.p, st.links.n);
 	puts_(&b, "]");
 	putf(&b, ",\"signal_scope\":%s", st.signal_scope ? "true" : "false");
+	if (defer && !lerr)
+		puts_(&b, ",\"per_command\":true");
 	if (!lerr && (rec.flags & PX_FLAG_SCOPE_SIGNALS) && !st.signal_scope)
 		putf(&b, ",\"signal_scope_skipped\":\"kernel Landlock ABI %d, scoped signals need %d\"", abi, LL_SCOPE_ABI);
 	if (lerr) {
@@ -707,8 +732,17 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 		long ttl = strtol(cmd[1], &end, 10);
 		if (*end || ttl < 0)
 			fail(125, "landlock-exec: nucleus-hold %s: want seconds", cmd[1]);
-		if (supervisor_fd >= 0)
-			nucleus_supervise(supervisor_fd, ttl);
+		if (supervisor_fd >= 0) {
+			int (*confine)(char *, size_t) = NULL;
+			if (defer && !lerr) {
+				child_rec = rec;
+				child_rec.audit_fd = -1;
+				child_rec.flags &= ~PX_FLAG_SCOPE_SIGNALS;
+				child_abi = abi;
+				confine = confine_child;
+			}
+			nucleus_supervise(supervisor_fd, ttl, confine);
+		}
 		hold(ttl);
 	}
 	execvp(cmd[0], cmd);

@@ -6,7 +6,7 @@
 // oversized policy refuses the start instead of being cut short in C, and
 // the C decoder refuses any record that breaks them again.
 //
-// Format, version 3 (integers little-endian):
+// Format, version 4 (integers little-endian):
 //
 //	header: "NUCLPXR\x00" | u32 version | u32 body length
 //	body:   u32 flags | u32 min ABI | i32 self, audit, seccomp, status fds |
@@ -15,7 +15,7 @@
 //	str:    u32 length | bytes
 //
 // Flags: 1 strict, 2 scope signals (version 2 added it), 4 hold (version
-// 3); an older decoder would refuse a newer bit, so the version says which
+// 3), 8 defer Landlock (version 4); an older decoder would refuse a newer bit, so the version says which
 // bits exist.
 //
 // The JSON fragments are the audit fields known before the step runs
@@ -55,7 +55,7 @@ const SupervisorFlag = "--supervisor-fd="
 // Limits of a record; preexec.c checks the same numbers.
 const (
 	Magic   = "NUCLPXR\x00"
-	Version = 3
+	Version = 4
 	// MaxPaths is the number of paths over all five lists.
 	MaxPaths = 256
 	// MaxPathLen is PATH_MAX less its terminating NUL.
@@ -71,6 +71,8 @@ const (
 	FlagStrict       = 1 << 0
 	FlagScopeSignals = 1 << 1
 	FlagHold         = 1 << 2
+	// FlagDeferLandlock: see Record.DeferLandlock.
+	FlagDeferLandlock = 1 << 3
 )
 
 // HoldCommand is the command of a held init (Record.Hold): the step's argv
@@ -98,6 +100,18 @@ type Record struct {
 	// SIGINT or SIGHUP, or when the seconds given after HoldCommand have
 	// passed. A long-lived sandbox without a command of its own runs it.
 	Hold bool
+	// DeferLandlock, for a held init with a supervisor, applies Landlock
+	// not to the init but to each command its supervisor starts, in the
+	// child just before the exec (without the signal scope, as for an
+	// exec'd process): a warm pool's member has its workspace mounted
+	// over its placeholder after it started, and Landlock ignores rules
+	// on a mount point a later mount hides, so the rules must be made
+	// when the command's /workspace is known. The init itself keeps its
+	// seccomp filter, empty capabilities and no_new_privs; a kernel that
+	// lacks Landlock is found at the start (degraded or refused, as
+	// without this flag), and a command whose rules can't be applied
+	// does not run.
+	DeferLandlock bool
 	// MinABI is the lowest Landlock ABI accepted.
 	MinABI int
 	// SelfFd is the sealed nucleus binary (closed on exec).
@@ -231,6 +245,9 @@ func (r *Record) marshal() ([]byte, error) {
 	}
 	if r.Hold {
 		flags |= FlagHold
+	}
+	if r.DeferLandlock {
+		flags |= FlagDeferLandlock
 	}
 	u32(flags)
 	u32(uint32(r.MinABI))

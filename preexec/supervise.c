@@ -7,9 +7,13 @@
 // its environment, working directory and ids and carries its three stdio
 // descriptors; the supervisor forks, and the child, which inherits pid 1's
 // whole confinement (namespaces, cgroup, Landlock domain, seccomp filter,
-// rlimits, no_new_privs, empty capability sets), execs it. The client
-// hears "started", then the exit status or the signal; a signal message
-// on the same connection is forwarded to the command.
+// rlimits, no_new_privs, empty capability sets), execs it; in a warm
+// pool's member (PX_FLAG_DEFER_LANDLOCK) pid 1 has no Landlock domain and
+// the child makes its own from the record just before the exec, so that a
+// workspace bound over /workspace since the start is the one the rules
+// name (Landlock ignores a rule on a mount point a later mount hides).
+// The client hears "started", then the exit status or the signal; a
+// signal message on the same connection is forwarded to the command.
 //
 // What pid 1 holds must never reach the commands: every descriptor of its
 // own is close-on-exec, and it is not dumpable, so a command running as
@@ -37,6 +41,10 @@
 #include <unistd.h>
 
 #include "supervise.h"
+
+// From nucleus_supervise: run in each command's child before its exec
+// (NULL: the init's own Landlock domain is the commands').
+static int (*child_confine)(char *err, size_t errlen);
 
 int sv_parse(unsigned char *buf, size_t len, struct sv_req *req, char *err, size_t errlen)
 {
@@ -170,6 +178,11 @@ static void child_exec(const struct sv_req *req, const int *fds)
 	for (int i = 0; i < SV_NFDS; i++)
 		if (dup2(fds[i], i) < 0)
 			_exit(126);
+	char err[512];
+	if (child_confine && child_confine(err, sizeof(err)) < 0) {
+		dprintf(2, "nucleus: exec: landlock: %s (refusing to run unconfined)\n", err);
+		_exit(126);
+	}
 	if (chdir(req->cwd) < 0) {
 		dprintf(2, "nucleus: exec: working directory %s: %s\n", req->cwd, strerror(errno));
 		_exit(126);
@@ -325,8 +338,9 @@ static void shed_text(void)
 		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-void nucleus_supervise(int lfd, long ttl)
+void nucleus_supervise(int lfd, long ttl, int (*confine)(char *err, size_t errlen))
 {
+	child_confine = confine;
 	// First: a command runs as this user, in this user namespace and
 	// Landlock domain, so only this keeps it from ptrace, pidfd_getfd and
 	// /proc/1/{fd,mem,environ}. The children's execs make them dumpable

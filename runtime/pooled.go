@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nucleus-run/nucleus/opterr"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
 	"github.com/nucleus-run/nucleus/runtime/outcome"
@@ -25,24 +26,30 @@ type PooledRun struct {
 	Args []string
 	Env  []string
 	Cwd  string
-	// Workspace, if set, is a host directory copied in at PoolWorkspace
-	// before the command and back after it (copy-in-out).
-	Workspace string
-	Stdio     *Stdio
+	// Workspace, if set, is a host directory offered at PoolWorkspace:
+	// by WorkspaceKind copied in before the command and back after it
+	// (copy-in-out, the default), or bound (bind-rw, bind-ro) as a cold
+	// sandbox's is.
+	Workspace     string
+	WorkspaceKind policy.WorkspaceKind
+	Stdio         *Stdio
+	// Cancel, once closed, kills the command (SIGKILL, status 137).
+	Cancel <-chan struct{}
 }
 
 // PoolPlaceholder is the copy-in-out workspace a pool's sandbox is
 // started with (from an empty directory): its copy directory, bound at
 // PoolWorkspace with the Landlock rules of a workspace, is where RunPooled
 // copies the caller's workspace, so the rules are in place before anyone
-// asks.
-func PoolPlaceholder(empty string) *policy.Workspace {
-	return &policy.Workspace{Source: empty, Dest: PoolWorkspace, Kind: policy.WorkspaceCopyInOut}
+// asks; a bind workspace is mounted over it (bindPooledWorkspace). exec
+// allows executing files from the workspace (its Landlock rule and mount).
+func PoolPlaceholder(empty string, exec bool) *policy.Workspace {
+	return &policy.Workspace{Source: empty, Dest: PoolWorkspace, Kind: policy.WorkspaceCopyInOut, Exec: exec}
 }
 
 // RunPooled runs one command in the pool's sandbox id, which the caller
-// has taken (package pool): the workspace is copied in, the command runs
-// through the supervisor, the workspace is copied back. The sandbox is
+// has taken (package pool): the workspace is copied in (or bound), the
+// command runs through the supervisor, the workspace is copied back. The sandbox is
 // then spent: the caller removes it.
 func (r *Runtime) RunPooled(id string, o PooledRun) (Exit, error) {
 	started := time.Now()
@@ -59,7 +66,29 @@ func (r *Runtime) RunPooled(id string, o PooledRun) (Exit, error) {
 		return res, errors.New("sandbox: no command given")
 	}
 	var wc *workspace.Copy
-	if o.Workspace != "" {
+	kind := o.WorkspaceKind
+	if kind == "" {
+		kind = policy.WorkspaceCopyInOut
+	}
+	switch kind {
+	case policy.WorkspaceCopyInOut, policy.WorkspaceBindRW, policy.WorkspaceBindRO:
+	default:
+		return res, opterr.Errorf("workspace", "%s: kind %q: want copy-in-out, bind-rw or bind-ro", o.Workspace, kind)
+	}
+	for _, e := range o.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return res, &OptionError{Option: "env", Msg: fmt.Sprintf("%q: not KEY=VALUE", e)}
+		}
+	}
+	if o.Workspace != "" && kind != policy.WorkspaceCopyInOut {
+		ws := &policy.Workspace{Source: o.Workspace, Dest: PoolWorkspace, Kind: kind, Exec: rec.WorkspaceExec}
+		if err := PrepareWorkspace(ws); err != nil {
+			return res, err
+		}
+		if err := r.bindPooledWorkspace(id, rec, ws); err != nil {
+			return res, err
+		}
+	} else if o.Workspace != "" {
 		ws := &policy.Workspace{Source: o.Workspace, Dest: PoolWorkspace, Kind: policy.WorkspaceCopyInOut}
 		if err := PrepareWorkspace(ws); err != nil {
 			return res, err
@@ -70,12 +99,7 @@ func (r *Runtime) RunPooled(id string, o PooledRun) (Exit, error) {
 		}
 		wc.MaxBytes = DefaultWorkspaceMaxBytes
 	}
-	for _, e := range o.Env {
-		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			return res, &OptionError{Option: "env", Msg: fmt.Sprintf("%q: not KEY=VALUE", e)}
-		}
-	}
-	status, ok, err := r.supervisedExec(id, ExecOptions{Args: o.Args, Env: o.Env, Cwd: o.Cwd, Stdio: o.Stdio})
+	status, ok, err := r.supervisedExec(id, ExecOptions{Args: o.Args, Env: o.Env, Cwd: o.Cwd, Stdio: o.Stdio}, o.Cancel)
 	if !ok {
 		return res, fmt.Errorf("sandbox %s: its supervisor does not answer: %w", id, ErrNotPooled)
 	}

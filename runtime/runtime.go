@@ -268,7 +268,7 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	if err := r.sandboxExecDefaults(id, &o); err != nil {
 		return -1, err
 	}
-	if status, ok, err := r.supervisedExec(id, o); ok {
+	if status, ok, err := r.supervisedExec(id, o, nil); ok {
 		return status, err
 	}
 	return r.engineFor(id).Exec(id, o)

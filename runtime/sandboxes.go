@@ -55,8 +55,11 @@ type sandboxRecord struct {
 	UID        uint32   `json:"uid,omitempty"`
 	GID        uint32   `json:"gid,omitempty"`
 	ProcessEnv []string `json:"process_env,omitempty"`
-	// Pool is the warm pool the sandbox was made for.
-	Pool string `json:"pool,omitempty"`
+	// Pool is the warm pool the sandbox was made for; WorkspaceExec says
+	// its placeholder workspace may be executed from (its Landlock rules
+	// allow it), so a workspace bound over it is not mounted noexec.
+	Pool          string `json:"pool,omitempty"`
+	WorkspaceExec bool   `json:"workspace_exec,omitempty"`
 	// HostUID and HostGID own the pipes of a supervised command.
 	HostUID uint32 `json:"host_uid,omitempty"`
 	HostGID uint32 `json:"host_gid,omitempty"`
@@ -120,6 +123,13 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 		rec.Deadline = rec.Created.Add(o.TTL)
 	}
 	rec.Pool = o.Pool
+	if o.Pool != "" {
+		for _, w := range o.Policy.Workspaces {
+			if w.Dest == PoolWorkspace {
+				rec.WorkspaceExec = w.Exec
+			}
+		}
+	}
 	for _, c := range st.copies {
 		if o.Pool == "" {
 			rec.Workspaces = append(rec.Workspaces, c.Save())
@@ -170,6 +180,7 @@ func (r *Runtime) StartSandbox(o SandboxOptions) (string, error) {
 	_, err = r.Run(CreateOptions{
 		ID: o.ID, Bundle: o.Bundle, Spec: st.spec, Policy: st.plan, Audit: st.audit, Engine: o.Engine, Network: o.network(),
 		Detach: true, Hold: hold, Stage: true, Stdio: &Stdio{In: null, Out: log, Err: log}, Supervisor: sock,
+		DeferLandlock: o.Pool != "",
 	})
 	if err != nil {
 		cleanup()

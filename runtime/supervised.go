@@ -27,8 +27,8 @@ import (
 // run: another user, a terminal, a detached process, extra descriptors,
 // capabilities; a sandbox that is paused or has ended): the caller then
 // runs the runtime's own exec, which also reports why a sandbox can't
-// take it.
-func (r *Runtime) supervisedExec(id string, o ExecOptions) (status int, ok bool, err error) {
+// take it. Closing cancel (nil: never) kills the command.
+func (r *Runtime) supervisedExec(id string, o ExecOptions, cancel <-chan struct{}) (status int, ok bool, err error) {
 	if o.Process != nil || o.Tty || o.Detach || len(o.Caps) > 0 || o.PidFile != "" || o.ConsoleSocket != "" ||
 		o.PidfdSocket != "" || o.PreserveFDs > 0 || len(o.SubCgroups) > 0 || len(o.AdditionalGids) > 0 ||
 		(o.NoNewPrivs != nil && !*o.NoNewPrivs) || len(o.Args) == 0 || !r.IsSandbox(id) {
@@ -85,6 +85,9 @@ func (r *Runtime) supervisedExec(id string, o ExecOptions) (status int, ok bool,
 			select {
 			case s := <-sigs:
 				_ = conn.Signal(s.(syscall.Signal))
+			case <-cancel:
+				_ = conn.Signal(unix.SIGKILL)
+				cancel = nil
 			case <-done:
 				return
 			}

@@ -64,7 +64,7 @@ func makeBundle(dir string) string {
 	if err := os.WriteFile(filepath.Join(bin, "busybox"), data, 0o755); err != nil {
 		return err.Error()
 	}
-	for _, applet := range []string{"sh", "cat", "echo", "id", "ls", "pwd"} {
+	for _, applet := range []string{"sh", "cat", "echo", "id", "ls", "pwd", "grep", "touch", "stat", "umount", "mount", "ln", "cp", "chmod"} {
 		if err := os.Symlink("busybox", filepath.Join(bin, applet)); err != nil {
 			return err.Error()
 		}
@@ -153,4 +153,39 @@ func ExampleRun() {
 	// /workspace
 	// result
 	// exit 0
+}
+
+// A warm pool: sandboxes started ahead, one taken per command (with the
+// caller's directory bound at /workspace) and destroyed after it.
+func ExampleFromPool() {
+	ctx := context.Background()
+	err := sandbox.CreatePool(ctx, sandbox.Pool{Name: "p2-example", Size: 1}, sandbox.Options{Root: exampleRoot, Bundle: exampleBundle})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sandbox.RemovePool(exampleRoot, "p2-example")
+	work, _ := os.MkdirTemp("", "workspace-")
+	defer os.RemoveAll(work)
+	os.WriteFile(filepath.Join(work, "in.txt"), []byte("from the host\n"), 0o644)
+	os.Chown(filepath.Join(work, "in.txt"), 1000, 1000)
+	os.Chown(work, 1000, 1000)
+
+	var out bytes.Buffer
+	res, err := sandbox.FromPool(ctx, exampleRoot, "p2-example",
+		sandbox.Cmd{Args: []string{"sh", "-c", "pwd; cat in.txt; echo made > out.txt"}, Stdout: &out, Stderr: os.Stderr},
+		&sandbox.Workspace{Host: work, Kind: "bind-rw"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Print(out.String())
+	fmt.Println("exit", res.Status, "in a", res.Pool, "sandbox")
+	data, _ := os.ReadFile(filepath.Join(work, "out.txt"))
+	fmt.Print("on the host: ", string(data))
+	// Output:
+	// /workspace
+	// from the host
+	// exit 0 in a warm sandbox
+	// on the host: made
 }

@@ -1,8 +1,9 @@
 // Package sandbox runs untrusted code in Nucleus sandboxes from a Go
 // program: a long-lived sandbox to run commands in and copy files to and
-// from (New, Exec, CopyIn, CopyOut, Close), or one command start to
-// finish (Run). It is the code `nucleus sandbox` runs, with the same
-// isolation modes, limits and workspaces.
+// from (New, Exec, CopyIn, CopyOut, Close), one command start to finish
+// (Run), or one command in a sandbox taken from a warm pool of started
+// ones (CreatePool, FromPool, RemovePool). It is the code `nucleus
+// sandbox` runs, with the same isolation modes, limits and workspaces.
 //
 // A program that uses it must call Init first thing in main: the runtime
 // re-executes the program's own binary as a container's init, and Init
@@ -31,6 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/policy"
+	"github.com/nucleus-run/nucleus/pool"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/runtime/confine"
 	"github.com/nucleus-run/nucleus/runtime/outcome"
@@ -54,6 +56,8 @@ func Init() {
 	if len(os.Args) > 1 && os.Args[1] == confine.Command {
 		confine.Main(os.Args[2:])
 	}
+	// A warm pool's detached release or refill (FromPool starts them).
+	pool.Main()
 }
 
 // Workspace is a host directory offered to the sandbox.
@@ -61,8 +65,9 @@ type Workspace struct {
 	// Host is the directory on the host; Dest its path in the sandbox
 	// (default /workspace).
 	Host, Dest string
-	// Kind is bind-rw (default), bind-ro or copy-in-out: a private copy,
-	// written back when the sandbox ends.
+	// Kind is bind-rw (default; for FromPool, copy-in-out, as for
+	// `sandbox --pool`), bind-ro or copy-in-out: a private copy, written
+	// back when the sandbox ends.
 	Kind string
 	// Exec allows running files from the workspace.
 	Exec bool
@@ -289,6 +294,119 @@ func Run(ctx context.Context, o Options, c Cmd) (Result, error) {
 		so.Stdio = &runtime.Stdio{In: c.Stdin, Out: c.Stdout, Err: c.Stderr}
 	}
 	return r.Sandbox(so)
+}
+
+// Pool is a warm pool of started sandboxes (FromPool takes one).
+type Pool struct {
+	// Name is 1-48 letters, digits, '_', '-' or '.'.
+	Name string
+	// Size is how many sandboxes to keep ready.
+	Size int
+	// WorkspaceExec lets commands execute files from their workspace.
+	WorkspaceExec bool
+}
+
+// CreatePool records the pool p under o.Root, its sandboxes made as o
+// describes (without workspaces: FromPool gives each its own), and fills
+// it before it returns. It is `nucleus pool create` and `pool fill`: the
+// command line sees and manages the same pools.
+func CreatePool(ctx context.Context, p Pool, o Options) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(o.Workspaces) > 0 {
+		return errors.New("sandbox: CreatePool: a pool's sandboxes get their workspace from FromPool")
+	}
+	r, so, err := prepare(o)
+	if err != nil {
+		return err
+	}
+	pools := &pool.Pools{R: r}
+	if err := pools.Create(pool.Config{Name: p.Name, Size: p.Size, Options: so, WorkspaceExec: p.WorkspaceExec}); err != nil {
+		return err
+	}
+	return pools.Fill(p.Name)
+}
+
+// RemovePool removes the pool named name under root and all its
+// sandboxes, taken ones too (`nucleus pool rm`).
+func RemovePool(root, name string) error {
+	r, err := runtime.New(root, false, "auto")
+	if err != nil {
+		return err
+	}
+	return (&pool.Pools{R: r}).Remove(name)
+}
+
+// Where FromPool ran a command, as its Result's Pool says.
+const (
+	PoolWarm = pool.Warm
+	PoolCold = pool.Cold
+)
+
+// ErrNoPool: FromPool was given a pool that does not exist.
+var ErrNoPool = pool.ErrNotExist
+
+// FromPool runs c in a started sandbox taken from the warm pool named
+// poolName under root (made by `nucleus pool create`), as `nucleus sandbox
+// --pool` does, and returns when c has ended: the sandbox is then
+// destroyed (never reused) and the pool refilled by a detached process,
+// this program re-executed (its Init runs it). When the pool is empty c
+// runs in a sandbox started cold from the pool's config; the Result's Pool
+// says which (PoolWarm, PoolCold) and its ID the sandbox's id.
+//
+// ws, if not nil, is offered at /workspace: its Kind is copy-in-out (the
+// default for pools: copied in and written back) or bind-rw or bind-ro
+// (bound as New's are). The pool fixes the sandbox's user, mode and
+// whether its workspace may be executed from (pool create
+// --workspace-exec): c.User, c.Tty and ws.Exec are refused. Cancelling
+// ctx kills a warm command (status 137, reason timeout); a cold one runs
+// with the pool's limits.
+func FromPool(ctx context.Context, root, poolName string, c Cmd, ws *Workspace) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return outcome.Plain(-1), err
+	}
+	if c.User != "" || c.Tty {
+		return outcome.Plain(-1), errors.New("sandbox: FromPool: the pool sets the user and gives no terminal (Cmd.User, Cmd.Tty)")
+	}
+	r, err := runtime.New(root, false, "auto")
+	if err != nil {
+		return outcome.Plain(-1), err
+	}
+	o := runtime.PooledRun{Args: c.Args, Env: c.Env, Cwd: c.Cwd}
+	if !c.Inherit {
+		o.Stdio = &runtime.Stdio{In: c.Stdin, Out: c.Stdout, Err: c.Stderr}
+	}
+	if ws != nil {
+		if ws.Dest != "" && filepath.Clean(ws.Dest) != runtime.PoolWorkspace {
+			return outcome.Plain(-1), fmt.Errorf("sandbox: workspace %s: a pooled sandbox's workspace is at %s, not %s", ws.Host, runtime.PoolWorkspace, ws.Dest)
+		}
+		if ws.Exec {
+			return outcome.Plain(-1), fmt.Errorf("sandbox: workspace %s: whether a pool's workspace may be executed from is set when the pool is made (pool create --workspace-exec)", ws.Host)
+		}
+		o.Workspace, o.WorkspaceKind = ws.Host, policy.WorkspaceKind(ws.Kind)
+	}
+	cancel, done, watched := make(chan struct{}), make(chan struct{}), make(chan bool)
+	go func() {
+		select {
+		case <-ctx.Done():
+			close(cancel)
+			<-done
+			watched <- true
+		case <-done:
+			watched <- false
+		}
+	}()
+	o.Cancel = cancel
+	started := time.Now()
+	res, err := (&pool.Pools{R: r}).Run(poolName, o)
+	close(done)
+	if <-watched && err == nil {
+		status, how := res.Status, res.Pool
+		res = res.TimedOut(time.Since(started))
+		res.Status, res.Pool = status, how
+	}
+	return res, err
 }
 
 func result(id string, status int, d time.Duration) Result {

@@ -51,6 +51,36 @@ func Create(path string, owner uint32, uidMap, gidMap []specs.LinuxIDMapping) (e
 			_ = Remove(path)
 		}
 	}()
+	return create(owner, uidMap, gidMap, func(proc string) error {
+		// A bind mount of the nsfs file keeps the namespace alive once its
+		// creator is gone.
+		if err := unix.Mount(proc+"/ns/user", path, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("%w: pin at %s: %v", ErrCreate, path, err)
+		}
+		return nil
+	})
+}
+
+// Open makes a user namespace as Create does and returns a descriptor of
+// it instead of pinning it: the namespace lives while the descriptor is
+// open (an idmapped mount made with it keeps it as long as it needs).
+func Open(owner uint32, uidMap, gidMap []specs.LinuxIDMapping) (ns *os.File, err error) {
+	if owner == 0 {
+		return nil, fmt.Errorf("%w: its owner must be an unprivileged uid, not 0", ErrCreate)
+	}
+	err = create(owner, uidMap, gidMap, func(proc string) error {
+		var oerr error
+		if ns, oerr = os.Open(proc + "/ns/user"); oerr != nil {
+			return fmt.Errorf("%w: %v", ErrCreate, oerr)
+		}
+		return nil
+	})
+	return ns, err
+}
+
+// create starts a creator owned by owner, writes its maps and calls got
+// with its /proc directory while it still holds the namespace.
+func create(owner uint32, uidMap, gidMap []specs.LinuxIDMapping, got func(proc string) error) (err error) {
 	// The creator dies with the thread that started it (PR_SET_PDEATHSIG):
 	// keep this goroutine on that thread until the creator is done.
 	runtime.LockOSThread()
@@ -96,12 +126,7 @@ func Create(path string, owner uint32, uidMap, gidMap []specs.LinuxIDMapping) (e
 	if err := writeMap(proc+"/uid_map", uidMap); err != nil {
 		return err
 	}
-	// A bind mount of the nsfs file keeps the namespace alive once its
-	// creator is gone.
-	if err := unix.Mount(proc+"/ns/user", path, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("%w: pin at %s: %v", ErrCreate, path, err)
-	}
-	return nil
+	return got(proc)
 }
 
 func writeMap(file string, m []specs.LinuxIDMapping) error {

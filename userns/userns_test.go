@@ -80,3 +80,27 @@ func TestCreateRefused(t *testing.T) {
 		}
 	}
 }
+
+// Open returns the namespace itself, unpinned: owned by the unprivileged
+// uid, with the maps written, and its creator gone.
+func TestOpenUnpinned(t *testing.T) {
+	requireRoot(t)
+	uids := []specs.LinuxIDMapping{{ContainerID: 1000, HostID: owner + 5, Size: 1}}
+	gids := []specs.LinuxIDMapping{{ContainerID: 1001, HostID: owner + 6, Size: 1}}
+	before, _ := os.ReadFile("/proc/self/mountinfo")
+	ns, err := Open(owner, uids, gids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	uid, err := unix.IoctlGetUint32(int(ns.Fd()), unix.NS_GET_OWNER_UID)
+	if err != nil || uid != owner {
+		t.Errorf("owner: %d %v, want %d", uid, err, owner)
+	}
+	if after, _ := os.ReadFile("/proc/self/mountinfo"); string(after) != string(before) {
+		t.Errorf("Open changed the mount table")
+	}
+	if _, err := Open(0, uids, gids); err == nil {
+		t.Errorf("Open with owner 0 succeeded")
+	}
+}

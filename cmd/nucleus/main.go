@@ -21,6 +21,7 @@ import (
 
 	_ "github.com/nucleus-run/nucleus/fastexec" // `nucleus exec` into a supervised sandbox, before Go starts
 	"github.com/nucleus-run/nucleus/network/ipam"
+	"github.com/nucleus-run/nucleus/pool"
 	"github.com/nucleus-run/nucleus/preexec"
 	"github.com/nucleus-run/nucleus/runtime"
 	"github.com/nucleus-run/nucleus/runtime/confine"
@@ -44,6 +45,8 @@ func init() {
 	if len(os.Args) > 1 && os.Args[1] == native.HookStateCommand {
 		native.HookStateMain(os.Args[2:])
 	}
+	// A warm pool's detached release or refill (pool.Pools.Release).
+	pool.Main()
 	// A process exec'd into a gVisor container in a mode starts as this
 	// binary inside the sandbox, which confines it and execs the command.
 	if len(os.Args) > 1 && os.Args[1] == confine.Command {

@@ -131,7 +131,7 @@ func poolCreate(c *cli.Context) error {
 	}
 	o := runtime.SandboxOptions{Bundle: bundle, Spec: s, Env: env, User: c.String("user"), Policy: po, Network: netc,
 		AuditLog: c.String("audit-log")}
-	if err := p.Create(pool.Config{Name: name, Size: c.Int("size"), Options: o}); err != nil {
+	if err := p.Create(pool.Config{Name: name, Size: c.Int("size"), Options: o, WorkspaceExec: c.Bool("workspace-exec")}); err != nil {
 		return err
 	}
 	if c.Bool("no-fill") {

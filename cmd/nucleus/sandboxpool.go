@@ -19,10 +19,11 @@ var poolFlagsRefused = []string{"bundle", "flake", "id", "detach", "ttl", "tty",
 	"seccomp-profile", "caps-policy", "landlock-policy", "memory", "pids", "cpus", "allow", "publish", "dns", "bridge",
 	"workspace-exec", "workspace-max-bytes", "entrypoint", "audit-log"}
 
-// sandboxFromPool is `sandbox --pool NAME [--workspace DIR] -- CMD`: take
-// a warm sandbox, run CMD in it, print its status, then have it destroyed
-// and the pool refilled, both detached. An empty pool starts one cold,
-// from the pool's config (--json says so).
+// sandboxFromPool is `sandbox --pool NAME [--workspace DIR[:KIND]] -- CMD`
+// (pool.Pools.Run, which the Go API runs too): take a warm sandbox, run
+// CMD in it and print its status; it is destroyed and the pool refilled,
+// detached. An empty pool starts one cold, from the pool's config (--json
+// says so).
 func sandboxFromPool(c *cli.Context, args []string) error {
 	name := c.String("pool")
 	for _, f := range poolFlagsRefused {
@@ -33,15 +34,25 @@ func sandboxFromPool(c *cli.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New("sandbox --pool: no command given (-- CMD [ARGS...])")
 	}
-	ws := ""
+	var ws policy.Workspace
 	if list := c.StringSlice("workspace"); len(list) > 1 {
 		return errors.New("--workspace: a pooled sandbox takes one, at " + runtime.PoolWorkspace)
 	} else if len(list) == 1 {
-		dir, kind, ok := strings.Cut(list[0], ":")
-		if ok && kind != string(policy.WorkspaceCopyInOut) {
-			return fmt.Errorf("--workspace %s: a pooled sandbox takes its workspace as HOST[:copy-in-out], copied in at %s", list[0], runtime.PoolWorkspace)
+		w, err := policy.ParseWorkspace(list[0])
+		if err != nil {
+			return err
 		}
-		ws = dir
+		if w.Dest != runtime.PoolWorkspace {
+			return fmt.Errorf("--workspace %s: a pooled sandbox's workspace is at %s", list[0], runtime.PoolWorkspace)
+		}
+		ws.Source, ws.Kind = w.Source, policy.WorkspaceCopyInOut
+		// A bare DIR is copied in, as pools always did (a cold
+		// sandbox's bare DIR is a bind-rw).
+		for _, part := range strings.Split(list[0], ":")[1:] {
+			if part == string(policy.WorkspaceBindRW) || part == string(policy.WorkspaceBindRO) {
+				ws.Kind = w.Kind
+			}
+		}
 	}
 	env, err := envFlags(c)
 	if err != nil {
@@ -57,49 +68,9 @@ func sandboxFromPool(c *cli.Context, args []string) error {
 	if c.Bool("interactive") {
 		stdio.In = os.Stdin
 	}
-	how, release := "warm", func() {}
-	var res runtime.Exit
-	id, err := p.Take(name)
-	// A member whose supervisor is gone (killed) never ran the command:
-	// destroy it and take another.
-	for tries := 0; err == nil && tries < 4; tries++ {
-		res, err = r.RunPooled(id, runtime.PooledRun{Args: args, Env: env, Cwd: c.String("cwd"), Workspace: ws, Stdio: stdio})
-		if !errors.Is(err, runtime.ErrNotPooled) {
-			break
-		}
-		p.Release(name, id, true)
-		id, err = p.Take(name)
-	}
-	switch {
-	case errors.Is(err, pool.ErrEmpty):
-		how = "cold: the pool was empty"
-		cfg, lerr := p.Load(name)
-		if lerr != nil {
-			return lerr
-		}
-		_ = p.Refill(name)
-		o := cfg.Options
-		o.Args, o.Env, o.Cwd, o.Stdio = args, append(o.Env, env...), c.String("cwd"), stdio
-		if ws != "" {
-			o.Policy.Workspaces = []*policy.Workspace{{Source: ws, Dest: runtime.PoolWorkspace, Kind: policy.WorkspaceCopyInOut}}
-		}
-		if res, err = r.Sandbox(o); err != nil {
-			return err
-		}
-	case id == "":
-		return err // Take's
-	default:
-		// Destroyed and refilled by one detached process, once the
-		// status is out (or now, if that can't start).
-		release = func() {
-			if rerr := p.Release(name, id, true); rerr != nil {
-				p.Release(name, id, false)
-			}
-		}
-		if err != nil {
-			release()
-			return err
-		}
+	res, err := p.Run(name, runtime.PooledRun{Args: args, Env: env, Cwd: c.String("cwd"), Workspace: ws.Source, WorkspaceKind: ws.Kind, Stdio: stdio})
+	if err != nil {
+		return err
 	}
 	reportExit(res)
 	if c.Bool("json") {
@@ -109,12 +80,10 @@ func sandboxFromPool(c *cli.Context, args []string) error {
 		fields := res.Fields()
 		fields["exit_code"] = fields["status"]
 		delete(fields, "status")
-		fields["pool"] = how
 		if err := printJSONLine(fields); err != nil {
 			return err
 		}
 	}
-	release()
 	os.Exit(res.Status)
 	return nil
 }

@@ -67,6 +67,11 @@ type CreateOptions struct {
 	// in the state dir, outside the container) on which the held init
 	// serves exec requests (package supervise).
 	Supervisor *os.File
+	// DeferLandlock, with Supervisor, confines each command the
+	// supervisor starts with the Landlock rules, made just before its
+	// exec, instead of the init (preexec.Record.DeferLandlock): a warm
+	// pool's member, whose workspace may be mounted after it started.
+	DeferLandlock bool
 	// OnStart, for an attached run (native engine), is called once the
 	// workload runs, with its init's host pid; the function it returns is
 	// called once the workload has exited, before the container is

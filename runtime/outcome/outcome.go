@@ -55,6 +55,9 @@ type Exit struct {
 	// PeakMemoryBytes is the container cgroup's peak memory use (0:
 	// unknown, e.g. under the gVisor engine).
 	PeakMemoryBytes int64
+	// Pool, for a run from a warm pool (package pool), says where it ran:
+	// "warm" (a member taken), or "cold: ..." (the pool was empty).
+	Pool string
 
 	// line is the one line Line reports, composed when the reason was
 	// decided (it needs facts the Exit does not keep).
@@ -77,13 +80,14 @@ type exitJSON struct {
 	Message         string `json:"message,omitempty"`
 	DurationMs      int64  `json:"duration_ms"`
 	PeakMemoryBytes int64  `json:"peak_memory_bytes,omitempty"`
+	Pool            string `json:"pool,omitempty"`
 }
 
 // MarshalJSON writes the exit as audit events (and `sandbox --json`) show
 // it.
 func (e Exit) MarshalJSON() ([]byte, error) {
 	out := exitJSON{ID: e.ID, Status: e.Status, Signal: e.Signal, Reason: e.Reason, Syscall: e.Syscall, Detail: e.Detail,
-		Message: e.line, DurationMs: e.Duration.Milliseconds(), PeakMemoryBytes: e.PeakMemoryBytes}
+		Message: e.line, DurationMs: e.Duration.Milliseconds(), PeakMemoryBytes: e.PeakMemoryBytes, Pool: e.Pool}
 	if e.Reason == Seccomp && e.SyscallNr >= 0 {
 		out.SyscallNr = &e.SyscallNr
 	}
@@ -97,7 +101,7 @@ func (e *Exit) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*e = Exit{ID: in.ID, Status: in.Status, Signal: in.Signal, Reason: in.Reason, Syscall: in.Syscall, SyscallNr: -1, Detail: in.Detail,
-		Duration: time.Duration(in.DurationMs) * time.Millisecond, PeakMemoryBytes: in.PeakMemoryBytes, line: in.Message}
+		Duration: time.Duration(in.DurationMs) * time.Millisecond, PeakMemoryBytes: in.PeakMemoryBytes, Pool: in.Pool, line: in.Message}
 	if in.SyscallNr != nil {
 		e.SyscallNr = *in.SyscallNr
 	}

@@ -88,10 +88,10 @@ func loadPreExecRecord(stateDir string) (*preExecRecord, error) {
 // only (see preexec.Record.ScopeSignals): an exec'd process must stay able
 // to signal the init. It returns the descriptors to close once the process
 // has started.
-func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, scopeSignals, hold bool, auditFile, status, supervisor *os.File) (closers []*os.File, err error) {
+func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, scopeSignals, hold, deferLandlock bool, auditFile, status, supervisor *os.File) (closers []*os.File, err error) {
 	lp := rec.Landlock
 	pr := &preexec.Record{
-		Strict: lp.Strict, ScopeSignals: scopeSignals, Hold: hold, MinABI: lp.MinABI, SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1,
+		Strict: lp.Strict, ScopeSignals: scopeSignals, Hold: hold, DeferLandlock: deferLandlock && hold && supervisor != nil, MinABI: lp.MinABI, SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1,
 		ID: lp.ContainerID, Posture: lp.Posture, DegradedPosture: rec.Mode.DegradedPosture(),
 		Read: lp.Read, Write: lp.Write, Devices: lp.Devices, Exec: lp.Exec, ExecRootExcept: lp.ExecRootExcept,
 	}
@@ -220,7 +220,7 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			rec.Landlock = &lp
 			// Scoped signals: the workload can't signal (stop,
 			// kill) the processes exec'd into the container later.
-			c, err := r.wrapPreExec(process, o.ID, rec, true, o.Hold, audit.File(), statusWr, o.Supervisor)
+			c, err := r.wrapPreExec(process, o.ID, rec, true, o.Hold, o.DeferLandlock, audit.File(), statusWr, o.Supervisor)
 			closers = append(closers, c...)
 			if err != nil {
 				return err
@@ -390,7 +390,7 @@ func (r *Engine) confineExec(id string, p *specs.Process, o engine.ExecOptions, 
 	runner.beforeStart = func(process *libcontainer.Process) error {
 		var err error
 		// Not scoped: `nucleus exec ID kill -TERM 1` must reach the init.
-		closers, err = r.wrapPreExec(process, id, *rec, false, false, nil, nil, nil)
+		closers, err = r.wrapPreExec(process, id, *rec, false, false, false, nil, nil, nil)
 		return err
 	}
 	runner.afterStart = func(*libcontainer.Process) {
