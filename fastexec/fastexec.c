@@ -551,8 +551,9 @@ static int valid_pool(const char *name)
 	return valid_id(name);
 }
 
-// spawn_release starts `nucleus --root ROOT pool release POOL ID` in a
-// session of its own with no stdio, not waited for, as pool.Release does.
+// spawn_release starts `nucleus nucleus-pool ROOT release POOL ID` (what
+// pool.Release spawns: pool.Command, pool.Main) in a session of its own with
+// no stdio, not waited for.
 static void spawn_release(const char *root, const char *pool, const char *id)
 {
 	pid_t pid = fork();
@@ -565,7 +566,7 @@ static void spawn_release(const char *root, const char *pool, const char *id)
 		if (null > 2)
 			close(null);
 	}
-	char *args[] = {"nucleus", "--root", (char *)root, "pool", "release", (char *)pool, (char *)id, NULL};
+	char *args[] = {"nucleus", "nucleus-pool", (char *)root, "release", (char *)pool, (char *)id, NULL};
 	execv("/proc/self/exe", args);
 	_exit(127);
 }
