@@ -502,14 +502,35 @@ func TestCRIPodLifecycle(t *testing.T) {
 			}
 		}
 		// A syscall outside the allowlist: SIGSYS, and the status says
-		// so in the only terms CRI has, 128+31.
-		killed := e.create(p, "killed", "probe", "unlisted-one", "sysfs")
+		// so in the only terms CRI has, 128+31; the container's log
+		// names seccomp (the pre-exec step stays as the workload's
+		// parent to say it). The workload first tries to silence that
+		// parent, its pid namespace's init: the kernel ignores both.
+		killed := e.create(p, "killed", "sh", "-c", "kill -KILL 1; kill -STOP 1; exec probe unlisted-one sysfs")
 		e.ok("start", killed)
 		if st := e.waitExited(killed); st.ExitCode != 159 || st.Reason != "Error" {
 			t.Errorf("seccomp kill: %+v, want exit code 159 (128+SIGSYS), reason Error", st)
 		}
-		e.ok("stop", "--timeout", "1", box)
-		e.ok("rm", box, killed)
+		const seccompLine = "nucleus: killed by seccomp (SIGSYS): a syscall not in the agent allowlist"
+		if res := e.cmd("logs", killed); res.Code != 0 || !strings.Contains(res.Stderr, seccompLine) {
+			t.Errorf("seccomp kill: crictl logs: exit %d, %q, %q: want %q", res.Code, res.Stdout, res.Stderr, seccompLine)
+		}
+		// Nothing else gets the line: an exit status is passed through.
+		quitter := e.create(p, "quitter", "sh", "-c", "echo bye >&2; exit 7")
+		e.ok("start", quitter)
+		if st := e.waitExited(quitter); st.ExitCode != 7 {
+			t.Errorf("agent exit 7: %+v", st)
+		}
+		if res := e.cmd("logs", quitter); res.Stderr != "bye\n" {
+			t.Errorf("agent exit 7: logs %q, %q", res.Stdout, res.Stderr)
+		}
+		// crictl stop's SIGTERM reaches the workload through its parent:
+		// sleep dies of it (143) before the timeout's SIGKILL (137).
+		e.ok("stop", "--timeout", "20", box)
+		if st := e.status(box); st.State != "CONTAINER_EXITED" || st.ExitCode != 143 {
+			t.Errorf("agent stop: %+v, want exited 143 (SIGTERM forwarded)", st)
+		}
+		e.ok("rm", box, killed, quitter)
 		e.ok("stopp", p.id)
 		e.ok("rmp", p.id)
 		nuc.assertCalled(t, "--default-mode", "agent", "create", "--bundle")
