@@ -424,12 +424,6 @@ func TestCRIPodLifecycle(t *testing.T) {
 			e.t = t
 			defer func() { e.t = parent }()
 			p := e.runPod("cl-"+rt.Name, rt.Name)
-			var ip struct {
-				Status struct {
-					Network struct{ IP string } `json:"network"`
-				} `json:"status"`
-			}
-			json.Unmarshal([]byte(e.ok("inspectp", p.id)), &ip)
 			box := e.create(p, "box", "sh", "-c", "echo started; echo to-stderr >&2; trap 'exit 0' TERM; sleep 1001 & wait")
 			e.ok("start", box)
 			if st := e.status(box); st.State != "CONTAINER_RUNNING" {
@@ -437,10 +431,7 @@ func TestCRIPodLifecycle(t *testing.T) {
 			}
 			// The pod's network: CNI's address on eth0, the pod's
 			// hostname (the container shares the sandbox's namespaces).
-			out := e.ok("exec", "-s", box, "sh", "-c", "hostname; ip -4 -o addr show eth0")
-			if !strings.HasPrefix(out, "cl-"+rt.Name+"\n") || ip.Status.Network.IP == "" || !strings.Contains(out, " "+ip.Status.Network.IP+"/24") {
-				t.Errorf("exec -s in the pod's namespaces: %q (pod IP %q)", out, ip.Status.Network.IP)
-			}
+			e.checkPodNetwork(p, "cl-"+rt.Name, box)
 			// crictl reports an exec's status in words, exiting 1.
 			if res := e.cmd("exec", "-s", box, "sh", "-c", "echo out; exit 3"); res.Code != 1 || !strings.Contains(res.Stderr, "exited with 3") {
 				t.Errorf("exec -s exit 3: exit %d, %q, %q", res.Code, res.Stdout, res.Stderr)
@@ -506,6 +497,23 @@ func TestCRIPodLifecycle(t *testing.T) {
 		// names seccomp (the pre-exec step stays as the workload's
 		// parent to say it). The workload first tries to silence that
 		// parent, its pid namespace's init: the kernel ignores both.
+		// On the pod's network, in the mode's confinement: the pod's CNI
+		// address and hostname, and a second container of the pod
+		// reached over the pod's loopback.
+		e.checkPodNetwork(p, "cl-agent", box)
+		peer := e.create(p, "peer", "sh", "-c", "mkdir /tmp/w && echo hello-from-peer >/tmp/w/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/w")
+		e.ok("start", peer)
+		var got cmdResult
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if got = e.cmd("exec", "-s", box, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/index.html"); got.Code == 0 {
+				break
+			}
+		}
+		if got.Code != 0 || strings.TrimSpace(got.Stdout) != "hello-from-peer" {
+			logs := e.cmd("logs", peer)
+			t.Errorf("the peer container's server over the pod's loopback: exit %d, %q, %q (peer %+v, logs %q %q)",
+				got.Code, got.Stdout, got.Stderr, e.status(peer), logs.Stdout, logs.Stderr)
+		}
 		killed := e.create(p, "killed", "sh", "-c", "kill -KILL 1; kill -STOP 1; exec probe unlisted-one sysfs")
 		e.ok("start", killed)
 		if st := e.waitExited(killed); st.ExitCode != 159 || st.Reason != "Error" {
@@ -526,16 +534,34 @@ func TestCRIPodLifecycle(t *testing.T) {
 		}
 		// crictl stop's SIGTERM reaches the workload through its parent:
 		// sleep dies of it (143) before the timeout's SIGKILL (137).
-		e.ok("stop", "--timeout", "20", box)
+		e.ok("stop", "--timeout", "20", box, peer)
 		if st := e.status(box); st.State != "CONTAINER_EXITED" || st.ExitCode != 143 {
 			t.Errorf("agent stop: %+v, want exited 143 (SIGTERM forwarded)", st)
 		}
-		e.ok("rm", box, killed, quitter)
+		e.ok("rm", box, killed, quitter, peer)
 		e.ok("stopp", p.id)
 		e.ok("rmp", p.id)
 		nuc.assertCalled(t, "--default-mode", "agent", "create", "--bundle")
 		e.finish()
 	})
+}
+
+// checkPodNetwork checks that container id of pod p is on the pod's
+// network: the address CNI gave the pod on eth0, and the pod's hostname.
+func (e *criEnv) checkPodNetwork(p pod, hostname, id string) {
+	e.t.Helper()
+	var ip struct {
+		Status struct {
+			Network struct{ IP string } `json:"network"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("inspectp", p.id)), &ip); err != nil {
+		e.t.Fatalf("inspectp %s: %v", p.id, err)
+	}
+	out := e.ok("exec", "-s", id, "sh", "-c", "hostname; ip -4 -o addr show eth0")
+	if !strings.HasPrefix(out, hostname+"\n") || ip.Status.Network.IP == "" || !strings.Contains(out, " "+ip.Status.Network.IP+"/24") {
+		e.t.Errorf("exec -s in the pod's namespaces: %q (pod IP %q)", out, ip.Status.Network.IP)
+	}
 }
 
 // hasCap reports whether this process has capability c in its effective
