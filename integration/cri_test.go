@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -513,6 +514,25 @@ func TestCRIPodLifecycle(t *testing.T) {
 			logs := e.cmd("logs", peer)
 			t.Errorf("the peer container's server over the pod's loopback: exit %d, %q, %q (peer %+v, logs %q %q)",
 				got.Code, got.Stdout, got.Stderr, e.status(peer), logs.Stdout, logs.Stderr)
+		}
+		// One network, IPC and UTS namespace for the pod's containers,
+		// none of them the host's; a user namespace of each one's own.
+		nsOf := func(id string) []string {
+			return strings.Fields(e.ok("exec", "-s", id, "sh", "-c", "for n in net ipc uts user; do readlink /proc/self/ns/$n; done"))
+		}
+		boxNS, peerNS := nsOf(box), nsOf(peer)
+		if len(boxNS) != 4 || len(peerNS) != 4 || !slices.Equal(boxNS[:3], peerNS[:3]) || boxNS[3] == peerNS[3] {
+			t.Errorf("agent pod namespaces: box %v, peer %v: want net, ipc and uts shared, user not", boxNS, peerNS)
+		}
+		for i, ns := range []string{"net", "ipc", "uts", "user"} {
+			if host, _ := os.Readlink("/proc/self/ns/" + ns); i < len(boxNS) && boxNS[i] == host {
+				t.Errorf("agent pod: the container's %s namespace is the host's (%s)", ns, host)
+			}
+		}
+		// /sys is the host's sysfs, read-only, with the host's BPF
+		// pins masked.
+		if res := e.cmd("exec", "-s", box, "sh", "-c", "test -d /sys/class/net && ! mkdir /sys/x 2>/dev/null && grep -q ' /sys/fs/bpf .* - tmpfs ' /proc/self/mountinfo"); res.Code != 0 {
+			t.Errorf("agent pod: /sys: exit %d, %q, %q: want the host's sysfs read-only, /sys/fs/bpf masked", res.Code, res.Stdout, res.Stderr)
 		}
 		killed := e.create(p, "killed", "sh", "-c", "kill -KILL 1; kill -STOP 1; exec probe unlisted-one sysfs")
 		e.ok("start", killed)
