@@ -581,8 +581,8 @@ static void load_seccomp(struct sock_fprog *prog)
 }
 
 // reap runs the workload as its child and stays as its parent: it
-// forwards every signal it gets (the shim's SIGTERM from `crictl stop`,
-// SIGWINCH...) to the workload, reaps orphans (as a pid namespace's init),
+// forwards every signal sent to it (the shim's SIGTERM from `crictl stop`,
+// `crictl exec ID kill -HUP 1`) to the workload, reaps orphans (as a pid namespace's init),
 // and exits with the workload's status, 128+N when signal N killed it (the
 // status containerd reports for a signal anyway). When SIGSYS killed the
 // workload it first writes one line naming seccomp on stderr.
@@ -632,11 +632,16 @@ static void reap(char **cmd, const char *mode, struct sock_fprog *prog, int self
 	if (prog->filter)
 		load_seccomp(prog);
 	for (;;) {
-		int sig = sigwaitinfo(&all, NULL);
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
 		if (sig < 0)
 			continue;
 		if (sig != SIGCHLD) {
-			kill(child, sig);
+			// What the kernel sends a terminal's foreground process
+			// group (^C, a resize, a hangup) reached the workload
+			// too, which shares the group: only a kill is passed on.
+			if (si.si_code != SI_KERNEL)
+				kill(child, sig);
 			continue;
 		}
 		int status;
