@@ -493,11 +493,6 @@ func TestCRIPodLifecycle(t *testing.T) {
 				t.Errorf("agent pod: status lacks %q: %q", want, out)
 			}
 		}
-		// A syscall outside the allowlist: SIGSYS, and the status says
-		// so in the only terms CRI has, 128+31; the container's log
-		// names seccomp (the pre-exec step stays as the workload's
-		// parent to say it). The workload first tries to silence that
-		// parent, its pid namespace's init: the kernel ignores both.
 		// On the pod's network, in the mode's confinement: the pod's CNI
 		// address and hostname, and a second container of the pod
 		// reached over the pod's loopback.
@@ -534,7 +529,14 @@ func TestCRIPodLifecycle(t *testing.T) {
 		if res := e.cmd("exec", "-s", box, "sh", "-c", "test -d /sys/class/net && ! mkdir /sys/x 2>/dev/null && grep -q ' /sys/fs/bpf .* - tmpfs ' /proc/self/mountinfo"); res.Code != 0 {
 			t.Errorf("agent pod: /sys: exit %d, %q, %q: want the host's sysfs read-only, /sys/fs/bpf masked", res.Code, res.Stdout, res.Stderr)
 		}
-		killed := e.create(p, "killed", "sh", "-c", "kill -KILL 1; kill -STOP 1; exec probe unlisted-one sysfs")
+		// A syscall outside the allowlist: SIGSYS, and the status says
+		// so in the only terms CRI has, 128+31; the container's log
+		// names seccomp (the pre-exec step stays as the workload's
+		// parent to say it). The workload first tries to silence that
+		// parent, its pid namespace's init: the kernel ignores both
+		// signals, and the parent is not dumpable (its memory and
+		// environment are out of reach, so is ptrace).
+		killed := e.create(p, "killed", "sh", "-c", "kill -KILL 1; kill -STOP 1; cat /proc/1/environ >/dev/null && exit 9; exec probe unlisted-one sysfs")
 		e.ok("start", killed)
 		if st := e.waitExited(killed); st.ExitCode != 159 || st.Reason != "Error" {
 			t.Errorf("seccomp kill: %+v, want exit code 159 (128+SIGSYS), reason Error", st)
