@@ -285,6 +285,12 @@ type pod struct {
 // runPod starts a pod sandbox with handler and records it.
 func (e *criEnv) runPod(name, handler string) pod {
 	e.t.Helper()
+	return e.runPodSysctls(name, handler, nil)
+}
+
+// runPodSysctls is runPod with the pod's sysctls.
+func (e *criEnv) runPodSysctls(name, handler string, sysctls map[string]string) pod {
+	e.t.Helper()
 	logs := filepath.Join(e.dir, "logs", name)
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		e.t.Fatal(err)
@@ -293,7 +299,7 @@ func (e *criEnv) runPod(name, handler string) pod {
 		"metadata":      map[string]any{"name": name, "namespace": "cl", "uid": name + "-uid", "attempt": 1},
 		"hostname":      name,
 		"log_directory": logs,
-		"linux":         map[string]any{"cgroup_parent": "/cl-cri"},
+		"linux":         map[string]any{"cgroup_parent": "/cl-cri", "sysctls": sysctls},
 	})
 	id := e.ok("runp", "--runtime", handler, cfg)
 	e.ids = append(e.ids, id)
@@ -480,7 +486,10 @@ func TestCRIPodLifecycle(t *testing.T) {
 		parent := e.t
 		e.t = t
 		defer func() { e.t = parent }()
-		p := e.runPod("cl-agent", "nucleus-agent")
+		// A pod sysctl of the pod's network namespace, which the
+		// sandbox's user namespace can't write: nucleus writes it
+		// from the host.
+		p := e.runPodSysctls("cl-agent", "nucleus-agent", map[string]string{"net.ipv4.ping_group_range": "0 2147483647"})
 		box := e.create(p, "box", "sleep", "1004")
 		e.ok("start", box)
 		out := e.ok("exec", "-s", box, "sh", "-c", "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status")
@@ -497,6 +506,16 @@ func TestCRIPodLifecycle(t *testing.T) {
 		// address and hostname, and a second container of the pod
 		// reached over the pod's loopback.
 		e.checkPodNetwork(p, "cl-agent", box)
+		// Written in host gids: the container, whose user namespace maps
+		// neither end, sees the overflow gid where the kernel's default
+		// would read "1 0".
+		if out := e.ok("exec", "-s", box, "cat", "/proc/sys/net/ipv4/ping_group_range"); strings.Join(strings.Fields(out), " ") != "65534 65534" {
+			t.Errorf("agent pod: ping_group_range %q in the container, want the pod's sysctl, seen as 65534 65534", out)
+		}
+		netns := e.netns[len(e.netns)-1]
+		if res := runCmd(t, ctrTimeout, nil, nil, "ip", "netns", "exec", filepath.Base(netns), "cat", "/proc/sys/net/ipv4/ping_group_range"); strings.Join(strings.Fields(res.Stdout), " ") != "0 2147483647" {
+			t.Errorf("agent pod: ping_group_range in %s: %q %q, want the pod's sysctl 0 2147483647", netns, res.Stdout, res.Stderr)
+		}
 		peer := e.create(p, "peer", "sh", "-c", "mkdir /tmp/w && echo hello-from-peer >/tmp/w/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/w")
 		e.ok("start", peer)
 		var got cmdResult

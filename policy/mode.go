@@ -161,6 +161,12 @@ type Plan struct {
 	// SeccompCustom: the filter is the user's --seccomp-profile, not the
 	// mode's built-in allowlist.
 	SeccompCustom bool `json:"seccomp_custom,omitempty"`
+	// PodNetSysctls are the config's net.* sysctls for the pod's network
+	// namespace it joins (NetPod), moved out of the config: the
+	// container's user namespace can't write them (the host's owns that
+	// namespace), so the runtime writes them from the host before the
+	// container starts, as runc would have from inside.
+	PodNetSysctls map[string]string `json:"pod_net_sysctls,omitempty"`
 }
 
 // Posture is a one-word summary of the plan for audit events.
@@ -310,9 +316,8 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		out.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
 		plan.UserNS = true
 		plan.Steps = append(plan.Steps, Step{Name: "userns_mapped", Applied: true, Detail: fmt.Sprintf("0->%d size %d", HostUID, userNSSize)})
-		clampPingGroupRange(out)
 		if len(joined) > 0 {
-			changed, err := podUserNS(out, joined)
+			changed, err := podUserNS(out, joined, plan)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -320,6 +325,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 				plan.Steps = append(plan.Steps, Step{Name: "pod_mounts_adapted", Applied: true, Detail: changed})
 			}
 		}
+		clampPingGroupRange(out)
 		// The kernel lets a user namespace mount sysfs only on a network
 		// namespace it owns; refuse here, in one line, rather than fail
 		// in the container's init with a raw mount error. (A bind of the

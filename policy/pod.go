@@ -70,13 +70,25 @@ func podNamespaces(s *specs.Spec, mode Mode) (map[specs.LinuxNamespaceType]strin
 // config's own cgroup mount on top (as podman and crun do where sysfs
 // can't be mounted), and /dev/mqueue goes (POSIX message queues still work:
 // the mount only lists them). Sysctls of a joined namespace can't be
-// written from inside either: they are refused, in one line.
-func podUserNS(s *specs.Spec, joined map[specs.LinuxNamespaceType]string) (string, error) {
-	for k := range s.Linux.Sysctl {
+// written from inside either: the network's move to plan.PodNetSysctls,
+// for the runtime to write from the host; a joined IPC namespace's are
+// refused (only a pod's sandbox sets them, in the IPC namespace it owns).
+func podUserNS(s *specs.Spec, joined map[specs.LinuxNamespaceType]string, plan *Plan) (string, error) {
+	for k, v := range s.Linux.Sysctl {
 		_, net := joined[specs.NetworkNamespace]
 		_, ipc := joined[specs.IPCNamespace]
-		if net && strings.HasPrefix(k, "net.") || ipc && (strings.HasPrefix(k, "kernel.shm") || strings.HasPrefix(k, "kernel.msg") || k == "kernel.sem" || strings.HasPrefix(k, "fs.mqueue.")) {
-			return "", fmt.Errorf("config: linux.sysctl: %s: the pod's namespace belongs to another user namespace than the sandbox's, which cannot write it (set it on the node, or run the pod without an isolation mode)", k)
+		switch {
+		case net && strings.HasPrefix(k, "net."):
+			if strings.Contains(k, "..") || strings.HasSuffix(k, ".") {
+				return "", fmt.Errorf("config: linux.sysctl: %q is not a sysctl name", k)
+			}
+			if plan.PodNetSysctls == nil {
+				plan.PodNetSysctls = map[string]string{}
+			}
+			plan.PodNetSysctls[k] = v
+			delete(s.Linux.Sysctl, k)
+		case ipc && (strings.HasPrefix(k, "kernel.shm") || strings.HasPrefix(k, "kernel.msg") || k == "kernel.sem" || strings.HasPrefix(k, "fs.mqueue.")):
+			return "", fmt.Errorf("config: linux.sysctl: %s: the pod's IPC namespace belongs to its sandbox's user namespace, which this container's cannot write (set it on the pod's sandbox)", k)
 		}
 	}
 	var changed []string

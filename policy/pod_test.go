@@ -144,13 +144,25 @@ func TestApplyPodHostNetworkGetsItsOwn(t *testing.T) {
 	}
 }
 
-func TestApplyPodRefusesSysctlsOfJoinedNamespaces(t *testing.T) {
-	for _, k := range []string{"net.ipv4.ip_unprivileged_port_start", "kernel.shmmax", "fs.mqueue.msg_max"} {
+// The pod network's sysctls (a sandbox's, such as containerd's
+// ping_group_range) move out of the config for the runtime to write from
+// the host; the sandbox's IPC sysctls can't be a container's.
+func TestApplyPodSysctls(t *testing.T) {
+	s := podSpec(t)
+	s.Linux.Sysctl = map[string]string{"net.ipv4.ping_group_range": "0 2147483647", "kernel.domainname": "x"}
+	o := allHost
+	o.Mode, o.Net = ModeAgent, NetPod
+	out, plan, err := Apply(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := out.Linux.Sysctl["net.ipv4.ping_group_range"]; ok || plan.PodNetSysctls["net.ipv4.ping_group_range"] != "0 2147483647" || out.Linux.Sysctl["kernel.domainname"] != "x" {
+		t.Errorf("sysctls: config %v, plan %v: want the net one, unclamped, in the plan only", out.Linux.Sysctl, plan.PodNetSysctls)
+	}
+	for _, k := range []string{"kernel.shmmax", "fs.mqueue.msg_max", "net.ipv4..x"} {
 		s := podSpec(t)
 		s.Linux.Sysctl = map[string]string{k: "1"}
-		o := allHost
-		o.Mode, o.Net = ModeAgent, NetPod
-		if _, _, err := Apply(s, o); err == nil || !strings.Contains(err.Error(), "linux.sysctl: "+k) {
+		if _, _, err := Apply(s, o); err == nil || !strings.Contains(err.Error(), "linux.sysctl: ") || !strings.Contains(err.Error(), k) {
 			t.Errorf("sysctl %s: %v, want refused naming it", k, err)
 		}
 	}
