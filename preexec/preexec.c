@@ -581,14 +581,17 @@ static void load_seccomp(struct sock_fprog *prog)
 }
 
 // reap runs the workload as its child and stays as its parent: it
-// forwards every signal sent to it (the shim's SIGTERM from `crictl stop`,
-// `crictl exec ID kill -HUP 1`) to the workload, reaps orphans (as a pid namespace's init),
-// and exits with the workload's status, 128+N when signal N killed it (the
-// status containerd reports for a signal anyway). When SIGSYS killed the
-// workload it first writes one line naming seccomp on stderr.
+// forwards every signal sent to it (the shim's SIGTERM from `crictl
+// stop`, `crictl exec ID kill -HUP 1`) to the workload, reaps orphans (as
+// a pid namespace's init), and exits with the workload's status, 128+N
+// when signal N killed it (the status containerd reports for a signal
+// anyway). When SIGSYS killed the workload it first writes one line
+// naming seccomp on stderr.
 //
 // Both run under the same Landlock domain and seccomp filter: nothing of
-// the container runs with less. The parent is not dumpable, so the
+// the container runs with less. The runtime asks for it only under a
+// mode's built-in allowlist, which has the parent's few syscalls
+// (rt_sigtimedwait, kill, wait4, write, exit_group). The parent is not dumpable, so the
 // workload (same uid, no capability) can't ptrace it or read its memory;
 // as the pid namespace's init it can't be killed from inside, and the
 // signals it handles are forwarded back to the workload. What the workload

@@ -226,9 +226,12 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			// kill) the processes exec'd into the container later.
 			// A detached container's init stays as the workload's
 			// parent, to say on its stderr (the CRI log) when
-			// seccomp killed it: no nucleus process waits to.
+			// seccomp killed it: no nucleus process waits to. Only
+			// under the mode's own allowlist, which has the few
+			// syscalls the parent makes under it; a user's profile
+			// might not.
 			var reap string
-			if act == actCreate || o.Detach {
+			if (act == actCreate || o.Detach) && filter.Path != "" && !plan.SeccompCustom {
 				reap = string(plan.Mode)
 			}
 			c, err := r.wrapPreExec(process, o.ID, rec, true, o.Hold, reap, audit.File(), statusWr, o.Supervisor)
