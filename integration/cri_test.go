@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -284,6 +285,12 @@ type pod struct {
 // runPod starts a pod sandbox with handler and records it.
 func (e *criEnv) runPod(name, handler string) pod {
 	e.t.Helper()
+	return e.runPodSysctls(name, handler, nil)
+}
+
+// runPodSysctls is runPod with the pod's sysctls.
+func (e *criEnv) runPodSysctls(name, handler string, sysctls map[string]string) pod {
+	e.t.Helper()
 	logs := filepath.Join(e.dir, "logs", name)
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		e.t.Fatal(err)
@@ -292,7 +299,7 @@ func (e *criEnv) runPod(name, handler string) pod {
 		"metadata":      map[string]any{"name": name, "namespace": "cl", "uid": name + "-uid", "attempt": 1},
 		"hostname":      name,
 		"log_directory": logs,
-		"linux":         map[string]any{"cgroup_parent": "/cl-cri"},
+		"linux":         map[string]any{"cgroup_parent": "/cl-cri", "sysctls": sysctls},
 	})
 	id := e.ok("runp", "--runtime", handler, cfg)
 	e.ids = append(e.ids, id)
@@ -424,12 +431,6 @@ func TestCRIPodLifecycle(t *testing.T) {
 			e.t = t
 			defer func() { e.t = parent }()
 			p := e.runPod("cl-"+rt.Name, rt.Name)
-			var ip struct {
-				Status struct {
-					Network struct{ IP string } `json:"network"`
-				} `json:"status"`
-			}
-			json.Unmarshal([]byte(e.ok("inspectp", p.id)), &ip)
 			box := e.create(p, "box", "sh", "-c", "echo started; echo to-stderr >&2; trap 'exit 0' TERM; sleep 1001 & wait")
 			e.ok("start", box)
 			if st := e.status(box); st.State != "CONTAINER_RUNNING" {
@@ -437,10 +438,7 @@ func TestCRIPodLifecycle(t *testing.T) {
 			}
 			// The pod's network: CNI's address on eth0, the pod's
 			// hostname (the container shares the sandbox's namespaces).
-			out := e.ok("exec", "-s", box, "sh", "-c", "hostname; ip -4 -o addr show eth0")
-			if !strings.HasPrefix(out, "cl-"+rt.Name+"\n") || ip.Status.Network.IP == "" || !strings.Contains(out, " "+ip.Status.Network.IP+"/24") {
-				t.Errorf("exec -s in the pod's namespaces: %q (pod IP %q)", out, ip.Status.Network.IP)
-			}
+			e.checkPodNetwork(p, "cl-"+rt.Name, box)
 			// crictl reports an exec's status in words, exiting 1.
 			if res := e.cmd("exec", "-s", box, "sh", "-c", "echo out; exit 3"); res.Code != 1 || !strings.Contains(res.Stderr, "exited with 3") {
 				t.Errorf("exec -s exit 3: exit %d, %q, %q", res.Code, res.Stdout, res.Stderr)
@@ -488,7 +486,10 @@ func TestCRIPodLifecycle(t *testing.T) {
 		parent := e.t
 		e.t = t
 		defer func() { e.t = parent }()
-		p := e.runPod("cl-agent", "nucleus-agent")
+		// A pod sysctl of the pod's network namespace, which the
+		// sandbox's user namespace can't write: nucleus writes it
+		// from the host.
+		p := e.runPodSysctls("cl-agent", "nucleus-agent", map[string]string{"net.ipv4.ping_group_range": "0 2147483647"})
 		box := e.create(p, "box", "sleep", "1004")
 		e.ok("start", box)
 		out := e.ok("exec", "-s", box, "sh", "-c", "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status")
@@ -501,20 +502,107 @@ func TestCRIPodLifecycle(t *testing.T) {
 				t.Errorf("agent pod: status lacks %q: %q", want, out)
 			}
 		}
+		// On the pod's network, in the mode's confinement: the pod's CNI
+		// address and hostname, and a second container of the pod
+		// reached over the pod's loopback.
+		e.checkPodNetwork(p, "cl-agent", box)
+		// Written in host gids: the container, whose user namespace maps
+		// neither end, sees the overflow gid where the kernel's default
+		// would read "1 0".
+		if out := e.ok("exec", "-s", box, "cat", "/proc/sys/net/ipv4/ping_group_range"); strings.Join(strings.Fields(out), " ") != "65534 65534" {
+			t.Errorf("agent pod: ping_group_range %q in the container, want the pod's sysctl, seen as 65534 65534", out)
+		}
+		netns := e.netns[len(e.netns)-1]
+		if res := runCmd(t, ctrTimeout, nil, nil, "ip", "netns", "exec", filepath.Base(netns), "cat", "/proc/sys/net/ipv4/ping_group_range"); strings.Join(strings.Fields(res.Stdout), " ") != "0 2147483647" {
+			t.Errorf("agent pod: ping_group_range in %s: %q %q, want the pod's sysctl 0 2147483647", netns, res.Stdout, res.Stderr)
+		}
+		peer := e.create(p, "peer", "sh", "-c", "mkdir /tmp/w && echo hello-from-peer >/tmp/w/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/w")
+		e.ok("start", peer)
+		var got cmdResult
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if got = e.cmd("exec", "-s", box, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/index.html"); got.Code == 0 {
+				break
+			}
+		}
+		if got.Code != 0 || strings.TrimSpace(got.Stdout) != "hello-from-peer" {
+			logs := e.cmd("logs", peer)
+			t.Errorf("the peer container's server over the pod's loopback: exit %d, %q, %q (peer %+v, logs %q %q)",
+				got.Code, got.Stdout, got.Stderr, e.status(peer), logs.Stdout, logs.Stderr)
+		}
+		// One network, IPC and UTS namespace for the pod's containers,
+		// none of them the host's; a user namespace of each one's own.
+		nsOf := func(id string) []string {
+			return strings.Fields(e.ok("exec", "-s", id, "sh", "-c", "for n in net ipc uts user; do readlink /proc/self/ns/$n; done"))
+		}
+		boxNS, peerNS := nsOf(box), nsOf(peer)
+		if len(boxNS) != 4 || len(peerNS) != 4 || !slices.Equal(boxNS[:3], peerNS[:3]) || boxNS[3] == peerNS[3] {
+			t.Errorf("agent pod namespaces: box %v, peer %v: want net, ipc and uts shared, user not", boxNS, peerNS)
+		}
+		for i, ns := range []string{"net", "ipc", "uts", "user"} {
+			if host, _ := os.Readlink("/proc/self/ns/" + ns); i < len(boxNS) && boxNS[i] == host {
+				t.Errorf("agent pod: the container's %s namespace is the host's (%s)", ns, host)
+			}
+		}
+		// /sys is the host's sysfs, read-only, with the host's BPF
+		// pins masked.
+		if res := e.cmd("exec", "-s", box, "sh", "-c", "test -d /sys/class/net && ! mkdir /sys/x 2>/dev/null && grep -q ' /sys/fs/bpf .* - tmpfs ' /proc/self/mountinfo"); res.Code != 0 {
+			t.Errorf("agent pod: /sys: exit %d, %q, %q: want the host's sysfs read-only, /sys/fs/bpf masked", res.Code, res.Stdout, res.Stderr)
+		}
 		// A syscall outside the allowlist: SIGSYS, and the status says
-		// so in the only terms CRI has, 128+31.
-		killed := e.create(p, "killed", "probe", "unlisted-one", "sysfs")
+		// so in the only terms CRI has, 128+31; the container's log
+		// names seccomp (the pre-exec step stays as the workload's
+		// parent to say it). The workload first tries to silence that
+		// parent, its pid namespace's init: the kernel ignores both
+		// signals, and the parent is not dumpable (its memory and
+		// environment are out of reach, so is ptrace).
+		killed := e.create(p, "killed", "sh", "-c", "kill -KILL 1; kill -STOP 1; cat /proc/1/environ >/dev/null && exit 9; exec probe unlisted-one sysfs")
 		e.ok("start", killed)
 		if st := e.waitExited(killed); st.ExitCode != 159 || st.Reason != "Error" {
 			t.Errorf("seccomp kill: %+v, want exit code 159 (128+SIGSYS), reason Error", st)
 		}
-		e.ok("stop", "--timeout", "1", box)
-		e.ok("rm", box, killed)
+		const seccompLine = "nucleus: killed by seccomp (SIGSYS): a syscall not in the agent allowlist"
+		if res := e.cmd("logs", killed); res.Code != 0 || !strings.Contains(res.Stderr, seccompLine) {
+			t.Errorf("seccomp kill: crictl logs: exit %d, %q, %q: want %q", res.Code, res.Stdout, res.Stderr, seccompLine)
+		}
+		// Nothing else gets the line: an exit status is passed through.
+		quitter := e.create(p, "quitter", "sh", "-c", "echo bye >&2; exit 7")
+		e.ok("start", quitter)
+		if st := e.waitExited(quitter); st.ExitCode != 7 {
+			t.Errorf("agent exit 7: %+v", st)
+		}
+		if res := e.cmd("logs", quitter); res.Stderr != "bye\n" {
+			t.Errorf("agent exit 7: logs %q, %q", res.Stdout, res.Stderr)
+		}
+		// crictl stop's SIGTERM reaches the workload through its parent:
+		// sleep dies of it (143) before the timeout's SIGKILL (137).
+		e.ok("stop", "--timeout", "20", box, peer)
+		if st := e.status(box); st.State != "CONTAINER_EXITED" || st.ExitCode != 143 {
+			t.Errorf("agent stop: %+v, want exited 143 (SIGTERM forwarded)", st)
+		}
+		e.ok("rm", box, killed, quitter, peer)
 		e.ok("stopp", p.id)
 		e.ok("rmp", p.id)
 		nuc.assertCalled(t, "--default-mode", "agent", "create", "--bundle")
 		e.finish()
 	})
+}
+
+// checkPodNetwork checks that container id of pod p is on the pod's
+// network: the address CNI gave the pod on eth0, and the pod's hostname.
+func (e *criEnv) checkPodNetwork(p pod, hostname, id string) {
+	e.t.Helper()
+	var ip struct {
+		Status struct {
+			Network struct{ IP string } `json:"network"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("inspectp", p.id)), &ip); err != nil {
+		e.t.Fatalf("inspectp %s: %v", p.id, err)
+	}
+	out := e.ok("exec", "-s", id, "sh", "-c", "hostname; ip -4 -o addr show eth0")
+	if !strings.HasPrefix(out, hostname+"\n") || ip.Status.Network.IP == "" || !strings.Contains(out, " "+ip.Status.Network.IP+"/24") {
+		e.t.Errorf("exec -s in the pod's namespaces: %q (pod IP %q)", out, ip.Status.Network.IP)
+	}
 }
 
 // hasCap reports whether this process has capability c in its effective

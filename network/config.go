@@ -21,6 +21,9 @@ const (
 	ModeNone   = "none"
 	ModeHost   = "host"
 	ModeBridge = "bridge"
+	// ModePod keeps the network namespace the config names: a Kubernetes
+	// pod's, which its CNI plugins set up (policy.NetPod).
+	ModePod = "pod"
 )
 
 // DefaultBridge is the host bridge that holds the gateway addresses.
@@ -71,7 +74,7 @@ func (c *Config) HasNames() bool {
 // Check validates c as a whole.
 func (c *Config) Check() error {
 	switch c.Mode {
-	case ModeNone, ModeHost, ModeBridge:
+	case ModeNone, ModeHost, ModeBridge, ModePod:
 	default:
 		return opterr.Errorf("net", "%q: want none, host or bridge", c.Mode)
 	}

@@ -113,7 +113,7 @@ type Options struct {
 	// Workspaces are the host directories offered to the sandbox, each at
 	// its own destination (CheckWorkspaces says which sets are valid).
 	Workspaces []*Workspace
-	// Net is none (default), host or bridge.
+	// Net is none (default), host, bridge or pod (NetPod).
 	Net string
 	// Seccomp replaces the built-in profile (a pinned per-service profile).
 	Seccomp *specs.LinuxSeccomp
@@ -161,6 +161,12 @@ type Plan struct {
 	// SeccompCustom: the filter is the user's --seccomp-profile, not the
 	// mode's built-in allowlist.
 	SeccompCustom bool `json:"seccomp_custom,omitempty"`
+	// PodNetSysctls are the config's net.* sysctls for the pod's network
+	// namespace it joins (NetPod), moved out of the config: the
+	// container's user namespace can't write them (the host's owns that
+	// namespace), so the runtime writes them from the host before the
+	// container starts, as runc would have from inside.
+	PodNetSysctls map[string]string `json:"pod_net_sysctls,omitempty"`
 }
 
 // Posture is a one-word summary of the plan for audit events.
@@ -268,18 +274,39 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		return nil, nil, opterr.Errorf("net", "host is refused in strict-agent mode")
 	}
 
-	// Namespaces: all of them, user where available.
+	// Namespaces: all of them, user where available; a pod's container
+	// joins the pod's network, IPC and UTS namespaces.
 	want := []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.CgroupNamespace}
+	var joined map[specs.LinuxNamespaceType]string
 	switch o.Net {
 	case "none", "bridge":
 		want = append(want, specs.NetworkNamespace)
 	case "host":
 		out.Linux.Namespaces = slices.DeleteFunc(out.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
+	case NetPod:
+		if !CRIPod(out) {
+			return nil, nil, opterr.Errorf("net", "pod needs the config of a Kubernetes pod's container (containerd's CRI annotates it %s)", criContainerType)
+		}
+		want = append(want, specs.NetworkNamespace)
+		if joined, err = podNamespaces(out, o.Mode); err != nil {
+			return nil, nil, err
+		}
 	default:
 		return nil, nil, opterr.Errorf("net", "%q: want none, host or bridge", o.Net)
 	}
 	for _, t := range want {
-		setNamespace(out, t)
+		if joined[t] == "" {
+			setNamespace(out, t)
+		}
+	}
+	if len(joined) > 0 {
+		var parts []string
+		for _, t := range podShared {
+			if p := joined[t]; p != "" {
+				parts = append(parts, string(t)+" "+p)
+			}
+		}
+		plan.Steps = append(plan.Steps, Step{Name: "pod_namespaces_joined", Applied: true, Detail: strings.Join(parts, ", ")})
 	}
 	if o.Gvisor {
 		plan.Steps = append(plan.Steps, Step{Name: "userns_mapped", Applied: false, Detail: "not applicable: gVisor runs the sandbox in its own user namespace and kernel"})
@@ -289,6 +316,15 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 		out.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostUID, Size: userNSSize}}
 		plan.UserNS = true
 		plan.Steps = append(plan.Steps, Step{Name: "userns_mapped", Applied: true, Detail: fmt.Sprintf("0->%d size %d", HostUID, userNSSize)})
+		if len(joined) > 0 {
+			changed, err := podUserNS(out, joined, plan)
+			if err != nil {
+				return nil, nil, err
+			}
+			if changed != "" {
+				plan.Steps = append(plan.Steps, Step{Name: "pod_mounts_adapted", Applied: true, Detail: changed})
+			}
+		}
 		clampPingGroupRange(out)
 		// The kernel lets a user namespace mount sysfs only on a network
 		// namespace it owns; refuse here, in one line, rather than fail
@@ -359,7 +395,7 @@ func Apply(s *specs.Spec, o Options) (*specs.Spec, *Plan, error) {
 	default:
 		out.Linux.Seccomp = seccomp.Builtin(seccomp.Options{
 			DenyMemfd:         o.Mode == ModeStrictAgent,
-			AllowNetlinkRoute: o.Net != "none",
+			AllowNetlinkRoute: o.Net != "none" && (o.Net != NetPod || joined[specs.NetworkNamespace] != ""),
 			Gvisor:            o.Gvisor,
 		})
 	}

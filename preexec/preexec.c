@@ -37,6 +37,14 @@
 // the host bound in the sandbox's state dir, becomes the sandbox's
 // supervisor (supervise.c) once confined: it serves `nucleus exec`.
 //
+// Given --reap=MODE (a container started detached under a mode: under a
+// containerd shim or `create`/`start`, where no nucleus process waits for
+// the workload), the step stays as the container's init, a tiny parent
+// (reap below), and execs the workload as its child: when seccomp kills
+// the workload, it says so on the container's stderr, which is the log a
+// CRI user reads (`crictl logs`), in the one line nucleus prints for an
+// attached run.
+//
 // --dump-record (instead of "-- ARGV") prints the decoded record and
 // exits: the round-trip test of the encoder runs the real decoder so.
 #define _GNU_SOURCE
@@ -572,6 +580,120 @@ static void hold(long ttl)
 }
 
 
+static void exec_workload(char **cmd)
+{
+	execvp(cmd[0], cmd);
+	int e = errno;
+	if (e == ENOENT)
+		fail(127, "exec %s: not found in the container", cmd[0]);
+	if (e == EACCES)
+		fail(126, "exec %s: permission denied (Landlock or the mount allows no execution there)", cmd[0]);
+	fail(126, "exec %s: %s", cmd[0], strerror(e));
+}
+
+static void load_seccomp(struct sock_fprog *prog)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(126, "seccomp: no_new_privs: %s", strerror(errno));
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
+		fail(126, "seccomp: load filter: %s", strerror(errno));
+}
+
+// reap runs the workload as its child and stays as its parent: it
+// forwards every signal sent to it (the shim's SIGTERM from `crictl
+// stop`, `crictl exec ID kill -HUP 1`) to the workload, reaps orphans (as
+// a pid namespace's init), and exits with the workload's status, 128+N
+// when signal N killed it (the status containerd reports for a signal
+// anyway). When SIGSYS killed the workload it first writes one line
+// naming seccomp on stderr.
+//
+// Both run under the same Landlock domain and seccomp filter: nothing of
+// the container runs with less. The runtime asks for it only under a
+// mode's built-in allowlist, which has the parent's few syscalls
+// (rt_sigtimedwait, kill, wait4, write, exit_group). The parent is not dumpable, so the
+// workload (same uid, no capability) can't ptrace it or read its memory;
+// as the pid namespace's init it can't be killed from inside, and the
+// signals it handles are forwarded back to the workload. What the workload
+// can do is write the same words itself, or kill itself with SIGSYS:
+// neither widens anything, the line is a diagnosis, never a permission.
+static void reap(char **cmd, const char *mode, struct sock_fprog *prog, int self_fd)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	// Blocked before the fork, so that none is lost before the parent
+	// waits for them; queued even for a pid namespace's init.
+	if (sigprocmask(SIG_BLOCK, &all, &old) < 0)
+		fail(126, "reap: sigprocmask: %s", strerror(errno));
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	pid_t parent = getpid();
+	pid_t child = fork();
+	if (child < 0)
+		fail(126, "reap: fork: %s", strerror(errno));
+	if (child == 0) {
+		// The workload must not outlive its parent when the parent
+		// is not the pid namespace's init (a pod's shared pid
+		// namespace).
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (getppid() != parent)
+			_exit(137);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (prog->filter)
+			load_seccomp(prog);
+		exec_workload(cmd);
+	}
+	if (self_fd > 2)
+		close(self_fd);
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		// stdin and stdout are the workload's; stderr stays for the
+		// line below.
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		close(devnull);
+	}
+	if (prog->filter)
+		load_seccomp(prog);
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			// What the kernel sends a terminal's foreground process
+			// group (^C, a resize, a hangup) reached the workload
+			// too, which shares the group: only a kill is passed on.
+			if (si.si_code != SI_KERNEL)
+				kill(child, sig);
+			continue;
+		}
+		int status;
+		pid_t p;
+		while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (p != child)
+				continue;
+			if (WIFEXITED(status))
+				_exit(WEXITSTATUS(status));
+			int s = WTERMSIG(status);
+			if (s == SIGSYS)
+				dprintf(2, "nucleus: killed by seccomp (SIGSYS): a syscall not in the %s allowlist "
+					   "(the host's kernel log names it: audit type=1326; see nucleus policy show)\n", mode);
+			_exit(128 + s);
+		}
+	}
+}
+
+// reap_mode checks --reap's MODE: a mode's name, as the line shows it.
+static const char *reap_mode(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 32)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
+			return NULL;
+	return s;
+}
+
 static void report(int fd, char status)
 {
 	if (fd < 0)
@@ -628,6 +750,7 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 	if (argc < 2 || strcmp(argv[1], "landlock-exec") != 0)
 		return;
 	int record_fd = -1, supervisor_fd = -1, dump_only = 0, i;
+	const char *reaper = NULL;
 	for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strncmp(argv[i], "--record-fd=", 12) == 0 && record_fd < 0 && (record_fd = parse_fd(argv[i] + 12)) >= 0)
 			continue;
@@ -635,6 +758,11 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 		    (supervisor_fd = parse_fd(argv[i] + 16)) >= 0) {
 			// Never inherited by what the step execs.
 			fcntl(supervisor_fd, F_SETFD, FD_CLOEXEC);
+			continue;
+		}
+		if (strncmp(argv[i], "--reap=", 7) == 0 && !reaper) {
+			if (!(reaper = reap_mode(argv[i] + 7)))
+				fail(125, "landlock-exec: %s: want --reap=MODE", argv[i]);
 			continue;
 		}
 		if (strncmp(argv[i], "--rlimit=", 9) == 0) {
@@ -717,12 +845,11 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 	report(rec.status_fd, st.degraded ? 'D' : 'A');
 	if (rec.self_fd > 2)
 		fcntl(rec.self_fd, F_SETFD, FD_CLOEXEC);
+	if (reaper && !(rec.flags & PX_FLAG_HOLD))
+		reap(cmd, reaper, &prog, rec.self_fd); // loads the filter in both processes
 	// Last, so that nothing above runs under the workload's filter.
 	if (rec.seccomp_fd >= 0) {
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-			fail(126, "seccomp: no_new_privs: %s", strerror(errno));
-		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-			fail(126, "seccomp: load filter: %s", strerror(errno));
+		load_seccomp(&prog);
 		free(prog.filter);
 	}
 	if (rec.flags & PX_FLAG_HOLD) {
@@ -745,11 +872,5 @@ __attribute__((constructor)) static void nucleus_preexec(int argc, char **argv, 
 		}
 		hold(ttl);
 	}
-	execvp(cmd[0], cmd);
-	int e = errno;
-	if (e == ENOENT)
-		fail(127, "exec %s: not found in the container", cmd[0]);
-	if (e == EACCES)
-		fail(126, "exec %s: permission denied (Landlock or the mount allows no execution there)", cmd[0]);
-	fail(126, "exec %s: %s", cmd[0], strerror(e));
+	exec_workload(cmd);
 }

@@ -52,6 +52,14 @@ const RlimitFlag = "--rlimit="
 // `nucleus exec` on it (supervise.c, package supervise).
 const SupervisorFlag = "--supervisor-fd="
 
+// ReapFlag, before "--" of a container's init, is --reap=MODE: the step
+// stays as the workload's parent, forwards signals to it, exits with its
+// status and, when seccomp killed it, writes one line naming seccomp and
+// MODE's allowlist on stderr. It is for a container started detached (the
+// OCI create/start of a containerd shim), where no nucleus process waits
+// for the workload to say why it died.
+const ReapFlag = "--reap="
+
 // Limits of a record; preexec.c checks the same numbers.
 const (
 	Magic   = "NUCLPXR\x00"

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nucleus-run/nucleus/isolation/host"
+	"github.com/nucleus-run/nucleus/network"
 	"github.com/nucleus-run/nucleus/nixbundle"
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime"
@@ -100,9 +101,18 @@ func createOptions(c *cli.Context) (*runtime.Runtime, runtime.CreateOptions, err
 			return nil, runtime.CreateOptions{}, err
 		}
 	}
+	// A Kubernetes pod's container in a mode joins the pod's network
+	// (and IPC and UTS), unless --net says otherwise.
+	pod := po.Mode != policy.ModeNone && !c.IsSet("net") && c.String("default-net") == "" && policy.CRIPod(s)
+	if pod {
+		po.Net = policy.NetPod
+	}
 	netc, err := networkConfig(c, po.Mode)
 	if err != nil {
 		return nil, runtime.CreateOptions{}, err
+	}
+	if pod {
+		netc.Mode = network.ModePod
 	}
 	prep, err := prepare(c, r, id, bundle, s, po, engine)
 	if err != nil {

@@ -89,8 +89,12 @@ func SearchableRoot(root string) error {
 // WithNetMode is a copy of s whose network namespace matches a --net
 // mode: host drops it (the host's network), none or bridge gives a new,
 // empty one (a bridged one is attached later). A mode applied by
-// policy.Apply already has this shape; a plain bundle may not.
+// policy.Apply already has this shape; a plain bundle may not. pod keeps
+// the config's (a Kubernetes pod's network namespace).
 func WithNetMode(s *specs.Spec, mode string) *specs.Spec {
+	if mode == "pod" {
+		return s
+	}
 	out := *s
 	var linux specs.Linux
 	if s.Linux != nil {

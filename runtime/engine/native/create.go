@@ -152,6 +152,11 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 	var deferred []specs.POSIXRlimit
 	o.Spec, deferred = deferRlimits(o.Spec)
 	o.Spec = lateSeccomp(o.Spec)
+	if o.Policy != nil && len(o.Policy.PodNetSysctls) > 0 {
+		if err := writePodNetSysctls(o.Spec, o.Policy.PodNetSysctls); err != nil {
+			return -1, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+	}
 	container, unlockState, err := r.newContainer(o)
 	if err != nil {
 		return -1, err

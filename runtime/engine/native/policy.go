@@ -86,9 +86,10 @@ func loadPreExecRecord(stateDir string) (*preExecRecord, error) {
 // descriptors: the audit log, the compiled filter and, when given, the
 // write end of a status pipe. scopeSignals is for the container's init
 // only (see preexec.Record.ScopeSignals): an exec'd process must stay able
-// to signal the init. It returns the descriptors to close once the process
+// to signal the init. reap, when set, is the mode whose name the step's
+// reaper (preexec.ReapFlag) prints. It returns the descriptors to close once the process
 // has started.
-func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, scopeSignals, hold, deferLandlock bool, auditFile, status, supervisor *os.File) (closers []*os.File, err error) {
+func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preExecRecord, scopeSignals, hold, deferLandlock bool, reap string, auditFile, status, supervisor *os.File) (closers []*os.File, err error) {
 	lp := rec.Landlock
 	pr := &preexec.Record{
 		Strict: lp.Strict, ScopeSignals: scopeSignals, Hold: hold, DeferLandlock: deferLandlock && hold && supervisor != nil, MinABI: lp.MinABI, SelfFd: -1, AuditFd: -1, SeccompFd: -1, StatusFd: -1,
@@ -143,6 +144,9 @@ func (r *Engine) wrapPreExec(process *libcontainer.Process, id string, rec preEx
 	args := []string{"/proc/self/fd/" + strconv.Itoa(pr.SelfFd), preexec.Command, preexec.RecordFlag + strconv.Itoa(recFd)}
 	if supervisor != nil && hold {
 		args = append(args, preexec.SupervisorFlag+strconv.Itoa(add(supervisor)))
+	}
+	if reap != "" && !hold {
+		args = append(args, preexec.ReapFlag+reap)
 	}
 	for _, rl := range rec.Rlimits {
 		t, ok := spec.RlimitNames[rl.Type]
@@ -220,7 +224,17 @@ func (r *Engine) runWithPolicy(p *processRunner, o engine.CreateOptions, act act
 			rec.Landlock = &lp
 			// Scoped signals: the workload can't signal (stop,
 			// kill) the processes exec'd into the container later.
-			c, err := r.wrapPreExec(process, o.ID, rec, true, o.Hold, o.DeferLandlock, audit.File(), statusWr, o.Supervisor)
+			// A detached container's init stays as the workload's
+			// parent, to say on its stderr (the CRI log) when
+			// seccomp killed it: no nucleus process waits to. Only
+			// under the mode's own allowlist, which has the few
+			// syscalls the parent makes under it; a user's profile
+			// might not.
+			var reap string
+			if (act == actCreate || o.Detach) && filter.Path != "" && !plan.SeccompCustom {
+				reap = string(plan.Mode)
+			}
+			c, err := r.wrapPreExec(process, o.ID, rec, true, o.Hold, o.DeferLandlock, reap, audit.File(), statusWr, o.Supervisor)
 			closers = append(closers, c...)
 			if err != nil {
 				return err
@@ -390,7 +404,7 @@ func (r *Engine) confineExec(id string, p *specs.Process, o engine.ExecOptions, 
 	runner.beforeStart = func(process *libcontainer.Process) error {
 		var err error
 		// Not scoped: `nucleus exec ID kill -TERM 1` must reach the init.
-		closers, err = r.wrapPreExec(process, id, *rec, false, false, false, nil, nil, nil)
+		closers, err = r.wrapPreExec(process, id, *rec, false, false, false, "", nil, nil, nil)
 		return err
 	}
 	runner.afterStart = func(*libcontainer.Process) {
