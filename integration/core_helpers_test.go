@@ -131,6 +131,20 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // waitForUpTo polls cond every 10 ms until it holds or limit passes: the
 // one wait of the tests (clients' helpers, runsc and CRIU need longer).
+// retryFor calls check until it reports true or limit has passed, and
+// returns its last answer (for a value sampled by a daemon, which can be
+// empty once under load but must come).
+func retryFor(limit time.Duration, check func() (bool, string)) (bool, string) {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, got := check()
+		if ok || time.Now().After(deadline) {
+			return ok, got
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 func waitForUpTo(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
