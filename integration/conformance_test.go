@@ -351,6 +351,61 @@ func TestConformanceUnknownCapability(t *testing.T) {
 	assertNoLeftovers(t, r.Root, id, b.Dir)
 }
 
+// TestConformanceUngrantableCapability: config.md: "Runtimes SHOULD NOT
+// fail if the container configuration requests capabilities that cannot be
+// granted, for example, if the runtime operates in a restricted environment
+// with limited capabilities." nucleus runs here with CAP_SYSLOG out of its
+// bounding set (setpriv), as in a container or a VM that withholds one: a
+// config asking for it (runtime-tools' process_capabilities asks for all)
+// runs, without it and with a warning naming it, from run and from exec.
+// libcontainer failed the create ("can't apply capabilities: operation not
+// permitted").
+func TestConformanceUngrantableCapability(t *testing.T) {
+	setpriv := requireCmd(t, "setpriv")
+	r := newRunner(t)
+	wrapper := filepath.Join(t.TempDir(), "nucleus-nosyslog")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+setpriv+" --bounding-set -syslog "+r.Bin+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rr := &Runner{t: t, Bin: wrapper, Root: r.Root}
+	b := newBundle(t, "sh", "-c", "grep -E 'CapBnd|CapEff' /proc/self/status")
+	caps := []string{"CAP_KILL", "CAP_SYSLOG", "CAP_CHOWN"}
+	b.Spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	b.Save(t)
+	id := cfID(t, rr, "c38ungrant")
+	res := rr.OK("run", "--bundle", b.Dir, id)
+	// CAP_CHOWN and CAP_KILL (bits 0 and 5) without CAP_SYSLOG (34).
+	if want := "CapEff:\t0000000000000021\nCapBnd:\t0000000000000021\n"; res.Stdout != want {
+		t.Errorf("in the container: %q, want %q", res.Stdout, want)
+	}
+	if !strings.Contains(res.Stderr, "CAP_SYSLOG") {
+		t.Errorf("no warning naming CAP_SYSLOG; stderr: %q", res.Stderr)
+	}
+	assertNoLeftovers(t, rr.Root, id, b.Dir)
+
+	// The same host, nucleus with its full set: the container gets it.
+	id = cfID(t, r, "c38grant")
+	if res := r.OK("run", "--bundle", b.Dir, id); !strings.Contains(res.Stdout, "CapEff:\t0000000400000021") {
+		t.Errorf("with CAP_SYSLOG grantable: %q, want CapEff 0000000400000021", res.Stdout)
+	}
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+
+	// exec --cap from a restricted nucleus into a container that has it.
+	b.Spec.Process.Args = []string{"sleep", "1000"}
+	b.Save(t)
+	id = cfID(t, r, "c38grantexec")
+	r.coreDetached("run", "-d", "--bundle", b.Dir, id)
+	res = rr.OK("exec", "--cap", "CAP_SYSLOG", id, "grep", "CapEff", "/proc/self/status")
+	if want := "CapEff:\t0000000000000021\n"; res.Stdout != want {
+		t.Errorf("exec: %q, want %q", res.Stdout, want)
+	}
+	if !strings.Contains(res.Stderr, "CAP_SYSLOG") {
+		t.Errorf("exec: no warning naming CAP_SYSLOG; stderr: %q", res.Stderr)
+	}
+	r.OK("delete", "--force", id)
+	assertNoLeftovers(t, r.Root, id, b.Dir)
+}
+
 // TestConformanceSeccompDeniesInitSyscall: a profile that denies getcwd
 // (runtime-tools' linux_seccomp) without noNewPrivileges: libcontainer's
 // init loads the filter early and then needs getcwd itself, so the create
