@@ -133,6 +133,10 @@ in_v1_ns() {
 			mkdir "/sys/fs/cgroup/$n" && mount --move "$e" "/sys/fs/cgroup/$n" || exit 125
 		done
 		umount -l "$old"
+		# Interrupted (^C), the program stops but the clean-up below
+		# still runs: a hierarchy left with a cgroup in it would keep
+		# its controller off cgroup2 until reboot.
+		trap : INT TERM HUP
 		for c in $ctrls; do
 			mkdir "/sys/fs/cgroup/$c" && mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" || {
 				echo "conformance: cannot mount a v1 $c hierarchy" >&2
