@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -19,18 +20,20 @@ import (
 //
 // The names are the full list moby/sys/capability knows (the kernel's, up to
 // the newest), not the ones this kernel supports: a capability newer than
-// this kernel still only warns.
-var capNames = func() map[string]bool {
+// this kernel still only warns. Built on first use: the container's init is
+// this binary too, and it runs its last steps under the process's
+// RLIMIT_AS, where every allocation it does not make counts.
+var capNames = sync.OnceValue(func() map[string]bool {
 	m := map[string]bool{}
 	for _, c := range capability.ListKnown() {
 		m["CAP_"+strings.ToUpper(c.String())] = true
 	}
 	return m
-}()
+})
 
 // IsCapability reports whether name is a Linux capability as config.json
 // spells it (CAP_ and the upper-case name).
-func IsCapability(name string) bool { return capNames[name] }
+func IsCapability(name string) bool { return capNames()[name] }
 
 // validateCapabilities checks every name in the five sets; prefix is the
 // JSON path of the process object.

@@ -3,6 +3,7 @@ package native
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/moby/sys/capability"
 
@@ -94,7 +95,7 @@ func grantable(c *configs.Capabilities) {
 	var left []string
 	keep := func(names []string) []string {
 		return slices.DeleteFunc(slices.Clone(names), func(n string) bool {
-			cp, known := capByName[n]
+			cp, known := capByName()[n]
 			if !known || self.Get(capability.BOUNDING, cp) {
 				return false
 			}
@@ -111,10 +112,12 @@ func grantable(c *configs.Capabilities) {
 	}
 }
 
-var capByName = func() map[string]capability.Cap {
+// capByName is built on first use, not in the container's init (this binary
+// too), which runs its last steps under the process's RLIMIT_AS.
+var capByName = sync.OnceValue(func() map[string]capability.Cap {
 	m := map[string]capability.Cap{}
 	for _, c := range capability.ListKnown() {
 		m["CAP_"+strings.ToUpper(c.String())] = c
 	}
 	return m
-}()
+})
