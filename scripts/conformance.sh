@@ -74,6 +74,131 @@ in_hybrid() {
 	fi
 }
 
+# V1_EXTRA: the v1 controllers runtime-tools checks (linux_cgroups_hugetlb,
+# _network and their relative_ twins) that a hybrid host may leave on its
+# cgroup2 (hierarchy 0 in /proc/cgroups: systemd mounts no v1 hierarchy for
+# them). NO_V1_EXTRA=1 runs the programs on the host's layout as it is.
+V1_EXTRA="hugetlb net_cls net_prio"
+
+# v1_unbound prints the controllers of V1_EXTRA that are enabled, on no v1
+# hierarchy, on a hybrid host (v1 hierarchies under a tmpfs /sys/fs/cgroup),
+# and not enabled in any cgroup2 subtree_control (the kernel moves such a
+# controller to a v1 hierarchy only then).
+v1_unbound() {
+	[ "${NO_V1_EXTRA:-}" = 1 ] && return
+	[ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] || return
+	local c
+	for c in $V1_EXTRA; do
+		awk -v c="$c" '$1 == c && $2 == 0 && $4 == 1 { f = 1 } END { exit !f }' /proc/cgroups || continue
+		if mountpoint -q /sys/fs/cgroup/unified &&
+			find /sys/fs/cgroup/unified -name cgroup.subtree_control -exec grep -lw "$c" {} + 2>/dev/null | grep -q .; then
+			continue
+		fi
+		echo "$c"
+	done
+}
+
+# in_v1_ns NAME CTRLS CMD...: runs CMD in a mount namespace of its own whose
+# /sys/fs/cgroup is the host's plus a v1 hierarchy for each of CTRLS (a
+# space-separated list, maybe empty), the same for every runtime; for crun,
+# without /sys/fs/cgroup/unified (see in_hybrid). Mounting a v1 hierarchy
+# moves its controller off the host's cgroup2 while the hierarchy exists;
+# the namespace's own tmpfs holds the mount points, so the host's
+# /sys/fs/cgroup is not written. Afterwards every cgroup left in those
+# hierarchies is emptied (its processes, the containers' own, killed) and
+# removed, so that the hierarchy dies with the namespace and the kernel puts
+# the controller back on cgroup2; ensure_v1_restored checks that it did.
+in_v1_ns() {
+	local name=$1 ctrls=$2
+	shift 2
+	if [ -z "$ctrls" ]; then
+		in_hybrid "$name" "$@"
+		return
+	fi
+	local unified=keep
+	[ "$name" = crun ] && unified=drop
+	unshare -m --propagation private sh -c '
+		set -u
+		ctrls=$1 unified=$2 old=$3
+		shift 3
+		mkdir -p "$old" && mount --rbind /sys/fs/cgroup "$old" &&
+			mount -t tmpfs -o mode=755,nosuid,nodev,noexec cgroup /sys/fs/cgroup || exit 125
+		for e in "$old"/*; do
+			n=${e##*/}
+			if [ -L "$e" ]; then cp -P "$e" /sys/fs/cgroup/; continue; fi
+			[ "$n" = unified ] && [ "$unified" = drop ] && continue
+			# Plain directories (a tool that wrote to a hierarchy
+			# that was not mounted) are not copied.
+			mountpoint -q "$e" || continue
+			mkdir "/sys/fs/cgroup/$n" && mount --move "$e" "/sys/fs/cgroup/$n" || exit 125
+		done
+		umount -l "$old"
+		# Interrupted (^C), the program stops but the clean-up below
+		# still runs: a hierarchy left with a cgroup in it would keep
+		# its controller off cgroup2 until reboot.
+		trap : INT TERM HUP
+		for c in $ctrls; do
+			mkdir "/sys/fs/cgroup/$c" && mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" || {
+				echo "conformance: cannot mount a v1 $c hierarchy" >&2
+				rmdir "/sys/fs/cgroup/$c"
+			}
+		done
+		"$@"
+		rc=$?
+		for c in $ctrls; do
+			h=/sys/fs/cgroup/$c
+			mountpoint -q "$h" || continue
+			for try in 1 2 3 4 5 6 7 8 9 10; do
+				left=$(find "$h" -mindepth 1 -depth -type d)
+				[ -z "$left" ] && break
+				[ "$try" = 1 ] && echo "conformance: removing cgroups left in the v1 $c hierarchy: $left" >&2
+				for d in $left; do
+					for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+					rmdir "$d" 2>/dev/null
+				done
+				sleep 0.5
+			done
+			# The kernel frees a hierarchy when its last mount goes
+			# only if the root has no child then, and a removed
+			# cgroup stays a child until the kernel has released it:
+			# wait for the count of cgroups to be the root alone.
+			for try in $(seq 50); do
+				awk -v c="$c" '\''$1 == c && $3 == 1 { f = 1 } END { exit !f }'\'' /proc/cgroups && break
+				sleep 0.2
+			done
+			umount "$h"
+		done
+		exit $rc
+	' sh "$ctrls" "$unified" "$WORK/cgroup-host" "$@"
+}
+
+# ensure_v1_restored CTRLS: after in_v1_ns, the kernel frees a v1 hierarchy
+# with no cgroups left in the background; until then the controller is not
+# back on cgroup2. Waits for that. A hierarchy that outlived its mount (a
+# cgroup was still being released at the unmount) is mounted again, in a
+# namespace of its own, and unmounted once it holds no cgroup; if it still
+# does, the run stops and says so.
+ensure_v1_restored() {
+	local c i
+	for c in $1; do
+		for i in $(seq 100); do
+			awk -v c="$c" '$1 == c && $2 == 0 { f = 1 } END { exit !f }' /proc/cgroups && continue 2
+			[ "$i" = 25 ] || [ "$i" = 50 ] || [ "$i" = 75 ] || { sleep 0.2; continue; }
+			mkdir -p "$WORK/cgroup-repair"
+			unshare -m --propagation private sh -c '
+				mount -t cgroup -o "$1" cgroup "$2" || exit 1
+				left=$(find "$2" -mindepth 1 -type d)
+				[ -n "$left" ] && echo "conformance: cgroups left in the v1 $1 hierarchy: $left" >&2
+				for try in $(seq 50); do
+					awk -v c="$1" '\''$1 == c && $3 == 1 { f = 1 } END { exit !f }'\'' /proc/cgroups && break
+					sleep 0.2
+				done
+				umount "$2"' sh "$c" "$WORK/cgroup-repair"
+		done
+		die "the v1 $c hierarchy outlived the run: /proc/cgroups shows $(awk -v c="$c" '$1 == c' /proc/cgroups) (a cgroup in it could not be removed)"
+	done
+}
+
 # clean_tmp removes the programs' bundles. linux_rootfs_propagation's
 # "shared" rootfs propagates the container's mounts (proc, sys, dev) back
 # under its bundle on the host, where they outlive the container (runc's
@@ -99,7 +224,9 @@ run_runtime_tools() {
 			die "runtime-tools build failed, see $WORK/runtime-tools-build.log"
 	fi
 	local progs=${PROGRAMS:-$(cd "$src/validation" && for d in */; do d=${d%/}; [ -f "$d/$d.go" ] && echo "$d"; done)}
-	local name
+	local name extra
+	extra=$(v1_unbound | tr '\n' ' ')
+	[ -n "$extra" ] && echo "== v1 hierarchies mounted for each program (in its own mount namespace): $extra"
 	for name in $RUNTIMES; do
 		local rt out pass=0 total=0 p rc log
 		rt=$(runtime_bin "$name")
@@ -112,8 +239,9 @@ run_runtime_tools() {
 			# The programs make bundles under TMPDIR and leave some
 			# behind when they fail: give them one to remove.
 			mkdir -p "$WORK/tmp"
-			(cd "$src" && TMPDIR=$WORK/tmp RUNTIME=$rt in_hybrid "$name" timeout 180 "./validation/$p/$p.t") >"$log" 2>&1
+			(cd "$src" && TMPDIR=$WORK/tmp RUNTIME=$rt in_v1_ns "$name" "$extra" timeout 180 "./validation/$p/$p.t") >"$log" 2>&1
 			rc=$?
+			ensure_v1_restored "$extra"
 			clean_tmp
 			total=$((total + 1))
 			# A program passes when it exits 0 with no "not ok"; the

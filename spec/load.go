@@ -288,7 +288,7 @@ func ValidateProcess(file, prefix string, p *specs.Process) error {
 			return fe(fmt.Sprintf("rlimits[%d]", i), "soft limit %d above hard limit %d", rl.Soft, rl.Hard)
 		}
 	}
-	return nil
+	return validateCapabilities(file, prefix, p.Capabilities)
 }
 
 func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {

@@ -183,6 +183,15 @@ func TestValidateErrors(t *testing.T) {
 		{"soft above hard", func(s *specs.Spec, _ string) {
 			s.Process.Rlimits[0].Soft = s.Process.Rlimits[0].Hard + 1
 		}, "process.rlimits[0]", []string{"soft limit 1025 above hard limit 1024"}},
+		{"not a capability", func(s *specs.Spec, _ string) {
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_CHOWN", "CAP_KILL", "CAP_TEST"}}
+		}, "process.capabilities.bounding[2]", []string{`"CAP_TEST": not a capability`}},
+		{"capability in lower case", func(s *specs.Spec, _ string) {
+			s.Process.Capabilities = &specs.LinuxCapabilities{Ambient: []string{"cap_net_raw"}}
+		}, "process.capabilities.ambient[0]", []string{`"cap_net_raw": not a capability (did you mean "CAP_NET_RAW"?)`}},
+		{"capability without CAP_", func(s *specs.Spec, _ string) {
+			s.Process.Capabilities = &specs.LinuxCapabilities{Effective: []string{"CAP_KILL", "SYS_ADMIN"}}
+		}, "process.capabilities.effective[1]", []string{`"SYS_ADMIN": not a capability (did you mean "CAP_SYS_ADMIN"?)`}},
 		{"mount without destination", func(s *specs.Spec, _ string) { s.Mounts[2].Destination = "" }, "mounts[2].destination", []string{"must be set"}},
 		{"unknown namespace", func(s *specs.Spec, _ string) { s.Linux.Namespaces[1].Type = "bogus" }, "linux.namespaces[1].type", []string{`unknown namespace type "bogus"`}},
 		{"namespace twice", func(s *specs.Spec, _ string) {

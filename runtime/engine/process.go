@@ -34,6 +34,9 @@ func ProcessFromBundle(id, bundle string, o ExecOptions) (*specs.Process, error)
 		p.NoNewPrivileges = *o.NoNewPrivs
 	}
 	for _, cp := range o.Caps {
+		if !spec.IsCapability(cp) {
+			return nil, opterr.Errorf("cap", "%q: not a capability (see capabilities(7); e.g. CAP_NET_ADMIN)", cp)
+		}
 		if p.Capabilities == nil {
 			p.Capabilities = &specs.LinuxCapabilities{}
 		}

@@ -2,6 +2,10 @@ package native
 
 import (
 	"slices"
+	"strings"
+	"sync"
+
+	"github.com/moby/sys/capability"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -51,7 +55,9 @@ func isNumberedFifo(d specs.LinuxDevice) bool {
 //   - A mount label on a host without SELinux: libcontainer adds
 //     context="..." to every mount, which such a kernel refuses (EINVAL).
 //     There is nothing to label; it is dropped, as crun does.
+//   - Capabilities nucleus cannot grant: see grantable.
 func adaptConfig(config *configs.Config) {
+	grantable(config.Capabilities)
 	for _, m := range config.Mounts {
 		if m.IsBind() && m.Data != "" {
 			logrus.Warnf("mount %s: bind mounts take no filesystem options; %q ignored, as the kernel would", m.Destination, m.Data)
@@ -63,3 +69,55 @@ func adaptConfig(config *configs.Config) {
 		config.MountLabel = ""
 	}
 }
+
+// grantable leaves out of c, with a warning, the capabilities that are not
+// in nucleus's own bounding set. No process can give its children more than
+// that set (the container's init inherits it, in a user namespace too), so
+// libcontainer's capset failed the whole create with EPERM; config.md:
+// "Runtimes SHOULD NOT fail if the container configuration requests
+// capabilities that cannot be granted, for example, if the runtime operates
+// in a restricted environment with limited capabilities" (nucleus in a
+// container, or on a VM that withholds one). Names that are no capability
+// were refused with the config (spec.Validate); any other unknown name is
+// left to libcontainer, which warns about it.
+func grantable(c *configs.Capabilities) {
+	if c == nil {
+		return
+	}
+	self, err := capability.NewPid2(0)
+	if err == nil {
+		err = self.Load()
+	}
+	if err != nil {
+		logrus.Debugf("capabilities: cannot read nucleus's own bounding set (%v); left to libcontainer", err)
+		return
+	}
+	var left []string
+	keep := func(names []string) []string {
+		return slices.DeleteFunc(slices.Clone(names), func(n string) bool {
+			cp, known := capByName()[n]
+			if !known || self.Get(capability.BOUNDING, cp) {
+				return false
+			}
+			if !slices.Contains(left, n) {
+				left = append(left, n)
+			}
+			return true
+		})
+	}
+	c.Bounding, c.Effective, c.Inheritable = keep(c.Bounding), keep(c.Effective), keep(c.Inheritable)
+	c.Permitted, c.Ambient = keep(c.Permitted), keep(c.Ambient)
+	if len(left) > 0 {
+		logrus.Warnf("capabilities %s: not in nucleus's own bounding set, so they cannot be granted; the process runs without them", strings.Join(left, ", "))
+	}
+}
+
+// capByName is built on first use, not in the container's init (this binary
+// too), which runs its last steps under the process's RLIMIT_AS.
+var capByName = sync.OnceValue(func() map[string]capability.Cap {
+	m := map[string]capability.Cap{}
+	for _, c := range capability.ListKnown() {
+		m["CAP_"+strings.ToUpper(c.String())] = c
+	}
+	return m
+})

@@ -36,6 +36,7 @@ func newProcess(p *specs.Process) (*libcontainer.Process, error) {
 			Permitted:   c.Permitted,
 			Ambient:     c.Ambient,
 		}
+		grantable(lp.Capabilities)
 	}
 	for _, g := range p.User.AdditionalGids {
 		lp.AdditionalGroups = append(lp.AdditionalGroups, int(g))
