@@ -31,7 +31,7 @@ CRICTL    ?= $(abspath build/tools/crictl-$(CRICTL_VERSION)/crictl)
 # staticcheck from the Go module proxy, pinned (built once, then cached).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake conformance fault-exhaustive
+.PHONY: all build install deps test unit integration bench bench-list demo fmt vet lint clean fuzz flake conformance fault-exhaustive
 
 all: build
 
@@ -133,6 +133,11 @@ integration: build
 # BENCH_PAIRS=N sets the pairs per comparison (default 30).
 bench: deps build $(LIFECYCLE) $(PHASES) $(THROUGHPUT)
 	BIN=$(BIN) LIFECYCLE=$(LIFECYCLE) PHASES=$(abspath $(PHASES)) THROUGHPUT=$(abspath $(THROUGHPUT)) ./scripts/bench.sh
+
+# bench-list is bench.d/list.sh alone: `list` over 300 created containers,
+# nucleus against runc (COUNT, ROUNDS to change the size).
+bench-list: build
+	NUCLEUS=$(abspath $(BIN)) bash scripts/bench.d/list.sh
 
 $(LIFECYCLE): $(shell find bench -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./bench/lifecycle
