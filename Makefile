@@ -106,11 +106,13 @@ fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime $(FUZZTIME) ./cmd/nucleus
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzContainerID$$' -fuzztime $(FUZZTIME) ./runtime
 
-# fault-exhaustive runs the kill -9 tests (integration/fault_kill_test.go)
-# over every syscall they know and every n a run reaches: an hour or more;
-# make test sweeps one syscall per command, n stepping geometrically.
+# fault-exhaustive runs the kill -9 tests (integration/fault_kill_test.go,
+# fault_supervisor_test.go: the CLI, init, pre-exec step, supervisor, exec
+# client, pool fill and release) over every syscall they know and every n
+# a run reaches: an hour or more; make test sweeps a few syscalls per
+# command, n stepping geometrically.
 fault-exhaustive: build
-	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) NUCLEUS_FAULT_EXHAUSTIVE=1 $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 12h -run '^TestFaultKill9$$' -v ./integration/
+	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) NUCLEUS_FAULT_EXHAUSTIVE=1 $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 12h -run '^TestFaultKill9' -v ./integration/
 
 unit:
 	$(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 $$($(GO) list ./... | grep -v /integration)

@@ -107,7 +107,34 @@ finished:
 		log, _ := os.ReadFile(logf.Name())
 		t.Fatalf("strace %v ran no nucleus: %s\n%s", args, data, log)
 	}
-	return strings.Contains(string(data), "+++ killed by SIGKILL")
+	return injectedKill(string(data), syscallName)
+}
+
+// injectedKill: strace's output shows a tracee killed by the injection,
+// not by a SIGKILL from elsewhere (a delete, a failed create's cleanup):
+// the tracee's last line before "+++ killed by SIGKILL +++" is a call of
+// the syscall that never returned ("= ?").
+func injectedKill(out, syscallName string) bool {
+	last := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		pid, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		rest = strings.TrimSpace(rest)
+		switch {
+		case strings.HasPrefix(rest, "+++ killed by SIGKILL"):
+			l := last[pid]
+			if (strings.HasPrefix(l, syscallName+"(") || strings.HasPrefix(l, "<... "+syscallName+" resumed>")) && strings.HasSuffix(l, "= ?") {
+				return true
+			}
+		case strings.HasPrefix(rest, "---"):
+			// A signal delivered on the way: not a call.
+		default:
+			last[pid] = rest
+		}
+	}
+	return false
 }
 
 // straceEnded: strace's output records pid's end (its exit or its death

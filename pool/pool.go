@@ -259,11 +259,17 @@ func (p *Pools) allMembers(name string) []string {
 			ids = append(ids, id)
 		}
 	}
-	// A container whose sandbox dir was never made.
+	// A container whose sandbox dir was never made, or one whose
+	// container wasn't either, but its workspace copy or rootfs staging
+	// was (@workspace-ID, @rootfs-ID, ...: a refill killed early).
 	entries, _ := os.ReadDir(p.R.Root)
 	for _, e := range entries {
-		if isMemberID(name, e.Name()) && !contains(ids, e.Name()) {
-			ids = append(ids, e.Name())
+		id := e.Name()
+		if at, ok := strings.CutPrefix(id, "@"); ok {
+			_, id, _ = strings.Cut(at, "-")
+		}
+		if isMemberID(name, id) && !contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
 	return ids
