@@ -192,6 +192,7 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 		}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	defer keepOwners(stdio)()
 	if detach {
 		if err := cmd.Run(); err != nil {
 			return -1, fmt.Errorf("%s %s: runsc %s failed (%v; runsc's message is above)", sub, o.ID, sub, err)
