@@ -191,8 +191,9 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 			return -1, err
 		}
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	defer privateNull(rec.dir, &stdio)()
 	defer keepOwners(stdio)()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	if detach {
 		if err := cmd.Run(); err != nil {
 			return -1, fmt.Errorf("%s %s: runsc %s failed (%v; runsc's message is above)", sub, o.ID, sub, err)

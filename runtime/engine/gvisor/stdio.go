@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -222,4 +223,40 @@ func keepOwners(files [3]*os.File) (stop func()) {
 		wg.Wait()
 		restore()
 	}
+}
+
+// privateNull hands runsc a null device of the container's own (dir/null)
+// in place of the host's /dev/null, so that runsc's chown reaches no
+// shared inode at all (keepOwners covers the other files, and this one
+// when dir's filesystem allows no device nodes). close closes what it
+// opened.
+func privateNull(dir string, files *[3]*os.File) (close func()) {
+	var host unix.Stat_t
+	if unix.Stat("/dev/null", &host) != nil || host.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return func() {}
+	}
+	var own *os.File
+	for i, f := range files {
+		var st unix.Stat_t
+		if f == nil || unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != host.Rdev {
+			continue
+		}
+		if own == nil {
+			p := filepath.Join(dir, "null")
+			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(host.Rdev)); err != nil && !errors.Is(err, unix.EEXIST) {
+				return func() {}
+			}
+			_ = unix.Chmod(p, 0o666)
+			nf, err := os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return func() {} // a nodev filesystem
+			}
+			own = nf
+		}
+		files[i] = own
+	}
+	if own == nil {
+		return func() {}
+	}
+	return func() { own.Close() }
 }
