@@ -478,7 +478,16 @@ func (p *Pools) Remove(name string) error {
 	for _, id := range p.allMembers(name) {
 		p.destroy(name, id)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	// A detached release or refill that read pool.json just before it
+	// went may still make an entry (its fill.lock, a ready mark) while
+	// the dir is being removed; it finds nothing to do after that.
+	for try := 0; try < 50; try++ {
+		if err = os.RemoveAll(dir); err == nil || !errors.Is(err, unix.ENOTEMPTY) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
 		return fmt.Errorf("pool %s: %w", name, err)
 	}
 	return nil
