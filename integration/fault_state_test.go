@@ -2,10 +2,12 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -176,5 +178,39 @@ func TestFaultBrokenGvisorRecord(t *testing.T) {
 				t.Errorf("list -q after delete --force: %q", res.Stdout)
 			}
 		})
+	}
+}
+
+// TestFaultKill9GvisorRun: nucleus and the runsc it runs killed together
+// (as a unit's or a shell's process group is) at points through a gVisor
+// run -d: delete --force and list work and nothing is left, runsc's
+// cgroups included (runsc removes them only once it has written its
+// state). strace can't drive these kills: runsc's ptrace platform then
+// can't trace its own stubs.
+func TestFaultKill9GvisorRun(t *testing.T) {
+	r := gvisorRunner(t)
+	b := gvisorBundle(t, "sleep", "1000")
+	for _, delay := range []time.Duration{0, 20, 50, 100, 150, 250, 400} {
+		delay *= time.Millisecond
+		id := f2ID(t, r, "k9gv")
+		cmd := r.Cmd("run", "-d", "--bundle", b.Dir, id)
+		devnull, _ := os.Open(os.DevNull)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitForUpTo(t, 30*time.Second, "runsc for "+id, func() bool { return len(runscProcesses(r, id)) > 0 || cmd.ProcessState != nil })
+		time.Sleep(delay)
+		cmd.Process.Kill()
+		for _, p := range runscProcesses(r, id) {
+			if pid, err := strconv.Atoi(strings.TrimPrefix(strings.SplitN(p, ":", 2)[0], "/proc/")); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		cmd.Wait()
+		devnull.Close()
+		what := fmt.Sprintf("run -d killed %s after runsc started", delay)
+		assertRecovers(t, r, id, b.Dir, what)
+		assertNoGvisorLeftovers(t, r, id, b.Dir)
 	}
 }

@@ -31,10 +31,12 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/spec"
 )
 
 // RunscEnv names the runsc binary to use (a path); unset: runsc on PATH.
@@ -260,6 +262,14 @@ func (g *gvisorRecord) cleanup(runscDelete bool) {
 		}
 	}
 	g.removeRunscFiles()
+	// runsc removes the sandbox's cgroups only if it got as far as
+	// writing its state: a runsc run killed (with the nucleus that ran
+	// it) before then leaves them, with what runs in them.
+	if rel := g.cgroupPath(); rel != "" {
+		if err := engine.RemoveCgroups(rel); err != nil {
+			logrus.Warnf("remove gvisor container %s: %v", g.id, err)
+		}
+	}
 	if err := os.RemoveAll(g.dir); err != nil {
 		logrus.Warnf("remove %s: %v", g.dir, err)
 	}
@@ -271,6 +281,32 @@ func (g *gvisorRecord) cleanup(runscDelete bool) {
 	if root := g.runscRoot(); root != "" {
 		_ = os.Remove(root)
 	}
+}
+
+// cgroupPath is where runsc puts the sandbox's cgroups (cgroupfs only:
+// with --systemd-cgroup, systemd removes the unit's): the config's
+// cgroupsPath, or /<id> without one. "" when the config can't say.
+func (g *gvisorRecord) cgroupPath() string {
+	for _, f := range g.Flags {
+		if f == "--systemd-cgroup" {
+			return ""
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(g.dir, spec.ConfigName))
+	if err != nil {
+		return ""
+	}
+	var s specs.Spec
+	if json.Unmarshal(data, &s) != nil {
+		return ""
+	}
+	if s.Linux != nil && s.Linux.CgroupsPath != "" {
+		if !strings.HasPrefix(s.Linux.CgroupsPath, "/") {
+			return ""
+		}
+		return s.Linux.CgroupsPath
+	}
+	return "/" + g.id
 }
 
 // runscRoot is runsc's --root as recorded.
