@@ -31,7 +31,7 @@ CRICTL    ?= $(abspath build/tools/crictl-$(CRICTL_VERSION)/crictl)
 # staticcheck from the Go module proxy, pinned (built once, then cached).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install deps test unit integration bench demo fmt vet lint clean fuzz flake conformance fault-exhaustive
+.PHONY: all build install deps test unit integration bench bench-list demo fmt vet lint clean fuzz flake conformance fault-exhaustive
 
 all: build
 
@@ -106,11 +106,13 @@ fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime $(FUZZTIME) ./cmd/nucleus
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzContainerID$$' -fuzztime $(FUZZTIME) ./runtime
 
-# fault-exhaustive runs the kill -9 tests (integration/fault_kill_test.go)
-# over every syscall they know and every n a run reaches: an hour or more;
-# make test sweeps one syscall per command, n stepping geometrically.
+# fault-exhaustive runs the kill -9 tests (integration/fault_kill_test.go,
+# fault_supervisor_test.go: the CLI, init, pre-exec step, supervisor, exec
+# client, pool fill and release) over every syscall they know and every n
+# a run reaches: an hour or more; make test sweeps a few syscalls per
+# command, n stepping geometrically.
 fault-exhaustive: build
-	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) NUCLEUS_FAULT_EXHAUSTIVE=1 $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 12h -run '^TestFaultKill9$$' -v ./integration/
+	PATH="$(dir $(GO)):$$PATH" NUCLEUS_BIN=$(abspath $(BIN)) NUCLEUS_FAULT_EXHAUSTIVE=1 $(GO) test -tags "$(TAGS)" -count=1 -p 1 -timeout 12h -run '^TestFaultKill9' -v ./integration/
 
 unit:
 	$(GO) test -tags "$(TAGS)" -ldflags '$(TESTLDFLAGS)' -count=1 $$($(GO) list ./... | grep -v /integration)
@@ -133,6 +135,11 @@ integration: build
 # BENCH_PAIRS=N sets the pairs per comparison (default 30).
 bench: deps build $(LIFECYCLE) $(PHASES) $(THROUGHPUT)
 	BIN=$(BIN) LIFECYCLE=$(LIFECYCLE) PHASES=$(abspath $(PHASES)) THROUGHPUT=$(abspath $(THROUGHPUT)) ./scripts/bench.sh
+
+# bench-list is bench.d/list.sh alone: `list` over 300 created containers,
+# nucleus against runc (COUNT, ROUNDS to change the size).
+bench-list: build
+	NUCLEUS=$(abspath $(BIN)) bash scripts/bench.d/list.sh
 
 $(LIFECYCLE): $(shell find bench -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./bench/lifecycle

@@ -402,7 +402,7 @@ func TestPodmanRootlessRuntimeCLI(t *testing.T) {
 		for d := b.Dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 			os.Chmod(d, 0o755)
 		}
-		filepath.WalkDir(b.Dir, func(p string, _ fs.DirEntry, _ error) error { return os.Lchown(p, nobody, nobody) })
+		chownTree(t, b.Dir, nobody, nobody)
 		os.Chmod(rt.Bin, 0o755)
 		os.Chmod(filepath.Dir(rt.Bin), 0o777)
 		cmd := exec.Command(rt.Bin, "--root", state, "run", "--bundle", b.Dir, "ctd-rootless")

@@ -80,6 +80,17 @@ func (r *Runner) straceKilled(t *testing.T, syscallName string, n int, args ...s
 			continue
 		}
 		if !alive(cli) {
+			// The CLI is a zombie before strace has reaped it and
+			// written its "+++ killed by SIGKILL +++": detaching now
+			// would lose that line (under load, a run killed at its
+			// first call then looked unhit). Wait for strace's record
+			// of the CLI's end first.
+			for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+				data, _ := os.ReadFile(out)
+				if straceEnded(string(data), cli) {
+					break
+				}
+			}
 			cmd.Process.Signal(syscall.SIGINT)
 			select {
 			case <-done:
@@ -96,7 +107,46 @@ finished:
 		log, _ := os.ReadFile(logf.Name())
 		t.Fatalf("strace %v ran no nucleus: %s\n%s", args, data, log)
 	}
-	return strings.Contains(string(data), "+++ killed by SIGKILL")
+	return injectedKill(string(data), syscallName)
+}
+
+// injectedKill: strace's output shows a tracee killed by the injection,
+// not by a SIGKILL from elsewhere (a delete, a failed create's cleanup):
+// the tracee's last line before "+++ killed by SIGKILL +++" is a call of
+// the syscall that never returned ("= ?").
+func injectedKill(out, syscallName string) bool {
+	last := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		pid, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		rest = strings.TrimSpace(rest)
+		switch {
+		case strings.HasPrefix(rest, "+++ killed by SIGKILL"):
+			l := last[pid]
+			if (strings.HasPrefix(l, syscallName+"(") || strings.HasPrefix(l, "<... "+syscallName+" resumed>")) && strings.HasSuffix(l, "= ?") {
+				return true
+			}
+		case strings.HasPrefix(rest, "---"):
+			// A signal delivered on the way: not a call.
+		default:
+			last[pid] = rest
+		}
+	}
+	return false
+}
+
+// straceEnded: strace's output records pid's end (its exit or its death
+// by a signal).
+func straceEnded(out string, pid int) bool {
+	p := strconv.Itoa(pid) + " +++ "
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // assertRecovers: after a killed command, list works (naming the

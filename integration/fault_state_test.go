@@ -2,10 +2,12 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -106,4 +108,109 @@ func TestFaultBrokenState(t *testing.T) {
 	}
 	r.OK("delete", "--force", good)
 	assertNothingLeft(t, r, good, b.Dir)
+}
+
+// TestFaultBrokenGvisorRecord: a gVisor container whose record
+// (gvisor.json) is missing, empty, truncated, garbled or incomplete, or
+// whose whole state dir is gone, while runsc's own state is there and its
+// sandbox runs, is named by list (stderr, exit 1, status unknown); state
+// and a plain delete fail naming the record; delete --force removes
+// runsc's sandbox and state, cgroups, processes and the dir.
+func TestFaultBrokenGvisorRecord(t *testing.T) {
+	r := gvisorRunner(t)
+	b := gvisorBundle(t, "sleep", "1000")
+	for _, tc := range []struct {
+		name   string
+		break_ func(path string) error
+		want   string
+	}{
+		{"missing", os.Remove, "missing, while runsc holds the container"},
+		{"empty", func(p string) error { return os.WriteFile(p, nil, 0o600) }, "unreadable: empty"},
+		{"truncated", func(p string) error {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, data[:len(data)/2], 0o600)
+		}, "unreadable: truncated"},
+		{"garbled", func(p string) error { return os.WriteFile(p, []byte("{\"runsc\":\x00\xff}"), 0o600) }, "unreadable: not valid JSON"},
+		{"empty-object", func(p string) error { return os.WriteFile(p, []byte("{}"), 0o600) }, "unreadable: incomplete"},
+		{"dir-gone", func(p string) error { return os.RemoveAll(filepath.Dir(p)) }, "while runsc holds the container"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := ftID(t, r, "gvr-"+tc.name)
+			r.coreDetached("run", "-d", "--bundle", b.Dir, id)
+			if len(runscProcesses(r, id)) == 0 {
+				t.Fatalf("no runsc process of %s after run -d", id)
+			}
+			record := filepath.Join(r.Root, id, "gvisor.json")
+			if err := tc.break_(record); err != nil {
+				t.Fatal(err)
+			}
+			named := record
+			if tc.name == "dir-gone" {
+				named = filepath.Join(r.Root, id)
+			} else {
+				old := time.Now().Add(-time.Minute)
+				os.Chtimes(filepath.Join(r.Root, id), old, old)
+			}
+			res := r.Run(nil, "list")
+			if res.Code == 0 {
+				t.Errorf("list with a broken gVisor container: exit 0")
+			}
+			if !strings.Contains(res.Stdout, id) || !strings.Contains(res.Stdout, "unknown") {
+				t.Errorf("list leaves out the broken container: %q", res.Stdout)
+			}
+			if msg := strings.TrimSpace(res.Stderr); strings.Count(msg, "\n") != 0 || !strings.Contains(msg, id) || !strings.Contains(msg, named) || !strings.Contains(msg, tc.want) {
+				t.Errorf("list's stderr %q: want one line naming %s, %s and %q", msg, id, named, tc.want)
+			}
+			if tc.name != "dir-gone" {
+				r.Fail([]string{id, record}, "state", id)
+				r.Fail([]string{id, record, "delete --force"}, "delete", id)
+			}
+			r.OK("delete", "--force", id)
+			if p := runscProcesses(r, id); len(p) > 0 {
+				t.Errorf("runsc processes alive after delete --force: %v", p)
+			}
+			assertNoGvisorLeftovers(t, r, id, b.Dir)
+			assertNothingLeft(t, r, id, "")
+			if res := r.OK("list", "-q"); strings.TrimSpace(res.Stdout) != "" {
+				t.Errorf("list -q after delete --force: %q", res.Stdout)
+			}
+		})
+	}
+}
+
+// TestFaultKill9GvisorRun: nucleus and the runsc it runs killed together
+// (as a unit's or a shell's process group is) at points through a gVisor
+// run -d: delete --force and list work and nothing is left, runsc's
+// cgroups included (runsc removes them only once it has written its
+// state). strace can't drive these kills: runsc's ptrace platform then
+// can't trace its own stubs.
+func TestFaultKill9GvisorRun(t *testing.T) {
+	r := gvisorRunner(t)
+	b := gvisorBundle(t, "sleep", "1000")
+	for _, delay := range []time.Duration{0, 20, 50, 100, 150, 250, 400} {
+		delay *= time.Millisecond
+		id := f2ID(t, r, "k9gv")
+		cmd := r.Cmd("run", "-d", "--bundle", b.Dir, id)
+		devnull, _ := os.Open(os.DevNull)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitForUpTo(t, 30*time.Second, "runsc for "+id, func() bool { return len(runscProcesses(r, id)) > 0 || cmd.ProcessState != nil })
+		time.Sleep(delay)
+		cmd.Process.Kill()
+		for _, p := range runscProcesses(r, id) {
+			if pid, err := strconv.Atoi(strings.TrimPrefix(strings.SplitN(p, ":", 2)[0], "/proc/")); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		cmd.Wait()
+		devnull.Close()
+		what := fmt.Sprintf("run -d killed %s after runsc started", delay)
+		assertRecovers(t, r, id, b.Dir, what)
+		assertNoGvisorLeftovers(t, r, id, b.Dir)
+	}
 }

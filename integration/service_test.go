@@ -334,8 +334,12 @@ func TestServiceNotifyPlain(t *testing.T) {
 func TestServiceNotifyPassthrough(t *testing.T) {
 	r := newRunner(t)
 	b := probeBundle(t)
+	// The trailing exit keeps the shell from exec'ing its last command:
+	// pid 1 whose environ the test reads must not be mid-execve (the
+	// kernel shows an empty environ then; under load the test once read
+	// one).
 	b.Spec.Process.Args = []string{"sh", "-c", `while ! test -f /tmp/go; do sleep 0.1; done; ` +
-		`probe sdnotify 'MAINPID=1\nSTATUS=warming up\nFDSTORE=1' 'READY=1' > /tmp/sent; sleep 600`}
+		`probe sdnotify 'MAINPID=1\nSTATUS=warming up\nFDSTORE=1' 'READY=1' > /tmp/sent; sleep 600; exit 0`}
 	b.Save(t)
 	id := hlID(t, r, "pass")
 	n := listenNotify(t)

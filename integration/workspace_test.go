@@ -28,21 +28,6 @@ func userWorkspace(t *testing.T) string {
 	return ws
 }
 
-// chownTree gives every entry under dir to uid:gid, as a user's own
-// workspace would be.
-func chownTree(t *testing.T, dir string, uid, gid int) {
-	t.Helper()
-	err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // hostSecret is a root-only file outside any workspace.
 func hostSecret(t *testing.T) string {
 	t.Helper()

@@ -262,11 +262,17 @@ func (p *Pools) allMembers(name string) []string {
 			ids = append(ids, id)
 		}
 	}
-	// A container whose sandbox dir was never made.
+	// A container whose sandbox dir was never made, or one whose
+	// container wasn't either, but its workspace copy or rootfs staging
+	// was (@workspace-ID, @rootfs-ID, ...: a refill killed early).
 	entries, _ := os.ReadDir(p.R.Root)
 	for _, e := range entries {
-		if isMemberID(name, e.Name()) && !contains(ids, e.Name()) {
-			ids = append(ids, e.Name())
+		id := e.Name()
+		if at, ok := strings.CutPrefix(id, "@"); ok {
+			_, id, _ = strings.Cut(at, "-")
+		}
+		if isMemberID(name, id) && !contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
 	return ids
@@ -514,7 +520,16 @@ func (p *Pools) Remove(name string) error {
 	for _, id := range p.allMembers(name) {
 		p.destroy(name, id)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	// A detached release or refill that read pool.json just before it
+	// went may still make an entry (its fill.lock, a ready mark) while
+	// the dir is being removed; it finds nothing to do after that.
+	for try := 0; try < 50; try++ {
+		if err = os.RemoveAll(dir); err == nil || !errors.Is(err, unix.ENOTEMPTY) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
 		return fmt.Errorf("pool %s: %w", name, err)
 	}
 	return nil

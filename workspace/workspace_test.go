@@ -29,11 +29,22 @@ func setup(t *testing.T) (orig, dir string, dropped map[string]string) {
 // copies it in.
 func copyIn(t *testing.T, orig, dir string, dropped map[string]string) *Copy {
 	t.Helper()
-	filepath.Walk(orig, func(p string, _ os.FileInfo, err error) error {
-		if err == nil && filepath.Base(p) != "shadow" {
-			err = os.Lchown(p, 1000, 1000)
+	// Only what is on orig's own filesystem, and no device node: a
+	// chown walk must never reach a mount or a device (the host's
+	// /dev/null once lost its owner to one).
+	var top unix.Stat_t
+	if err := unix.Lstat(orig, &top); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(orig, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || filepath.Base(p) == "shadow" {
+			return err
 		}
-		return err
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || st.Dev != top.Dev || !(fi.Mode().IsRegular() || fi.IsDir() || fi.Mode()&os.ModeSymlink != 0) {
+			return nil
+		}
+		return os.Lchown(p, 1000, 1000)
 	})
 	c, err := In(Dir{Path: orig}, dir, 2000, 2000, func(p, why string) { dropped[p] = why })
 	if err != nil {

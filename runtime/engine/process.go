@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/nucleus-run/nucleus/opterr"
@@ -117,17 +118,26 @@ func CheckTerminal(terminal, detach bool, consoleSocket string) error {
 }
 
 // OwnerName is the user name of a state dir's owner, as runc lists it.
+// Names are looked up once per uid: list asks for every container, and
+// each lookup reads the whole of /etc/passwd.
 func OwnerName(info fs.FileInfo) string {
 	st, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {
 		return ""
 	}
-	uid := strconv.Itoa(int(st.Uid))
-	if u, err := user.LookupId(uid); err == nil {
-		return u.Username
+	if name, ok := ownerNames.Load(st.Uid); ok {
+		return name.(string)
 	}
-	return "#" + uid
+	uid := strconv.Itoa(int(st.Uid))
+	name := "#" + uid
+	if u, err := user.LookupId(uid); err == nil {
+		name = u.Username
+	}
+	ownerNames.Store(st.Uid, name)
+	return name
 }
+
+var ownerNames sync.Map
 
 // ParseSignal accepts "KILL", "SIGKILL", "kill" and "9", and "0": no
 // signal, only the check that the container's init is there (runc's

@@ -105,7 +105,11 @@ func (r *Engine) writeGvisorBundle(rec *gvisorRecord, config []byte) error {
 		err = os.MkdirAll(r.runscRootDir(), 0o711)
 	}
 	if err == nil {
-		err = os.WriteFile(filepath.Join(rec.dir, recordName), data, 0o600)
+		// Whole or not at all: a listing never sees half a record.
+		tmp := filepath.Join(rec.dir, "."+recordName)
+		if err = os.WriteFile(tmp, data, 0o600); err == nil {
+			err = os.Rename(tmp, filepath.Join(rec.dir, recordName))
+		}
 	}
 	if err != nil {
 		os.RemoveAll(rec.dir)

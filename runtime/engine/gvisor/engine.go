@@ -32,13 +32,15 @@ const recordName = "gvisor.json"
 // Kind is engine.Gvisor.
 func (r *Engine) Kind() engine.Kind { return engine.Gvisor }
 
-// Holds reports whether id's state dir holds a gVisor record.
+// Holds reports whether id's state dir holds a gVisor record, or runsc
+// holds id while its record is lost (the caller asks the native engine
+// first: a native container never has runsc state).
 func (r *Engine) Holds(id string) bool {
 	if spec.ValidateID(id) != nil {
 		return false
 	}
 	_, err := os.Stat(filepath.Join(engine.StateDir(r.Root, id), recordName))
-	return err == nil
+	return err == nil || r.runscHolds(id)
 }
 
 // Create sets up a container in a runsc sandbox whose process waits for

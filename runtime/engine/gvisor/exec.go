@@ -99,6 +99,8 @@ func (r *Engine) Exec(id string, o engine.ExecOptions) (status int, retErr error
 		return -1, err
 	}
 	defer closeStdio()
+	defer privateNull(rec.dir, &stdio)()
+	defer keepOwners(stdio)()
 	cmd := rec.command("exec", append(args, id)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	if o.Detach {

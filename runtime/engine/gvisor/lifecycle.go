@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/runc/types"
@@ -189,6 +191,8 @@ func (r *Engine) start(o engine.CreateOptions, act action) (status int, retErr e
 			return -1, err
 		}
 	}
+	defer privateNull(rec.dir, &stdio)()
+	defer keepOwners(stdio)()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	if detach {
 		if err := cmd.Run(); err != nil {
@@ -304,6 +308,10 @@ func (r *Engine) Delete(id string, force bool) error {
 	unlock, err := engine.Lock(r.Root, id)
 	if err != nil {
 		if force && errors.Is(err, engine.ErrNotExist) {
+			if r.runscHolds(id) {
+				// The state dir is gone, runsc's sandbox is not.
+				r.reclaim(id)
+			}
 			return nil
 		}
 		return err
@@ -311,6 +319,11 @@ func (r *Engine) Delete(id string, force bool) error {
 	defer unlock()
 	rec, err := r.readGvisorRecord(id)
 	if err != nil {
+		if force && errors.Is(err, engine.ErrBrokenState) {
+			logrus.Warnf("%v; removing the container", err)
+			r.reclaim(id)
+			return nil
+		}
 		return err
 	}
 	st, err := rec.state()
@@ -351,6 +364,21 @@ func (r *Engine) Delete(id string, force bool) error {
 	return nil
 }
 
+// reclaim removes a container whose record is lost or broken: runsc's
+// sandbox (its processes, cgroups and state, through runsc delete
+// --force, which needs only runsc's root), the rootfs staging, R/ID.
+func (r *Engine) reclaim(id string) {
+	rec := r.reclaimRecord(id)
+	var pid int
+	if rec.Runsc != "" {
+		if st, err := rec.state(); err == nil && st != nil {
+			pid = st.Pid
+		}
+	}
+	rec.cleanup(true)
+	waitGone(pid)
+}
+
 // waitGone waits (up to 10 s) for a process to exit, so that delete
 // returns with the sandbox gone, not merely signalled.
 func waitGone(pid int) {
@@ -367,7 +395,9 @@ func waitGone(pid int) {
 }
 
 // List lists the gVisor containers under the root, with one `runsc
-// list`; nothing runs when no gVisor container was ever created here.
+// list`; nothing runs when no gVisor container was ever created here. A
+// container whose record is broken, or whose state dir is gone while
+// runsc holds it, is listed with StatusUnknown and the reason.
 func (r *Engine) List() ([]engine.State, error) {
 	if _, err := os.Stat(r.runscRootDir()); err != nil {
 		return nil, nil
@@ -377,16 +407,28 @@ func (r *Engine) List() ([]engine.State, error) {
 		return nil, nil
 	}
 	var recs []*gvisorRecord
+	var broken []engine.State
 	for _, e := range entries {
 		if !e.IsDir() || spec.ValidateID(e.Name()) != nil {
 			continue
 		}
-		if rec, err := r.readGvisorRecord(e.Name()); err == nil {
+		rec, err := r.readGvisorRecord(e.Name())
+		if err == nil {
 			recs = append(recs, rec)
+			continue
 		}
+		if !errors.Is(err, engine.ErrBrokenState) || locked(engine.StateDir(r.Root, e.Name())) {
+			continue // not gVisor's, or a delete is removing it
+		}
+		s := engine.State{ID: e.Name(), Status: engine.StatusUnknown, Error: err.Error(), Annotations: map[string]string{engine.Annotation: string(engine.Gvisor)}}
+		if info, err := e.Info(); err == nil {
+			s.Created, s.Owner = info.ModTime().UTC(), engine.OwnerName(info)
+		}
+		broken = append(broken, s)
 	}
+	broken = append(broken, r.orphans()...)
 	if len(recs) == 0 {
-		return nil, nil
+		return broken, nil
 	}
 	byID := map[string]*runscState{}
 	cmd := exec.Command(recs[0].Runsc, "--root="+r.runscRootDir(), "list", "--format", "json")
@@ -406,7 +448,43 @@ func (r *Engine) List() ([]engine.State, error) {
 		}
 		out = append(out, *s)
 	}
-	return out, nil
+	return append(out, broken...), nil
+}
+
+// orphans are the ids runsc holds under the root whose state dir is gone.
+func (r *Engine) orphans() []engine.State {
+	entries, _ := os.ReadDir(r.runscRootDir())
+	var out []engine.State
+	for _, e := range entries {
+		id, rest, ok := strings.Cut(e.Name(), "_sandbox:")
+		if !ok || rest != id+".state" || spec.ValidateID(id) != nil {
+			continue
+		}
+		if _, err := os.Lstat(engine.StateDir(r.Root, id)); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		s := engine.State{ID: id, Status: engine.StatusUnknown, Annotations: map[string]string{engine.Annotation: string(engine.Gvisor)},
+			Error: fmt.Sprintf("container %s: state dir %s: %v, while runsc holds the container (nucleus delete --force %s removes it)", id, engine.StateDir(r.Root, id), fs.ErrNotExist, id)}
+		if info, err := e.Info(); err == nil {
+			s.Created = info.ModTime().UTC()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// locked reports whether another process holds dir's flock (a delete).
+func locked(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
 }
 
 // Ps prints `runsc ps` for a gVisor container: its processes live in

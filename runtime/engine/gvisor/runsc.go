@@ -31,10 +31,12 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nucleus-run/nucleus/policy"
 	"github.com/nucleus-run/nucleus/runtime/engine"
+	"github.com/nucleus-run/nucleus/spec"
 )
 
 // RunscEnv names the runsc binary to use (a path); unset: runsc on PATH.
@@ -93,21 +95,65 @@ type gvisorRecord struct {
 
 func (r *Engine) runscRootDir() string { return filepath.Join(r.Root, engine.GvisorRootName) }
 
+// readGvisorRecord reads R/ID/gvisor.json. A record that is empty,
+// truncated, garbled or lacks runsc's path or root, or is missing while
+// runsc holds the id (a nucleus killed part-way, a full disk, a hand
+// edit), is ErrBrokenState naming the file.
 func (r *Engine) readGvisorRecord(id string) (*gvisorRecord, error) {
 	dir := engine.StateDir(r.Root, id)
-	data, err := os.ReadFile(filepath.Join(dir, recordName))
+	file := filepath.Join(dir, recordName)
+	data, err := os.ReadFile(file)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			if r.runscHolds(id) {
+				return nil, fmt.Errorf("container %s: gVisor record %s: %w: missing, while runsc holds the container (nucleus delete --force %s removes it)", id, file, engine.ErrBrokenState, id)
+			}
 			return nil, fmt.Errorf("container %s: %w", id, engine.ErrNotExist)
 		}
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	var rec gvisorRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("container %s: %s: %w", id, filepath.Join(dir, recordName), err)
+	why := ""
+	var se *json.SyntaxError
+	switch err := json.Unmarshal(data, &rec); {
+	case len(bytes.TrimSpace(data)) == 0:
+		why = "empty"
+	case err != nil && errors.As(err, &se) && se.Offset >= int64(len(data)):
+		why = "truncated"
+	case err != nil:
+		why = "not valid JSON: " + err.Error()
+	case rec.Runsc == "" || rec.runscRoot() == "":
+		why = "incomplete (no runsc path or runsc root)"
+	}
+	if why != "" {
+		return nil, fmt.Errorf("container %s: gVisor record %s: %w: %s (nucleus delete --force %s removes it)", id, file, engine.ErrBrokenState, why, id)
 	}
 	rec.id, rec.dir = id, dir
 	return &rec, nil
+}
+
+// runscStateFile is runsc's state file for a container id that is its
+// sandbox's only container, as every nucleus gVisor container is.
+func (r *Engine) runscStateFile(id string) string {
+	return filepath.Join(r.runscRootDir(), id+"_sandbox:"+id+".state")
+}
+
+// runscHolds reports whether runsc keeps state for id under the root.
+func (r *Engine) runscHolds(id string) bool {
+	_, err := os.Stat(r.runscStateFile(id))
+	return err == nil
+}
+
+// reclaimRecord stands in for a broken record, for delete --force: runsc
+// at its usual place, on this root's runsc root (which is all `runsc
+// delete --force` needs: the sandbox's pid and cgroups are in runsc's own
+// state).
+func (r *Engine) reclaimRecord(id string) *gvisorRecord {
+	runsc, err := FindRunsc()
+	if err != nil {
+		logrus.Warn(err)
+	}
+	return &gvisorRecord{Runsc: runsc, Flags: []string{"--root=" + r.runscRootDir()}, id: id, dir: engine.StateDir(r.Root, id)}
 }
 
 // command builds `runsc <global flags> sub args...`. The global flags are
@@ -210,12 +256,20 @@ func (g *gvisorRecord) toState(st *runscState) *engine.State {
 // died), then R/ID. An attached run that ended normally skips
 // the `runsc delete`: runsc run has removed its container already.
 func (g *gvisorRecord) cleanup(runscDelete bool) {
-	if runscDelete {
+	if runscDelete && g.Runsc != "" {
 		if _, err := g.output("delete", "--force", g.id); err != nil {
 			logrus.Warnf("remove gvisor container %s: %v", g.id, err)
 		}
 	}
 	g.removeRunscFiles()
+	// runsc removes the sandbox's cgroups only if it got as far as
+	// writing its state: a runsc run killed (with the nucleus that ran
+	// it) before then leaves them, with what runs in them.
+	if rel := g.cgroupPath(); rel != "" {
+		if err := engine.RemoveCgroups(rel); err != nil {
+			logrus.Warnf("remove gvisor container %s: %v", g.id, err)
+		}
+	}
 	if err := os.RemoveAll(g.dir); err != nil {
 		logrus.Warnf("remove %s: %v", g.dir, err)
 	}
@@ -227,6 +281,32 @@ func (g *gvisorRecord) cleanup(runscDelete bool) {
 	if root := g.runscRoot(); root != "" {
 		_ = os.Remove(root)
 	}
+}
+
+// cgroupPath is where runsc puts the sandbox's cgroups (cgroupfs only:
+// with --systemd-cgroup, systemd removes the unit's): the config's
+// cgroupsPath, or /<id> without one. "" when the config can't say.
+func (g *gvisorRecord) cgroupPath() string {
+	for _, f := range g.Flags {
+		if f == "--systemd-cgroup" {
+			return ""
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(g.dir, spec.ConfigName))
+	if err != nil {
+		return ""
+	}
+	var s specs.Spec
+	if json.Unmarshal(data, &s) != nil {
+		return ""
+	}
+	if s.Linux != nil && s.Linux.CgroupsPath != "" {
+		if !strings.HasPrefix(s.Linux.CgroupsPath, "/") {
+			return ""
+		}
+		return s.Linux.CgroupsPath
+	}
+	return "/" + g.id
 }
 
 // runscRoot is runsc's --root as recorded.

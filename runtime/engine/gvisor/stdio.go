@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -149,4 +151,112 @@ func runscStdio(attached bool) ([3]*os.File, func(), error) {
 		}
 	}
 	return files, closeAll, nil
+}
+
+// keepOwners undoes runsc's chown of the stdio it is handed: runsc gives
+// its standard descriptors to the sandbox's user (nobody, 65534), and a
+// descriptor nucleus passes through is the caller's own file: the host's
+// /dev/null (which every `run -d </dev/null` then gave to nobody), a
+// terminal, a log file. Pipes and sockets are inodes of their own and are
+// left to runsc. The owners are put back as soon as runsc changes them
+// (it does so once, as it starts) and again when stop is called, after
+// runsc has returned. The sandbox keeps what it opened: an open
+// descriptor's access does not depend on the file's owner.
+func keepOwners(files [3]*os.File) (stop func()) {
+	type owner struct {
+		fd       int
+		uid, gid uint32
+	}
+	var kept []owner
+	seen := map[[2]uint64]bool{}
+	for _, f := range files {
+		if f == nil {
+			continue
+		}
+		fd := int(f.Fd())
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			continue
+		}
+		if k := st.Mode & unix.S_IFMT; k == unix.S_IFIFO || k == unix.S_IFSOCK || seen[[2]uint64{st.Dev, st.Ino}] {
+			continue
+		}
+		seen[[2]uint64{st.Dev, st.Ino}] = true
+		kept = append(kept, owner{fd, st.Uid, st.Gid})
+	}
+	if len(kept) == 0 {
+		return func() {}
+	}
+	restore := func() {
+		for _, o := range kept {
+			var st unix.Stat_t
+			if unix.Fstat(o.fd, &st) != nil || (st.Uid == o.uid && st.Gid == o.gid) {
+				continue
+			}
+			if err := unix.Fchown(o.fd, int(o.uid), int(o.gid)); err != nil {
+				logrus.Warnf("gvisor: give stdio back to %d:%d: %v", o.uid, o.gid, err)
+			}
+		}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		// runsc chowns as it starts; an attached run lives on.
+		end := time.After(30 * time.Second)
+		for {
+			select {
+			case <-done:
+				return
+			case <-end:
+				return
+			case <-tick.C:
+				restore()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		restore()
+	}
+}
+
+// privateNull hands runsc a null device of the container's own (dir/null)
+// in place of the host's /dev/null, so that runsc's chown reaches no
+// shared inode at all (keepOwners covers the other files, and this one
+// when dir's filesystem allows no device nodes). close closes what it
+// opened.
+func privateNull(dir string, files *[3]*os.File) (close func()) {
+	var host unix.Stat_t
+	if unix.Stat("/dev/null", &host) != nil || host.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return func() {}
+	}
+	var own *os.File
+	for i, f := range files {
+		var st unix.Stat_t
+		if f == nil || unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != host.Rdev {
+			continue
+		}
+		if own == nil {
+			p := filepath.Join(dir, "null")
+			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(host.Rdev)); err != nil && !errors.Is(err, unix.EEXIST) {
+				return func() {}
+			}
+			_ = unix.Chmod(p, 0o666)
+			nf, err := os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return func() {} // a nodev filesystem
+			}
+			own = nf
+		}
+		files[i] = own
+	}
+	if own == nil {
+		return func() {}
+	}
+	return func() { own.Close() }
 }

@@ -4,19 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 
 	"github.com/nucleus-run/nucleus/runtime/engine"
 )
@@ -67,7 +61,7 @@ func writeCgroupRecord(stateDir string, cg *cgroups.Cgroup) error {
 func (r *Engine) reclaim(id string) error {
 	dirs := r.impliedCgroupDirs(id)
 	var errs []error
-	if err := killCgroups(dirs); err != nil {
+	if err := engine.KillCgroups(dirs); err != nil {
 		errs = append(errs, fmt.Errorf("delete %s: %w", id, err))
 	}
 	for _, d := range dirs {
@@ -111,10 +105,10 @@ func (r *Engine) impliedCgroupDirs(id string) []string {
 			logrus.Debugf("delete %s: cgroup record: %v", id, err)
 		}
 	}
-	mounts := cgroupMounts()
+	mounts := engine.CgroupMounts()
 	var rels []string
 	for _, p := range paths {
-		if rel := relativeTo(mounts, p); rel != "" && !slices.Contains(rels, rel) {
+		if rel := engine.CgroupRel(mounts, p); rel != "" && !slices.Contains(rels, rel) {
 			rels = append(rels, rel)
 		}
 	}
@@ -133,120 +127,4 @@ func (r *Engine) impliedCgroupDirs(id string) []string {
 		}
 	}
 	return dirs
-}
-
-// cgroupMounts are the mount points of the host's cgroup hierarchies.
-func cgroupMounts() []string {
-	infos, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, m := range infos {
-		if !slices.Contains(out, m.Mountpoint) {
-			out = append(out, m.Mountpoint)
-		}
-	}
-	return out
-}
-
-// relativeTo is p below the cgroup mount it is in, or "" when p is no
-// container's cgroup: outside every hierarchy, or a hierarchy's root,
-// whose processes are the whole host's.
-func relativeTo(mounts []string, p string) string {
-	p = filepath.Clean(p)
-	best := ""
-	for _, m := range mounts {
-		if strings.HasPrefix(p, m+"/") && len(m) > len(best) {
-			best = m
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	rel := strings.TrimPrefix(p, best)
-	if rel == "" || rel == "/" {
-		return ""
-	}
-	return rel
-}
-
-// killCgroups SIGKILLs every process in dirs and their sub-cgroups until
-// none is left (10 s at most). A v1 freezer cgroup is frozen while its
-// processes are listed and signalled, so that none forks past the kill,
-// then thawed: a frozen v1 task does not die of SIGKILL.
-func killCgroups(dirs []string) error {
-	self := os.Getpid()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		freezers := setFreezer(dirs, "FROZEN")
-		var pids []int
-		for _, d := range dirs {
-			for _, pid := range cgroupPids(d) {
-				// Never the caller itself, nor the host's init (a
-				// cgroup path that somehow held them is no container's).
-				if pid != self && pid > 1 {
-					pids = append(pids, pid)
-				}
-			}
-		}
-		for _, pid := range pids {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-		setFreezer(freezers, "THAWED")
-		if len(pids) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v still in the container's cgroups 10s after SIGKILL", pids)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// setFreezer writes state to the freezer.state of each v1 freezer cgroup
-// in dirs (and v2's cgroup.freeze) and returns those it wrote.
-func setFreezer(dirs []string, state string) []string {
-	var done []string
-	for _, d := range dirs {
-		if err := os.WriteFile(filepath.Join(d, "freezer.state"), []byte(state), 0); err == nil {
-			done = append(done, d)
-			continue
-		}
-		v := "0"
-		if state == "FROZEN" {
-			v = "1"
-		}
-		if err := os.WriteFile(filepath.Join(d, "cgroup.freeze"), []byte(v), 0); err == nil {
-			done = append(done, d)
-		}
-	}
-	if state == "FROZEN" && len(done) > 0 {
-		// Freezing takes effect asynchronously; a short wait is enough
-		// for the listing to be stable in practice, and a task that
-		// slips through is caught by the next round.
-		time.Sleep(time.Millisecond)
-	}
-	return done
-}
-
-// cgroupPids lists the processes of the cgroup dir and its descendants.
-func cgroupPids(dir string) []int {
-	var pids []int
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		data, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
-		if err != nil {
-			return nil
-		}
-		for _, f := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-		return nil
-	})
-	return pids
 }
