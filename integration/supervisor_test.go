@@ -262,6 +262,17 @@ func TestSupervisorAttacks(t *testing.T) {
 			t.Errorf("the workload reached pid 1's %s:\n%s", what, res.Stdout)
 		}
 	}
+	// prlimit64's own check is uids alone: lowering pid 1's limits would
+	// lower every later exec's (an RLIMIT_NOFILE of 3 hung nucleus exec).
+	res = r.OK("exec", id, "probe", "prlimit-init")
+	for _, want := range []string{"prlimit-set-init: DENIED EPERM", "prlimit-set-self: ALLOWED"} {
+		if !strings.Contains(res.Stdout, want) {
+			t.Errorf("prlimit of pid 1: want %q in:\n%s", want, res.Stdout)
+		}
+	}
+	if res := r.Run(nil, "exec", id, "sh", "-c", "echo more than a byte > /tmp/fsize"); res.Code != 0 {
+		t.Errorf("a later exec inherited a lowered limit: exit %d, %s", res.Code, res.Stderr)
+	}
 	init := initHostPid(t, r, id)
 	sockFd := ""
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", init))

@@ -346,3 +346,24 @@ func TestCacheDirOwnerChecked(t *testing.T) {
 	}
 	assertNoLeftovers(t, r.Root, "ws-cache-flake", "")
 }
+
+// TestWorkspaceWhiteoutRefused: renameat2(RENAME_WHITEOUT), which any user
+// may call since Linux 5.8, leaves a 0:0 character device where the file
+// was: through a bind workspace, a device node in the user's directory
+// (mknod is refused). The sandbox's seccomp filter refuses the flag; other
+// renameat2 flags still work.
+func TestWorkspaceWhiteoutRefused(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	ws := userWorkspace(t)
+	res := r.sandbox(b, "ws-whiteout", []string{"--workspace", ws + ":bind-rw"}, "probe", "whiteout", "/workspace/w")
+	if !strings.Contains(res.Stdout, "whiteout: DENIED EPERM") || !strings.Contains(res.Stdout, "rename-noreplace: ALLOWED") {
+		t.Errorf("renameat2 in a bind workspace: exit %d, %q %q", res.Code, res.Stdout, res.Stderr)
+	}
+	entries, _ := os.ReadDir(ws)
+	for _, e := range entries {
+		if e.Type()&os.ModeDevice != 0 {
+			t.Errorf("a device node %s was left in the user's directory", e.Name())
+		}
+	}
+}

@@ -19,7 +19,7 @@ var allowedSyscalls = []string{
 	"close", "close_range", "lseek", "dup", "dup2", "dup3", "fcntl", "flock",
 	"fstat", "newfstatat", "statx", "statfs", "fstatfs",
 	"faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir",
-	"mkdirat", "unlinkat", "renameat", "renameat2", "linkat", "symlinkat",
+	"mkdirat", "unlinkat", "renameat", "linkat", "symlinkat",
 	// legacy x86_64 forms static and older binaries (busybox, make) call: the *at forms' kernel paths
 	// (mkdir and mkdirat need no mode check: the kernel never sets S_ISUID or S_ISGID from their mode)
 	"access", "chown", "lchown", "link", "mkdir", "rename", "rmdir", "symlink", "unlink",
@@ -43,7 +43,7 @@ var allowedSyscalls = []string{
 	"getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
 	"setsid", "setpgid", "getpgid", "getpgrp",
 	"arch_prctl", "set_tid_address", "set_robust_list", "rseq", "futex", "sched_yield", "sched_getaffinity",
-	"getrlimit", "setrlimit", "prlimit64", "getrusage", "uname", "sysinfo",
+	"getrlimit", "setrlimit", "getrusage", "uname", "sysinfo",
 	"pidfd_open", "pidfd_send_signal",
 	// reading capability sets, all empty in a sandbox (node checks its own at start-up)
 	"capget",
@@ -179,6 +179,8 @@ func Builtin(o Options) *specs.LinuxSeccomp {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActErrno, ErrnoRet: &eafnosupport,
 			Args: []specs.LinuxSeccompArg{{Index: 0, Value: fam, Op: specs.OpEqualTo}}})
 	}
+	s.Syscalls = append(s.Syscalls, ownLimitRules()...)
+	s.Syscalls = append(s.Syscalls, renameRules()...)
 	for _, opt := range allowedPrctl {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"prctl"}, Action: specs.ActAllow,
 			Args: []specs.LinuxSeccompArg{{Index: 0, Value: opt, Op: specs.OpEqualTo}}})
@@ -443,4 +445,34 @@ func inetSocketRules() []specs.LinuxSyscall {
 		}
 	}
 	return rules
+}
+
+// ownLimitRules allow prlimit64 on the caller itself (pid 0, what glibc's
+// setrlimit and getrlimit pass) and refuse it on any other process. The
+// kernel checks only that the uids match, not dumpability: a command could
+// lower the limits of the sandbox's pid 1 (its supervisor), and every
+// later exec would inherit them (an RLIMIT_NOFILE of 3 hung the host's
+// nucleus exec). Reading another's limits is refused too: one rule on the
+// pid alone (an errno rule on the pid and the new limit, beside an allow
+// rule on the new limit, never matched here: the call met the default kill).
+func ownLimitRules() []specs.LinuxSyscall {
+	eperm := uint(unix.EPERM)
+	return []specs.LinuxSyscall{
+		{Names: []string{"prlimit64"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpEqualTo}}},
+		{Names: []string{"prlimit64"}, Action: specs.ActErrno, ErrnoRet: &eperm, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpNotEqual}}},
+	}
+}
+
+// renameRules allow renameat2 without RENAME_WHITEOUT, which the kernel
+// lets anyone use since 5.8 and which leaves a 0:0 character device behind:
+// through a bind workspace, a device node in the user's directory (an
+// overlay layer's whiteout hides a file), where mknod is refused.
+func renameRules() []specs.LinuxSyscall {
+	eperm := uint(unix.EPERM)
+	return []specs.LinuxSyscall{
+		{Names: []string{"renameat2"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{
+			{Index: 4, Value: unix.RENAME_WHITEOUT, ValueTwo: 0, Op: specs.OpMaskedEqual}}},
+		{Names: []string{"renameat2"}, Action: specs.ActErrno, ErrnoRet: &eperm, Args: []specs.LinuxSeccompArg{
+			{Index: 4, Value: unix.RENAME_WHITEOUT, ValueTwo: unix.RENAME_WHITEOUT, Op: specs.OpMaskedEqual}}},
+	}
 }

@@ -380,6 +380,24 @@ func main() {
 		result(err)
 		fmt.Print("ptrace: ")
 		result(rawErr(unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_ATTACH, 1, 0, 0, 0, 0)))
+	case "prlimit-init":
+		// Lower pid 1's (the supervisor's) RLIMIT_FSIZE, which every
+		// command it starts later would inherit; read it back.
+		fmt.Print("prlimit-set-init: ")
+		result(unix.Prlimit(1, unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 1, Max: 1}, nil))
+		fmt.Print("prlimit-set-self: ")
+		result(unix.Prlimit(0, unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 1 << 40, Max: unix.RLIM_INFINITY}, nil))
+	case "whiteout":
+		// renameat2(RENAME_WHITEOUT) of os.Args[2] leaves a 0:0
+		// character device in its place.
+		if err := os.WriteFile(os.Args[2], []byte("x"), 0o644); err != nil {
+			fmt.Println("setup:", err)
+			return
+		}
+		fmt.Print("whiteout: ")
+		result(unix.Renameat2(unix.AT_FDCWD, os.Args[2], unix.AT_FDCWD, os.Args[2]+".moved", unix.RENAME_WHITEOUT))
+		fmt.Print("rename-noreplace: ")
+		result(unix.Renameat2(unix.AT_FDCWD, os.Args[2], unix.AT_FDCWD, os.Args[2]+".moved2", unix.RENAME_NOREPLACE))
 	case "pidfd-getfd-init":
 		// pidfd_getfd of pid 1's descriptor N (its exec socket).
 		pidfd, err := unix.PidfdOpen(1, 0)
