@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 // The protocol of supervise/supervise.go (and preexec/supervise.h).
@@ -35,6 +36,9 @@
 #define DEFAULTS_MAGIC "NXD1"
 #define MAX_ID 255
 #define MAX_DEFAULTS (256u << 10)
+// DRAIN_MS is supervise.Drain: how long the outputs are copied after the
+// command has ended.
+#define DRAIN_MS 1000
 
 struct defaults {
 	char *buf;
@@ -385,24 +389,44 @@ static int serve(int conn, struct stdio *s)
 	int status = -1, conn_open = 1;
 	const char *lost = NULL;
 	char buf[32 << 10];
+	struct timespec ended = {0};
 	for (;;) {
 		int outs_open = (s->ours[1] >= 0) + (s->ours[2] >= 0);
 		if (!conn_open && !outs_open)
 			break;
+		// Once the command has ended, what it left running (holding
+		// its stdout) gets DRAIN_MS to finish writing: the client must
+		// not wait on a process the caller did not ask to wait for.
+		int timeout = -1;
+		if (!conn_open) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long spent = (now.tv_sec - ended.tv_sec) * 1000 + (now.tv_nsec - ended.tv_nsec) / 1000000;
+			if (spent >= DRAIN_MS)
+				break;
+			timeout = (int)(DRAIN_MS - spent);
+		}
 		struct pollfd p[4] = {{sig_pipe[0], POLLIN, 0}, {conn_open ? conn : -1, POLLIN, 0},
 				      {s->ours[1], POLLIN, 0}, {s->ours[2], POLLIN, 0}};
-		if (poll(p, 4, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		int n = poll(p, 4, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			break;
-		}
 		if (p[0].revents & POLLIN) {
 			unsigned char sig;
-			while (read(sig_pipe[0], &sig, 1) == 1 && conn_open) {
+			int stop = 0;
+			while (read(sig_pipe[0], &sig, 1) == 1) {
+				if (!conn_open) {
+					stop |= sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
+					continue;
+				}
 				unsigned char m[8];
 				put32(m, SIG_MAGIC), put32(m + 4, sig);
 				send(conn, m, sizeof(m), MSG_NOSIGNAL);
 			}
+			if (stop)
+				break; // the command is gone: asked to stop, the client does
 		}
 		if (conn_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
 			int32_t kind = 0, val = 0;
@@ -416,6 +440,7 @@ static int serve(int conn, struct stdio *s)
 				lost = "supervisor ended before the command (the sandbox was stopped)";
 			close(conn);
 			conn_open = 0;
+			clock_gettime(CLOCK_MONOTONIC, &ended);
 		}
 		for (int i = 1; i <= 2; i++) {
 			if (s->ours[i] < 0 || !(p[1 + i].revents & (POLLIN | POLLHUP | POLLERR)))

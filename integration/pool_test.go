@@ -400,6 +400,13 @@ func TestPoolFastPath(t *testing.T) {
 		if code := cmd.ProcessState.ExitCode(); code != 5 || rest != "got TERM\n" {
 			t.Errorf("%s: SIGTERM to the taker: exit %d, output %q", path.name, code, rest)
 		}
+		// A command that leaves a process holding its stdout: the taker
+		// returns with the command's status, and the release ends that
+		// process with the sandbox.
+		ready()
+		if res, err := r.coreExecUpTo(40*time.Second, nil, "sandbox", "--pool", name, "--", "sh", "-c", "sleep 100 & echo started; exit 4"); err != nil || res.Code != 4 || res.Stdout != "started\n" {
+			t.Errorf("%s: a pooled command leaving a process behind: %v exit %d stdout %q stderr %q", path.name, err, res.Code, res.Stdout, res.Stderr)
+		}
 		// Every member used is destroyed, never reused; the pool refills.
 		r.waitPoolReady(name, 2)
 		now := poolMembers(r, name)
@@ -409,8 +416,8 @@ func TestPoolFastPath(t *testing.T) {
 				gone = append(gone, id)
 			}
 		}
-		if len(gone) != 3 {
-			t.Errorf("%s: three takes destroyed %v", path.name, gone)
+		if len(gone) != 4 {
+			t.Errorf("%s: four takes destroyed %v", path.name, gone)
 		}
 		waitForUpTo(t, 30*time.Second, "the used sandboxes to be removed", func() bool {
 			for _, id := range gone {

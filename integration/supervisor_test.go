@@ -150,6 +150,11 @@ func supervisorExecChecks(t *testing.T, r *Runner, id string) {
 	if code := cmd.ProcessState.ExitCode(); code != 5 || rest != "got TERM\n" {
 		t.Errorf("SIGTERM to nucleus exec: exit %d (%v), output %q", code, err, rest)
 	}
+	// A command that leaves a process holding its stdout returns with its
+	// own status; the client does not wait for that process.
+	if res, err := r.coreExecUpTo(40*time.Second, nil, "exec", id, "sh", "-c", "sleep 100 & echo started; exit 4"); err != nil || res.Code != 4 || res.Stdout != "started\n" {
+		t.Errorf("exec leaving a process behind: %v exit %d stdout %q stderr %q", err, res.Code, res.Stdout, res.Stderr)
+	}
 	// Many at once, each with its own status and output.
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {

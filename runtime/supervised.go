@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -95,7 +96,7 @@ func (r *Runtime) supervisedExec(id string, o ExecOptions, cancel <-chan struct{
 	}()
 	status, err = conn.Wait()
 	close(done)
-	io.wait()
+	io.drain(sigs)
 	return status, true, err
 }
 
@@ -274,9 +275,29 @@ func (p *pipedStdio) started() {
 	}
 }
 
-// wait waits for the outputs to reach their end (the command, and what
-// it left running with them, closed them).
-func (p *pipedStdio) wait() { p.copiers.Wait() }
+// drain waits, once the command has ended, for its outputs to reach their
+// end, for at most supervise.Drain: what it left running holding them is
+// not the caller's to wait for (a pooled sandbox is destroyed right after;
+// a long-lived one keeps it). A SIGINT, SIGTERM, SIGHUP or SIGQUIT ends the
+// wait at once.
+func (p *pipedStdio) drain(sigs <-chan os.Signal) {
+	copied := make(chan struct{})
+	go func() { p.copiers.Wait(); close(copied) }()
+	timer := time.NewTimer(supervise.Drain)
+	defer timer.Stop()
+	for {
+		select {
+		case <-copied:
+			return
+		case <-timer.C:
+			return
+		case s := <-sigs:
+			if s == unix.SIGINT || s == unix.SIGTERM || s == unix.SIGHUP || s == unix.SIGQUIT {
+				return
+			}
+		}
+	}
+}
 
 func (p *pipedStdio) close() {
 	for _, f := range p.ours {

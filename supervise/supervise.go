@@ -21,9 +21,14 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// Drain is how long a client copies a command's outputs once the command
+// has ended (what it left running may hold them; fastexec's DRAIN_MS).
+const Drain = time.Second
 
 // SocketName is the socket's name in a sandbox's state dir.
 const SocketName = "supervisor.sock"
