@@ -367,3 +367,36 @@ func TestWorkspaceWhiteoutRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkspaceRootOwnedReadOnly: a read-only bind of a directory root
+// owns (for one, a symlink to /etc inside a user's project, which the
+// workspace path follows) must not hand root's 0600 files to the
+// workload, as an idmap making root the workload's own did; what any host
+// user may read stays readable.
+func TestWorkspaceRootOwnedReadOnly(t *testing.T) {
+	r := newRunner(t)
+	b := probeBundle(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("root only\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "public"), []byte("anyone\n"), 0o644)
+	proj := userWorkspace(t)
+	os.Symlink(dir, filepath.Join(proj, "link"))
+	os.Lchown(filepath.Join(proj, "link"), 1000, 1000)
+	read := "cat /workspace/public; cat /workspace/secret && echo LEAKED; stat -c '%u' /workspace/secret"
+	for _, ws := range []string{dir, filepath.Join(proj, "link")} {
+		res := r.sandbox(b, "ws-rootro", []string{"--workspace", ws + ":bind-ro"}, "sh", "-c", read)
+		if strings.Contains(res.Stdout, "LEAKED") || strings.Contains(res.Stdout, "root only") || !strings.HasPrefix(res.Stdout, "anyone\n") {
+			t.Errorf("bind-ro of %s (root's): stdout %q stderr %q", ws, res.Stdout, res.Stderr)
+		}
+	}
+	// The same through a warm pool's bind.
+	name := "ws-rootro-pool"
+	r.OK("pool", "create", name, "--bundle", b.Dir, "--size", "1")
+	defer r.Run(nil, "pool", "rm", name)
+	r.waitPoolReady(name, 1)
+	res := r.Run(nil, "sandbox", "--pool", name, "--workspace", dir+":bind-ro", "--", "sh", "-c", read)
+	if strings.Contains(res.Stdout, "LEAKED") || strings.Contains(res.Stdout, "root only") || !strings.HasPrefix(res.Stdout, "anyone\n") {
+		t.Errorf("pooled bind-ro of a root-owned directory: stdout %q stderr %q", res.Stdout, res.Stderr)
+	}
+}

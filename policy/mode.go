@@ -614,7 +614,7 @@ func addWorkspaceMount(s *specs.Spec, w *Workspace, userns bool) {
 		opts = append(opts, "rw")
 	}
 	m := specs.Mount{Destination: w.Dest, Type: "bind", Source: w.Source, Options: opts}
-	if userns && w.Kind != WorkspaceCopyInOut {
+	if userns && WorkspaceIdmapped(w) {
 		writable := w.Kind != WorkspaceBindRO
 		m.UIDMappings = workspaceIDMap(w.OwnerUID, s.Process.User.UID, writable)
 		m.GIDMappings = workspaceIDMap(w.OwnerGID, s.Process.User.GID, writable)
@@ -677,6 +677,19 @@ func clampPingGroupRange(s *specs.Spec) {
 		return
 	}
 	s.Linux.Sysctl[pingGroupRange] = fmt.Sprintf("%d %d", lo, hi)
+}
+
+// WorkspaceIdmapped says whether a workspace's bind is idmapped under the
+// sandbox's user namespace. A copy is the workload's own already. A
+// read-only bind of a directory root owns is not: the idmap would make its
+// owner the workload, and root's 0600 files (behind a symlink the workspace
+// path followed, say /etc/shadow) readable; unmapped, root's files show as
+// nobody's and only what any host user may read can be read.
+func WorkspaceIdmapped(w *Workspace) bool {
+	if w.Kind == WorkspaceCopyInOut {
+		return false
+	}
+	return !(w.Kind == WorkspaceBindRO && (w.OwnerUID == 0 || w.OwnerGID == 0))
 }
 
 // WorkspaceIDMaps are the uid and gid maps of a workspace bind's idmapped

@@ -97,7 +97,7 @@ func (r *Runtime) bindPooledWorkspace(id string, rec *sandboxRecord, ws *policy.
 	if ws.Kind == policy.WorkspaceBindRO {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
-	if hasUserNS {
+	if hasUserNS && policy.WorkspaceIdmapped(ws) {
 		uids, gids := policy.WorkspaceIDMaps(ws, rec.UID, rec.GID)
 		ns, err := userns.Open(max(rec.HostUID, 1), uids, gids)
 		if err != nil {
