@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -696,8 +697,33 @@ out:
 	free(env);
 }
 
+// rlimit_exec is `nucleus rlimit-exec --as=SOFT:HARD -- CMD...`
+// (native.RlimitExecCommand): a container's process, started by the init
+// through this sealed binary so that its RLIMIT_AS is set only once the Go
+// init (which holds ~1.5 GB of address space) is gone. It never returns.
+static void rlimit_exec(int argc, char **argv)
+{
+	unsigned long long soft, hard;
+	char end;
+	if (argc < 4 || sscanf(argv[2], "--as=%llu:%llu%c", &soft, &hard, &end) != 2 || strcmp(argv[3], "--") != 0) {
+		fprintf(stderr, "nucleus: rlimit-exec: want --as=SOFT:HARD -- CMD...\n");
+		_exit(125);
+	}
+	struct rlimit rl = {.rlim_cur = soft, .rlim_max = hard};
+	if (setrlimit(RLIMIT_AS, &rl) != 0) {
+		fprintf(stderr, "nucleus: process.rlimits: RLIMIT_AS %llu:%llu: %s\n", soft, hard, strerror(errno));
+		_exit(125);
+	}
+	execvp(argv[4], argv + 4);
+	int e = errno;
+	fprintf(stderr, "nucleus: exec %s: %s\n", argv[4], strerror(e));
+	_exit(e == ENOENT ? 127 : 126);
+}
+
 __attribute__((constructor)) static void nucleus_fast_exec(int argc, char **argv, char **envp)
 {
+	if (argc > 1 && strcmp(argv[1], "rlimit-exec") == 0)
+		rlimit_exec(argc, argv);
 	(void)envp;
 	const char *fast = getenv("NUCLEUS_EXEC_FAST"), *otel = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
 	if ((fast && strcmp(fast, "0") == 0) || (otel && *otel))

@@ -150,7 +150,13 @@ func (r *Engine) startContainer(o engine.CreateOptions, act action, info *engine
 		o.Spec = engine.WithNetMode(o.Spec, o.Network.Mode)
 	}
 	var deferred []specs.POSIXRlimit
-	o.Spec, deferred = deferRlimits(o.Spec)
+	if o.Policy != nil && o.Policy.Landlock != nil {
+		// The pre-exec step's Landlock domain can't exec the sealed
+		// binary again: the limit is set on the waiting init.
+		o.Spec, deferred = deferRlimits(o.Spec)
+	} else {
+		o.Spec = trampolineRlimits(o.Spec)
+	}
 	o.Spec = lateSeccomp(o.Spec)
 	if o.Policy != nil && len(o.Policy.PodNetSysctls) > 0 {
 		if err := writePodNetSysctls(o.Spec, o.Policy.PodNetSysctls); err != nil {

@@ -26,6 +26,27 @@ import (
 // it from libcontainer as before.
 const deferredRlimitsFile = "nucleus-rlimits.json"
 
+// RlimitExecCommand is argv[1] of the C trampoline (fastexec.c) that sets
+// a process's RLIMIT_AS and execs it: for a container without the pre-exec
+// step, the init execs /proc/self/exe (this binary, sealed) with it, so the
+// limit is set after the Go init is gone. Set from outside on the waiting
+// init (applyDeferredRlimits), it made the init's last allocations fail
+// about one start in ten: the Go runtime holds ~1.5 GB of address space.
+const RlimitExecCommand = "rlimit-exec"
+
+// trampolineRlimits returns s with the RLIMIT_AS of its process set by
+// the trampoline instead of libcontainer; s itself is not changed.
+func trampolineRlimits(s *specs.Spec) *specs.Spec {
+	out, rls := deferRlimits(s)
+	if len(rls) == 0 {
+		return s
+	}
+	p := *out.Process
+	p.Args = append([]string{"/proc/self/exe", RlimitExecCommand, fmt.Sprintf("--as=%d:%d", rls[0].Soft, rls[0].Hard), "--"}, p.Args...)
+	out.Process = &p
+	return out
+}
+
 // deferRlimits returns s without the RLIMIT_AS of its process, and that
 // limit; s itself is not changed.
 func deferRlimits(s *specs.Spec) (*specs.Spec, []specs.POSIXRlimit) {
