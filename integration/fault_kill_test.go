@@ -85,7 +85,7 @@ func (r *Runner) straceKilled(t *testing.T, syscallName string, n int, args ...s
 			// would lose that line (under load, a run killed at its
 			// first call then looked unhit). Wait for strace's record
 			// of the CLI's end first.
-			for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 				data, _ := os.ReadFile(out)
 				if straceEnded(string(data), cli) {
 					break
@@ -94,7 +94,7 @@ func (r *Runner) straceKilled(t *testing.T, syscallName string, n int, args ...s
 			cmd.Process.Signal(syscall.SIGINT)
 			select {
 			case <-done:
-			case <-time.After(20 * time.Second):
+			case <-time.After(10 * time.Second):
 				cmd.Process.Kill()
 				<-done
 			}
@@ -230,7 +230,7 @@ func TestFaultKill9(t *testing.T) {
 					// make test bounds each sweep (a loaded
 					// machine once made one run for minutes);
 					// make fault-exhaustive does not.
-					if os.Getenv("NUCLEUS_FAULT_EXHAUSTIVE") == "" && time.Since(began) > 90*time.Second {
+					if os.Getenv("NUCLEUS_FAULT_EXHAUSTIVE") == "" && time.Since(began) > 45*time.Second {
 						t.Logf("%s at %s: sweep stopped at #%d after %s", c.name, sc, n, time.Since(began).Round(time.Second))
 						return
 					}
