@@ -858,7 +858,18 @@ func TestStartedResolverHoldsNoInheritedFD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer RemoveConfig(root, "127.0.0.2")
+	pid := readPid(t, root)
+	defer func() {
+		// The resolver exits once no config remains: wait for it, or
+		// it still writes in the root the test's cleanup removes.
+		RemoveConfig(root, "127.0.0.2")
+		for deadline := time.Now().Add(10 * time.Second); alive(pid) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		for deadline := time.Now().Add(5 * time.Second); Running(root) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	wantRcode(t, query(t, "127.0.0.2", "udp", listen, "api.test.", mdns.TypeA), mdns.RcodeSuccess)
 	// EOF now: no other process holds the write end.
 	pr.SetReadDeadline(time.Now().Add(10 * time.Second))
