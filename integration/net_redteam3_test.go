@@ -65,26 +65,17 @@ func synPacket(src, dst net.IP, sport, dport uint16) []byte {
 // a SYN-ACK from dst:dport comes back within a few seconds.
 func lanSYN(t *testing.T, ns, ifname string, hostMAC net.HardwareAddr, src, dst net.IP, dport uint16) bool {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
 	target, err := netns.GetFromName(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		t.Fatal(err)
-	}
-	ifi, ierr := net.InterfaceByName(ifname)
-	fd, serr := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
+	var ifi *net.Interface
+	var fd int
+	var ierr, serr error
+	inNetns(t, target, func() {
+		ifi, ierr = net.InterfaceByName(ifname)
+		fd, serr = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+	})
 	if ierr != nil || serr != nil {
 		t.Fatalf("in %s: %v %v", ns, ierr, serr)
 	}
@@ -237,25 +228,13 @@ func TestNetPublishNotOnGateway(t *testing.T) {
 // namespace of process pid (a container's init).
 func sendUDPFrom(t *testing.T, pid int, dst string, port, n int) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
 	target, err := netns.GetFromPid(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		t.Fatal(err)
-	}
-	fd, serr := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
+	var fd int
+	var serr error
+	inNetns(t, target, func() { fd, serr = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0) })
 	if serr != nil {
 		t.Fatal(serr)
 	}
@@ -413,5 +392,28 @@ func sendFlowsFrom(t *testing.T, pid int, dst string, port, firstPort, n int) {
 			unix.Sendto(fd, []byte("flow"), 0, sa)
 		}
 		unix.Close(fd)
+	}
+}
+
+// inNetns runs fn on a locked OS thread inside target (which it closes),
+// then puts the thread back in its own network namespace. A socket fn
+// opens stays in target. fn must not stop the test: the thread would be
+// left in target.
+func inNetns(t *testing.T, target netns.NsHandle, fn func()) {
+	t.Helper()
+	defer target.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	fn()
+	if err := netns.Set(orig); err != nil {
+		t.Fatal(err)
 	}
 }
