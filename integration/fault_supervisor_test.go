@@ -116,12 +116,21 @@ func straceAttachKilled(t *testing.T, pid int, syscallName string, n int, during
 // sweep runs try(n) for n = 1, 2, 3, 4, 6, ... (every n with
 // NUCLEUS_FAULT_EXHAUSTIVE) until two runs in a row are not hit; the first
 // one must be.
-func sweep(t *testing.T, what string, try func(n int) bool) {
+func sweep(t *testing.T, what string, firstMustHit bool, try func(n int) bool) {
 	t.Helper()
+	// Each thread counts on its own and threads differ from run to run:
+	// the sweep ends after two runs in a row that nothing hit. make test
+	// bounds it (a loaded machine once made one run for minutes); make
+	// fault-exhaustive does not.
 	misses := 0
+	began := time.Now()
 	for n := 1; ; n = killSweep(n) {
+		if os.Getenv("NUCLEUS_FAULT_EXHAUSTIVE") == "" && time.Since(began) > 45*time.Second {
+			t.Logf("%s: sweep stopped at #%d after %s", what, n, time.Since(began).Round(time.Second))
+			return
+		}
 		killed := try(n)
-		if n == 1 && !killed {
+		if n == 1 && !killed && firstMustHit {
 			t.Errorf("%s: nothing killed at the first call: the sweep tests nothing", what)
 		}
 		if killed {
@@ -159,7 +168,7 @@ func TestFaultKill9Supervisor(t *testing.T) {
 	}
 	for _, sc := range syscalls {
 		t.Run(sc, func(t *testing.T) {
-			sweep(t, "supervisor at "+sc, func(n int) bool {
+			sweep(t, "supervisor at "+sc, true, func(n int) bool {
 				id := f2ID(t, r, "k9sv")
 				r.OK("sandbox", "--detach", "--mode", "agent", "--bundle", b.Dir, "--id", id)
 				pid := initHostPid(t, r, id)
@@ -194,7 +203,7 @@ func TestFaultKill9ExecClient(t *testing.T) {
 	}
 	for _, sc := range syscalls {
 		t.Run(sc, func(t *testing.T) {
-			sweep(t, "exec client at "+sc, func(n int) bool {
+			sweep(t, "exec client at "+sc, true, func(n int) bool {
 				id := f2ID(t, r, "k9ec")
 				r.OK("sandbox", "--detach", "--mode", "agent", "--bundle", b.Dir, "--id", id)
 				killed := r.straceKilled(t, sc, n, "exec", id, "sh", "-c", "sleep 0.2; exit 3")
@@ -260,7 +269,7 @@ func TestFaultKill9PoolMember(t *testing.T) {
 	}
 	for _, sc := range syscalls {
 		t.Run(sc, func(t *testing.T) {
-			sweep(t, "pool member's supervisor at "+sc, func(n int) bool {
+			sweep(t, "pool member's supervisor at "+sc, true, func(n int) bool {
 				name := f2Pool(t, r, "k9pm")
 				r.OK("pool", "create", name, "--bundle", b.Dir, "--size", "1")
 				r.waitPoolReady(name, 1)
@@ -306,7 +315,7 @@ func TestFaultKill9PoolFill(t *testing.T) {
 		}
 		for _, sc := range syscalls {
 			t.Run(c.name+"/"+sc, func(t *testing.T) {
-				sweep(t, "pool "+c.name+" at "+sc, func(n int) bool {
+				sweep(t, "pool "+c.name+" at "+sc, true, func(n int) bool {
 					name := f2Pool(t, r, "k9p"+c.name[:1])
 					if c.name == "fill" {
 						r.OK("pool", "create", name, "--bundle", b.Dir, "--size", "2", "--no-fill")
